@@ -1,0 +1,117 @@
+//! Framing: a 4-byte big-endian length, then that many bytes of msgpack. Framing knows nothing
+//! of meaning; [`crate::message`] gives the bytes their type.
+//!
+//! The length is checked against a limit *before* anything is allocated, so a peer cannot make
+//! us reserve memory by announcing a huge frame.
+
+use serde::{de::DeserializeOwned, Serialize};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Default limit for one frame (`max_frame_bytes`): big enough for a 10 MB return with room to
+/// spare, small enough that a bad peer cannot exhaust memory.
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes (max_frame_bytes)")]
+    TooLarge { len: usize, max: usize },
+    #[error("connection closed")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed message: {0}")]
+    Decode(String),
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+}
+
+/// Reads one frame and decodes it as `T`. A clean close before the length is [`FrameError::Closed`].
+pub async fn read_frame<T, R>(reader: &mut R, max: usize) -> Result<T, FrameError>
+where
+    T: DeserializeOwned,
+    R: AsyncRead + Unpin,
+{
+    let bytes = read_frame_bytes(reader, max).await?;
+    decode(&bytes)
+}
+
+pub async fn read_frame_bytes<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> Result<Vec<u8>, FrameError> {
+    let mut len_buf = [0u8; 4];
+    match reader.read_exact(&mut len_buf).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len_buf) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    let mut buf = vec![0u8; len];
+    reader.read_exact(&mut buf).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Closed
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(buf)
+}
+
+/// Encodes `msg` and writes it as one frame, refusing to send what the peer would refuse.
+pub async fn write_frame<T, W>(writer: &mut W, msg: &T, max: usize) -> Result<(), FrameError>
+where
+    T: Serialize + ?Sized,
+    W: AsyncWrite + Unpin,
+{
+    let bytes = encode(msg)?;
+    write_frame_bytes(writer, &bytes, max).await
+}
+
+pub async fn write_frame_bytes<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8], max: usize) -> Result<(), FrameError> {
+    if bytes.len() > max {
+        return Err(FrameError::TooLarge { len: bytes.len(), max });
+    }
+    let mut out = Vec::with_capacity(4 + bytes.len());
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+    writer.write_all(&out).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// msgpack with field names (maps, not arrays), so messages stay readable and extensible.
+pub fn encode<T: Serialize + ?Sized>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    rmp_serde::to_vec_named(msg).map_err(|e| FrameError::Encode(e.to_string()))
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    rmp_serde::from_slice(bytes).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trip_and_limits() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &serde_json::json!({"a": [1, "two"]}), 1024).await.unwrap();
+        let v: serde_json::Value = read_frame(&mut buf.as_slice(), 1024).await.unwrap();
+        assert_eq!(v, serde_json::json!({"a": [1, "two"]}));
+
+        let err = read_frame::<serde_json::Value, _>(&mut buf.as_slice(), 4).await.unwrap_err();
+        assert!(err.to_string().contains("exceeds the limit of 4 bytes"), "{err}");
+
+        let huge = (u32::MAX).to_be_bytes();
+        let err = read_frame_bytes(&mut huge.as_slice(), DEFAULT_MAX_FRAME).await.unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }));
+
+        let err = read_frame_bytes(&mut [0u8, 0, 0, 9, 1].as_slice(), 100).await.unwrap_err();
+        assert!(matches!(err, FrameError::Closed));
+
+        let garbage = [0, 0, 0, 3, 0xc1, 0xc1, 0xc1];
+        let err = read_frame::<serde_json::Value, _>(&mut garbage.as_slice(), 100).await.unwrap_err();
+        assert!(matches!(err, FrameError::Decode(_)), "{err}");
+    }
+}

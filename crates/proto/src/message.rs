@@ -1,0 +1,226 @@
+//! Every message that may cross a connection, as closed enums.
+//!
+//! Two conversations exist:
+//! - minion ⇄ master over TLS: [`MinionMessage`] up, [`MasterMessage`] down. Before a minion is
+//!   authenticated the master accepts only [`MinionMessage::Hello`].
+//! - CLI ⇄ master over the local socket: [`ClientRequest`] up, [`ClientReply`] down.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What a minion sends to the master.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum MinionMessage {
+    /// The first message on every connection: who the minion says it is. The TLS client
+    /// certificate proves it holds the key; the master checks that key against `pki_dir`.
+    Hello(Hello),
+    /// The result of one job.
+    Return(JobReturn),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hello {
+    pub protocol: u32,
+    pub id: String,
+    /// Grains, so the master can target `-G` and `G@` without asking.
+    pub grains: Map<String, Value>,
+}
+
+/// A job's result as Salt's minion sends it (`cmd: _return`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobReturn {
+    pub id: String,
+    pub jid: String,
+    pub fun: String,
+    pub fun_args: Vec<Value>,
+    #[serde(rename = "return")]
+    pub ret: Value,
+    pub retcode: i32,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+impl JobReturn {
+    /// The return load as Salt's master stores and fires it (`salt/job/<jid>/ret/<id>`), in
+    /// Salt's key order: `cmd, id, success, return, retcode, jid, fun, fun_args, user, ...`.
+    pub fn to_load(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("cmd".into(), "_return".into());
+        m.insert("id".into(), self.id.clone().into());
+        m.insert("success".into(), self.success.into());
+        m.insert("return".into(), self.ret.clone());
+        m.insert("retcode".into(), self.retcode.into());
+        m.insert("jid".into(), self.jid.clone().into());
+        m.insert("fun".into(), self.fun.clone().into());
+        m.insert("fun_args".into(), Value::Array(self.fun_args.clone()));
+        if let Some(user) = &self.user {
+            m.insert("user".into(), user.clone().into());
+        }
+        if let Some(out) = &self.out {
+            m.insert("out".into(), out.clone().into());
+        }
+        if let Some(md) = &self.metadata {
+            m.insert("metadata".into(), md.clone());
+        }
+        m
+    }
+}
+
+/// What the master sends to a minion.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum MasterMessage {
+    /// The minion's key is accepted; publishes will follow on this connection.
+    Welcome { master_id: String },
+    /// The key waits in `minions_pre`; try again later.
+    Pending { retry_secs: u64 },
+    /// The key was rejected by an operator: stop trying.
+    Rejected { reason: String },
+    /// Another key is already accepted for this id: stop trying.
+    Denied { reason: String },
+    /// The conversation broke a rule (wrong first message, bad id, ...); the master closes.
+    Refused { reason: String },
+    Publish(SignedPublish),
+}
+
+/// A [`Publish`] encoded as msgpack, and the master key's Ed25519 signature over those bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SignedPublish {
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// A job for one minion. Signed by the master and bound to its recipient, its jid and an
+/// expiry, so a captured publish cannot be replayed later or to another minion.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Publish {
+    pub jid: String,
+    /// The minion this copy is for.
+    pub minion: String,
+    pub fun: String,
+    pub arg: Vec<Value>,
+    pub tgt: Value,
+    pub tgt_type: String,
+    /// Comma-separated returner names (`--return`).
+    pub ret: String,
+    pub user: String,
+    /// Unix time in milliseconds after which the minion must drop this publish.
+    pub expires_at_ms: u64,
+    /// Extras Salt carries in the publish: `ret_config`, `ret_kwargs`, `metadata`, ...
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+}
+
+impl Publish {
+    /// The publish data as Salt's minion sees it (what `cachedir/proc/<jid>` and
+    /// `saltutil.find_job` show), in Salt's key order.
+    pub fn to_pub_data(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("fun".into(), self.fun.clone().into());
+        m.insert("arg".into(), Value::Array(self.arg.clone()));
+        m.insert("tgt".into(), self.tgt.clone());
+        m.insert("jid".into(), self.jid.clone().into());
+        m.insert("ret".into(), self.ret.clone().into());
+        m.insert("tgt_type".into(), self.tgt_type.clone().into());
+        m.insert("user".into(), self.user.clone().into());
+        for (k, v) in &self.kwargs {
+            if matches!(k.as_str(), "metadata" | "ret_config" | "ret_kwargs") {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        m
+    }
+}
+
+/// What the CLI (or a runner) asks of the master over the local socket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "req", rename_all = "snake_case")]
+pub enum ClientRequest {
+    /// Publish a job and stream its return events back on this connection.
+    Publish(PublishRequest),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublishRequest {
+    pub tgt: Value,
+    pub tgt_type: String,
+    pub fun: String,
+    pub arg: Vec<Value>,
+    #[serde(default)]
+    pub ret: String,
+    /// CLI extras stored with the job (`show_timeout`, `show_jid`, `delimiter`, `ret_config`, ...).
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+}
+
+/// The master's answers on the local socket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum ClientReply {
+    /// The job went out. `minions` are all the targeted ones; `missing` are those not connected.
+    Published { jid: String, minions: Vec<String>, missing: Vec<String> },
+    /// The target matched no accepted minion; no jid was assigned.
+    NoMinions { error: String },
+    /// An event for a job this connection published (`salt/job/<jid>/ret/<id>`).
+    Event { tag: String, data: Value },
+    /// The caller may not do this (publisher_acl).
+    Refused { reason: String },
+    Error { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{decode, encode};
+
+    #[test]
+    fn messages_round_trip_through_msgpack() {
+        let msgs = vec![
+            MinionMessage::Hello(Hello { protocol: 1, id: "m1".into(), grains: Map::new() }),
+            MinionMessage::Return(JobReturn {
+                id: "m1".into(),
+                jid: "20261125003800067893".into(),
+                fun: "test.ping".into(),
+                fun_args: vec![],
+                ret: Value::Bool(true),
+                retcode: 0,
+                success: true,
+                user: Some("root".into()),
+                out: None,
+                metadata: None,
+            }),
+        ];
+        for m in msgs {
+            let back: MinionMessage = decode(&encode(&m).unwrap()).unwrap();
+            assert_eq!(back, m);
+        }
+        let p = MasterMessage::Publish(SignedPublish { payload: vec![1, 2, 3], signature: vec![9; 64] });
+        let back: MasterMessage = decode(&encode(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn unknown_message_types_are_rejected() {
+        let bogus = encode(&serde_json::json!({"msg": "run_anything", "fun": "cmd.run"})).unwrap();
+        assert!(decode::<MinionMessage>(&bogus).is_err());
+    }
+
+    #[test]
+    fn return_load_has_salts_key_order() {
+        let r = JobReturn {
+            id: "m1".into(), jid: "j".into(), fun: "test.ping".into(), fun_args: vec![],
+            ret: Value::Bool(true), retcode: 0, success: true, user: Some("root".into()),
+            out: None, metadata: None,
+        };
+        let keys: Vec<_> = r.to_load().keys().cloned().collect();
+        assert_eq!(keys, ["cmd", "id", "success", "return", "retcode", "jid", "fun", "fun_args", "user"]);
+    }
+}
