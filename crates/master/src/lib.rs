@@ -1,1 +1,45 @@
-//! placeholder
+//! The salt-master: it accepts minion connections ([`minions`]), takes jobs from the local
+//! socket ([`client`]), publishes them to the targeted minions, and fires every return on the
+//! event bus ([`events`]), where the CLI and the job-cache writers pick them up.
+
+pub mod acl;
+pub mod client;
+pub mod events;
+pub mod minions;
+mod state;
+
+pub use state::Master;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use salt_config::Config;
+
+/// Where the local control socket lives: `sock_dir/master.sock`.
+pub fn control_socket_path(config: &Config) -> PathBuf {
+    config
+        .path("sock_dir")
+        .unwrap_or_else(|| PathBuf::from("/var/run/salt/master"))
+        .join("master.sock")
+}
+
+/// Runs the master until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let master = Arc::new(Master::new(config)?);
+    let listener = minions::bind(&master).await?;
+    let control = client::bind(&master)?;
+    tracing::info!(
+        "salt-master {} listening on {} (master id {})",
+        salt_proto::VERSION,
+        listener.local_addr()?,
+        master.id()
+    );
+    let accept_minions = tokio::spawn(minions::serve(master.clone(), listener));
+    let accept_clients = tokio::spawn(client::serve(master.clone(), control));
+    shutdown.await;
+    tracing::info!("salt-master shutting down");
+    accept_minions.abort();
+    accept_clients.abort();
+    let _ = std::fs::remove_file(control_socket_path(master.config()));
+    Ok(())
+}

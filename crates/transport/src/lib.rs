@@ -85,11 +85,9 @@ pub fn peer_public_key(certs: Option<&[CertificateDer<'_>]>) -> Option<Vec<u8>> 
     der::subject_public_key_info(cert.as_ref()).map(<[u8]>::to_vec)
 }
 
-/// Salt's key fingerprint (`salt.utils.crypt.pem_finger`): sha256 of the DER key, as
-/// colon-separated lowercase hex pairs.
+/// Salt's key fingerprint, as `salt-key -f` prints it and `master_finger` expects.
 pub fn fingerprint(public_der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, public_der);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    salt_pki::fingerprint_der(public_der)
 }
 
 #[cfg(test)]

@@ -1,0 +1,241 @@
+//! Minion connections: TLS accept, authentication by key, then a session that carries
+//! publishes down and returns up on the same connection.
+//!
+//! Before a minion is authenticated only [`MinionMessage::Hello`] is accepted, and only in a
+//! small frame; anything else gets a `Refused` with the reason and the connection is closed.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use salt_pki::KeyState;
+use salt_proto::frame::{read_frame, write_frame, FrameError};
+use salt_proto::message::{Hello, JobReturn, MasterMessage, MinionMessage, Publish, SignedPublish};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::Master;
+
+/// Limit for the frames a peer may send before it is authenticated.
+const PRE_AUTH_MAX_FRAME: usize = 1024 * 1024;
+/// Time a peer has to finish the TLS handshake and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Publishes queued for one minion before it counts as unreachable.
+const OUTBOX: usize = 1024;
+/// How long a pending minion waits before asking again (Salt's acceptance_wait_time).
+const PENDING_RETRY_SECS: u64 = 10;
+
+pub async fn bind(master: &Master) -> anyhow::Result<TcpListener> {
+    let cfg = master.config();
+    let interface = cfg.str("interface").unwrap_or("0.0.0.0").to_string();
+    let port = cfg.u64("ret_port").unwrap_or(4506);
+    let host = if interface.contains(':') { format!("[{interface}]") } else { interface };
+    let addr = format!("{host}:{port}");
+    TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+pub async fn serve(master: Arc<Master>, listener: TcpListener) {
+    let acceptor = match salt_transport::master_acceptor(master.key().pkcs8_der()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot set up TLS: {e}");
+            return;
+        }
+    };
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let master = master.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(master, acceptor, tcp).await {
+                tracing::info!("connection from {peer} closed: {e}");
+            }
+        });
+    }
+}
+
+async fn handle(master: Arc<Master>, acceptor: salt_transport::TlsAcceptor, tcp: TcpStream) -> anyhow::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    keepalive(&tcp);
+    let tls = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(tcp))
+        .await
+        .map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
+    let peer_key = salt_transport::peer_public_key(tls.get_ref().1.peer_certificates())
+        .ok_or_else(|| anyhow::anyhow!("no client key"))?;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<MinionMessage, _>(&mut reader, PRE_AUTH_MAX_FRAME)).await {
+        Err(_) => return Err(anyhow::anyhow!("no hello within {HELLO_TIMEOUT:?}")),
+        Ok(Ok(MinionMessage::Hello(h))) => h,
+        Ok(Ok(other)) => {
+            let reason = format!("expected hello before anything else, got {}", kind(&other));
+            refuse(&mut writer, &reason).await;
+            return Err(anyhow::anyhow!(reason));
+        }
+        Ok(Err(FrameError::Closed)) => return Ok(()),
+        Ok(Err(e)) => {
+            let reason = format!("bad first message: {e}");
+            refuse(&mut writer, &reason).await;
+            return Err(anyhow::anyhow!(reason));
+        }
+    };
+    let Some(id) = authenticate(&master, &hello, &peer_key, &mut writer).await? else {
+        return Ok(());
+    };
+
+    let (tx, rx) = mpsc::channel(OUTBOX);
+    let serial = master.register(&id, tx);
+    master.store_grains(&id, hello.grains);
+    fire_minion_start(&master, &id);
+    tracing::info!("minion {id} connected");
+    let max = master.max_frame;
+    let writer_task = tokio::spawn(write_loop(writer, rx, max));
+    let result = read_loop(&master, &id, &mut reader).await;
+    master.unregister(&id, serial);
+    writer_task.abort();
+    tracing::info!("minion {id} disconnected");
+    result
+}
+
+/// Checks the hello and the key; answers the minion. Returns the id when it may go on.
+async fn authenticate<W: AsyncWrite + Unpin>(master: &Master, hello: &Hello, key: &[u8], writer: &mut W) -> anyhow::Result<Option<String>> {
+    if hello.protocol != salt_proto::PROTOCOL_VERSION {
+        let reason = format!("protocol version {} is not supported (the master speaks {})", hello.protocol, salt_proto::PROTOCOL_VERSION);
+        refuse(writer, &reason).await;
+        return Err(anyhow::anyhow!(reason));
+    }
+    if let Err(e) = salt_proto::id::validate_minion_id(&hello.id) {
+        let reason = format!("invalid minion id: {e}");
+        tracing::warn!("refused a connection: {reason}");
+        refuse(writer, &reason).await;
+        return Ok(None);
+    }
+    let id = hello.id.clone();
+    let pem = salt_pki::pem_from_public_der(key);
+    let state = master.keys().authorize(&id, &pem, &master.accept_policy())?;
+    let (reply, act) = match state {
+        KeyState::Accepted => (MasterMessage::Welcome { master_id: master.id().to_string() }, "accept"),
+        KeyState::Pending => (MasterMessage::Pending { retry_secs: PENDING_RETRY_SECS }, "pend"),
+        KeyState::Rejected => (MasterMessage::Rejected { reason: format!("the key of minion {id} has been rejected") }, "reject"),
+        KeyState::Denied => {
+            tracing::error!(
+                "denied minion {id}: it presented a key (fingerprint {}) that differs from the key accepted for that id; the key was put in minions_denied",
+                salt_transport::fingerprint(key)
+            );
+            (MasterMessage::Denied { reason: format!("another key is already accepted for minion id {id}") }, "denied")
+        }
+    };
+    let mut data = Map::new();
+    data.insert("result".into(), (state != KeyState::Rejected && state != KeyState::Denied).into());
+    data.insert("act".into(), act.into());
+    data.insert("id".into(), id.clone().into());
+    data.insert("pub".into(), pem.into());
+    master.bus().fire("salt/auth".into(), data);
+    write_frame(writer, &reply, PRE_AUTH_MAX_FRAME).await?;
+    Ok((state == KeyState::Accepted).then_some(id))
+}
+
+fn fire_minion_start(master: &Master, id: &str) {
+    let started = chrono::Utc::now().format("%a %b %d %H:%M:%S %Y").to_string();
+    let mut data = Map::new();
+    data.insert("id".into(), id.into());
+    data.insert("cmd".into(), "_minion_event".into());
+    data.insert("pretag".into(), Value::Null);
+    data.insert("data".into(), format!("Minion {id} started at {started}").into());
+    data.insert("tag".into(), format!("salt/minion/{id}/start").into());
+    data.insert("ts".into(), unix_secs().into());
+    master.bus().fire(format!("salt/minion/{id}/start"), data);
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut R) -> anyhow::Result<()> {
+    loop {
+        match read_frame::<MinionMessage, _>(reader, master.max_frame).await {
+            Ok(MinionMessage::Return(ret)) => handle_return(master, id, ret),
+            Ok(MinionMessage::Hello(_)) => return Err(anyhow::anyhow!("minion {id} sent a second hello")),
+            Err(FrameError::Closed) => return Ok(()),
+            Err(e) => return Err(anyhow::anyhow!("minion {id}: {e}")),
+        }
+    }
+}
+
+/// A return enters the system here: checked, then fired as `salt/job/<jid>/ret/<id>`. The CLI
+/// and the job cache are subscribers; nothing here waits on a store.
+fn handle_return(master: &Master, id: &str, ret: JobReturn) {
+    if ret.id != id {
+        tracing::warn!("minion {id} sent a return claiming to be from {:?}; dropped", ret.id);
+        return;
+    }
+    if let Err(e) = salt_proto::jid::validate_jid(&ret.jid) {
+        tracing::warn!("minion {id} sent a return with {e}; dropped");
+        return;
+    }
+    let mut load = ret.to_load();
+    // Salt's stored load ends with `_stamp` then `ts`; a placeholder keeps `_stamp` in place
+    // when the bus fills it in.
+    load.insert("_stamp".into(), Value::Null);
+    load.insert("ts".into(), unix_secs().into());
+    master.bus().fire(format!("salt/job/{}/ret/{}", ret.jid, id), load);
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<MasterMessage>, max: usize) {
+    while let Some(msg) = rx.recv().await {
+        if let Err(e) = write_frame(&mut writer, &msg, max).await {
+            tracing::info!("write to minion failed: {e}");
+            return;
+        }
+    }
+}
+
+async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, reason: &str) {
+    let _ = write_frame(writer, &MasterMessage::Refused { reason: reason.to_string() }, PRE_AUTH_MAX_FRAME).await;
+}
+
+fn kind(msg: &MinionMessage) -> &'static str {
+    match msg {
+        MinionMessage::Hello(_) => "hello",
+        MinionMessage::Return(_) => "a return",
+    }
+}
+
+pub(crate) fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Dead peers (a minion host that vanished) are noticed within minutes, not hours.
+fn keepalive(tcp: &TcpStream) {
+    let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(15));
+    let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&ka);
+}
+
+/// Signs `publish` with the master key and queues it for its minion. False when the minion is
+/// not connected or its queue is full.
+pub(crate) fn send_publish(master: &Master, publish: &Publish) -> bool {
+    let Some(tx) = master.sender(&publish.minion) else { return false };
+    let payload = match salt_proto::frame::encode(publish) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot encode publish {}: {e}", publish.jid);
+            return false;
+        }
+    };
+    let signature = master.key().sign(&payload);
+    match tx.try_send(MasterMessage::Publish(SignedPublish { payload, signature })) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("cannot queue job {} for minion {}: {e}", publish.jid, publish.minion);
+            false
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The master's shared state: its identity and keys, who is connected, what each minion last
+//! reported as grains, and the event bus.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use salt_config::Config;
+use salt_pki::{AcceptPolicy, KeyPair, KeyState, KeyStore};
+use salt_proto::jid::JidGenerator;
+use salt_proto::message::MasterMessage;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::events::EventBus;
+
+/// Grains as the minion last reported them.
+pub type Grains = Arc<Map<String, Value>>;
+
+/// A live minion connection: a queue to its writer task.
+pub(crate) struct Connection {
+    pub(crate) serial: u64,
+    pub(crate) tx: mpsc::Sender<MasterMessage>,
+}
+
+pub struct Master {
+    config: Config,
+    id: String,
+    key: KeyPair,
+    keys: KeyStore,
+    bus: EventBus,
+    jids: JidGenerator,
+    connections: Mutex<HashMap<String, Connection>>,
+    grains: Mutex<HashMap<String, Grains>>,
+    next_serial: AtomicU64,
+    pub(crate) max_frame: usize,
+    /// How long a publish stays valid for a minion.
+    pub(crate) publish_ttl: Duration,
+}
+
+impl Master {
+    pub fn new(config: Config) -> anyhow::Result<Master> {
+        let pki_dir = config.path("pki_dir").context("pki_dir is not set")?;
+        let key = KeyPair::load_or_generate(&pki_dir, "master")
+            .with_context(|| format!("cannot load or create the master key in {}", pki_dir.display()))?;
+        let keys = KeyStore::open(&pki_dir).with_context(|| format!("cannot open {}", pki_dir.display()))?;
+        let id = config.str("id").map(str::to_string).unwrap_or_else(|| {
+            // Salt's default master id: `<host>_master`.
+            format!("{}_master", salt_config::guess_id(&config.path("root_dir").unwrap_or_else(|| PathBuf::from("/"))))
+        });
+        let max_frame = config.u64("max_frame_bytes").map(|v| v as usize).unwrap_or(salt_proto::frame::DEFAULT_MAX_FRAME);
+        let publish_ttl = Duration::from_secs(config.u64("publish_ttl").unwrap_or(300));
+        let master = Master {
+            config,
+            id,
+            key,
+            keys,
+            bus: EventBus::default(),
+            jids: JidGenerator::new(),
+            connections: Mutex::new(HashMap::new()),
+            grains: Mutex::new(HashMap::new()),
+            next_serial: AtomicU64::new(1),
+            max_frame,
+            publish_ttl,
+        };
+        master.load_grains_cache();
+        Ok(master)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+    pub(crate) fn key(&self) -> &KeyPair {
+        &self.key
+    }
+
+    pub fn new_jid(&self) -> String {
+        self.jids.next(self.config.bool("unique_jid").unwrap_or(false))
+    }
+
+    /// `auto_accept` and the `autosign_file` patterns, re-read on every authentication so an
+    /// edit takes effect without a restart. Salt ignores a file others may write, and so do we.
+    pub fn accept_policy(&self) -> AcceptPolicy {
+        let autosign_patterns = match self.config.path("autosign_file") {
+            Some(path) if path.exists() => AcceptPolicy::read_autosign_file(&path).unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
+        AcceptPolicy { auto_accept: self.config.bool("auto_accept").unwrap_or(false), autosign_patterns }
+    }
+
+    pub fn accepted_minions(&self) -> Vec<String> {
+        self.keys.list(KeyState::Accepted)
+    }
+
+    pub fn is_connected(&self, id: &str) -> bool {
+        self.lock_connections().contains_key(id)
+    }
+
+    pub fn connected_minions(&self) -> Vec<String> {
+        let mut ids: Vec<_> = self.lock_connections().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub(crate) fn sender(&self, id: &str) -> Option<mpsc::Sender<MasterMessage>> {
+        self.lock_connections().get(id).map(|c| c.tx.clone())
+    }
+
+    /// Registers a new connection for `id`, replacing an older one (a reconnecting minion).
+    pub(crate) fn register(&self, id: &str, tx: mpsc::Sender<MasterMessage>) -> u64 {
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        self.lock_connections().insert(id.to_string(), Connection { serial, tx });
+        serial
+    }
+
+    /// Forgets the connection, unless a newer one for the same id replaced it already.
+    pub(crate) fn unregister(&self, id: &str, serial: u64) {
+        let mut conns = self.lock_connections();
+        if conns.get(id).is_some_and(|c| c.serial == serial) {
+            conns.remove(id);
+        }
+    }
+
+    pub fn grains_of(&self, id: &str) -> Grains {
+        self.lock_grains().get(id).cloned().unwrap_or_default()
+    }
+
+    /// Whether we have ever seen this minion's data (Salt's `minion_data_cache`), which is what
+    /// lets the CLI say "[Not connected]" rather than "[No response]".
+    pub fn has_minion_data(&self, id: &str) -> bool {
+        self.lock_grains().contains_key(id)
+    }
+
+    pub(crate) fn store_grains(&self, id: &str, grains: Map<String, Value>) {
+        let grains = Arc::new(grains);
+        if let Some(dir) = self.minion_data_dir(id) {
+            let data = serde_json::json!({ "grains": &*grains });
+            let write = std::fs::create_dir_all(&dir).and_then(|_| {
+                let tmp = dir.join("data.p.tmp");
+                std::fs::write(&tmp, rmp_serde::to_vec_named(&data).unwrap_or_default())?;
+                std::fs::rename(tmp, dir.join("data.p"))
+            });
+            if let Err(e) = write {
+                tracing::warn!("cannot cache grains of {id} in {}: {e}", dir.display());
+            }
+        }
+        self.lock_grains().insert(id.to_string(), grains);
+    }
+
+    fn minion_data_dir(&self, id: &str) -> Option<PathBuf> {
+        salt_proto::id::validate_minion_id(id).ok()?;
+        Some(self.config.path("cachedir")?.join("minions").join(id))
+    }
+
+    /// Grains cached by earlier runs, so `-G` targets and "[Not connected]" work right after a restart.
+    fn load_grains_cache(&self) {
+        let Some(root) = self.config.path("cachedir").map(|c| c.join("minions")) else { return };
+        let Ok(entries) = std::fs::read_dir(&root) else { return };
+        let mut grains = self.lock_grains();
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().to_string();
+            if salt_proto::id::validate_minion_id(&id).is_err() {
+                continue;
+            }
+            let data = std::fs::read(entry.path().join("data.p"))
+                .ok()
+                .and_then(|b| rmp_serde::from_slice::<Value>(&b).ok());
+            if let Some(Value::Object(g)) = data.and_then(|d| d.get("grains").cloned()) {
+                grains.insert(id, Arc::new(g));
+            }
+        }
+    }
+
+    fn lock_connections(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connection>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn lock_grains(&self) -> std::sync::MutexGuard<'_, HashMap<String, Grains>> {
+        self.grains.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+

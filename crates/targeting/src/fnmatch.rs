@@ -1,0 +1,231 @@
+//! Python's `fnmatch.fnmatch` as Salt sees it on a POSIX master: case-sensitive, the whole
+//! name must match, `*` and `?` also match newlines, and a malformed `[` is a literal.
+//!
+//! The pattern is interpreted directly instead of being translated to a regex, so there is no
+//! escaping to get wrong and no way for a pattern to fail to compile.
+
+/// One element of a parsed glob.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    /// `*`: any run of characters (runs of `*` collapse into one, as in Python).
+    Star,
+    /// `?`: exactly one character.
+    Any,
+    Lit(char),
+    /// `[...]` / `[!...]`: inclusive ranges; a single character is a one-char range.
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl Tok {
+    fn matches_one(&self, c: char) -> bool {
+        match self {
+            Tok::Star => true,
+            Tok::Any => true,
+            Tok::Lit(l) => *l == c,
+            Tok::Class { negated, ranges } => {
+                ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+            }
+        }
+    }
+}
+
+/// Splits a pattern the way `fnmatch.translate` does.
+fn tokenize(pat: &[char]) -> Vec<Tok> {
+    let mut toks = Vec::new();
+    let n = pat.len();
+    let mut i = 0;
+    while i < n {
+        let c = pat[i];
+        i += 1;
+        match c {
+            '*' => {
+                if toks.last() != Some(&Tok::Star) {
+                    toks.push(Tok::Star);
+                }
+            }
+            '?' => toks.push(Tok::Any),
+            '[' => {
+                // A `]` right after `[` or `[!` is a member, not the end of the set.
+                let mut j = i;
+                if j < n && pat[j] == '!' {
+                    j += 1;
+                }
+                if j < n && pat[j] == ']' {
+                    j += 1;
+                }
+                while j < n && pat[j] != ']' {
+                    j += 1;
+                }
+                if j >= n {
+                    toks.push(Tok::Lit('['));
+                    continue;
+                }
+                let mut body = &pat[i..j];
+                i = j + 1;
+                let negated = body.first() == Some(&'!');
+                if negated {
+                    body = &body[1..];
+                }
+                toks.push(Tok::Class {
+                    negated,
+                    ranges: class_ranges(body),
+                });
+            }
+            c => toks.push(Tok::Lit(c)),
+        }
+    }
+    toks
+}
+
+/// `a-z` is a range unless the `-` is first or last; a reversed range (`z-a`) matches nothing,
+/// which is what Python's "remove empty ranges" step amounts to.
+fn class_ranges(body: &[char]) -> Vec<(char, char)> {
+    let mut ranges = Vec::new();
+    let mut k = 0;
+    while k < body.len() {
+        let lo = body[k];
+        if k + 2 < body.len() && body[k + 1] == '-' {
+            let hi = body[k + 2];
+            if lo <= hi {
+                ranges.push((lo, hi));
+            }
+            k += 3;
+        } else {
+            ranges.push((lo, lo));
+            k += 1;
+        }
+    }
+    ranges
+}
+
+/// A glob parsed once, to be matched against many names.
+#[derive(Clone)]
+pub(crate) struct Glob {
+    pattern: String,
+    toks: Vec<Tok>,
+}
+
+impl Glob {
+    pub(crate) fn new(pattern: &str) -> Glob {
+        let pat: Vec<char> = pattern.chars().collect();
+        Glob {
+            pattern: pattern.to_owned(),
+            toks: tokenize(&pat),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// `fnmatch.fnmatch(name, pattern)` on POSIX (no case folding).
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        let toks = &self.toks;
+        let s: Vec<char> = name.chars().collect();
+
+        // Greedy matching that backtracks only to the most recent `*`: enough for globs, and
+        // O(len(name) * len(pattern)) in the worst case.
+        let (mut t, mut i) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        loop {
+            if t < toks.len() {
+                if toks[t] == Tok::Star {
+                    star = Some((t, i));
+                    t += 1;
+                    continue;
+                }
+                if i < s.len() && toks[t].matches_one(s[i]) {
+                    t += 1;
+                    i += 1;
+                    continue;
+                }
+            } else if i == s.len() {
+                return true;
+            }
+            match star {
+                Some((st, si)) if si < s.len() => {
+                    star = Some((st, si + 1));
+                    t = st + 1;
+                    i = si + 1;
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Glob {
+    /// The pattern as written; the tokens add nothing for a reader.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Glob").field(&self.pattern).finish()
+    }
+}
+
+/// `fnmatch.fnmatch(name, pattern)` for a pattern used once.
+pub(crate) fn fnmatch(name: &str, pattern: &str) -> bool {
+    Glob::new(pattern).matches(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnmatch;
+
+    #[test]
+    fn table() {
+        // (name, pattern, expected) — expectations checked against CPython's fnmatch.fnmatch.
+        let cases: &[(&str, &str, bool)] = &[
+            ("web1", "web1", true),
+            ("web1", "web", false),
+            ("web1", "eb1", false),
+            ("web1", "*", true),
+            ("", "*", true),
+            ("", "", true),
+            ("web1", "", false),
+            ("web1", "web*", true),
+            ("web1", "*1", true),
+            ("web1", "w*b*1", true),
+            ("web1", "w**1", true),
+            ("web1", "web?", true),
+            ("web12", "web?", false),
+            ("web1", "WEB1", false),
+            ("web1", "web[0-9]", true),
+            ("weba", "web[0-9]", false),
+            ("weba", "web[!0-9]", true),
+            ("web1", "web[!0-9]", false),
+            ("web-", "web[a-]", true),
+            ("web-", "web[-a]", true),
+            ("webb", "web[-a]", false),
+            ("web]", "web[]]", true),
+            ("webx", "web[!]]", true),
+            ("web]", "web[!]]", false),
+            ("web[", "web[", true),
+            ("web[1", "web[1", true),
+            ("web!", "web[!", false),
+            ("webm", "web[z-a]", false),
+            ("webm", "web[!z-a]", true),
+            ("web-", "web[c-a-z]", true),
+            ("webz", "web[c-a-z]", true),
+            ("webb", "web[c-a-z]", false),
+            ("weba", "web[a--]", false),
+            ("web\\", "web[\\]", true),
+            ("web\\", "web\\", true),
+            ("web^", "web[^]", true),
+            ("a\nb", "a*b", true),
+            ("a\nb", "a?b", true),
+            ("héllo", "h?llo", true),
+            ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "*a*a*a*a*a*a*c", false),
+            ("db.example.com", "*.example.com", true),
+            ("dbexample.com", "*.example.com", false),
+            ("a.b", "a.b", true),
+            ("axb", "a.b", false),
+            ("a(b", "a(b", true),
+        ];
+        for &(name, pat, want) in cases {
+            assert_eq!(fnmatch(name, pat), want, "fnmatch({name:?}, {pat:?})");
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Grain targets (`G@` / `grain`, `P@` / `grain_pcre`): Salt's `salt.utils.data.subdict_match`.
+//!
+//! `key:sub:value` is tried at every split, deepest key first, so `foo:bar:baz` matches both
+//! `{"foo": {"bar": "baz"}}` and `{"foo": "bar:baz"}`. Keys are looked up exactly; values are
+//! compared case-insensitively (`str(value).lower()` against the lower-cased pattern), with an
+//! fnmatch glob or, for PCRE, `re.match`. A list value matches if any element matches. Salt
+//! also lower-cases PCRE patterns, so `\D` becomes `\d`; we do the same so results agree.
+
+use serde_json::{Map, Value};
+
+use crate::fnmatch::fnmatch;
+use crate::pcre::{self, RegexCache};
+use crate::pystr::py_str;
+use crate::TargetError;
+
+/// Upper bound on match steps for one minion. Salt's recursion is exponential in the number of
+/// delimiters when grains nest as deep as the target; past this budget the minion does not match.
+const STEP_BUDGET: usize = 100_000;
+
+/// How many candidate value patterns `new` tries to compile before calling a PCRE target invalid.
+const VALIDATE_CANDIDATES: usize = 64;
+
+#[derive(Debug, Clone)]
+pub(crate) struct GrainPattern {
+    expr: String,
+    delimiter: String,
+    /// `Some` for `grain_pcre`.
+    regex: Option<RegexCache>,
+}
+
+impl GrainPattern {
+    pub(crate) fn new(expr: &str, delimiter: &str, pcre: bool) -> Result<Self, TargetError> {
+        let kind = if pcre { "grain_pcre" } else { "grain" };
+        if delimiter.is_empty() {
+            return Err(TargetError::new(format!(
+                "{kind} target delimiter must not be empty"
+            )));
+        }
+        if !expr.contains(delimiter) {
+            return Err(TargetError::new(format!(
+                "{kind} target '{expr}' has no delimiter '{delimiter}' (expected <grain>{delimiter}<value>)"
+            )));
+        }
+        if pcre {
+            validate_regex(expr, delimiter)?;
+        }
+        Ok(GrainPattern {
+            expr: expr.to_owned(),
+            delimiter: delimiter.to_owned(),
+            regex: pcre.then(RegexCache::default),
+        })
+    }
+
+    pub(crate) fn matches(&self, grains: &Map<String, Value>) -> bool {
+        let mut m = Match {
+            regex: self.regex.as_ref(),
+            budget: STEP_BUDGET,
+        };
+        m.subdict(grains, &self.expr, &self.delimiter)
+    }
+}
+
+/// A PCRE grain target is malformed when none of the value parts Salt could try compiles.
+/// The error names the part after the last delimiter, the usual home of the regex.
+fn validate_regex(expr: &str, delimiter: &str) -> Result<(), TargetError> {
+    let mut first_err = None;
+    for (pos, _) in expr.rmatch_indices(delimiter).take(VALIDATE_CANDIDATES) {
+        let candidate = &expr[pos + delimiter.len()..];
+        match pcre::compile(&candidate.to_lowercase()) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                first_err.get_or_insert((candidate, e));
+            }
+        }
+    }
+    let (candidate, err) = first_err.expect("expr contains the delimiter");
+    Err(TargetError::new(format!(
+        "grain_pcre target '{expr}': invalid regular expression '{candidate}': {err}"
+    )))
+}
+
+/// State of one minion's match: which value matcher to use and the remaining step budget.
+struct Match<'a> {
+    regex: Option<&'a RegexCache>,
+    budget: usize,
+}
+
+impl Match<'_> {
+    fn spend(&mut self) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
+
+    /// `subdict_match(data, expr, delimiter)`.
+    fn subdict(&mut self, data: &Map<String, Value>, expr: &str, delimiter: &str) -> bool {
+        if !self.spend() {
+            return false;
+        }
+        let splits: Vec<&str> = expr.split(delimiter).collect();
+        if splits.len() == 1 {
+            return false;
+        }
+        for idx in (1..splits.len()).rev() {
+            // Each split costs a traversal, so it is charged too.
+            if !self.spend() {
+                return false;
+            }
+            let keys = &splits[..idx];
+            if keys == ["*"] {
+                // `*:...` matches against the whole mapping with the whole expression, which
+                // `dict_match` reads as "any top-level value".
+                if !data.is_empty() && self.dict_match(data, expr) {
+                    return true;
+                }
+                continue;
+            }
+            let matchstr = splits[idx..].join(delimiter);
+            let found = match traverse(data, keys) {
+                // Salt's "not found" default is `{}`, so a genuinely empty mapping is skipped too.
+                None => continue,
+                Some(Value::Object(map)) if map.is_empty() => continue,
+                Some(found) => found,
+            };
+            let hit = match found {
+                Value::Object(map) => self.dict_match(map, &matchstr),
+                Value::Array(items) => items.iter().any(|member| {
+                    matches!(member, Value::Object(map) if self.dict_match(map, &matchstr))
+                        || self.value_match(member, &matchstr)
+                }),
+                scalar => self.value_match(scalar, &matchstr),
+            };
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// `_dict_match(target, pattern)`: a key that exists, a deeper `sub:value`, or with a `*:`
+    /// prefix, any value anywhere below. Salt hard-codes `:` here whatever the delimiter.
+    fn dict_match(&mut self, target: &Map<String, Value>, pattern: &str) -> bool {
+        if !self.spend() {
+            return false;
+        }
+        let (wildcard, pattern) = match pattern.strip_prefix("*:") {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        if pattern == "*" || target.contains_key(pattern) || self.subdict(target, pattern, ":") {
+            return true;
+        }
+        if wildcard {
+            for value in target.values() {
+                let hit = match value {
+                    Value::Object(map) => self.dict_match(map, pattern),
+                    Value::Array(items) => items.iter().any(|item| self.value_match(item, pattern)),
+                    scalar => self.value_match(scalar, pattern),
+                };
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// `_match(target, pattern)`: case-insensitive glob or `re.match` on `str(value)`.
+    fn value_match(&mut self, value: &Value, pattern: &str) -> bool {
+        if !self.spend() {
+            return false;
+        }
+        let text = py_str(value).to_lowercase();
+        let pattern = pattern.to_lowercase();
+        match self.regex {
+            Some(cache) => cache.is_match(&pattern, &text),
+            None => fnmatch(&text, &pattern),
+        }
+    }
+}
+
+/// `traverse_dict_and_list(data, key, default={})`: `None` stands for the default.
+/// In lists a numeric key is an index (negative counts from the end); any other key is looked
+/// up in the first embedded mapping that has it.
+fn traverse<'a>(data: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = keys.split_first()?;
+    let mut ptr = data.get(*first)?;
+    for key in rest {
+        ptr = match ptr {
+            Value::Object(map) => map.get(*key)?,
+            Value::Array(items) => match py_int(key) {
+                Some(idx) => {
+                    let len = items.len() as i128;
+                    let idx = if idx < 0 { len + idx } else { idx };
+                    if idx < 0 || idx >= len {
+                        return None;
+                    }
+                    &items[idx as usize]
+                }
+                None => items
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .find_map(|m| m.get(*key))?,
+            },
+            // Indexing a string or number raises TypeError in Python: the default.
+            _ => return None,
+        };
+    }
+    Some(ptr)
+}
+
+/// Python's `int(text)` for ASCII input: surrounding whitespace, a sign, and `_` between digits.
+/// Values too large for `i128` saturate, which is out of range for any list anyway.
+fn py_int(text: &str) -> Option<i128> {
+    let t = text.trim();
+    let (negative, digits) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let bytes = digits.as_bytes();
+    if bytes.is_empty() || bytes[0] == b'_' || bytes[bytes.len() - 1] == b'_' {
+        return None;
+    }
+    let mut value: i128 = 0;
+    let mut prev_underscore = false;
+    for &b in bytes {
+        match b {
+            b'0'..=b'9' => {
+                value = value
+                    .saturating_mul(10)
+                    .saturating_add(i128::from(b - b'0'));
+                prev_underscore = false;
+            }
+            b'_' if !prev_underscore => prev_underscore = true,
+            _ => return None,
+        }
+    }
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn grains() -> Map<String, Value> {
+        json!({
+            "os": "Debian",
+            "os_family": "Debian",
+            "osrelease": "12",
+            "osmajorrelease": 12,
+            "virtual": "physical",
+            "empty": {},
+            "empty_list": [],
+            "is_proxy": false,
+            "nothing": null,
+            "float": 1.5,
+            "roles": ["web", "DB", "cache:redis"],
+            "kernel": "Linux",
+            "url": "http://example.com:8080",
+            "ip_interfaces": {"eth0": ["10.0.0.5", "fe80::1"], "lo": ["127.0.0.1"]},
+            "ipv4": ["10.0.0.5", "127.0.0.1"],
+            "locale_info": {"defaultlanguage": "en_US", "defaultencoding": "UTF-8"},
+            "disks": [{"name": "sda", "size": 100}, {"name": "sdb", "model": "X"}],
+            "nested": {"a": {"b": {"c": "deep"}}},
+            "with:colon": "v",
+            "pipes": {"x": "y"},
+            "nested_list": [["a", "b"]]
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn glob_table() {
+        // (expression, delimiter, expected): Salt 3007 subdict_match results.
+        let cases: &[(&str, &str, bool)] = &[
+            ("os:Debian", ":", true),
+            ("os:debian", ":", true),
+            ("os:DEBIAN", ":", true),
+            ("os:Deb*", ":", true),
+            ("os:Ubuntu", ":", false),
+            ("os:*", ":", true),
+            ("os:", ":", false),
+            ("missing:*", ":", false),
+            ("OS:Debian", ":", false),
+            ("osmajorrelease:12", ":", true),
+            ("osmajorrelease:1?", ":", true),
+            ("is_proxy:false", ":", true),
+            ("is_proxy:False", ":", true),
+            ("nothing:None", ":", true),
+            ("float:1.5", ":", true),
+            ("roles:web", ":", true),
+            ("roles:db", ":", true),
+            ("roles:we*", ":", true),
+            ("roles:mail", ":", false),
+            ("roles:cache:redis", ":", true),
+            ("roles:0", ":", false),
+            ("url:http://example.com:8080", ":", true),
+            ("url:http*", ":", true),
+            ("ip_interfaces:eth0:10.0.0.5", ":", true),
+            ("ip_interfaces:eth0:10.0.0.*", ":", true),
+            ("ip_interfaces:eth0:fe80::1", ":", true),
+            ("ip_interfaces:eth1:10.0.0.5", ":", false),
+            ("ip_interfaces:eth0", ":", true),
+            ("ip_interfaces:eth0:0:10.0.0.5", ":", true),
+            ("ip_interfaces:eth0:-1:fe80::1", ":", true),
+            ("ip_interfaces:eth0:5:fe80::1", ":", false),
+            ("ip_interfaces:*", ":", true),
+            ("ip_interfaces:nope", ":", false),
+            ("locale_info:defaultencoding:utf-8", ":", true),
+            ("locale_info:defaultencoding", ":", true),
+            ("nested:a:b:c:deep", ":", true),
+            ("nested:a:b:c:DEEP", ":", true),
+            ("nested:a:b:c", ":", true),
+            ("nested:a:x:c:deep", ":", false),
+            ("disks:name:sdb", ":", true),
+            ("disks:sdb", ":", false),
+            ("disks:name", ":", true),
+            ("disks:model:x", ":", true),
+            ("disks:1:model:x", ":", true),
+            ("empty:*", ":", false),
+            ("empty_list:*", ":", false),
+            ("*:Debian", ":", true),
+            // The `*:` wildcard looks one mapping deep only.
+            ("*:deep", ":", false),
+            ("*:defaultlanguage", ":", true),
+            ("*:en_us", ":", false),
+            ("*:10.0.0.5", ":", true),
+            ("*:nowhere", ":", false),
+            ("*:os", ":", true),
+            // A nested list is compared as its Python repr; `[` would start a glob class.
+            ("nested_list:?'a', 'b'?", ":", true),
+            ("nested_list:['a', 'b']", ":", false),
+            ("os|Debian", "|", true),
+            ("ip_interfaces|eth0|10.0.0.5", "|", true),
+            ("pipes|x|y", "|", true),
+            ("*|Debian", "|", false),
+            ("with:colon:v", ":", false),
+        ];
+        for &(expr, delim, want) in cases {
+            let pattern = GrainPattern::new(expr, delim, false).unwrap();
+            assert_eq!(
+                pattern.matches(&grains()),
+                want,
+                "G@{expr} (delimiter {delim:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn pcre_table() {
+        let cases: &[(&str, bool)] = &[
+            ("os:Deb.*", true),
+            ("os:deb", true),
+            ("os:ian", false),
+            ("os:(debian|ubuntu)$", true),
+            ("os:DEBIAN$", true),
+            ("roles:d.", true),
+            ("roles:^c", true),
+            ("osmajorrelease:1[0-9]", true),
+            ("ip_interfaces:eth0:10\\.0\\.0\\.\\d+", true),
+            // Salt lower-cases the pattern: `\D` becomes `\d`, so this matches digits.
+            ("osrelease:\\D+", true),
+            ("os:\\D+", false),
+        ];
+        for &(expr, want) in cases {
+            let pattern = GrainPattern::new(expr, ":", true).unwrap();
+            assert_eq!(pattern.matches(&grains()), want, "P@{expr}");
+        }
+    }
+
+    #[test]
+    fn malformed() {
+        let err = GrainPattern::new("os", ":", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "grain target 'os' has no delimiter ':' (expected <grain>:<value>)"
+        );
+        assert!(GrainPattern::new("os:x", "", false).is_err());
+        assert!(GrainPattern::new("os:Debian", "|", false).is_err());
+        let err = GrainPattern::new("os:Deb(", ":", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("grain_pcre target 'os:Deb(': invalid regular expression 'Deb(':"),
+            "{err}"
+        );
+        // Only the split after the first delimiter compiles; Salt could still match with it.
+        assert!(GrainPattern::new("os:(a|b:c)", ":", true).is_ok());
+        // A bad glob is never an error: fnmatch treats a stray `[` as a literal.
+        assert!(GrainPattern::new("os:[", ":", false).is_ok());
+    }
+
+    #[test]
+    fn pathological_nesting_stops_at_the_budget() {
+        // Nested {"a": {"a": ...}} 60 deep and a target with 60 delimiters: Salt's recursion would
+        // take about 2^60 steps; the budget turns that into a quick non-match.
+        let mut value = json!("end");
+        for _ in 0..60 {
+            value = json!({ "a": value });
+        }
+        let data = json!({ "a": value }).as_object().unwrap().clone();
+        let expr = format!("{}nomatch", "a:".repeat(60));
+        let started = std::time::Instant::now();
+        assert!(!GrainPattern::new(&expr, ":", false).unwrap().matches(&data));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn python_int() {
+        let cases: &[(&str, Option<i128>)] = &[
+            ("0", Some(0)),
+            ("12", Some(12)),
+            ("-1", Some(-1)),
+            ("+3", Some(3)),
+            (" 4 ", Some(4)),
+            ("1_000", Some(1000)),
+            ("1__0", None),
+            ("_1", None),
+            ("1_", None),
+            ("", None),
+            ("-", None),
+            ("x1", None),
+            ("1.0", None),
+        ];
+        for &(text, want) in cases {
+            assert_eq!(py_int(text), want, "int({text:?})");
+        }
+    }
+}
