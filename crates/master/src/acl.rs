@@ -10,7 +10,6 @@
 //! ```
 
 use salt_config::Config;
-use salt_targeting::{Matcher, TargetType};
 use serde_json::Value;
 
 /// The local user on the other end of the socket, from the kernel's peer credentials.
@@ -53,9 +52,7 @@ pub fn may_publish(config: &Config, caller: &Caller, fun: &str, minions: &[Strin
 }
 
 fn glob(pattern: &str, text: &str) -> bool {
-    Matcher::new(&Value::String(pattern.to_string()), TargetType::Glob, ":")
-        .map(|m| m.matches(text, &serde_json::Map::new()))
-        .unwrap_or(false)
+    salt_targeting::fnmatch::fnmatch(text, pattern)
 }
 
 fn user_name(uid: u32) -> Option<String> {

@@ -1,1 +1,79 @@
-//! placeholder
+//! The salt-minion: it dials out to the master and keeps one TLS connection that carries
+//! publishes down and returns up ([`connection`]); each publish becomes a job ([`jobs`]) whose
+//! return waits in the [`outbox`] until the master has it.
+
+pub mod connection;
+pub mod jobs;
+pub mod outbox;
+mod saltutil;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use salt_config::Config;
+use salt_modules::Registry;
+
+/// Everything a running minion shares between its connection and its jobs.
+pub struct Minion {
+    pub config: Config,
+    pub id: String,
+    pub key: salt_pki::KeyPair,
+    pub pki_dir: PathBuf,
+    pub registry: Arc<Registry>,
+    pub grains: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub opts: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub jobs: Arc<jobs::JobTable>,
+    pub outbox: outbox::Outbox,
+}
+
+impl Minion {
+    pub fn new(config: Config) -> anyhow::Result<Minion> {
+        let id = minion_id(&config)?;
+        let pki_dir = config.path("pki_dir").context("pki_dir is not set")?;
+        let key = salt_pki::KeyPair::load_or_generate(&pki_dir, "minion")
+            .with_context(|| format!("cannot load or create the minion key in {}", pki_dir.display()))?;
+        let configured = match config.get("grains") {
+            Some(serde_json::Value::Object(g)) => g.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let grains = Arc::new(salt_modules::grains::collect(&id, &configured));
+        let jobs = Arc::new(jobs::JobTable::new(config.u64("minion_jid_queue_hwm").unwrap_or(100) as usize));
+        let mut registry = Registry::builtin();
+        saltutil::register(&mut registry, jobs.clone());
+        Ok(Minion {
+            opts: Arc::new(config.as_map().clone()),
+            config,
+            id,
+            key,
+            pki_dir,
+            registry: Arc::new(registry),
+            grains,
+            jobs,
+            outbox: outbox::Outbox::default(),
+        })
+    }
+}
+
+/// The id from the config, else `minion_id` file or the host name (Salt's guess), validated either way.
+pub fn minion_id(config: &Config) -> anyhow::Result<String> {
+    let id = match config.str("id") {
+        Some(id) => id.to_string(),
+        None => salt_config::guess_id(&config.path("root_dir").unwrap_or_else(|| PathBuf::from("/"))),
+    };
+    salt_proto::id::validate_minion_id(&id).with_context(|| format!("cannot use minion id {id:?}"))?;
+    Ok(id)
+}
+
+/// Runs the minion until `shutdown` resolves or the master turns it away for good.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let minion = Arc::new(Minion::new(config)?);
+    tracing::info!("salt-minion {} starting as {}", salt_proto::VERSION, minion.id);
+    tokio::select! {
+        result = connection::run(minion.clone()) => result,
+        _ = shutdown => {
+            tracing::info!("salt-minion shutting down");
+            Ok(())
+        }
+    }
+}

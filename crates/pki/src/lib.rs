@@ -13,7 +13,7 @@
 //! - [`salt_key::run`]: the `salt-key` program; it only changes files, and the master re-reads
 //!   them on every authentication, so no IPC is needed.
 
-pub mod fnmatch;
+pub use salt_targeting::fnmatch;
 pub mod keypair;
 pub mod salt_key;
 pub mod store;

@@ -165,8 +165,10 @@ pub struct PublishRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum ClientReply {
-    /// The job went out. `minions` are all the targeted ones; `missing` are those not connected.
-    Published { jid: String, minions: Vec<String>, missing: Vec<String> },
+    /// The job went out. `minions` are all the targeted ones; `missing`, as in Salt, the ids a
+    /// list target named that have no accepted key; `not_connected`, the targeted minions that
+    /// had no connection, so no copy of the job could reach them.
+    Published { jid: String, minions: Vec<String>, missing: Vec<String>, not_connected: Vec<String> },
     /// The target matched no accepted minion; no jid was assigned.
     NoMinions { error: String },
     /// An event for a job this connection published (`salt/job/<jid>/ret/<id>`).

@@ -166,7 +166,7 @@ impl std::fmt::Debug for Glob {
 }
 
 /// `fnmatch.fnmatch(name, pattern)` for a pattern used once.
-pub(crate) fn fnmatch(name: &str, pattern: &str) -> bool {
+pub fn fnmatch(name: &str, pattern: &str) -> bool {
     Glob::new(pattern).matches(name)
 }
 

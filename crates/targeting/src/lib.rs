@@ -23,7 +23,7 @@
 //! parsed. Targets longer than [`MAX_TARGET_BYTES`] are refused.
 
 mod compound;
-mod fnmatch;
+pub mod fnmatch;
 mod grains;
 mod ipcidr;
 mod pcre;

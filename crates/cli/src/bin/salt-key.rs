@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(salt_pki::salt_key::run(std::env::args().collect()));
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(saltrs::daemon::main(saltrs::daemon::Program::Minion, std::env::args().collect()));
+}

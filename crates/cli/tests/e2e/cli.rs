@@ -1,0 +1,172 @@
+//! The walkthrough a new user follows, checked against what Salt prints.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+#[test]
+fn first_ping_and_everyday_commands() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_minion("minion1", "");
+    let pre = c.master_pki().join("minions_pre/minion1");
+    wait_for(|| pre.exists(), Duration::from_secs(20), "the pending key");
+
+    let listed = c.salt_key(&["-L"]);
+    assert_eq!(listed.stdout, "Accepted Keys:\nDenied Keys:\nUnaccepted Keys:\nminion1\nRejected Keys:\n");
+    // A pending minion gets nothing.
+    let r = c.salt(&["minion1", "test.ping"]);
+    assert_eq!(r.code, 2, "{r:?}", r = (&r.stdout, &r.stderr));
+    assert!(r.stdout.contains("No minions matched the target. No command was sent, no jid was assigned."));
+
+    let accepted = c.salt_key(&["-a", "minion1", "-y"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    c.wait_connected("minion1");
+
+    let r = c.salt(&["minion1", "test.ping"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "minion1:\n    True\n"), "{}", r.stderr);
+
+    let r = c.salt(&["*", "test.ping", "--out=json"]);
+    assert_eq!(r.stdout, "{\n    \"minion1\": true\n}\n");
+
+    let r = c.salt(&["-v", "*", "test.ping"]);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].starts_with("Executing job with jid "), "{}", r.stdout);
+    let jid = lines[0].trim_start_matches("Executing job with jid ");
+    assert_eq!(jid.len(), 20);
+    assert_eq!(lines[1], "-".repeat(lines[0].len()));
+    assert_eq!(&lines[2..], ["", "minion1:", "    True"]);
+
+    let r = c.salt(&["*", "cmd.run", "printf 'a\\nb\\n'"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "minion1:\n    a\n    b\n"));
+
+    // YAML-parsed arguments: 'false' becomes False, as in Salt.
+    let r = c.salt(&["*", "cmd.run", "false"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("False: command not found"), "{}", r.stdout);
+    assert_eq!(r.stderr.trim_end(), "ERROR: Minions returned with non-zero exit code");
+
+    let r = c.salt(&["*", "cmd.retcode", "exit 3"]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, "minion1:\n    3\n"));
+
+    let r = c.salt(&["*", "test.echo", "héllo wörld ✓"]);
+    assert_eq!(r.stdout, "minion1:\n    héllo wörld ✓\n");
+
+    let r = c.salt(&["*", "test.ping", "--show-jid"]);
+    assert!(r.stdout.starts_with("jid: ") && r.stdout.ends_with("minion1:\n    True\n"), "{}", r.stdout);
+
+    let r = c.salt(&["*", "test.ping", "--async"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.starts_with("Executed command with job ID: "), "{}", r.stdout);
+
+    let r = c.salt(&["nomatch*", "test.ping"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stdout, "No minions matched the target. No command was sent, no jid was assigned.\n");
+
+    let r = c.salt(&["*", "no.such_function"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("'no.such_function' is not available."), "{}", r.stdout);
+
+    let out_file = c.dir.path().join("out.json");
+    let r = c.salt(&["*", "test.ping", "--out", "json", "--out-file", out_file.to_str().unwrap()]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "{\n    \"minion1\": true\n}\n");
+
+    // salt-call --local runs here, printed under `local:`.
+    let r = run(bin("salt-call"), &c.minion_etc("minion1"), &["--local", "test.ping"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "local:\n    True\n"), "{}", r.stderr);
+}
+
+#[test]
+fn several_minions_targets_and_missing_ones() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1", "minion2", "web1"]);
+
+    // --static prints one document (in arrival order, as Salt does).
+    let r = c.salt(&["-L", "minion1,minion2", "test.ping", "--out", "json", "--static"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"minion1": true, "minion2": true}));
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+
+    let r = c.salt(&["-E", "minion[0-9]", "test.ping", "--out", "txt"]);
+    let mut lines: Vec<&str> = r.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["minion1: True", "minion2: True"]);
+
+    let r = c.salt(&["-G", "id:web*", "test.ping", "--out", "txt"]);
+    assert_eq!(r.stdout, "web1: True\n");
+
+    let r = c.salt(&["-C", "web* or L@minion2", "test.ping", "--out", "txt", "--static"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("web1: True") && r.stdout.contains("minion2: True") && !r.stdout.contains("minion1"), "{}", r.stdout);
+
+    // A long job does not hold up others.
+    let r = c.salt(&["minion1", "cmd.run", "sleep 100", "--async"]);
+    assert_eq!(r.code, 0);
+    let started = Instant::now();
+    let r = c.salt(&["minion1", "test.ping"]);
+    assert_eq!(r.stdout, "minion1:\n    True\n");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A job that outlasts --timeout keeps the CLI waiting while find_job says it runs.
+    let r = c.salt(&["minion2", "test.sleep", "3", "-t", "1"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "minion2:\n    True\n"), "{}", r.stderr);
+
+    // A stopped minion: known to the master but not connected.
+    c.stop_minion("web1");
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let r = c.salt(&["web1", "test.ping"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "web1:\n    Minion did not return. [Not connected]\n");
+    assert_eq!(r.stderr.trim_end(), "ERROR: Minions returned with non-zero exit code");
+    assert!(started.elapsed() < Duration::from_secs(3), "no need to wait for a minion that cannot answer");
+
+    let r = c.salt(&["web1", "test.ping", "--hide-timeout"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.trim_end(), "ERROR: No return received");
+
+    // A frozen minion is connected but silent: [No response] after timeout + gather_job_timeout.
+    let pid = c.minions.iter().find(|(id, _)| id == "minion2").unwrap().1 .0.id();
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let r = c.salt(&["minion2", "test.ping", "-t", "1", "--gather-job-timeout", "1", "--out", "json"]);
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let text = v["minion2"].as_str().unwrap();
+    assert!(text.starts_with("Minion did not return. [No response]\nThe minions may not have all finished running"), "{text}");
+    assert!(text.contains("\n\nsalt-run jobs.lookup_jid "), "{text}");
+}
+
+#[test]
+fn broken_config_is_a_clear_error() {
+    let c = Cluster::new("auto_accept: [unclosed");
+    let r = run(bin("salt-master"), &c.etc(), &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("master") && r.stderr.contains("line"), "{}", r.stderr);
+}
+
+#[test]
+fn daemonised_master_writes_its_pid_file() {
+    let c = Cluster::new("");
+    let r = run(bin("salt-master"), &c.etc(), &["-d"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pid_file = c.root().join("var/run/salt-master.pid");
+    wait_for(|| pid_file.exists(), Duration::from_secs(10), "the pid file");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "the daemon runs");
+    let sock = c.root().join("var/run/salt/master/master.sock");
+    wait_for(|| sock.exists(), Duration::from_secs(10), "the socket");
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for(|| !pid_file.exists(), Duration::from_secs(10), "the pid file to be removed at shutdown");
+}
+
+#[test]
+fn versions() {
+    for program in ["salt", "salt-master", "salt-minion", "salt-call"] {
+        let out = std::process::Command::new(bin(program)).arg("--version").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with(&format!("{program} 3008.4 (Argon)")), "{text}");
+    }
+}

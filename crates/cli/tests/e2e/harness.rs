@@ -1,0 +1,204 @@
+//! Starts masters and minions as real processes in a temporary root, and runs the CLI tools
+//! against them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin(name: &str) -> PathBuf {
+    let var = match name {
+        "salt" => env!("CARGO_BIN_EXE_salt"),
+        "salt-master" => env!("CARGO_BIN_EXE_salt-master"),
+        "salt-minion" => env!("CARGO_BIN_EXE_salt-minion"),
+        "salt-key" => env!("CARGO_BIN_EXE_salt-key"),
+        "salt-call" => env!("CARGO_BIN_EXE_salt-call"),
+        other => panic!("unknown program {other}"),
+    };
+    PathBuf::from(var)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A process that is killed when the test ends, pass or fail.
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub master: Option<Daemon>,
+    pub minions: Vec<(String, Daemon)>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Cluster {
+    /// A master with `extra` appended to its config (YAML lines), not yet started.
+    pub fn new(extra: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        let root = dir.path().join("root");
+        std::fs::write(
+            etc.join("master"),
+            format!("root_dir: {}\ninterface: 127.0.0.1\nret_port: {port}\nlog_level_logfile: debug\n{extra}\n", root.display()),
+        )
+        .unwrap();
+        Cluster { dir, port, master: None, minions: Vec::new() }
+    }
+
+    pub fn etc(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn master_pki(&self) -> PathBuf {
+        self.root().join("etc/salt/pki/master")
+    }
+
+    pub fn start_master(&mut self) {
+        let child = Command::new(bin("salt-master"))
+            .arg("-c")
+            .arg(self.etc())
+            .arg("-l")
+            .arg("warning")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.master = Some(Daemon(child));
+        let sock = self.root().join("var/run/salt/master/master.sock");
+        wait_for(|| sock.exists(), Duration::from_secs(20), "the master's control socket");
+    }
+
+    pub fn stop_master(&mut self) {
+        self.master = None;
+    }
+
+    /// The config dir of minion `id`.
+    pub fn minion_etc(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("etc-{id}"))
+    }
+
+    pub fn minion_root(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("root-{id}"))
+    }
+
+    /// Writes the minion's config and starts it.
+    pub fn start_minion(&mut self, id: &str, extra: &str) {
+        let etc = self.minion_etc(id);
+        std::fs::create_dir_all(&etc).unwrap();
+        let config = etc.join("minion");
+        if !config.exists() {
+            std::fs::write(
+                &config,
+                format!(
+                    "id: {id}\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {}\nacceptance_wait_time: 1\nrecon_default: 100\nrecon_max: 1000\nlog_level_logfile: debug\n{extra}\n",
+                    self.minion_root(id).display(),
+                    self.port
+                ),
+            )
+            .unwrap();
+        }
+        let child = Command::new(bin("salt-minion"))
+            .arg("-c")
+            .arg(&etc)
+            .arg("-l")
+            .arg("quiet")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.minions.push((id.to_string(), Daemon(child)));
+    }
+
+    pub fn stop_minion(&mut self, id: &str) {
+        self.minions.retain(|(m, _)| m != id);
+    }
+
+    pub fn minion_log(&self, id: &str) -> String {
+        std::fs::read_to_string(self.minion_root(id).join("var/log/salt/minion")).unwrap_or_default()
+    }
+
+    pub fn master_log(&self) -> String {
+        std::fs::read_to_string(self.root().join("var/log/salt/master")).unwrap_or_default()
+    }
+
+    /// Starts minions and accepts their keys, then waits until each answers test.ping.
+    pub fn start_accepted(&mut self, ids: &[&str]) {
+        for id in ids {
+            self.start_minion(id, "");
+        }
+        for id in ids {
+            let pre = self.master_pki().join("minions_pre").join(id);
+            wait_for(|| pre.exists(), Duration::from_secs(20), &format!("{id}'s key in minions_pre"));
+            let r = self.salt_key(&["-a", id, "-y"]);
+            assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        }
+        for id in ids {
+            self.wait_connected(id);
+        }
+    }
+
+    pub fn wait_connected(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.salt(&[id, "test.ping", "-t", "2", "--out", "json"]);
+            if r.code == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{id} never answered: {}{}", r.stdout, r.stderr);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn salt(&self, args: &[&str]) -> Run {
+        run(bin("salt"), &self.etc(), args)
+    }
+
+    pub fn salt_key(&self, args: &[&str]) -> Run {
+        run(bin("salt-key"), &self.etc(), args)
+    }
+}
+
+pub fn run(program: PathBuf, etc: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(program);
+    cmd.arg("-c").arg(etc).args(args).stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    out.into()
+}
+
+pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,89 @@
+//! Key states as the master enforces them: pending, accepted, rejected, denied.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn rejected_minion_stops_and_impostor_is_denied() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+
+    // Another machine claims to be minion1 with its own key: denied, logged, and minion1 keeps working.
+    let impostor_etc = c.dir.path().join("etc-impostor");
+    std::fs::create_dir_all(&impostor_etc).unwrap();
+    std::fs::write(
+        impostor_etc.join("minion"),
+        format!("id: minion1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {}\nlog_level_logfile: info\n", c.dir.path().join("root-impostor").display(), c.port),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin("salt-minion")).arg("-c").arg(&impostor_etc).arg("-l").arg("error").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "the impostor gives up");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("denied"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(c.master_pki().join("minions_denied/minion1").exists());
+    assert!(c.master_log().contains("denied minion minion1"), "{}", c.master_log());
+    let r = c.salt(&["minion1", "test.ping"]);
+    assert_eq!(r.stdout, "minion1:\n    True\n");
+    let listed = c.salt_key(&["-L"]);
+    assert_eq!(listed.stdout, "Accepted Keys:\nminion1\nDenied Keys:\nminion1\nUnaccepted Keys:\nRejected Keys:\n");
+
+    // A rejected minion is told so and stops trying.
+    c.start_minion("minion2", "");
+    let pre = c.master_pki().join("minions_pre/minion2");
+    wait_for(|| pre.exists(), Duration::from_secs(20), "minion2 pending");
+    let r = c.salt_key(&["-r", "minion2", "-y"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let child = &mut c.minions.iter_mut().find(|(id, _)| id == "minion2").unwrap().1 .0;
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(exited.and_then(|s| s.code()), Some(1), "a rejected minion exits");
+    assert!(c.minion_log("minion2").contains("rejected"), "{}", c.minion_log("minion2"));
+}
+
+#[test]
+fn only_root_and_publisher_acl_users_may_publish() {
+    let mut c = Cluster::new("publisher_acl:\n  nobody:\n    - test.ping\n");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    // `nobody` must be able to read the config.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [c.dir.path().to_path_buf(), c.etc()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(c.etc().join("master"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |args: &[&str]| -> Run {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(bin("salt")).arg("-c").arg(c.etc()).args(args);
+        cmd.output().unwrap().into()
+    };
+    let allowed = as_nobody(&["minion1", "test.ping"]);
+    assert_eq!((allowed.code, allowed.stdout.as_str()), (0, "minion1:\n    True\n"), "{}", allowed.stderr);
+    let refused = as_nobody(&["minion1", "cmd.run", "id"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("User nobody is not allowed to run cmd.run"), "{}", refused.stderr);
+}
+
+#[test]
+fn minions_come_back_after_a_master_restart() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1", "minion2"]);
+    c.stop_master();
+    std::thread::sleep(Duration::from_millis(300));
+    c.start_master();
+    // Both reconnect on their own (jittered back-off) with their accepted keys.
+    c.wait_connected("minion1");
+    c.wait_connected("minion2");
+    let r = c.salt(&["*", "test.ping", "--out", "txt", "--static"]);
+    assert_eq!(r.code, 0);
+    let mut lines: Vec<&str> = r.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["minion1: True", "minion2: True"]);
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real programs, started as processes on free ports in temporary
+//! directories, talking over real TLS and the real local socket.
+
+mod harness;
+
+mod cli;
+mod keys;
+mod security;
