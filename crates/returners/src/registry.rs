@@ -1,0 +1,34 @@
+//! Returners by their Salt names.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::{local_cache::LocalCache, Result, Returner, ReturnerError};
+
+/// Every returner built in, sorted (what `sys.list_returners` shows).
+pub fn builtin_names() -> Vec<&'static str> {
+    let mut names = vec![LocalCache::NAME];
+    names.sort_unstable();
+    names
+}
+
+/// Opens the store named `name` for the master's job cache, configured from `opts` (the
+/// master's config map).
+pub async fn open_job_cache(name: &str, opts: &Map<String, Value>) -> Result<Arc<dyn Returner>> {
+    match name {
+        LocalCache::NAME => {
+            let cachedir = opts
+                .get("cachedir")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+                .ok_or_else(|| ReturnerError::Invalid("cachedir is not set".into()))?;
+            Ok(Arc::new(LocalCache::open(&cachedir).await?))
+        }
+        other => Err(ReturnerError::Invalid(format!(
+            "unknown returner '{other}'; built in are: {}",
+            builtin_names().join(", ")
+        ))),
+    }
+}
