@@ -6,4 +6,5 @@ pub mod call;
 pub mod daemon;
 pub mod logging;
 pub mod output;
+pub mod run;
 pub mod salt;

@@ -244,7 +244,7 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
             eprintln!("ERROR: {message}");
             return 2;
         }
-        Ok(ClientReply::Event { .. }) | Err(_) => {
+        Ok(ClientReply::Event { .. } | ClientReply::RunnerReturn { .. }) | Err(_) => {
             eprintln!("{MASTER_DOWN}");
             return 2;
         }
@@ -270,10 +270,13 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
     let mut results: Vec<(String, Shown)> = Vec::new();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let mut progress = Progress::new(minions.len() - not_connected.len());
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
 
     while !wait.done() {
         let deadline = wait.deadline();
         tokio::select! {
+            _ = tick.tick() => progress.show(results.len()),
             _ = &mut ctrl_c => {
                 eprintln!("{}", ctrl_c_text(&jid));
                 return 1;
@@ -281,6 +284,7 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
             frame = read_frame::<ClientReply, _>(&mut reader, max) => match frame {
                 Ok(ClientReply::Event { tag, data }) => {
                     if let Some((id, shown)) = wait.on_event(&tag, data) {
+                        progress.clear();
                         if !flags.static_output {
                             print_one(&mut printer, &id, &shown);
                         }
@@ -312,6 +316,7 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
         }
     }
 
+    progress.clear();
     if show_missing {
         for id in wait.missing() {
             let text = if wait.was_not_connected(&id) { NOT_CONNECTED.to_string() } else { no_response(&jid) };
@@ -348,6 +353,37 @@ fn print_one(printer: &mut Printer, id: &str, shown: &Shown) {
     let mut one = Map::new();
     one.insert(id.to_string(), shown.ret.clone());
     printer.print(out, &Value::Object(one), shown.retcode);
+}
+
+/// "returned / expected" on the terminal while a wait lasts more than a second; never when
+/// stdout or stderr is not a terminal.
+struct Progress {
+    expected: usize,
+    started: Instant,
+    enabled: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(expected: usize) -> Progress {
+        // SAFETY: isatty has no preconditions.
+        let enabled = unsafe { libc::isatty(1) == 1 && libc::isatty(2) == 1 };
+        Progress { expected, started: Instant::now(), enabled, shown: false }
+    }
+
+    fn show(&mut self, returned: usize) {
+        if self.enabled && self.started.elapsed() >= Duration::from_secs(1) {
+            eprint!("\r\x1b[K[{returned}/{} minions returned, {}s]", self.expected, self.started.elapsed().as_secs());
+            self.shown = true;
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
 }
 
 /// Salt's CLI wait, as a state machine driven by events and deadlines.

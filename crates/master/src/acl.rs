@@ -25,6 +25,16 @@ impl Caller {
     }
 }
 
+/// Runners and the event stream read every job: only root and the master's own user.
+pub fn may_run_runners(caller: &Caller) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if caller.uid == 0 || caller.uid == unsafe { libc::geteuid() } {
+        Ok(())
+    } else {
+        Err(format!("Authorization error occurred. User {} may not run runners or read the event bus; only root and the master's user may", caller.name))
+    }
+}
+
 /// Ok, or the refusal text the CLI prints.
 pub fn may_publish(config: &Config, caller: &Caller, fun: &str, minions: &[String]) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.

@@ -1,24 +1,18 @@
-//! The local control socket (`sock_dir/master.sock`): how `salt` and the runners talk to the
-//! master. The socket is never exposed on the network; who may publish is decided per request
+//! The local control socket (`sock_dir/master.sock`): how `salt` and `salt-run` talk to the
+//! master. The socket is never exposed on the network; who may do what is decided per request
 //! from the kernel's peer credentials ([`crate::acl`]).
 
 use std::os::unix::fs::PermissionsExt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use salt_proto::frame::{read_frame, write_frame, FrameError};
-use salt_proto::message::{ClientReply, ClientRequest, Publish, PublishRequest};
-use salt_targeting::{Matcher, TargetType};
-use serde_json::{Map, Value};
+use salt_proto::message::{ClientReply, ClientRequest};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use crate::acl::{self, Caller};
-use crate::minions::{send_publish, unix_millis};
+use crate::acl::Caller;
+use crate::publish::{publish, NotPublished, EVENT_QUEUE};
 use crate::{control_socket_path, Master};
-
-/// Replies and events queued for one client before events are dropped.
-const CLIENT_QUEUE: usize = 65536;
 
 pub fn bind(master: &Master) -> anyhow::Result<UnixListener> {
     let path = control_socket_path(master.config());
@@ -55,7 +49,7 @@ pub async fn serve(master: Arc<Master>, listener: UnixListener) {
 async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> {
     let caller = Caller::from_uid(stream.peer_cred()?.uid());
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<ClientReply>(EVENT_QUEUE);
     let max = master.max_frame;
     let writer_task = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
@@ -65,17 +59,52 @@ async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> 
         }
     });
     let result = loop {
-        match read_frame::<ClientRequest, _>(&mut reader, max).await {
-            Ok(ClientRequest::Publish(req)) => {
-                let reply = publish(&master, &caller, req, &tx);
-                if let Some(reply) = reply {
-                    let _ = tx.send(reply).await;
-                }
-            }
+        let request = match read_frame::<ClientRequest, _>(&mut reader, max).await {
+            Ok(r) => r,
             Err(FrameError::Closed) => break Ok(()),
             Err(e) => {
                 let _ = tx.send(ClientReply::Error { message: e.to_string() }).await;
                 break Err(e.into());
+            }
+        };
+        match request {
+            ClientRequest::Publish(req) => match publish(&master, &caller, req) {
+                Ok(p) => {
+                    let reply = ClientReply::Published { jid: p.jid, minions: p.minions, missing: p.missing, not_connected: p.not_connected };
+                    if tx.send(reply).await.is_err() {
+                        break Ok(());
+                    }
+                    forward(p.events, tx.clone(), |_| true);
+                }
+                Err(e) => {
+                    let reply = match e {
+                        NotPublished::NoMinions(error) => ClientReply::NoMinions { error },
+                        NotPublished::Refused(reason) => ClientReply::Refused { reason },
+                        NotPublished::Invalid(message) => ClientReply::Error { message },
+                    };
+                    let _ = tx.send(reply).await;
+                }
+            },
+            ClientRequest::Runner(req) => {
+                if let Err(reason) = crate::acl::may_run_runners(&caller) {
+                    let _ = tx.send(ClientReply::Refused { reason }).await;
+                    continue;
+                }
+                // A runner may take a while (jobs.active waits for minions): do not block this
+                // connection's other requests.
+                let (master, tx, user) = (master.clone(), tx.clone(), caller.name.clone());
+                tokio::spawn(async move {
+                    let reply = crate::runner::run(&master, &user, req).await;
+                    let _ = tx.send(reply).await;
+                });
+            }
+            ClientRequest::Events { tagmatch } => {
+                if let Err(reason) = crate::acl::may_run_runners(&caller) {
+                    let _ = tx.send(ClientReply::Refused { reason }).await;
+                    continue;
+                }
+                let events = master.bus().subscribe("", EVENT_QUEUE);
+                forward(events, tx.clone(), move |tag| salt_targeting::fnmatch::fnmatch(tag, &tagmatch));
             }
         }
     };
@@ -84,93 +113,21 @@ async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> 
     result
 }
 
-/// Resolves the target, answers the caller, then sends the job to each connected minion.
-/// Returns a reply only when the job did not go out.
-fn publish(master: &Master, caller: &Caller, req: PublishRequest, tx: &mpsc::Sender<ClientReply>) -> Option<ClientReply> {
-    let tgt_type = match TargetType::from_str(&req.tgt_type) {
-        Ok(t) => t,
-        Err(e) => return Some(ClientReply::Error { message: e.to_string() }),
-    };
-    let delimiter = req.kwargs.get("delimiter").and_then(Value::as_str).unwrap_or(":").to_string();
-    let matcher = match Matcher::new(&req.tgt, tgt_type, &delimiter) {
-        Ok(m) => m,
-        Err(e) => return Some(ClientReply::Error { message: format!("Invalid target: {e}") }),
-    };
-    let accepted = master.accepted_minions();
-    let minions: Vec<String> = accepted.iter().filter(|id| matcher.matches(id, &master.grains_of(id))).cloned().collect();
-    // Salt's `missing`: ids a list target names that have no accepted key.
-    let missing: Vec<String> = matcher.listed_ids().unwrap_or_default().iter().filter(|id| !accepted.contains(id)).cloned().collect();
-    if minions.is_empty() {
-        return Some(ClientReply::NoMinions { error: format!("Master could not resolve minions for target {}", target_text(&req.tgt)) });
-    }
-    if let Err(reason) = acl::may_publish(master.config(), caller, &req.fun, &minions) {
-        tracing::warn!("{reason}");
-        return Some(ClientReply::Refused { reason });
-    }
-
-    let jid = master.new_jid();
-    let not_connected: Vec<String> = minions.iter().filter(|id| !master.is_connected(id)).cloned().collect();
-    // Subscribe before anything is sent, so no return can slip past the caller.
-    let mut events = master.bus().subscribe(format!("salt/job/{jid}/"), CLIENT_QUEUE);
-    let published = ClientReply::Published { jid: jid.clone(), minions: minions.clone(), missing: missing.clone(), not_connected: not_connected.clone() };
-    if tx.try_send(published).is_err() {
-        return None;
-    }
-    let forward = tx.clone();
+/// Pumps bus events matching `keep` to the client until it goes away.
+fn forward(
+    mut events: mpsc::Receiver<Arc<crate::events::Event>>,
+    tx: mpsc::Sender<ClientReply>,
+    keep: impl Fn(&str) -> bool + Send + 'static,
+) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
+            if !keep(&event.tag) {
+                continue;
+            }
             let reply = ClientReply::Event { tag: event.tag.clone(), data: event.data.clone() };
-            if forward.send(reply).await.is_err() {
+            if tx.send(reply).await.is_err() {
                 break;
             }
         }
     });
-
-    let user = caller.name.clone();
-    let mut new = Map::new();
-    new.insert("jid".into(), jid.clone().into());
-    new.insert("tgt_type".into(), req.tgt_type.clone().into());
-    new.insert("tgt".into(), req.tgt.clone());
-    new.insert("user".into(), user.clone().into());
-    new.insert("fun".into(), req.fun.clone().into());
-    new.insert("arg".into(), Value::Array(req.arg.clone()));
-    new.insert("minions".into(), minions.clone().into());
-    new.insert("missing".into(), missing.into());
-    master.bus().fire(format!("salt/job/{jid}/new"), new);
-
-    let expires_at_ms = unix_millis() + master.publish_ttl.as_millis() as u64;
-    for minion in minions.iter().filter(|m| !not_connected.contains(m)) {
-        let publish = Publish {
-            jid: jid.clone(),
-            minion: minion.clone(),
-            fun: req.fun.clone(),
-            arg: req.arg.clone(),
-            tgt: req.tgt.clone(),
-            tgt_type: req.tgt_type.clone(),
-            ret: req.ret.clone(),
-            user: user.clone(),
-            expires_at_ms,
-            kwargs: req.kwargs.clone(),
-        };
-        send_publish(master, &publish);
-    }
-
-    let mut published = Map::new();
-    published.insert("fun".into(), req.fun.into());
-    published.insert("arg".into(), Value::Array(req.arg));
-    published.insert("tgt".into(), req.tgt);
-    published.insert("jid".into(), jid.clone().into());
-    published.insert("ret".into(), req.ret.into());
-    published.insert("tgt_type".into(), req.tgt_type.into());
-    published.insert("user".into(), user.into());
-    master.bus().fire(format!("salt/job/{jid}/publish"), published);
-    None
-}
-
-fn target_text(tgt: &Value) -> String {
-    match tgt {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
 }

@@ -11,11 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub tag: String,
-    pub data: Value,
-}
+pub use salt_returners::Event;
 
 struct Subscriber {
     prefix: String,

@@ -182,7 +182,14 @@ fn handle_return(master: &Master, id: &str, ret: JobReturn) {
     // when the bus fills it in.
     load.insert("_stamp".into(), Value::Null);
     load.insert("ts".into(), unix_secs().into());
-    master.bus().fire(format!("salt/job/{}/ret/{}", ret.jid, id), load);
+    let event = master.bus().fire(format!("salt/job/{}/ret/{}", ret.jid, id), load);
+    if let Value::Object(stored) = &event.data {
+        master.write_job_cache(crate::jobcache::Write::Return(stored.clone()));
+    }
+    if master.config().bool("job_cache_store_endtime").unwrap_or(false) {
+        let time = salt_proto::jid::jid_to_time(&master.new_jid());
+        master.write_job_cache(crate::jobcache::Write::Endtime { jid: ret.jid.clone(), time });
+    }
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<MasterMessage>, max: usize) {

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::events::EventBus;
+use crate::jobcache::{JobCacheWriter, Write};
 
 /// Grains as the minion last reported them.
 pub type Grains = Arc<Map<String, Value>>;
@@ -36,13 +37,17 @@ pub struct Master {
     connections: Mutex<HashMap<String, Connection>>,
     grains: Mutex<HashMap<String, Grains>>,
     next_serial: AtomicU64,
+    /// The master job cache and its writer; None with `job_cache: False`.
+    job_cache: Option<(Arc<dyn salt_returners::Returner>, JobCacheWriter)>,
     pub(crate) max_frame: usize,
     /// How long a publish stays valid for a minion.
     pub(crate) publish_ttl: Duration,
 }
 
 impl Master {
-    pub fn new(config: Config) -> anyhow::Result<Master> {
+    /// Loads keys and opens the job cache. The returned task is the job-cache writer: it ends,
+    /// with everything written, once the master is dropped.
+    pub async fn new(config: Config) -> anyhow::Result<(Master, Option<tokio::task::JoinHandle<()>>)> {
         let pki_dir = config.path("pki_dir").context("pki_dir is not set")?;
         let key = KeyPair::load_or_generate(&pki_dir, "master")
             .with_context(|| format!("cannot load or create the master key in {}", pki_dir.display()))?;
@@ -53,6 +58,19 @@ impl Master {
         });
         let max_frame = config.u64("max_frame_bytes").map(|v| v as usize).unwrap_or(salt_proto::frame::DEFAULT_MAX_FRAME);
         let publish_ttl = Duration::from_secs(config.u64("publish_ttl").unwrap_or(300));
+        let (job_cache, writer_task) = if config.bool("job_cache").unwrap_or(true) {
+            let name = config.str("master_job_cache").unwrap_or("local_cache").to_string();
+            let store = salt_returners::open_job_cache(&name, config.as_map())
+                .await
+                .with_context(|| format!("cannot open the master job cache '{name}'"))?;
+            if let Some(call) = salt_returners::missing_for(&*store, salt_returners::MASTER_JOB_CACHE) {
+                anyhow::bail!("returner '{name}' cannot be the master_job_cache: it does not support {}", call.salt_name());
+            }
+            let (writer, task) = JobCacheWriter::start(store.clone());
+            (Some((store, writer)), Some(task))
+        } else {
+            (None, None)
+        };
         let master = Master {
             config,
             id,
@@ -63,11 +81,23 @@ impl Master {
             connections: Mutex::new(HashMap::new()),
             grains: Mutex::new(HashMap::new()),
             next_serial: AtomicU64::new(1),
+            job_cache,
             max_frame,
             publish_ttl,
         };
         master.load_grains_cache();
-        Ok(master)
+        Ok((master, writer_task))
+    }
+
+    pub fn job_cache(&self) -> Option<Arc<dyn salt_returners::Returner>> {
+        self.job_cache.as_ref().map(|(store, _)| store.clone())
+    }
+
+    /// Queues a write for the job cache (a no-op with `job_cache: False`).
+    pub(crate) fn write_job_cache(&self, write: Write) {
+        if let Some((_, writer)) = &self.job_cache {
+            writer.send(write);
+        }
     }
 
     pub fn config(&self) -> &Config {

@@ -146,6 +146,18 @@ impl Publish {
 pub enum ClientRequest {
     /// Publish a job and stream its return events back on this connection.
     Publish(PublishRequest),
+    /// Run a runner (`jobs.list_jobs`, `manage.up`, ...) on the master.
+    Runner(RunnerRequest),
+    /// Stream every event whose tag matches `tagmatch` (an fnmatch glob) until the caller hangs up.
+    Events { tagmatch: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunnerRequest {
+    /// `jobs.list_jobs`, ...
+    pub fun: String,
+    /// Salt-style arguments: positional values and a trailing `__kwarg__` dict.
+    pub arg: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -173,6 +185,8 @@ pub enum ClientReply {
     NoMinions { error: String },
     /// An event for a job this connection published (`salt/job/<jid>/ret/<id>`).
     Event { tag: String, data: Value },
+    /// What a runner returned. `outputter` is the runner's preferred outputter, if any.
+    RunnerReturn { jid: String, data: Value, outputter: Option<String>, retcode: i32 },
     /// The caller may not do this (publisher_acl).
     Refused { reason: String },
     Error { message: String },

@@ -13,6 +13,7 @@ pub fn bin(name: &str) -> PathBuf {
         "salt-minion" => env!("CARGO_BIN_EXE_salt-minion"),
         "salt-key" => env!("CARGO_BIN_EXE_salt-key"),
         "salt-call" => env!("CARGO_BIN_EXE_salt-call"),
+        "salt-run" => env!("CARGO_BIN_EXE_salt-run"),
         other => panic!("unknown program {other}"),
     };
     PathBuf::from(var)
@@ -181,6 +182,10 @@ impl Cluster {
 
     pub fn salt(&self, args: &[&str]) -> Run {
         run(bin("salt"), &self.etc(), args)
+    }
+
+    pub fn salt_run(&self, args: &[&str]) -> Run {
+        run(bin("salt-run"), &self.etc(), args)
     }
 
     pub fn salt_key(&self, args: &[&str]) -> Run {

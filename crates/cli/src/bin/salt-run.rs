@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(saltrs::run::main(std::env::args().collect()));
+}

@@ -1,0 +1,181 @@
+//! The master job cache seen through salt-run, the wait's Ctrl-C, and the event stream.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn jid_of(verbose_stdout: &str) -> String {
+    verbose_stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string()
+}
+
+#[test]
+fn jobs_runner_reads_the_job_cache() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+
+    let r = c.salt(&["-v", "minion1", "cmd.run", "echo hi"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let jid = jid_of(&r.stdout);
+    let r = c.salt(&["minion1", "test.ping"]);
+    assert_eq!(r.code, 0);
+    std::thread::sleep(Duration::from_millis(300)); // the cache is written behind the CLI
+
+    let r = c.salt_run(&["jobs.lookup_jid", &jid]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "minion1:\n    hi\n"), "{}", r.stderr);
+    let r = c.salt_run(&["jobs.lookup_jid", &jid, "--out=json"]);
+    assert_eq!(r.stdout, "{\n    \"minion1\": \"hi\"\n}\n");
+
+    let r = c.salt_run(&["jobs.list_job", &jid]);
+    let want = format!(
+        "Arguments:\n    - echo hi\nFunction:\n    cmd.run\nMinions:\n    - minion1\nResult:\n    ----------\n    minion1:\n        ----------\n        retcode:\n            0\n        return:\n            hi\n        success:\n            True\nStartTime:\n    {}\nTarget:\n    minion1\nTarget-type:\n    glob\nUser:\n    root\njid:\n    {jid}\n",
+        salt_proto::jid::jid_to_time(&jid)
+    );
+    assert_eq!(r.stdout, want);
+
+    let r = c.salt_run(&["jobs.list_jobs", "--out=json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(jobs[&jid]["Function"], "cmd.run");
+    assert_eq!(jobs[&jid]["Arguments"], serde_json::json!(["echo hi"]));
+    assert_eq!(jobs[&jid]["StartTime"], salt_proto::jid::jid_to_time(&jid));
+    let r = c.salt_run(&["jobs.list_jobs", "search_function=test.*", "--out=json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(jobs.as_object().unwrap().values().all(|j| j["Function"] == "test.ping"), "{jobs}");
+    assert!(!jobs.as_object().unwrap().is_empty());
+    let r = c.salt_run(&["jobs.list_jobs", "limit=1", "search_function=cmd.run", "--out=json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(jobs.as_object().unwrap().keys().collect::<Vec<_>>(), vec![&jid]);
+
+    let r = c.salt_run(&["jobs.exit_success", &jid, "--out=json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"minion1": true}));
+    let r = c.salt_run(&["jobs.print_job", &jid, "--out=json"]);
+    let printed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(printed[&jid]["Result"]["minion1"]["return"], "hi");
+    let r = c.salt_run(&["jobs.last_run", "function=cmd.run", "--out=json"]);
+    let last: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(last.get(&jid).is_some(), "{last}");
+
+    // Unknown and invalid jids.
+    let r = c.salt_run(&["jobs.lookup_jid", "20000101000000000000"]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, "\n"));
+    let r = c.salt_run(&["jobs.lookup_jid", "../../etc/passwd"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("invalid jid"), "{}{}", r.stdout, r.stderr);
+    let r = c.salt_run(&["jobs.no_such_runner"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("'jobs.no_such_runner' is not available."), "{}", r.stdout);
+
+    // Runner jobs are stored too, under the master's id.
+    let r = c.salt_run(&["jobs.list_jobs", "search_function=runner.*", "--out=json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let one = jobs.as_object().unwrap().values().next().expect("a runner job");
+    assert!(one["Function"].as_str().unwrap().starts_with("runner.jobs."), "{one}");
+    assert_eq!(one["Target-type"], "list");
+}
+
+#[test]
+fn ctrl_c_prints_the_hint_and_the_job_finishes() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let child = Command::new(bin("salt"))
+        .arg("-c")
+        .arg(c.etc())
+        .args(["minion1", "test.sleep", "2", "--show-jid"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let jid = stdout.lines().next().unwrap().trim_start_matches("jid: ").to_string();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        format!("\nThis job's jid is: {jid}\nExiting gracefully on Ctrl-c\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}\n")
+    );
+    // The job goes on; its result lands in the job cache.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.salt_run(&["jobs.lookup_jid", &jid]);
+        if r.stdout == "minion1:\n    True\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", r.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn manage_runners_and_the_event_stream() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1", "minion2"]);
+
+    let mut events = Command::new(bin("salt-run"))
+        .arg("-c")
+        .arg(c.etc())
+        .args(["state.event", "salt/job/*", "count=3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = c.salt(&["-v", "minion1", "test.ping"]);
+    let jid = jid_of(&r.stdout);
+    let lines: Vec<String> = BufReader::new(events.stdout.take().unwrap()).lines().map(Result::unwrap).collect();
+    assert_eq!(events.wait().unwrap().code(), Some(0));
+    let tags: Vec<&str> = lines.iter().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(tags, [format!("salt/job/{jid}/new"), format!("salt/job/{jid}/publish"), format!("salt/job/{jid}/ret/minion1")]);
+    let ret: serde_json::Value = serde_json::from_str(lines[2].split('\t').nth(1).unwrap()).unwrap();
+    assert_eq!(ret["return"], true);
+    assert_eq!(ret["cmd"], "_return");
+    assert!(ret["_stamp"].as_str().unwrap().ends_with("+00:00"));
+
+    let r = c.salt_run(&["manage.up", "--out=json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!(["minion1", "minion2"]));
+    c.stop_minion("minion2");
+    std::thread::sleep(Duration::from_millis(500));
+    let r = c.salt_run(&["manage.status", "--out=json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"down": ["minion2"], "up": ["minion1"]}));
+    let r = c.salt_run(&["manage.down"]);
+    assert_eq!(r.stdout, "- minion2\n");
+    let r = c.salt_run(&["manage.present", "--out=json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!(["minion1"]));
+}
+
+#[test]
+fn old_jobs_are_purged_but_long_running_ones_are_kept() {
+    let mut c = Cluster::new("keep_jobs_seconds: 2\nloop_interval: 1\n");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["-v", "minion1", "test.ping"]);
+    let quick = jid_of(&r.stdout);
+    let r = c.salt(&["-v", "minion1", "test.sleep", "3", "-t", "10"]);
+    assert_eq!(r.code, 0);
+    let slow = jid_of(&r.stdout);
+    // The slow job was published > 2 s ago, but its return is fresh: it is kept whole.
+    let r = c.salt_run(&["jobs.lookup_jid", &slow]);
+    assert_eq!(r.stdout, "minion1:\n    True\n");
+    let r = c.salt_run(&["jobs.list_job", &quick, "--out=json"]);
+    let job: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(job["Error"], "Cannot contact returner or no job with this jid", "{job}");
+    assert_eq!(job["Result"], serde_json::json!({}));
+}
+
+#[test]
+fn job_cache_off_stores_nothing() {
+    let mut c = Cluster::new("job_cache: False\n");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["-v", "minion1", "test.ping"]);
+    assert_eq!(r.code, 0);
+    let r = c.salt_run(&["jobs.lookup_jid", &jid_of(&r.stdout)]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("the job cache is off"), "{}", r.stdout);
+    assert!(!c.root().join("var/cache/salt/master/job_cache.sqlite").exists());
+}

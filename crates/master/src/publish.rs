@@ -1,0 +1,127 @@
+//! Publishing a job: resolve the target, check the caller's rights, subscribe to the job's
+//! events, record the job, send each connected minion its signed copy.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use salt_proto::message::{Publish, PublishRequest};
+use salt_targeting::{Matcher, TargetType};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::acl::{self, Caller};
+use crate::events::Event;
+use crate::jobcache::Write;
+use crate::minions::{send_publish, unix_millis};
+use crate::Master;
+
+/// Events queued for one publisher before they are dropped.
+pub(crate) const EVENT_QUEUE: usize = 65536;
+
+/// A job that went out.
+pub(crate) struct Published {
+    pub jid: String,
+    pub minions: Vec<String>,
+    pub missing: Vec<String>,
+    pub not_connected: Vec<String>,
+    /// Every `salt/job/<jid>/...` event, from before the first copy was sent.
+    pub events: mpsc::Receiver<Arc<Event>>,
+}
+
+/// Why a job did not go out; each is a text the CLI shows.
+pub(crate) enum NotPublished {
+    NoMinions(String),
+    Refused(String),
+    Invalid(String),
+}
+
+pub(crate) fn publish(master: &Master, caller: &Caller, req: PublishRequest) -> Result<Published, NotPublished> {
+    let tgt_type = TargetType::from_str(&req.tgt_type).map_err(|e| NotPublished::Invalid(e.to_string()))?;
+    let delimiter = req.kwargs.get("delimiter").and_then(Value::as_str).unwrap_or(":").to_string();
+    let matcher = Matcher::new(&req.tgt, tgt_type, &delimiter).map_err(|e| NotPublished::Invalid(format!("Invalid target: {e}")))?;
+    let accepted = master.accepted_minions();
+    let minions: Vec<String> = accepted.iter().filter(|id| matcher.matches(id, &master.grains_of(id))).cloned().collect();
+    // Salt's `missing`: ids a list target names that have no accepted key.
+    let missing: Vec<String> = matcher.listed_ids().unwrap_or_default().iter().filter(|id| !accepted.contains(id)).cloned().collect();
+    if minions.is_empty() {
+        return Err(NotPublished::NoMinions(format!("Master could not resolve minions for target {}", target_text(&req.tgt))));
+    }
+    acl::may_publish(master.config(), caller, &req.fun, &minions).map_err(|reason| {
+        tracing::warn!("{reason}");
+        NotPublished::Refused(reason)
+    })?;
+
+    let jid = master.new_jid();
+    let user = caller.name.clone();
+    let not_connected: Vec<String> = minions.iter().filter(|id| !master.is_connected(id)).cloned().collect();
+    // Subscribe before anything is sent, so no return can slip past the publisher.
+    let events = master.bus().subscribe(format!("salt/job/{jid}/"), EVENT_QUEUE);
+
+    let mut new = Map::new();
+    new.insert("jid".into(), jid.clone().into());
+    new.insert("tgt_type".into(), req.tgt_type.clone().into());
+    new.insert("tgt".into(), req.tgt.clone());
+    new.insert("user".into(), user.clone().into());
+    new.insert("fun".into(), req.fun.clone().into());
+    new.insert("arg".into(), Value::Array(req.arg.clone()));
+    new.insert("minions".into(), minions.clone().into());
+    new.insert("missing".into(), missing.clone().into());
+    master.bus().fire(format!("salt/job/{jid}/new"), new);
+
+    master.write_job_cache(Write::Load { jid: jid.clone(), load: clear_load(&jid, &user, &req), minions: minions.clone() });
+
+    let expires_at_ms = unix_millis() + master.publish_ttl.as_millis() as u64;
+    for minion in minions.iter().filter(|m| !not_connected.contains(m)) {
+        let publish = Publish {
+            jid: jid.clone(),
+            minion: minion.clone(),
+            fun: req.fun.clone(),
+            arg: req.arg.clone(),
+            tgt: req.tgt.clone(),
+            tgt_type: req.tgt_type.clone(),
+            ret: req.ret.clone(),
+            user: user.clone(),
+            expires_at_ms,
+            kwargs: req.kwargs.clone(),
+        };
+        send_publish(master, &publish);
+    }
+
+    let mut published = Map::new();
+    published.insert("fun".into(), req.fun.into());
+    published.insert("arg".into(), Value::Array(req.arg));
+    published.insert("tgt".into(), req.tgt);
+    published.insert("jid".into(), jid.clone().into());
+    published.insert("ret".into(), req.ret.into());
+    published.insert("tgt_type".into(), req.tgt_type.into());
+    published.insert("user".into(), user.into());
+    master.bus().fire(format!("salt/job/{jid}/publish"), published);
+
+    Ok(Published { jid, minions, missing, not_connected, events })
+}
+
+/// The publish load as Salt's master stores it (`jids.load`): cmd, tgt, fun, arg, tgt_type, ret,
+/// jid, kwargs, user.
+fn clear_load(jid: &str, user: &str, req: &PublishRequest) -> Map<String, Value> {
+    let mut load = Map::new();
+    load.insert("cmd".into(), "publish".into());
+    load.insert("tgt".into(), req.tgt.clone());
+    load.insert("fun".into(), req.fun.clone().into());
+    load.insert("arg".into(), Value::Array(req.arg.clone()));
+    load.insert("tgt_type".into(), req.tgt_type.clone().into());
+    load.insert("ret".into(), req.ret.clone().into());
+    load.insert("jid".into(), jid.into());
+    if !req.kwargs.is_empty() {
+        load.insert("kwargs".into(), Value::Object(req.kwargs.clone()));
+    }
+    load.insert("user".into(), user.into());
+    load
+}
+
+fn target_text(tgt: &Value) -> String {
+    match tgt {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,110 @@
+//! Running runners on the master: the job is announced (`salt/run/<jid>/new`), run against the
+//! master's state, announced again with its return (`salt/run/<jid>/ret`) and stored in the job
+//! cache under the master's id, as Salt does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use salt_proto::message::{ClientReply, PublishRequest, RunnerRequest};
+use salt_returners::Returner;
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
+
+use crate::acl::Caller;
+use crate::jobcache::Write;
+use crate::Master;
+
+pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) -> ClientReply {
+    let jid = master.new_jid();
+    let fun = format!("runner.{}", req.fun);
+    let mut announce = Map::new();
+    announce.insert("fun".into(), fun.clone().into());
+    announce.insert("jid".into(), jid.clone().into());
+    announce.insert("user".into(), user.into());
+    announce.insert("fun_args".into(), Value::Array(req.arg.clone()));
+    master.bus().fire(format!("salt/run/{jid}/new"), announce.clone());
+
+    let host = RunnerHost { master: master.clone() };
+    let (data, outputter, retcode, success) = match salt_runners::run(&host, &req.fun, &req.arg).await {
+        Ok(out) => (out.data, out.outputter, out.retcode, true),
+        Err(e) => (Value::String(e.to_string()), None, 1, false),
+    };
+
+    let mut ret = announce;
+    ret.insert("return".into(), data.clone());
+    ret.insert("success".into(), success.into());
+    master.bus().fire(format!("salt/run/{jid}/ret"), ret);
+
+    let master_id = master.id().to_string();
+    let mut load = Map::new();
+    load.insert("fun".into(), fun.clone().into());
+    load.insert("arg".into(), Value::Array(req.arg.clone()));
+    load.insert("tgt".into(), master_id.clone().into());
+    load.insert("tgt_type".into(), "list".into());
+    load.insert("user".into(), user.into());
+    load.insert("jid".into(), jid.clone().into());
+    master.write_job_cache(Write::Load { jid: jid.clone(), load, minions: vec![master_id.clone()] });
+    let mut stored = Map::new();
+    stored.insert("id".into(), master_id.into());
+    stored.insert("jid".into(), jid.clone().into());
+    stored.insert("fun".into(), fun.into());
+    stored.insert("fun_args".into(), Value::Array(req.arg));
+    stored.insert("return".into(), data.clone());
+    stored.insert("retcode".into(), retcode.into());
+    stored.insert("success".into(), success.into());
+    master.write_job_cache(Write::Return(stored));
+
+    ClientReply::RunnerReturn { jid, data, outputter, retcode }
+}
+
+/// The master as runners see it.
+struct RunnerHost {
+    master: Arc<Master>,
+}
+
+#[async_trait]
+impl salt_runners::Master for RunnerHost {
+    fn opts(&self) -> &Map<String, Value> {
+        self.master.config().as_map()
+    }
+
+    fn master_id(&self) -> &str {
+        self.master.id()
+    }
+
+    fn job_cache(&self) -> Option<Arc<dyn Returner>> {
+        self.master.job_cache()
+    }
+
+    fn accepted_minions(&self) -> Vec<String> {
+        self.master.accepted_minions()
+    }
+
+    fn connected_minions(&self) -> Vec<String> {
+        self.master.connected_minions()
+    }
+
+    async fn cmd(&self, tgt: &str, fun: &str, arg: Vec<Value>, timeout: Duration) -> Map<String, Value> {
+        let req = PublishRequest { tgt: json!(tgt), tgt_type: "glob".into(), fun: fun.into(), arg, ret: String::new(), kwargs: Map::new() };
+        let root = Caller { uid: 0, name: "root".into() };
+        let Ok(mut published) = crate::publish::publish(&self.master, &root, req) else {
+            return Map::new();
+        };
+        let mut waiting: Vec<String> = published.minions.iter().filter(|m| !published.not_connected.contains(m)).cloned().collect();
+        let mut returns = Map::new();
+        let deadline = Instant::now() + timeout;
+        let prefix = format!("salt/job/{}/ret/", published.jid);
+        while !waiting.is_empty() {
+            let event = match tokio::time::timeout_at(deadline, published.events.recv()).await {
+                Ok(Some(e)) => e,
+                _ => break,
+            };
+            if let Some(id) = event.tag.strip_prefix(&prefix) {
+                waiting.retain(|w| w != id);
+                returns.insert(id.to_string(), event.data.get("return").cloned().unwrap_or(Value::Null));
+            }
+        }
+        returns
+    }
+}
