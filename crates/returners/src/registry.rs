@@ -1,11 +1,11 @@
 //! Returners by their Salt names.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::{local_cache::LocalCache, Result, Returner, ReturnerError};
+use crate::local_cache::{LocalCache, LocalCacheConfig};
+use crate::{Result, Returner, ReturnerError};
 
 /// Every returner built in, sorted (what `sys.list_returners` shows).
 pub fn builtin_names() -> Vec<&'static str> {
@@ -19,12 +19,7 @@ pub fn builtin_names() -> Vec<&'static str> {
 pub async fn open_job_cache(name: &str, opts: &Map<String, Value>) -> Result<Arc<dyn Returner>> {
     match name {
         LocalCache::NAME => {
-            let cachedir = opts
-                .get("cachedir")
-                .and_then(Value::as_str)
-                .map(PathBuf::from)
-                .ok_or_else(|| ReturnerError::Invalid("cachedir is not set".into()))?;
-            Ok(Arc::new(LocalCache::open(&cachedir).await?))
+            Ok(Arc::new(LocalCache::open_with(&LocalCacheConfig::from_opts(opts)?).await?))
         }
         other => Err(ReturnerError::Invalid(format!(
             "unknown returner '{other}'; built in are: {}",

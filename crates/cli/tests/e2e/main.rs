@@ -4,5 +4,7 @@
 mod harness;
 
 mod cli;
+mod jobs;
 mod keys;
+mod runners;
 mod security;
