@@ -16,6 +16,8 @@
 
 pub mod format;
 pub mod local_cache;
+pub mod options;
+pub mod redact;
 mod registry;
 
 use std::time::Duration;
@@ -24,7 +26,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-pub use registry::{builtin_names, open_job_cache};
+pub use registry::{builtin_names, open, open_job_cache};
 
 /// A load or a return, as the JSON-like map Salt passes around.
 pub type Load = Map<String, Value>;

@@ -1,0 +1,133 @@
+//! Where a returner finds its settings: Salt's `get_returner_options`, so the same config files
+//! keep working.
+//!
+//! For a returner named `mysql` and an attribute `host`, in order:
+//! 1. with `--return_config alternative`: `alternative.mysql: {host: ...}` (nested), then
+//!    `alternative.mysql.host` (flat); a falsy value falls back to 2.;
+//! 2. `mysql: {host: ...}` (nested), then `mysql.host` (flat);
+//! 3. the returner's default, if it has one (a missing or empty value means "use the default");
+//! 4. finally `--return_kwargs '{"host": ...}'` overrides any of the above by plain name.
+//!
+//! The PostgreSQL returners use the prefix `returner.pgjsonb` / `returner.postgres`.
+//! Salt also looks in grains and pillar; we look in the config only (and say so in the README).
+
+use serde_json::{Map, Value};
+
+/// Where the lookup happens and what may override it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lookup<'a> {
+    /// The config of the process that runs the returner (minion or master).
+    pub opts: Option<&'a Map<String, Value>>,
+    /// `ret_config` from the job (`--return_config`); minion side only.
+    pub ret_config: Option<&'a str>,
+    /// `ret_kwargs` from the job (`--return_kwargs`); minion side only.
+    pub ret_kwargs: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(opts: &'a Map<String, Value>) -> Lookup<'a> {
+        Lookup { opts: Some(opts), ret_config: None, ret_kwargs: None }
+    }
+
+    /// `ret_config` and `ret_kwargs` as a minion-side return carries them.
+    pub fn with_ret(mut self, ret: &'a Map<String, Value>) -> Lookup<'a> {
+        self.ret_config = ret.get("ret_config").and_then(Value::as_str).filter(|s| !s.is_empty());
+        self.ret_kwargs = ret.get("ret_kwargs").and_then(Value::as_object);
+        self
+    }
+
+    /// The options for `virtualname`: each of `attrs` looked up as above, `defaults` filling
+    /// what is missing. Keys absent everywhere are left out, as in Salt.
+    pub fn options(&self, virtualname: &str, attrs: &[&str], defaults: &[(&str, Value)]) -> Map<String, Value> {
+        let mut out = Map::new();
+        for attr in attrs {
+            let found = self
+                .ret_config
+                .and_then(|alt| self.fetch(&format!("{alt}.{virtualname}"), attr).filter(truthy))
+                .or_else(|| self.fetch(virtualname, attr));
+            let value = match found {
+                Some(v) if !is_blank(&v) => Some(v),
+                _ => defaults.iter().find(|(k, _)| k == attr).map(|(_, v)| v.clone()),
+            };
+            if let Some(v) = value {
+                out.insert((*attr).to_string(), v);
+            }
+        }
+        if let Some(kwargs) = self.ret_kwargs {
+            for (k, v) in kwargs {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out
+    }
+
+    /// Nested `<prefix>: {attr: ...}` first, then flat `<prefix>.<attr>`.
+    fn fetch(&self, prefix: &str, attr: &str) -> Option<Value> {
+        let opts = self.opts?;
+        opts.get(prefix)
+            .and_then(Value::as_object)
+            .and_then(|nested| nested.get(attr))
+            .or_else(|| opts.get(&format!("{prefix}.{attr}")))
+            .cloned()
+    }
+}
+
+fn is_blank(v: &Value) -> bool {
+    matches!(v, Value::Null) || v.as_str() == Some("")
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Bool(true) => true,
+    }
+}
+
+/// Option values as strings (`port: 3306` and `port: "3306"` alike).
+pub fn opt_str(options: &Map<String, Value>, key: &str) -> Option<String> {
+    match options.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn opts(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn flat_nested_alternative_kwargs_and_defaults() {
+        let o = opts(json!({
+            "mysql.host": "flat-host",
+            "mysql": {"user": "nested-user"},
+            "alternative.mysql.host": "alt-host",
+            "alternative.mysql": {"db": "alt-db"},
+            "mysql.pass": "",
+        }));
+        let attrs = ["host", "user", "pass", "db", "port"];
+        let defaults = [("host", json!("salt")), ("pass", json!("salt")), ("port", json!(3306))];
+
+        let plain = Lookup::new(&o).options("mysql", &attrs, &defaults);
+        assert_eq!(Value::Object(plain), json!({"host": "flat-host", "user": "nested-user", "pass": "salt", "port": 3306}));
+
+        let ret = opts(json!({"ret_config": "alternative", "ret_kwargs": {"port": 3307}}));
+        let alt = Lookup::new(&o).with_ret(&ret).options("mysql", &attrs, &defaults);
+        assert_eq!(Value::Object(alt), json!({"host": "alt-host", "user": "nested-user", "pass": "salt", "db": "alt-db", "port": 3307}));
+    }
+
+    #[test]
+    fn nested_wins_over_flat_as_in_salt() {
+        let o = opts(json!({"mysql": {"host": "nested"}, "mysql.host": "flat"}));
+        assert_eq!(Lookup::new(&o).options("mysql", &["host"], &[])["host"], "nested");
+    }
+}
