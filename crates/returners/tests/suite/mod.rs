@@ -1,7 +1,8 @@
 //! The job-cache conformance suite: every backend that can be a `master_job_cache` runs the
 //! same tests through `Arc<dyn Returner>`.
 //!
-//! Adding a backend is one line at the bottom: `conformance!(name, opener);`, where `opener` is
+//! Each backend has a file `tests/conformance_<name>.rs` with `#[macro_use] mod suite;`, its
+//! opener, and one line `conformance!(name, opener);`, where `opener` is
 //! an `async fn() -> Option<Backend>` that returns an EMPTY store (a fresh database or schema
 //! per call: the listing tests assert exact job lists). A backend that needs a server returns
 //! `None` when the variable naming it is unset, after calling [`skip`], which turns the skip
@@ -11,14 +12,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use salt_returners::local_cache::LocalCache;
 use salt_returners::{missing_for, Capability, JobQuery, JobSummary, Load, Returner, MASTER_JOB_CACHE};
 use serde_json::{json, Map, Value};
 
-/// A store under test, with whatever keeps it alive (a temp dir, a server handle).
+/// A store under test, with whatever keeps it alive (a temp dir, a server handle), and the
+/// ways its answers may differ from `local_cache`'s while still being Salt's behaviour.
 pub struct Backend {
     pub store: Arc<dyn Returner>,
     pub _guard: Box<dyn std::any::Any + Send + Sync>,
+    pub traits: Traits,
+}
+
+/// Where a store's answers legitimately differ (each difference is Salt's own).
+#[derive(Debug, Clone, Copy)]
+pub struct Traits {
+    /// `get_jid` gives the whole stored return (SQL stores) instead of
+    /// `{return, retcode, success, out}` (local_cache).
+    pub get_jid_full_ret: bool,
+    /// `get_load` carries `Minions` (local_cache keeps the expected minions; Salt's SQL stores do not).
+    pub keeps_minions: bool,
+    /// The store implements `event_return`.
+    pub event_return: bool,
+}
+
+impl Traits {
+    pub const LOCAL_CACHE: Traits = Traits { get_jid_full_ret: false, keeps_minions: true, event_return: false };
+    pub const SQL: Traits = Traits { get_jid_full_ret: true, keeps_minions: false, event_return: true };
 }
 
 /// Reports a backend that cannot run here; under `CI=true` that is a failure, not a skip.
@@ -31,14 +50,9 @@ pub fn skip(backend: &str, var: &str) -> Option<Backend> {
     None
 }
 
-async fn local_cache() -> Option<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalCache::open(dir.path()).await.unwrap();
-    Some(Backend { store: Arc::new(store), _guard: Box::new(dir) })
-}
 
 /// The tests, each against one empty store.
-mod suite {
+pub mod cases {
     use super::*;
 
     pub fn obj(v: Value) -> Load {
@@ -468,7 +482,8 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     if let Some(backend) = super::$open().await {
-                        super::suite::$test(&*backend.store).await;
+                        super::suite::cases::$test(&*backend.store).await;
+                        let _ = backend.traits;
                     }
                 }
             )*
@@ -476,4 +491,3 @@ macro_rules! conformance {
     };
 }
 
-conformance!(local_cache, local_cache);
