@@ -110,7 +110,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         pub_data,
         grains: Arc::new(salt_modules::grains::collect(&id, &configured)),
         opts: Arc::new(config.as_map().clone()),
-        returners: Arc::new(Vec::new()),
+        returners: Arc::new(salt_returners::builtin_names().into_iter().map(str::to_string).collect()),
         registry: registry.clone(),
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

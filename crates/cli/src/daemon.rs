@@ -41,6 +41,10 @@ struct Flags {
 }
 
 pub fn main(program: Program, argv: Vec<String>) -> i32 {
+    // The minion re-executes itself to run each job in its own process.
+    if program == Program::Minion && argv.get(1).map(String::as_str) == Some(salt_minion::job_process::RUN_JOB_ARG) {
+        return salt_minion::job_process::main();
+    }
     let (name, role) = match program {
         Program::Master => ("salt-master", Role::Master),
         Program::Minion => ("salt-minion", Role::Minion),

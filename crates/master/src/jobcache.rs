@@ -1,108 +1,52 @@
-//! Writing jobs and returns to the master job cache, behind the CLI's back.
-//!
-//! Publishes and returns are queued here and written by one task in batches (one transaction
-//! per batch for stores that batch), so neither the CLI nor a minion ever waits on the store.
-//! A store that fails is retried with back-off, keeping the batch: nothing is dropped while the
-//! master runs, and the queue is drained at shutdown.
+//! Where the master's records go: the master job cache, an `ext_job_cache`, and the
+//! `event_return` stores. Every write goes through a durable [`Spool`] per store, so neither
+//! the CLI nor a minion ever waits on a store, and a store that is down loses nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use salt_returners::{Load, Returner, ReturnerError};
-use tokio::sync::mpsc;
+use salt_returners::spool::{Record, Spool};
+use salt_returners::{missing_for, Capability, Returner};
 
-/// One write for the job cache.
-pub(crate) enum Write {
-    /// The publish load and the minions it targeted.
-    Load { jid: String, load: Load, minions: Vec<String> },
-    /// A return load (`cmd: _return`, ...).
-    Return(Load),
-    Endtime { jid: String, time: String },
-    /// Write what came before, then stop (master shutdown).
-    Shutdown,
-}
-
-/// The most writes taken into one batch.
-const BATCH: usize = 1000;
-
+/// A store with its spool.
 #[derive(Clone)]
-pub(crate) struct JobCacheWriter {
-    tx: mpsc::UnboundedSender<Write>,
+pub(crate) struct Sink {
+    pub(crate) store: Arc<dyn Returner>,
+    pub(crate) spool: Spool,
 }
 
-impl JobCacheWriter {
-    /// Starts the writer task; it ends after [`Write::Shutdown`], with everything before it written.
-    pub(crate) fn start(store: Arc<dyn Returner>) -> (JobCacheWriter, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_loop(store, rx));
-        (JobCacheWriter { tx }, task)
+impl Sink {
+    /// Opens the store `name` for `role` (refusing it at once if it lacks a call the role needs)
+    /// and its spool under `cachedir/spool/<label>-<name>`.
+    pub(crate) async fn open(name: &str, label: &str, role: &[Capability], config: &salt_config::Config) -> anyhow::Result<Sink> {
+        let store = salt_returners::open_job_cache(name, config.as_map())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open returner '{name}' for {label}: {e}"))?;
+        if let Some(call) = missing_for(&*store, role) {
+            anyhow::bail!("returner '{name}' cannot be used for {label}: it does not support {}", call.salt_name());
+        }
+        let cachedir = config.path("cachedir").ok_or_else(|| anyhow::anyhow!("cachedir is not set"))?;
+        let dir = cachedir.join("spool").join(format!("{label}-{name}"));
+        let spool = Spool::open(&dir, store.clone()).map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", dir.display()))?;
+        Ok(Sink { store, spool })
     }
 
-    pub(crate) fn send(&self, write: Write) {
-        if self.tx.send(write).is_err() {
-            tracing::error!("the job cache writer has stopped; a job record could not be queued");
-        }
+    pub(crate) fn write(&self, record: Record) {
+        self.spool.push_nowait(vec![record]);
     }
-}
 
-async fn write_loop(store: Arc<dyn Returner>, mut rx: mpsc::UnboundedReceiver<Write>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let shutdown = batch.iter().position(|w| matches!(w, Write::Shutdown));
-        if let Some(at) = shutdown {
-            batch.truncate(at);
-        }
-        let mut delay = Duration::from_millis(100);
-        let mut outage_logged = false;
-        loop {
-            match write_batch(&*store, &batch).await {
-                Ok(()) => break,
-                Err(ReturnerError::Unavailable(e)) => {
-                    if !outage_logged {
-                        tracing::error!("job cache '{}' is unavailable ({e}); holding {} records and retrying", store.name(), batch.len());
-                        outage_logged = true;
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-                Err(e) => {
-                    tracing::error!("job cache '{}' refused {} records: {e}", store.name(), batch.len());
-                    break;
-                }
-            }
-        }
-        if outage_logged {
-            tracing::warn!("job cache '{}' is available again", store.name());
-        }
-        batch.clear();
-        if shutdown.is_some() {
-            break;
+    /// At shutdown: wait (a while) until the store has everything, and say what is left.
+    pub(crate) async fn flush(&self, timeout: Duration) {
+        if !self.spool.flush(timeout).await {
+            let stats = self.spool.stats();
+            tracing::warn!(
+                "returner '{}' still has {} records spooled (oldest {} s); they will be delivered after the next start",
+                self.store.name(),
+                stats.depth,
+                stats.oldest_age_secs
+            );
         }
     }
-}
-
-/// Loads first, so a store sees a job before its returns; returns in one batch call.
-async fn write_batch(store: &dyn Returner, batch: &[Write]) -> salt_returners::Result<()> {
-    let mut returns = Vec::new();
-    for write in batch {
-        match write {
-            Write::Load { jid, load, minions } => {
-                store.prep_jid(false, Some(jid)).await?;
-                store.save_load(jid, load, Some(minions)).await?;
-            }
-            Write::Return(load) => returns.push(load.clone()),
-            Write::Endtime { .. } | Write::Shutdown => {}
-        }
-    }
-    if !returns.is_empty() {
-        store.returner_batch(&returns).await?;
-    }
-    for write in batch {
-        if let Write::Endtime { jid, time } = write {
-            store.update_endtime(jid, time).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Salt's `get_keep_jobs_seconds`: `keep_jobs_seconds`, unless it is still the default and the
@@ -117,22 +61,29 @@ pub(crate) fn keep_jobs_seconds(config: &salt_config::Config) -> u64 {
     }
 }
 
-/// Every `loop_interval`, purge what is older than the retention (0 keeps everything).
-pub(crate) async fn maintenance(store: Arc<dyn Returner>, config: salt_config::Config) {
+/// Every `loop_interval`, purge what is older than the retention (0 keeps everything), and
+/// report a spool that is not draining.
+pub(crate) async fn maintenance(sinks: Vec<Sink>, job_cache: Option<Arc<dyn Returner>>, config: salt_config::Config) {
     let interval = Duration::from_secs(config.u64("loop_interval").unwrap_or(60).max(1));
     let keep = keep_jobs_seconds(&config);
-    if keep == 0 || !store.supports(salt_returners::Capability::CleanOldJobs) {
-        return;
-    }
     loop {
         tokio::time::sleep(interval).await;
-        match store.clean_old_jobs(Duration::from_secs(keep)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("purged {n} jobs older than {keep} s from the job cache"),
-            Err(e) => tracing::warn!("cleaning the job cache failed: {e}"),
+        if let Some(store) = job_cache.as_ref().filter(|s| keep > 0 && s.supports(Capability::CleanOldJobs)) {
+            match store.clean_old_jobs(Duration::from_secs(keep)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("purged {n} jobs older than {keep} s from the job cache"),
+                Err(e) => tracing::warn!("cleaning the job cache failed: {e}"),
+            }
+        }
+        for sink in &sinks {
+            let stats = sink.spool.stats();
+            if stats.depth > 0 && stats.oldest_age_secs >= interval.as_secs() {
+                tracing::warn!("spool for returner '{}': {} records waiting, oldest {} s", sink.store.name(), stats.depth, stats.oldest_age_secs);
+            }
         }
     }
 }
+
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod client;
+mod event_return;
 pub mod events;
 mod jobcache;
 pub mod minions;
@@ -28,8 +29,7 @@ pub fn control_socket_path(config: &Config) -> PathBuf {
 
 /// Runs the master until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let (master, writer_task) = Master::new(config).await?;
-    let master = Arc::new(master);
+    let master = Arc::new(Master::new(config).await?);
     let listener = minions::bind(&master).await?;
     let control = client::bind(&master)?;
     tracing::info!(
@@ -40,21 +40,25 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     );
     let accept_minions = tokio::spawn(minions::serve(master.clone(), listener));
     let accept_clients = tokio::spawn(client::serve(master.clone(), control));
-    let maintenance = master.job_cache().map(|store| tokio::spawn(jobcache::maintenance(store, master.config().clone())));
+    let maintenance = tokio::spawn(jobcache::maintenance(master.sinks(), master.job_cache(), master.config().clone()));
+    let (stop_events, stopped) = tokio::sync::watch::channel(false);
+    let event_return = (!master.event_returners.is_empty()).then(|| {
+        let events = master.bus().subscribe("", publish::EVENT_QUEUE);
+        tokio::spawn(event_return::run(events, master.event_returners.clone(), master.config().clone(), stopped))
+    });
     shutdown.await;
     tracing::info!("salt-master shutting down");
     accept_minions.abort();
     accept_clients.abort();
-    if let Some(m) = maintenance {
-        m.abort();
-    }
+    maintenance.abort();
     let _ = std::fs::remove_file(control_socket_path(master.config()));
-    // Flush the job cache: everything queued so far is written before we exit.
-    master.write_job_cache(jobcache::Write::Shutdown);
-    if let Some(task) = writer_task {
-        if tokio::time::timeout(std::time::Duration::from_secs(30), task).await.is_err() {
-            tracing::error!("the job cache writer did not finish within 30 s; some records may not be stored");
-        }
+    let _ = stop_events.send(true);
+    if let Some(task) = event_return {
+        let _ = task.await;
+    }
+    // Give the stores a moment to take what is spooled; what is left stays on disk for next time.
+    for sink in master.sinks() {
+        sink.flush(std::time::Duration::from_secs(10)).await;
     }
     Ok(())
 }

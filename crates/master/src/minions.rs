@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use salt_pki::KeyState;
 use salt_proto::frame::{read_frame, write_frame, FrameError};
 use salt_proto::message::{Hello, JobReturn, MasterMessage, MinionMessage, Publish, SignedPublish};
+use salt_returners::spool::Record;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -184,11 +185,11 @@ fn handle_return(master: &Master, id: &str, ret: JobReturn) {
     load.insert("ts".into(), unix_secs().into());
     let event = master.bus().fire(format!("salt/job/{}/ret/{}", ret.jid, id), load);
     if let Value::Object(stored) = &event.data {
-        master.write_job_cache(crate::jobcache::Write::Return(stored.clone()));
+        master.store_return(Record::Return { ret: stored.clone() });
     }
     if master.config().bool("job_cache_store_endtime").unwrap_or(false) {
         let time = salt_proto::jid::jid_to_time(&master.new_jid());
-        master.write_job_cache(crate::jobcache::Write::Endtime { jid: ret.jid.clone(), time });
+        master.store_return(Record::Endtime { jid: ret.jid.clone(), time });
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::acl::{self, Caller};
 use crate::events::Event;
-use crate::jobcache::Write;
+use salt_returners::spool::Record;
 use crate::minions::{send_publish, unix_millis};
 use crate::Master;
 
@@ -35,7 +35,7 @@ pub(crate) enum NotPublished {
     Invalid(String),
 }
 
-pub(crate) fn publish(master: &Master, caller: &Caller, req: PublishRequest) -> Result<Published, NotPublished> {
+pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest) -> Result<Published, NotPublished> {
     let tgt_type = TargetType::from_str(&req.tgt_type).map_err(|e| NotPublished::Invalid(e.to_string()))?;
     let delimiter = req.kwargs.get("delimiter").and_then(Value::as_str).unwrap_or(":").to_string();
     let matcher = Matcher::new(&req.tgt, tgt_type, &delimiter).map_err(|e| NotPublished::Invalid(format!("Invalid target: {e}")))?;
@@ -50,6 +50,15 @@ pub(crate) fn publish(master: &Master, caller: &Caller, req: PublishRequest) -> 
         tracing::warn!("{reason}");
         NotPublished::Refused(reason)
     })?;
+
+    // With an ext_job_cache, every minion also returns to it (Salt's `_prep_pub`).
+    if let Some(ext) = master.ext_job_cache_name() {
+        if !req.ret.split(',').any(|r| r == ext) {
+            req.ret = if req.ret.is_empty() { ext.to_string() } else { format!("{},{ext}", req.ret) };
+        }
+    }
+    // Secrets in --return_kwargs reach the minions, but never a stored load or an event.
+    let shown_kwargs = salt_returners::redact::redact_map(&req.kwargs);
 
     let jid = master.new_jid();
     let user = caller.name.clone();
@@ -68,7 +77,9 @@ pub(crate) fn publish(master: &Master, caller: &Caller, req: PublishRequest) -> 
     new.insert("missing".into(), missing.clone().into());
     master.bus().fire(format!("salt/job/{jid}/new"), new);
 
-    master.write_job_cache(Write::Load { jid: jid.clone(), load: clear_load(&jid, &user, &req), minions: minions.clone() });
+    let mut stored_req = req.clone();
+    stored_req.kwargs = shown_kwargs;
+    master.store_load(Record::Load { jid: jid.clone(), load: clear_load(&jid, &user, &stored_req), minions: minions.clone() });
 
     let expires_at_ms = unix_millis() + master.publish_ttl.as_millis() as u64;
     for minion in minions.iter().filter(|m| !not_connected.contains(m)) {

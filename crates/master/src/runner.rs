@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use crate::acl::Caller;
-use crate::jobcache::Write;
+use salt_returners::spool::Record;
 use crate::Master;
 
 pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) -> ClientReply {
@@ -44,7 +44,7 @@ pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) ->
     load.insert("tgt_type".into(), "list".into());
     load.insert("user".into(), user.into());
     load.insert("jid".into(), jid.clone().into());
-    master.write_job_cache(Write::Load { jid: jid.clone(), load, minions: vec![master_id.clone()] });
+    master.store_load(Record::Load { jid: jid.clone(), load, minions: vec![master_id.clone()] });
     let mut stored = Map::new();
     stored.insert("id".into(), master_id.into());
     stored.insert("jid".into(), jid.clone().into());
@@ -53,7 +53,7 @@ pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) ->
     stored.insert("return".into(), data.clone());
     stored.insert("retcode".into(), retcode.into());
     stored.insert("success".into(), success.into());
-    master.write_job_cache(Write::Return(stored));
+    master.store_return(Record::Return { ret: stored });
 
     ClientReply::RunnerReturn { jid, data, outputter, retcode }
 }

@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::events::EventBus;
-use crate::jobcache::{JobCacheWriter, Write};
+use crate::jobcache::Sink;
+use salt_returners::spool::Record;
 
 /// Grains as the minion last reported them.
 pub type Grains = Arc<Map<String, Value>>;
@@ -37,17 +38,21 @@ pub struct Master {
     connections: Mutex<HashMap<String, Connection>>,
     grains: Mutex<HashMap<String, Grains>>,
     next_serial: AtomicU64,
-    /// The master job cache and its writer; None with `job_cache: False`.
-    job_cache: Option<(Arc<dyn salt_returners::Returner>, JobCacheWriter)>,
+    /// The master job cache; None with `job_cache: False`.
+    job_cache: Option<Sink>,
+    /// `ext_job_cache`: minions return to it directly; the master stores loads there.
+    ext_job_cache: Option<Sink>,
+    /// `event_return` stores.
+    pub(crate) event_returners: Vec<Sink>,
     pub(crate) max_frame: usize,
     /// How long a publish stays valid for a minion.
     pub(crate) publish_ttl: Duration,
 }
 
 impl Master {
-    /// Loads keys and opens the job cache. The returned task is the job-cache writer: it ends,
-    /// with everything written, once the master is dropped.
-    pub async fn new(config: Config) -> anyhow::Result<(Master, Option<tokio::task::JoinHandle<()>>)> {
+    /// Loads keys and opens the job cache and the other returners the config names; a returner
+    /// that cannot serve its role is an error here, at start-up.
+    pub async fn new(config: Config) -> anyhow::Result<Master> {
         let pki_dir = config.path("pki_dir").context("pki_dir is not set")?;
         let key = KeyPair::load_or_generate(&pki_dir, "master")
             .with_context(|| format!("cannot load or create the master key in {}", pki_dir.display()))?;
@@ -58,19 +63,20 @@ impl Master {
         });
         let max_frame = config.u64("max_frame_bytes").map(|v| v as usize).unwrap_or(salt_proto::frame::DEFAULT_MAX_FRAME);
         let publish_ttl = Duration::from_secs(config.u64("publish_ttl").unwrap_or(300));
-        let (job_cache, writer_task) = if config.bool("job_cache").unwrap_or(true) {
-            let name = config.str("master_job_cache").unwrap_or("local_cache").to_string();
-            let store = salt_returners::open_job_cache(&name, config.as_map())
-                .await
-                .with_context(|| format!("cannot open the master job cache '{name}'"))?;
-            if let Some(call) = salt_returners::missing_for(&*store, salt_returners::MASTER_JOB_CACHE) {
-                anyhow::bail!("returner '{name}' cannot be the master_job_cache: it does not support {}", call.salt_name());
-            }
-            let (writer, task) = JobCacheWriter::start(store.clone());
-            (Some((store, writer)), Some(task))
+        let job_cache = if config.bool("job_cache").unwrap_or(true) {
+            let name = config.str("master_job_cache").unwrap_or("local_cache");
+            Some(Sink::open(name, "master_job_cache", salt_returners::MASTER_JOB_CACHE, &config).await?)
         } else {
-            (None, None)
+            None
         };
+        let ext_job_cache = match config.str("ext_job_cache").filter(|s| !s.is_empty()) {
+            Some(name) => Some(Sink::open(name, "ext_job_cache", salt_returners::EXT_JOB_CACHE, &config).await?),
+            None => None,
+        };
+        let mut event_returners = Vec::new();
+        for name in config.str_list("event_return") {
+            event_returners.push(Sink::open(&name, "event_return", salt_returners::EVENT_RETURN, &config).await?);
+        }
         let master = Master {
             config,
             id,
@@ -82,22 +88,46 @@ impl Master {
             grains: Mutex::new(HashMap::new()),
             next_serial: AtomicU64::new(1),
             job_cache,
+            ext_job_cache,
+            event_returners,
             max_frame,
             publish_ttl,
         };
         master.load_grains_cache();
-        Ok((master, writer_task))
+        Ok(master)
     }
 
+    /// The store the jobs runner reads: `ext_job_cache` if set, else the master job cache.
     pub fn job_cache(&self) -> Option<Arc<dyn salt_returners::Returner>> {
-        self.job_cache.as_ref().map(|(store, _)| store.clone())
+        self.ext_job_cache.as_ref().or(self.job_cache.as_ref()).map(|s| s.store.clone())
     }
 
-    /// Queues a write for the job cache (a no-op with `job_cache: False`).
-    pub(crate) fn write_job_cache(&self, write: Write) {
-        if let Some((_, writer)) = &self.job_cache {
-            writer.send(write);
+    /// The name of the `ext_job_cache` returner, which every publish asks minions to use.
+    pub(crate) fn ext_job_cache_name(&self) -> Option<&str> {
+        self.ext_job_cache.as_ref().map(|s| s.store.name())
+    }
+
+    /// A publish load goes to the master job cache and to the ext_job_cache.
+    pub(crate) fn store_load(&self, record: Record) {
+        for sink in self.job_cache.iter().chain(self.ext_job_cache.iter()) {
+            sink.write(record.clone());
         }
+    }
+
+    /// A return (or end time) goes to the master job cache — unless an ext_job_cache is set, in
+    /// which case the minions store their returns there themselves (Salt's rule).
+    pub(crate) fn store_return(&self, record: Record) {
+        if self.ext_job_cache.is_some() {
+            return;
+        }
+        if let Some(sink) = &self.job_cache {
+            sink.write(record);
+        }
+    }
+
+    /// Every sink, for maintenance and shutdown.
+    pub(crate) fn sinks(&self) -> Vec<Sink> {
+        self.job_cache.iter().chain(self.ext_job_cache.iter()).chain(self.event_returners.iter()).cloned().collect()
     }
 
     pub fn config(&self) -> &Config {

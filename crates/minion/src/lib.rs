@@ -1,10 +1,15 @@
 //! The salt-minion: it dials out to the master and keeps one TLS connection that carries
-//! publishes down and returns up ([`connection`]); each publish becomes a job ([`jobs`]) whose
-//! return waits in the [`outbox`] until the master has it.
+//! publishes down and returns up ([`connection`]); each publish becomes a job ([`jobs`]),
+//! by default in a process of its own ([`job_process`]) recorded in `cachedir/proc`
+//! ([`proc_dir`]), whose return waits in the [`outbox`] until the master has it.
 
 pub mod connection;
+pub mod job_process;
 pub mod jobs;
 pub mod outbox;
+pub mod returners;
+pub mod proc_dir;
+pub mod process_tree;
 mod saltutil;
 
 use std::path::PathBuf;
@@ -25,6 +30,14 @@ pub struct Minion {
     pub opts: Arc<serde_json::Map<String, serde_json::Value>>,
     pub jobs: Arc<jobs::JobTable>,
     pub outbox: outbox::Outbox,
+    pub proc_dir: proc_dir::ProcDir,
+    /// Salt's `multiprocessing`: each job in its own process (default) or as a task here.
+    pub multiprocessing: bool,
+    /// The binary job processes run (`salt-minion --run-job <jid>`): this program. `None`
+    /// when it cannot be found; jobs then run in-process.
+    pub job_exe: Option<PathBuf>,
+    /// Where jobs' returns go besides the master (`--return`, `return:`).
+    pub returners: returners::MinionReturners,
 }
 
 impl Minion {
@@ -39,10 +52,26 @@ impl Minion {
         };
         let grains = Arc::new(salt_modules::grains::collect(&id, &configured));
         let jobs = Arc::new(jobs::JobTable::new(config.u64("minion_jid_queue_hwm").unwrap_or(100) as usize));
-        let mut registry = Registry::builtin();
-        saltutil::register(&mut registry, jobs.clone());
+        let registry = registry();
+        let cachedir = config.path("cachedir").context("cachedir is not set")?;
+        let proc_dir = proc_dir::ProcDir::new(&cachedir);
+        // Files of jobs that died with a previous minion; jobs still running keep theirs.
+        proc_dir
+            .clean_stale(proc_dir::job_process_alive)
+            .with_context(|| format!("cannot prepare {}", proc_dir.path().display()))?;
+        let multiprocessing = config.bool("multiprocessing").unwrap_or(true);
+        let job_exe = match std::env::current_exe() {
+            Ok(exe) => Some(exe),
+            Err(e) if multiprocessing => {
+                tracing::warn!("cannot find this program to start job processes ({e}); jobs run in the minion process");
+                None
+            }
+            Err(_) => None,
+        };
+        let opts = Arc::new(config.as_map().clone());
+        let cachedir = config.path("cachedir").context("cachedir is not set")?;
         Ok(Minion {
-            opts: Arc::new(config.as_map().clone()),
+            opts: opts.clone(),
             config,
             id,
             key,
@@ -51,8 +80,20 @@ impl Minion {
             grains,
             jobs,
             outbox: outbox::Outbox::default(),
+            proc_dir,
+            multiprocessing,
+            job_exe,
+            returners: returners::MinionReturners::new(opts.clone(), cachedir),
         })
     }
+}
+
+/// The function table of a minion or job process: the built-in modules plus the saltutil
+/// job functions.
+fn registry() -> Registry {
+    let mut registry = Registry::builtin();
+    saltutil::register(&mut registry);
+    registry
 }
 
 /// The id from the config, else `minion_id` file or the host name (Salt's guess), validated either way.

@@ -136,6 +136,10 @@ impl Publish {
                 m.insert(k.clone(), v.clone());
             }
         }
+        // Salt 3008's resource-targeting keys, which find_job and running show.
+        m.insert("resource_targets".into(), Value::Array(Vec::new()));
+        m.insert("pure_resource_target".into(), false.into());
+        m.insert("minion_is_target".into(), true.into());
         m
     }
 }

@@ -15,9 +15,15 @@
 //! unit tests; the conformance suite in `tests/` runs every job-cache backend through one set of tests.
 
 pub mod format;
+pub mod lazy;
 pub mod local_cache;
+pub mod mysql;
 pub mod options;
+mod pg_common;
+pub mod pgjsonb;
+pub mod postgres;
 pub mod redact;
+pub mod spool;
 mod registry;
 
 use std::time::Duration;
@@ -73,6 +79,8 @@ impl Capability {
 /// The calls each role needs.
 pub const MASTER_JOB_CACHE: &[Capability] =
     &[Capability::PrepJid, Capability::SaveLoad, Capability::GetLoad, Capability::Returner, Capability::GetJid, Capability::GetJids];
+/// The master saves each publish load there; the minions send it their returns.
+pub const EXT_JOB_CACHE: &[Capability] = &[Capability::SaveLoad, Capability::Returner, Capability::GetLoad, Capability::GetJid];
 pub const EVENT_RETURN: &[Capability] = &[Capability::EventReturn];
 pub const MINION_RETURNER: &[Capability] = &[Capability::Returner];
 

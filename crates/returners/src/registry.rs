@@ -12,6 +12,9 @@ use crate::{Result, Returner, ReturnerError};
 pub fn builtin_names() -> Vec<&'static str> {
     let mut names = vec![
         LocalCache::NAME,
+        crate::mysql::MySql::NAME,
+        crate::pgjsonb::Pgjsonb::NAME,
+        crate::postgres::Postgres::NAME,
         // one line per store
     ];
     names.sort_unstable();
@@ -25,6 +28,9 @@ pub async fn open(name: &str, lookup: &Lookup<'_>) -> Result<Arc<dyn Returner>> 
     let opts = lookup.opts.unwrap_or(&empty);
     Ok(match name {
         LocalCache::NAME => Arc::new(LocalCache::open_with(&LocalCacheConfig::from_opts(opts)?).await?),
+        crate::mysql::MySql::NAME => Arc::new(crate::mysql::MySql::open(lookup).await?),
+        crate::pgjsonb::Pgjsonb::NAME => Arc::new(crate::pgjsonb::Pgjsonb::open(lookup).await?),
+        crate::postgres::Postgres::NAME => Arc::new(crate::postgres::Postgres::open(lookup).await?),
         // one arm per store
         other => {
             return Err(ReturnerError::Invalid(format!(

@@ -23,21 +23,49 @@ pub struct Backend {
     pub traits: Traits,
 }
 
-/// Where a store's answers legitimately differ (each difference is Salt's own).
+/// Where a store's answers legitimately differ (each difference is Salt's own). The suite
+/// checks that the store's `supports` agrees with the flags, then asserts the behaviour each
+/// flag stands for, so a flag never just switches a test off.
 #[derive(Debug, Clone, Copy)]
 pub struct Traits {
-    /// `get_jid` gives the whole stored return (SQL stores) instead of
-    /// `{return, retcode, success, out}` (local_cache).
-    pub get_jid_full_ret: bool,
+    /// What `get_jid` and `get_fun` give per minion.
+    pub shape: Shape,
     /// `get_load` carries `Minions` (local_cache keeps the expected minions; Salt's SQL stores do not).
     pub keeps_minions: bool,
     /// The store implements `event_return`.
     pub event_return: bool,
+    /// `prep_jid(nocache=True)` stops later returns of that jid from being stored (local_cache's
+    /// marker); Salt's SQL stores ignore the flag and store them.
+    pub nocache: bool,
+    /// The store implements `clean_old_jobs` (keep_jobs_seconds purge).
+    pub clean_old_jobs: bool,
+    /// The store implements `update_endtime`/`get_endtime` (local_cache only, in Salt).
+    pub endtime: bool,
 }
 
+/// The per-minion value of `get_jid` / `get_fun`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// local_cache: `get_jid` gives `{return, retcode?, success?, out?}`, `get_fun` the whole return load.
+    LocalCache,
+    /// mysql, pgjsonb, postgres: both give the whole stored return load (`full_ret`).
+    FullRet,
+    /// sqlite3: its `full_ret` column holds only the return value, so `get_jid` gives
+    /// `{return}` and `get_fun` the bare value.
+    ReturnOnly,
+}
+
+// Each test binary uses one of these.
+#[allow(dead_code)]
 impl Traits {
-    pub const LOCAL_CACHE: Traits = Traits { get_jid_full_ret: false, keeps_minions: true, event_return: false };
-    pub const SQL: Traits = Traits { get_jid_full_ret: true, keeps_minions: false, event_return: true };
+    pub const LOCAL_CACHE: Traits =
+        Traits { shape: Shape::LocalCache, keeps_minions: true, event_return: false, nocache: true, clean_old_jobs: true, endtime: true };
+    /// mysql and pgjsonb (postgres: `Traits { clean_old_jobs: false, ..Traits::SQL }` if it has no purge).
+    pub const SQL: Traits =
+        Traits { shape: Shape::FullRet, keeps_minions: false, event_return: true, nocache: false, clean_old_jobs: true, endtime: false };
+    /// sqlite3: Salt's calls (no purge, no events, no end times) and its `full_ret` column.
+    pub const SQLITE3: Traits =
+        Traits { shape: Shape::ReturnOnly, keeps_minions: false, event_return: false, nocache: false, clean_old_jobs: false, endtime: false };
 }
 
 /// Reports a backend that cannot run here; under `CI=true` that is a failure, not a skip.
@@ -89,17 +117,34 @@ pub mod cases {
         jobs.iter().map(|j| j.jid.clone()).collect()
     }
 
-    pub async fn capabilities(s: &dyn Returner) {
-        assert_eq!(missing_for(s, MASTER_JOB_CACHE), None);
+    /// The load `get_load` gives back: with `Minions` when the store keeps them.
+    fn with_minions(b: &Backend, load: &Load, minions: Value) -> Load {
+        let mut want = load.clone();
+        if b.traits.keeps_minions {
+            want.insert("Minions".into(), minions);
+        }
+        want
     }
 
-    pub async fn load_first_wins_with_sorted_minions(s: &dyn Returner) {
+    pub async fn capabilities(b: &Backend) {
+        let s = &*b.store;
+        assert_eq!(missing_for(s, MASTER_JOB_CACHE), None);
+        for call in [Capability::SaveMinions, Capability::GetFun, Capability::GetMinions] {
+            assert!(s.supports(call), "{call:?}");
+        }
+        assert_eq!(s.supports(Capability::EventReturn), b.traits.event_return);
+        assert_eq!(s.supports(Capability::CleanOldJobs), b.traits.clean_old_jobs);
+        assert_eq!(s.supports(Capability::UpdateEndtime), b.traits.endtime);
+        assert_eq!(s.supports(Capability::GetEndtime), b.traits.endtime);
+    }
+
+    pub async fn load_first_wins_with_sorted_minions(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         let first = publish(&j, "test.ping", json!("*"));
         s.save_load(&j, &first, Some(&strings(&["web2", "db1", "web1"]))).await.unwrap();
         s.save_load(&j, &publish(&j, "cmd.run", json!("other")), None).await.unwrap();
-        let mut want = first.clone();
-        want.insert("Minions".into(), json!(["db1", "web1", "web2"]));
+        let want = with_minions(b, &first, json!(["db1", "web1", "web2"]));
         assert_eq!(s.get_load(&j).await.unwrap(), Some(want));
         // The listing shows the first load too.
         let listed = s.get_jids(&JobQuery::default()).await.unwrap();
@@ -107,47 +152,72 @@ pub mod cases {
         assert_eq!(listed[0].fun, "test.ping");
     }
 
-    pub async fn save_minions_merges_syndic_lists(s: &dyn Returner) {
+    pub async fn save_minions_merges_syndic_lists(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         s.save_load(&j, &publish(&j, "test.ping", json!("*")), Some(&strings(&["m2"]))).await.unwrap();
         s.save_minions(&j, &strings(&["m1", "m2"]), Some("syndic1")).await.unwrap();
         s.save_minions(&j, &strings(&["m3"]), None).await.unwrap();
-        assert_eq!(s.get_load(&j).await.unwrap().unwrap()["Minions"], json!(["m1", "m2", "m3"]));
+        let load = s.get_load(&j).await.unwrap().unwrap();
+        if b.traits.keeps_minions {
+            assert_eq!(load["Minions"], json!(["m1", "m2", "m3"]));
+        } else {
+            // Salt's save_minions is a no-op here: accepted, and the load is untouched.
+            assert_eq!(load, publish(&j, "test.ping", json!("*")));
+        }
         // A load without minions has no "Minions" key at all.
         let k = jid(2);
         s.save_load(&k, &publish(&k, "test.ping", json!("*")), None).await.unwrap();
         assert!(!s.get_load(&k).await.unwrap().unwrap().contains_key("Minions"));
     }
 
-    pub async fn unknown_jid(s: &dyn Returner) {
+    pub async fn unknown_jid(b: &Backend) {
+        let s = &*b.store;
         assert_eq!(s.get_load(&jid(9)).await.unwrap(), None);
         assert_eq!(s.get_jid(&jid(9)).await.unwrap(), Map::new());
-        assert_eq!(s.get_endtime(&jid(9)).await.unwrap(), None);
+        if b.traits.endtime {
+            assert_eq!(s.get_endtime(&jid(9)).await.unwrap(), None);
+        }
         assert_eq!(s.get_load("not-a-jid").await.unwrap(), None);
         assert_eq!(s.get_jid("'; DROP TABLE jobs; --").await.unwrap(), Map::new());
     }
 
-    pub async fn get_jid_shape(s: &dyn Returner) {
+    pub async fn get_jid_shape(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         s.save_load(&j, &publish(&j, "state.apply", json!("*")), Some(&strings(&["a", "b", "c", "d"]))).await.unwrap();
-        s.returner_batch(&[
-            obj(json!({"id": "a", "jid": j, "fun": "state.apply", "return": {"x": 1}, "retcode": 0, "success": true, "out": "highstate"})),
-            obj(json!({"id": "b", "jid": j, "fun": "state.apply", "return": "boom", "retcode": 2, "success": false})),
-            obj(json!({"id": "c", "jid": j, "fun": "state.apply", "return": null})),
-        ])
-        .await
-        .unwrap();
+        let rets = [
+            json!({"id": "a", "jid": j, "fun": "state.apply", "return": {"x": 1}, "retcode": 0, "success": true, "out": "highstate"}),
+            json!({"id": "b", "jid": j, "fun": "state.apply", "return": "boom", "retcode": 2, "success": false}),
+            json!({"id": "c", "jid": j, "fun": "state.apply", "return": null}),
+        ];
+        s.returner_batch(&rets.iter().cloned().map(obj).collect::<Vec<_>>()).await.unwrap();
         let got = s.get_jid(&j).await.unwrap();
-        assert_eq!(
-            Value::Object(got.clone()),
-            json!({
-                "a": {"return": {"x": 1}, "retcode": 0, "success": true, "out": "highstate"},
-                "b": {"return": "boom", "retcode": 2, "success": false},
-                "c": {"return": null},
-            })
-        );
-        // Salt's key order inside an entry.
-        assert_eq!(got["a"].as_object().unwrap().keys().collect::<Vec<_>>(), ["return", "retcode", "success", "out"]);
+        match b.traits.shape {
+            Shape::LocalCache => {
+                assert_eq!(
+                    Value::Object(got.clone()),
+                    json!({
+                        "a": {"return": {"x": 1}, "retcode": 0, "success": true, "out": "highstate"},
+                        "b": {"return": "boom", "retcode": 2, "success": false},
+                        "c": {"return": null},
+                    })
+                );
+                // Salt's key order inside an entry.
+                assert_eq!(got["a"].as_object().unwrap().keys().collect::<Vec<_>>(), ["return", "retcode", "success", "out"]);
+            }
+            Shape::FullRet => {
+                assert_eq!(Value::Object(got.clone()), json!({"a": rets[0], "b": rets[1], "c": rets[2]}));
+                // The stored load keeps its key order.
+                assert_eq!(got["a"].as_object().unwrap().keys().collect::<Vec<_>>(), ["id", "jid", "fun", "return", "retcode", "success", "out"]);
+            }
+            Shape::ReturnOnly => {
+                assert_eq!(Value::Object(got.clone()), json!({"a": {"return": {"x": 1}}, "b": {"return": "boom"}, "c": {"return": null}}));
+            }
+        }
+        if !b.traits.keeps_minions {
+            return;
+        }
         // Expected minions vs returned ones: d never answered.
         let expected = s.get_load(&j).await.unwrap().unwrap()["Minions"].clone();
         assert_eq!(expected, json!(["a", "b", "c", "d"]));
@@ -156,7 +226,8 @@ pub mod cases {
         assert_eq!(missing, ["d"]);
     }
 
-    pub async fn duplicate_returns_keep_the_first(s: &dyn Returner) {
+    pub async fn duplicate_returns_keep_the_first(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         s.prep_jid(false, Some(&j)).await.unwrap();
         s.returner(&ret(&j, "m1", "test.echo", json!("first"))).await.unwrap();
@@ -176,7 +247,8 @@ pub mod cases {
         assert_eq!(got["m2"]["return"], "a");
     }
 
-    pub async fn return_before_load(s: &dyn Returner) {
+    pub async fn return_before_load(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         s.returner(&ret(&j, "m1", "test.ping", json!(true))).await.unwrap();
         assert_eq!(s.get_jid(&j).await.unwrap()["m1"]["return"], true);
@@ -188,24 +260,32 @@ pub mod cases {
         assert_eq!(s.get_jid(&j).await.unwrap().len(), 1);
     }
 
-    pub async fn nocache_and_prep_jid(s: &dyn Returner) {
-        let a = s.prep_jid(false, None).await.unwrap();
-        let b = s.prep_jid(false, None).await.unwrap();
-        assert!(salt_proto::jid::is_jid(&a) && salt_proto::jid::is_jid(&b), "{a} {b}");
-        assert_ne!(a, b);
+    pub async fn nocache_and_prep_jid(b: &Backend) {
+        let s = &*b.store;
+        let first = s.prep_jid(false, None).await.unwrap();
+        let second = s.prep_jid(false, None).await.unwrap();
+        assert!(salt_proto::jid::is_jid(&first) && salt_proto::jid::is_jid(&second), "{first} {second}");
+        assert_ne!(first, second);
         let passed = jid(5);
         assert_eq!(s.prep_jid(false, Some(&passed)).await.unwrap(), passed);
 
         let nc = s.prep_jid(true, None).await.unwrap();
+        assert!(salt_proto::jid::is_jid(&nc), "{nc}");
         s.returner(&ret(&nc, "m1", "test.ping", json!(true))).await.unwrap();
-        assert_eq!(s.get_jid(&nc).await.unwrap(), Map::new());
         // The marker survives a later prep_jid(nocache=false) for the same jid (the master's
         // call on every return).
         let nc2 = jid(6);
         s.prep_jid(true, Some(&nc2)).await.unwrap();
         s.prep_jid(false, Some(&nc2)).await.unwrap();
         s.returner(&ret(&nc2, "m1", "test.ping", json!(true))).await.unwrap();
-        assert_eq!(s.get_jid(&nc2).await.unwrap(), Map::new());
+        for j in [&nc, &nc2] {
+            let stored = s.get_jid(j).await.unwrap();
+            if b.traits.nocache {
+                assert_eq!(stored, Map::new());
+            } else {
+                assert_eq!(stored.keys().collect::<Vec<_>>(), ["m1"], "{j}");
+            }
+        }
         // "nocache" as the jid itself: not stored, not an error.
         s.returner(&ret("nocache", "m1", "test.ping", json!(true))).await.unwrap();
         // A malformed jid is refused.
@@ -213,7 +293,8 @@ pub mod cases {
         assert!(s.returner(&ret("../../etc", "m1", "test.ping", json!(true))).await.is_err());
     }
 
-    pub async fn get_fun_latest_per_minion(s: &dyn Returner) {
+    pub async fn get_fun_latest_per_minion(b: &Backend) {
+        let s = &*b.store;
         let (old, new, other) = (jid(1), jid(2), jid(3));
         s.returner_batch(&[
             ret(&old, "m1", "test.ping", json!("m1-old")),
@@ -225,13 +306,18 @@ pub mod cases {
         .unwrap();
         let got = s.get_fun("test.ping").await.unwrap();
         assert_eq!(got.keys().collect::<Vec<_>>(), ["m1", "m2"]);
-        // The full return, as SQL job caches give it.
-        assert_eq!(Value::Object(got["m1"].as_object().unwrap().clone()), Value::Object(ret(&new, "m1", "test.ping", json!("m1-new"))));
-        assert_eq!(got["m2"]["return"], "m2-old");
+        if b.traits.shape == Shape::ReturnOnly {
+            assert_eq!(Value::Object(got.clone()), json!({"m1": "m1-new", "m2": "m2-old"}));
+        } else {
+            // The full return, as SQL job caches give it.
+            assert_eq!(Value::Object(got["m1"].as_object().unwrap().clone()), Value::Object(ret(&new, "m1", "test.ping", json!("m1-new"))));
+            assert_eq!(got["m2"]["return"], "m2-old");
+        }
         assert_eq!(s.get_fun("nope.nope").await.unwrap(), Map::new());
     }
 
-    pub async fn get_minions_distinct_sorted(s: &dyn Returner) {
+    pub async fn get_minions_distinct_sorted(b: &Backend) {
+        let s = &*b.store;
         assert!(s.get_minions().await.unwrap().is_empty());
         s.returner_batch(&[
             ret(&jid(1), "web2", "test.ping", json!(true)),
@@ -244,9 +330,16 @@ pub mod cases {
         assert_eq!(s.get_minions().await.unwrap(), ["db1", "web1", "web2"]);
     }
 
-    pub async fn end_times(s: &dyn Returner) {
+    pub async fn end_times(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         s.save_load(&j, &publish(&j, "test.ping", json!("*")), None).await.unwrap();
+        if !b.traits.endtime {
+            let err = s.update_endtime(&j, "2024, May 10 09:30:16.000001").await.unwrap_err();
+            assert!(err.to_string().contains("does not support update_endtime"), "{err}");
+            assert_eq!(s.get_jids(&JobQuery::default()).await.unwrap()[0].end_time, None);
+            return;
+        }
         assert_eq!(s.get_endtime(&j).await.unwrap(), None);
         s.update_endtime(&j, "2024, May 10 09:30:16.000001").await.unwrap();
         assert_eq!(s.get_endtime(&j).await.unwrap().as_deref(), Some("2024, May 10 09:30:16.000001"));
@@ -277,7 +370,8 @@ pub mod cases {
         j
     }
 
-    pub async fn get_jids_order_and_paging(s: &dyn Returner) {
+    pub async fn get_jids_order_and_paging(b: &Backend) {
+        let s = &*b.store;
         let j = listing_fixture(s).await;
         let all = s.get_jids(&JobQuery::default()).await.unwrap();
         assert_eq!(jids(&all), [j[4].as_str(), j[3].as_str(), j[2].as_str(), j[1].as_str(), j[0].as_str()]);
@@ -307,7 +401,8 @@ pub mod cases {
         assert_eq!(all[1].metadata, Some(json!({"env": "dev", "team": "x"})));
     }
 
-    pub async fn get_jids_filters(s: &dyn Returner) {
+    pub async fn get_jids_filters(b: &Backend) {
+        let s = &*b.store;
         let j = listing_fixture(s).await;
         let q = |f: fn(&mut JobQuery)| {
             let mut q = JobQuery::default();
@@ -349,7 +444,8 @@ pub mod cases {
         assert_eq!(jids(&s.get_jids(&combined).await.unwrap()), [j[1].as_str()]);
     }
 
-    pub async fn get_jids_many_functions_and_pages(s: &dyn Returner) {
+    pub async fn get_jids_many_functions_and_pages(b: &Backend) {
+        let s = &*b.store;
         // More distinct functions than a store may merge, and more jobs than one read chunk.
         let mut n = 0;
         for i in 0..40 {
@@ -373,7 +469,21 @@ pub mod cases {
         assert_eq!(everything[0].jid, jid(1));
     }
 
-    pub async fn purge_keeps_long_running_jobs(s: &dyn Returner) {
+    /// A store without `clean_old_jobs` says so plainly.
+    async fn no_purge(b: &Backend) -> bool {
+        if b.traits.clean_old_jobs {
+            return false;
+        }
+        let err = b.store.clean_old_jobs(Duration::from_secs(1)).await.unwrap_err();
+        assert!(err.to_string().contains("does not support clean_old_jobs"), "{err}");
+        true
+    }
+
+    pub async fn purge_keeps_long_running_jobs(b: &Backend) {
+        if no_purge(b).await {
+            return;
+        }
+        let s = &*b.store;
         let (done, running) = (jid(1), jid(2));
         s.save_load(&done, &publish(&done, "test.ping", json!("*")), None).await.unwrap();
         s.returner(&ret(&done, "m1", "test.ping", json!(true))).await.unwrap();
@@ -394,7 +504,11 @@ pub mod cases {
         assert_eq!(s.clean_old_jobs(Duration::from_secs(3600)).await.unwrap(), 0);
     }
 
-    pub async fn purge_in_batches(s: &dyn Returner) {
+    pub async fn purge_in_batches(b: &Backend) {
+        if no_purge(b).await {
+            return;
+        }
+        let s = &*b.store;
         for n in 0..250 {
             s.returner(&ret(&jid(n), "m1", "test.ping", json!(n))).await.unwrap();
         }
@@ -403,15 +517,14 @@ pub mod cases {
         assert!(s.get_minions().await.unwrap().is_empty());
     }
 
-    pub async fn awkward_data_round_trips(s: &dyn Returner) {
+    pub async fn awkward_data_round_trips(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         let nasty = "'; DROP TABLE jobs; -- \" \\ %_ \u{1F600} 日本語 \u{0} \n\t";
         let load = obj(json!({"fun": "test.echo", "arg": [nasty], "tgt": nasty, "tgt_type": "glob", "user": nasty,
                               "metadata": {nasty: nasty}}));
         s.save_load(&j, &load, Some(&strings(&["m1"]))).await.unwrap();
-        let mut want = load.clone();
-        want.insert("Minions".into(), json!(["m1"]));
-        assert_eq!(s.get_load(&j).await.unwrap(), Some(want));
+        assert_eq!(s.get_load(&j).await.unwrap(), Some(with_minions(b, &load, json!(["m1"]))));
         let big = "x".repeat(10 * 1024 * 1024);
         s.returner_batch(&[
             ret(&j, "m1", "test.echo", json!({nasty: [nasty, 1.5, -7, null, {"deep": [true]}]})),
@@ -430,7 +543,8 @@ pub mod cases {
         assert_eq!(s.get_jids(&meta).await.unwrap().len(), 1);
     }
 
-    pub async fn bad_returns_in_a_batch_do_not_sink_good_ones(s: &dyn Returner) {
+    pub async fn bad_returns_in_a_batch_do_not_sink_good_ones(b: &Backend) {
+        let s = &*b.store;
         let j = jid(1);
         let err = s
             .returner_batch(&[
@@ -443,8 +557,14 @@ pub mod cases {
         assert_eq!(s.get_jid(&j).await.unwrap().keys().collect::<Vec<_>>(), ["good"]);
     }
 
-    pub async fn event_return_is_declared_unsupported(s: &dyn Returner) {
-        if !s.supports(Capability::EventReturn) {
+    pub async fn event_return_is_declared_unsupported(b: &Backend) {
+        let s = &*b.store;
+        if b.traits.event_return {
+            // Stores that have it take an empty flush and a batch (their own tests read the rows).
+            s.event_return(&[]).await.unwrap();
+            let ev = |tag: &str| salt_returners::Event { tag: tag.into(), data: json!({"_stamp": "2024-05-10T09:30:00.000000", "x": "'\"; --"}) };
+            s.event_return(&[ev("salt/job/1/new"), ev("salt/auth")]).await.unwrap();
+        } else {
             let err = s.event_return(&[]).await.unwrap_err();
             assert!(err.to_string().contains("does not support event_return"), "{err}");
         }
@@ -482,8 +602,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     if let Some(backend) = super::$open().await {
-                        super::suite::cases::$test(&*backend.store).await;
-                        let _ = backend.traits;
+                        super::suite::cases::$test(&backend).await;
                     }
                 }
             )*

@@ -1,0 +1,176 @@
+//! `get_jids` over Salt's `jids(jid, load)` table; shared by `mysql` and `sqlite3`.
+//!
+//! Salt's schema has no listing columns. A listing walks the `jid` key in jid order, in chunks
+//! (keyset paging), and asks the server only for the few small fields of each load (`fun`,
+//! `tgt`, `user`, ...) — never the whole load, which for a runner job carries its whole result.
+//! Filters are applied here on those fields, and the walk stops as soon as `offset + limit`
+//! jobs matched, so the first page costs the same whatever the table holds. A rare function
+//! is found by walking every newer job: the price of Salt's schema.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::{format, JobQuery, JobSummary, Result};
+
+const MIN_CHUNK: usize = 64;
+const MAX_CHUNK: usize = 4096;
+const FIND_JOB: &str = "saltutil.find_job";
+
+/// The load fields a listing reads, as JSON paths, in the order a chunk query selects them
+/// after the jid. The last one is `kwargs.metadata`.
+pub(crate) const FIELDS: [&str; 8] = ["$.fun", "$.tgt", "$.tgt_type", "$.user", "$.arg", "$.fun_args", "$.metadata", "$.kwargs.metadata"];
+
+/// One chunk of the walk, from a store: jobs with `lo <(=) jid < hi`, in jid order.
+#[async_trait]
+pub(crate) trait JobChunks: Sync {
+    async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>>;
+}
+
+/// A job from its jid and the JSON text of each of [`FIELDS`] (None: not in the load).
+pub(crate) fn summary(jid: &str, fields: &[Option<String>]) -> JobSummary {
+    let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+    let mut load = Map::new();
+    for (path, text) in FIELDS.iter().zip(fields) {
+        let Some(v) = parse(text) else { continue };
+        if *path == "$.kwargs.metadata" {
+            let mut kwargs = Map::new();
+            kwargs.insert("metadata".into(), v);
+            load.insert("kwargs".into(), Value::Object(kwargs));
+        } else {
+            load.insert(path.trim_start_matches("$.").to_string(), v);
+        }
+    }
+    format::summary_from_load(jid, &load)
+}
+
+/// Salt filters on the formatted job, where an empty function shows as `unknown-function`.
+fn shown_fun(fun: &str) -> &str {
+    if fun.is_empty() {
+        "unknown-function"
+    } else {
+        fun
+    }
+}
+
+/// Salt's `search_target`: a glob matches a string target, or any id of a list target; a
+/// missing target shows as `unknown-target`.
+fn target_matches(tgt: &Value, globs: &[String]) -> bool {
+    let any = |name: &str| globs.iter().any(|g| salt_targeting::fnmatch::fnmatch(name, g));
+    match tgt {
+        Value::String(s) if !s.is_empty() => any(s),
+        Value::Array(ids) => ids.iter().filter_map(Value::as_str).any(any),
+        Value::Null | Value::String(_) => any("unknown-target"),
+        other => any(&other.to_string()),
+    }
+}
+
+pub(crate) fn accepts(q: &JobQuery, job: &JobSummary) -> bool {
+    if q.exclude_find_job && job.fun == FIND_JOB {
+        return false;
+    }
+    if !q.functions.is_empty() && !q.functions.iter().any(|g| salt_targeting::fnmatch::fnmatch(shown_fun(&job.fun), g)) {
+        return false;
+    }
+    if !q.targets.is_empty() && !target_matches(&job.tgt, &q.targets) {
+        return false;
+    }
+    if let Some(wanted) = q.metadata.as_ref().filter(|m| !m.is_empty()) {
+        let Some(Value::Object(md)) = &job.metadata else { return false };
+        if !wanted.iter().any(|(k, v)| md.get(k) == Some(v)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The jid range of the query: `lo` inclusive, `hi` exclusive. Jids are fixed-width digit
+/// strings, so their string order is time order.
+pub(crate) fn bounds(q: &JobQuery) -> (String, Option<String>) {
+    let jid = |t: chrono::NaiveDateTime| salt_proto::jid::jid_at(t.and_utc());
+    (
+        q.start_time.map(jid).unwrap_or_default(),
+        // Inclusive end time: every jid of that microsecond, including `_<pid>` ones.
+        q.end_time.map(|t| jid(t + chrono::Duration::microseconds(1))),
+    )
+}
+
+pub(crate) async fn get_jids(src: &dyn JobChunks, q: &JobQuery) -> Result<Vec<JobSummary>> {
+    let want = q.limit.map(|l| q.offset.saturating_add(l));
+    if want == Some(0) {
+        return Ok(Vec::new());
+    }
+    let mut chunk = want.unwrap_or(MAX_CHUNK).clamp(MIN_CHUNK, MAX_CHUNK);
+    let (mut lo, mut hi) = bounds(q);
+    let mut lo_inclusive = true;
+    let mut skipped = 0;
+    let mut out = Vec::new();
+    loop {
+        let jobs = src.chunk(&lo, lo_inclusive, hi.as_deref(), q.oldest_first, chunk).await?;
+        let last_chunk = jobs.len() < chunk;
+        for job in jobs {
+            // The next chunk starts past this jid.
+            if q.oldest_first {
+                lo = job.jid.clone();
+                lo_inclusive = false;
+            } else {
+                hi = Some(job.jid.clone());
+            }
+            if !accepts(q, &job) {
+                continue;
+            }
+            if skipped < q.offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(job);
+            if Some(out.len() + q.offset) == want {
+                return Ok(out);
+            }
+        }
+        if last_chunk {
+            return Ok(out);
+        }
+        // Rows may be filtered out here: read more at a time.
+        chunk = (chunk * 2).min(MAX_CHUNK);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn summary_from_fields_and_filters() {
+        let f = |v: Value| Some(v.to_string());
+        let job = summary(
+            "20240510093015123456",
+            &[f(json!("cmd.run")), f(json!(["web1", "db1"])), f(json!("list")), f(json!("root")), f(json!(["ls"])), None, None, f(json!({"env": "prod"}))],
+        );
+        assert_eq!((job.fun.as_str(), job.tgt_type.as_str(), job.user.as_str()), ("cmd.run", "list", "root"));
+        assert_eq!(job.arg, vec![json!("ls")]);
+        assert_eq!(job.metadata, Some(json!({"env": "prod"})));
+        let q = |f: fn(&mut JobQuery)| {
+            let mut q = JobQuery::default();
+            f(&mut q);
+            q
+        };
+        assert!(accepts(&q(|q| q.functions = vec!["cmd.*".into()]), &job));
+        assert!(!accepts(&q(|q| q.functions = vec!["test.*".into()]), &job));
+        assert!(accepts(&q(|q| q.targets = vec!["db1".into()]), &job));
+        assert!(!accepts(&q(|q| q.targets = vec!["db2".into()]), &job));
+        assert!(accepts(&q(|q| q.metadata = Some(json!({"env": "prod", "x": 1}).as_object().unwrap().clone())), &job));
+        let empty = summary("20240510093015123456", &[None, None, None, None, None, None, None, None]);
+        assert!(accepts(&q(|q| q.functions = vec!["unknown-*".into()]), &empty));
+        assert!(accepts(&q(|q| q.targets = vec!["unknown-target".into()]), &empty));
+        let find = summary("20240510093015123456", &[f(json!(FIND_JOB)), None, None, None, None, None, None, None]);
+        assert!(!accepts(&q(|q| q.exclude_find_job = true), &find));
+    }
+
+    #[test]
+    fn end_bound_is_inclusive_to_the_microsecond() {
+        let t = chrono::NaiveDateTime::parse_from_str("20240510093015123456", "%Y%m%d%H%M%S%6f").unwrap();
+        let (lo, hi) = bounds(&JobQuery { start_time: Some(t), end_time: Some(t), ..Default::default() });
+        assert_eq!((lo.as_str(), hi.as_deref()), ("20240510093015123456", Some("20240510093015123457")));
+    }
+}

@@ -1,0 +1,219 @@
+//! `get_jids` over Salt's `jids` table.
+//!
+//! Salt's schema has no listing columns, only `jids(jid, load)`. A listing walks the primary
+//! key in jid order, in chunks (keyset paging), and asks the server for the few small fields
+//! of each load (`fun`, `tgt`, `user`, ...), never the whole load: a runner job's load carries
+//! its whole result. Filters are applied here, on those fields, and the walk stops as soon as
+//! `offset + limit` jobs matched, so the first page costs the same whatever the table holds.
+//! A rare function is found by walking every newer job: the price of Salt's schema.
+
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use super::{Columns, PgStore};
+use crate::{format, JobQuery, JobSummary, Result};
+
+const MIN_CHUNK: usize = 64;
+const MAX_CHUNK: usize = 4096;
+const FIND_JOB: &str = "saltutil.find_job";
+
+/// The load fields a listing needs, in the order the chunk query selects them.
+const FIELDS: [&str; 7] = ["fun", "tgt", "tgt_type", "user", "arg", "fun_args", "metadata"];
+
+/// One chunk of the walk: `$1` is the lower jid bound (inclusive for the first chunk, then
+/// the last jid read), `$2` the exclusive upper one or NULL, `$3` the size.
+fn chunk_sql(columns: Columns, oldest_first: bool, first: bool) -> String {
+    // A `postgres` load is JSON text: the `json` type reads it without normalising it, and
+    // unlike `jsonb` it accepts every string JSON can hold (`\u0000` included).
+    let load = match columns {
+        Columns::Jsonb => "load",
+        Columns::Text => "load::json",
+    };
+    let mut cols = String::from("jid");
+    for f in FIELDS {
+        cols.push_str(&format!(", ({load}->'{f}')::text"));
+    }
+    cols.push_str(&format!(", ({load}->'kwargs'->'metadata')::text"));
+    let order = if oldest_first { "ASC" } else { "DESC" };
+    let lo = if first { ">=" } else { ">" };
+    // No sentinel for "no upper bound": in a non-C collation a symbol may sort before digits.
+    format!("SELECT {cols} FROM jids WHERE jid {lo} $1 AND ($2::text IS NULL OR jid < $2) ORDER BY jid {order} LIMIT $3")
+}
+
+/// Salt filters on the formatted job, where an empty function shows as `unknown-function`.
+fn shown_fun(fun: &str) -> &str {
+    if fun.is_empty() {
+        "unknown-function"
+    } else {
+        fun
+    }
+}
+
+/// Salt's `search_target`: a glob matches a string target, or any id of a list target; a
+/// missing target shows as `unknown-target`.
+fn target_matches(tgt: &Value, globs: &[String]) -> bool {
+    let any = |name: &str| globs.iter().any(|g| salt_targeting::fnmatch::fnmatch(name, g));
+    match tgt {
+        Value::String(s) if !s.is_empty() => any(s),
+        Value::Array(ids) => ids.iter().filter_map(Value::as_str).any(any),
+        Value::Null | Value::String(_) => any("unknown-target"),
+        other => any(&other.to_string()),
+    }
+}
+
+fn accepts(q: &JobQuery, job: &JobSummary) -> bool {
+    if q.exclude_find_job && job.fun == FIND_JOB {
+        return false;
+    }
+    if !q.functions.is_empty() && !q.functions.iter().any(|g| salt_targeting::fnmatch::fnmatch(shown_fun(&job.fun), g)) {
+        return false;
+    }
+    if !q.targets.is_empty() && !target_matches(&job.tgt, &q.targets) {
+        return false;
+    }
+    if let Some(wanted) = q.metadata.as_ref().filter(|m| !m.is_empty()) {
+        let Some(Value::Object(md)) = &job.metadata else { return false };
+        if !wanted.iter().any(|(k, v)| md.get(k) == Some(v)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The jid range of the query: `lo` inclusive, `hi` exclusive. Jids are fixed-width digit
+/// strings, so their string order is time order (in any collation).
+fn bounds(q: &JobQuery) -> (String, Option<String>) {
+    let jid = |t: chrono::NaiveDateTime| salt_proto::jid::jid_at(t.and_utc());
+    (
+        q.start_time.map(jid).unwrap_or_default(),
+        // Inclusive end time: every jid of that microsecond, including `_<pid>` ones.
+        q.end_time.map(|t| jid(t + chrono::Duration::microseconds(1))),
+    )
+}
+
+/// A job from one chunk row: the small load rebuilt from its fields, then Salt's formatting.
+fn summary(row: &sqlx::postgres::PgRow) -> std::result::Result<JobSummary, sqlx::Error> {
+    let jid: String = row.try_get(0)?;
+    let mut load = Map::new();
+    let parse = |i: usize| -> std::result::Result<Option<Value>, sqlx::Error> {
+        let text: Option<String> = row.try_get(i)?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    for (i, field) in FIELDS.iter().enumerate() {
+        if let Some(v) = parse(i + 1)? {
+            load.insert((*field).to_string(), v);
+        }
+    }
+    if let Some(md) = parse(FIELDS.len() + 1)? {
+        let mut kwargs = Map::new();
+        kwargs.insert("metadata".into(), md);
+        load.insert("kwargs".into(), Value::Object(kwargs));
+    }
+    Ok(format::summary_from_load(&jid, &load))
+}
+
+pub(super) async fn get_jids(store: &PgStore, q: &JobQuery) -> Result<Vec<JobSummary>> {
+    let want = q.limit.map(|l| q.offset.saturating_add(l));
+    if want == Some(0) {
+        return Ok(Vec::new());
+    }
+    let mut chunk = want.unwrap_or(MAX_CHUNK).clamp(MIN_CHUNK, MAX_CHUNK);
+    let (mut lo, mut hi) = bounds(q);
+    let mut first = true;
+    let mut skipped = 0;
+    let mut out = Vec::new();
+    loop {
+        // The statement is built from fixed fragments only; every value is bound.
+        let sql = sqlx::AssertSqlSafe(chunk_sql(store.flavor.columns, q.oldest_first, first || !q.oldest_first));
+        first = false;
+        let rows = sqlx::query(sql)
+            .bind(&lo)
+            .bind(&hi)
+            .bind(chunk as i64)
+            .fetch_all(&store.pool)
+            .await
+            .map_err(|e| store.db_err(e))?;
+        let last_chunk = rows.len() < chunk;
+        for row in &rows {
+            let job = summary(row).map_err(|e| store.db_err(e))?;
+            // The next chunk starts past this jid.
+            if q.oldest_first {
+                lo = job.jid.clone();
+            } else {
+                hi = Some(job.jid.clone());
+            }
+            if !accepts(q, &job) {
+                continue;
+            }
+            if skipped < q.offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(job);
+            if Some(out.len() + q.offset) == want {
+                return Ok(out);
+            }
+        }
+        if last_chunk {
+            return Ok(out);
+        }
+        // Rows may be filtered out here: read more at a time.
+        chunk = (chunk * 2).min(MAX_CHUNK);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filters_follow_salt() {
+        let job = |fun: &str, tgt: Value, md: Option<Value>| JobSummary {
+            jid: "20240510093015123456".into(),
+            fun: fun.into(),
+            arg: vec![],
+            tgt,
+            tgt_type: "glob".into(),
+            user: "root".into(),
+            metadata: md,
+            end_time: None,
+        };
+        let q = |f: fn(&mut JobQuery)| {
+            let mut q = JobQuery::default();
+            f(&mut q);
+            q
+        };
+        assert!(accepts(&q(|q| q.functions = vec!["cmd.*".into()]), &job("cmd.run", json!("*"), None)));
+        assert!(!accepts(&q(|q| q.functions = vec!["cmd.*".into()]), &job("test.ping", json!("*"), None)));
+        assert!(accepts(&q(|q| q.functions = vec!["unknown-*".into()]), &job("", json!("*"), None)));
+        assert!(!accepts(&q(|q| q.exclude_find_job = true), &job(FIND_JOB, json!("*"), None)));
+        assert!(accepts(&q(|q| q.targets = vec!["web1".into()]), &job("f", json!(["db1", "web1"]), None)));
+        assert!(!accepts(&q(|q| q.targets = vec!["web1".into()]), &job("f", json!("db*"), None)));
+        assert!(accepts(&q(|q| q.targets = vec!["unknown-target".into()]), &job("f", Value::Null, None)));
+        let md = q(|q| q.metadata = Some(json!({"env": "prod", "x": 1}).as_object().unwrap().clone()));
+        assert!(accepts(&md, &job("f", json!("*"), Some(json!({"env": "prod"})))));
+        assert!(!accepts(&md, &job("f", json!("*"), Some(json!({"env": "dev"})))));
+        assert!(!accepts(&md, &job("f", json!("*"), None)));
+    }
+
+    #[test]
+    fn chunk_reads_fields_not_loads() {
+        let sql = chunk_sql(Columns::Text, false, true);
+        assert!(sql.contains("(load::json->'fun')::text"), "{sql}");
+        assert!(sql.contains("(load::json->'kwargs'->'metadata')::text"), "{sql}");
+        assert!(sql.contains("WHERE jid >= $1 AND") && sql.ends_with("ORDER BY jid DESC LIMIT $3"), "{sql}");
+        let sql = chunk_sql(Columns::Jsonb, true, false);
+        assert!(sql.contains("(load->'tgt')::text") && sql.contains("WHERE jid > $1 AND"), "{sql}");
+        assert!(sql.contains("ORDER BY jid ASC"), "{sql}");
+        assert!(!sql.contains(" load,") && !sql.contains("SELECT load"), "{sql}");
+    }
+
+    #[test]
+    fn end_bound_is_inclusive_to_the_microsecond() {
+        let t = chrono::NaiveDateTime::parse_from_str("20240510093015123456", "%Y%m%d%H%M%S%6f").unwrap();
+        let (lo, hi) = bounds(&JobQuery { start_time: Some(t), end_time: Some(t), ..Default::default() });
+        assert_eq!((lo.as_str(), hi.as_deref()), ("20240510093015123456", Some("20240510093015123457")));
+        assert_eq!(bounds(&JobQuery::default()), (String::new(), None));
+    }
+}

@@ -1,0 +1,572 @@
+//! A durable queue in front of a store, so a store that is down, slow or refusing never loses
+//! a record and never slows the caller.
+//!
+//! Records are appended as JSON lines to segment files under the spool's directory and synced
+//! to disk in groups (one `fsync` for every record that arrived meanwhile); [`Spool::push`]
+//! returns once its records are on disk. A delivery task reads from a saved cursor, hands the
+//! store batches (`save_load`, `returner_batch`, `event_return`), and moves the cursor only
+//! after the store accepted them — so a crash means redelivery, which the stores make harmless
+//! (they are idempotent on the record).
+//!
+//! When the store is unavailable, delivery retries with back-off and says so once per outage.
+//! Records a store rejects for good go to `dead-letter.jsonl` with the reason, and delivery moves
+//! on. [`Spool::stats`] tells the depth and the age of the oldest record.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::{Event, Load, Returner, ReturnerError};
+
+/// One thing to hand to the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// A publish load and its minions (`save_load`).
+    Load { jid: String, load: Load, minions: Vec<String> },
+    /// A return (`returner`).
+    Return { ret: Load },
+    /// An event (`event_return`).
+    Event { tag: String, data: Value },
+    /// A job's end time (`update_endtime`).
+    Endtime { jid: String, time: String },
+}
+
+/// A record on disk: when it was queued, and what it is.
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    at: u64,
+    #[serde(flatten)]
+    record: Record,
+}
+
+/// Depth and age, for the log and `salt-run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Records queued and not yet accepted by the store.
+    pub depth: u64,
+    /// Seconds since the oldest of them was queued (0 when empty).
+    pub oldest_age_secs: u64,
+}
+
+/// A segment is closed once it holds this many bytes.
+const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// The most records handed to the store at once.
+const BATCH: usize = 1000;
+
+struct Shared {
+    dir: PathBuf,
+    store: Arc<dyn Returner>,
+    /// Woken when records were appended.
+    appended: Notify,
+    /// Woken when delivery emptied the queue.
+    drained: Notify,
+    depth: AtomicU64,
+    /// `at` of the oldest undelivered record (0 when empty).
+    oldest: AtomicU64,
+}
+
+type Push = (Vec<Record>, oneshot::Sender<std::io::Result<()>>);
+
+/// A spool for one store; clone freely.
+#[derive(Clone)]
+pub struct Spool {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Push>,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir` for `store`, and starts writing and delivering.
+    /// Records left by an earlier run are delivered first.
+    pub fn open(dir: &Path, store: Arc<dyn Returner>) -> std::io::Result<Spool> {
+        std::fs::create_dir_all(dir)?;
+        repair_tail(dir)?;
+        let cursor = Cursor::load(dir)?;
+        let (depth, oldest) = count_from(dir, &cursor)?;
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            store,
+            appended: Notify::new(),
+            drained: Notify::new(),
+            depth: AtomicU64::new(depth),
+            oldest: AtomicU64::new(oldest),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer::open(dir)?;
+        tokio::spawn(write_loop(shared.clone(), writer, rx));
+        tokio::spawn(deliver_loop(shared.clone(), cursor));
+        Ok(Spool { shared, tx })
+    }
+
+    /// Queues `records`; returns once they are on disk.
+    pub async fn push(&self, records: Vec<Record>) -> std::io::Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send((records, done)).map_err(|_| std::io::Error::other("the spool has stopped"))?;
+        wait.await.map_err(|_| std::io::Error::other("the spool has stopped"))?
+    }
+
+    /// Queues `records` without waiting for the disk; a write error is logged.
+    pub fn push_nowait(&self, records: Vec<Record>) {
+        let (done, _) = oneshot::channel();
+        if self.tx.send((records, done)).is_err() {
+            tracing::error!("the spool in {} has stopped; records could not be queued", self.shared.dir.display());
+        }
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        let depth = self.shared.depth.load(Ordering::Relaxed);
+        let oldest = self.shared.oldest.load(Ordering::Relaxed);
+        let oldest_age_secs = if depth == 0 || oldest == 0 { 0 } else { now_secs().saturating_sub(oldest) };
+        SpoolStats { depth, oldest_age_secs }
+    }
+
+    /// The store this spool feeds.
+    pub fn store(&self) -> &Arc<dyn Returner> {
+        &self.shared.store
+    }
+
+    /// Waits until everything queued so far was delivered, or `timeout` passed. True if empty.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        // An empty push makes sure everything sent before is on disk and counted.
+        let _ = self.push(Vec::new()).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let drained = self.shared.drained.notified();
+            if self.shared.depth.load(Ordering::Relaxed) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return self.shared.depth.load(Ordering::Relaxed) == 0;
+            }
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("segment-{seq:020}.jsonl"))
+}
+
+/// Segment numbers present in `dir`, ascending.
+fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut seqs: Vec<u64> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_prefix("segment-")?.strip_suffix(".jsonl")?.parse().ok()
+        })
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// A crash can leave half a line at the end of the last segment: cut it off.
+fn repair_tail(dir: &Path) -> std::io::Result<()> {
+    let Some(&last) = segments(dir)?.last() else { return Ok(()) };
+    let path = segment_path(dir, last);
+    let bytes = std::fs::read(&path)?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
+    if keep < bytes.len() {
+        tracing::warn!("spool {}: dropping {} bytes of an incomplete record left by a crash", path.display(), bytes.len() - keep);
+        let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+        f.set_len(keep as u64)?;
+        f.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Where delivery stands: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cursor {
+    seq: u64,
+    offset: u64,
+}
+
+impl Cursor {
+    fn load(dir: &Path) -> std::io::Result<Cursor> {
+        let first = segments(dir)?.first().copied().unwrap_or(0);
+        let saved = std::fs::read_to_string(dir.join("cursor")).ok().and_then(|text| {
+            let (seq, offset) = text.trim().split_once(' ')?;
+            Some(Cursor { seq: seq.parse().ok()?, offset: offset.parse().ok()? })
+        });
+        Ok(match saved {
+            Some(c) if c.seq >= first => c,
+            _ => Cursor { seq: first, offset: 0 },
+        })
+    }
+
+    fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join("cursor.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        write!(f, "{} {}", self.seq, self.offset)?;
+        f.sync_all()?;
+        std::fs::rename(tmp, dir.join("cursor"))
+    }
+}
+
+/// How many records lie after `cursor`, and when the first of them was queued.
+fn count_from(dir: &Path, cursor: &Cursor) -> std::io::Result<(u64, u64)> {
+    let mut depth = 0;
+    let mut oldest = 0;
+    for seq in segments(dir)?.into_iter().filter(|s| *s >= cursor.seq) {
+        let mut f = std::fs::File::open(segment_path(dir, seq))?;
+        if seq == cursor.seq {
+            f.seek(SeekFrom::Start(cursor.offset))?;
+        }
+        for line in BufReader::new(f).lines() {
+            let line = line?;
+            if oldest == 0 {
+                oldest = serde_json::from_str::<Line>(&line).map(|l| l.at).unwrap_or(0);
+            }
+            depth += 1;
+        }
+    }
+    Ok((depth, oldest))
+}
+
+/// Appends to the newest segment, starting a new one when it is full.
+struct Writer {
+    dir: PathBuf,
+    seq: u64,
+    file: std::fs::File,
+    len: u64,
+}
+
+impl Writer {
+    fn open(dir: &Path) -> std::io::Result<Writer> {
+        let seq = segments(dir)?.last().copied().unwrap_or(0);
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(segment_path(dir, seq))?;
+        let len = file.metadata()?.len();
+        Ok(Writer { dir: dir.to_path_buf(), seq, file, len })
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.len >= SEGMENT_BYTES {
+            self.file.sync_data()?;
+            self.seq += 1;
+            self.file = std::fs::OpenOptions::new().create(true).append(true).open(segment_path(&self.dir, self.seq))?;
+            self.len = 0;
+        }
+        self.file.write_all(bytes)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// Group commit: everything that arrived while the previous sync ran is written and synced once.
+async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Push>) {
+    let mut pushes = Vec::new();
+    while rx.recv_many(&mut pushes, 4096).await > 0 {
+        let at = now_secs();
+        let mut count = 0u64;
+        let result = (|| -> std::io::Result<()> {
+            let mut buf = Vec::new();
+            for (records, _) in &pushes {
+                for record in records {
+                    serde_json::to_writer(&mut buf, &Line { at, record: record.clone() })?;
+                    buf.push(b'\n');
+                    count += 1;
+                }
+            }
+            if !buf.is_empty() {
+                writer.append(&buf)?;
+                writer.file.sync_data()?;
+            }
+            Ok(())
+        })();
+        if result.is_ok() && count > 0 {
+            let _ = shared.oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+            shared.depth.fetch_add(count, Ordering::Relaxed);
+            shared.appended.notify_one();
+        }
+        for (_, done) in pushes.drain(..) {
+            let _ = done.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            });
+        }
+        if let Err(e) = result {
+            tracing::error!("spool {}: cannot write to disk: {e}", shared.dir.display());
+        }
+    }
+}
+
+/// Reads up to [`BATCH`] records after `cursor`; returns them with the cursor after each.
+fn read_batch(dir: &Path, cursor: Cursor) -> std::io::Result<Vec<(Line, Cursor)>> {
+    let mut out = Vec::new();
+    let mut cur = cursor;
+    for seq in segments(dir)?.into_iter().filter(|s| *s >= cursor.seq) {
+        if seq != cur.seq {
+            cur = Cursor { seq, offset: 0 };
+        }
+        let mut f = std::fs::File::open(segment_path(dir, seq))?;
+        f.seek(SeekFrom::Start(cur.offset))?;
+        let mut reader = BufReader::new(f);
+        let mut text = String::new();
+        loop {
+            text.clear();
+            let n = reader.read_line(&mut text)?;
+            if n == 0 || !text.ends_with('\n') {
+                break; // end of segment, or a record still being written
+            }
+            cur.offset += n as u64;
+            match serde_json::from_str::<Line>(&text) {
+                Ok(line) => out.push((line, cur)),
+                Err(e) => tracing::error!("spool {}: skipping an unreadable record: {e}", dir.display()),
+            }
+            if out.len() >= BATCH {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
+    let mut delay = Duration::from_millis(100);
+    let mut outage: Option<String> = None;
+    loop {
+        let appended = shared.appended.notified();
+        let batch = match read_batch(&shared.dir, cursor) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("spool {}: cannot read: {e}", shared.dir.display());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            shared.oldest.store(0, Ordering::Relaxed);
+            shared.drained.notify_waiters();
+            appended.await;
+            continue;
+        }
+        let records: Vec<Record> = batch.iter().map(|(l, _)| l.record.clone()).collect();
+        match deliver(&*shared.store, &records).await {
+            Ok(rejected) => {
+                if let Some(reason) = outage.take() {
+                    tracing::warn!("returner '{}' is available again (it failed with: {reason})", shared.store.name());
+                }
+                delay = Duration::from_millis(100);
+                for (record, reason) in rejected {
+                    dead_letter(&shared.dir, &record, &reason);
+                }
+                let (last, next) = batch.last().map(|(_, c)| *c).map(|c| (c, c)).expect("batch is not empty");
+                cursor = next;
+                if let Err(e) = cursor.save(&shared.dir) {
+                    tracing::error!("spool {}: cannot save the cursor: {e}", shared.dir.display());
+                }
+                remove_delivered_segments(&shared.dir, last.seq);
+                shared.depth.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+                let next_at = read_batch(&shared.dir, cursor).ok().and_then(|b| b.first().map(|(l, _)| l.at)).unwrap_or(0);
+                shared.oldest.store(next_at, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if outage.is_none() {
+                    tracing::error!(
+                        "returner '{}' is unavailable: {e}; {} records are spooled in {} and will be retried",
+                        shared.store.name(),
+                        shared.depth.load(Ordering::Relaxed),
+                        shared.dir.display()
+                    );
+                    outage = Some(e.to_string());
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Segments before `current` are fully delivered.
+fn remove_delivered_segments(dir: &Path, current: u64) {
+    for seq in segments(dir).unwrap_or_default().into_iter().filter(|s| *s < current) {
+        let _ = std::fs::remove_file(segment_path(dir, seq));
+    }
+}
+
+fn dead_letter(dir: &Path, record: &Record, reason: &str) {
+    tracing::error!("spool {}: the store rejected a record for good ({reason}); it is kept in dead-letter.jsonl", dir.display());
+    let mut line = Map::new();
+    line.insert("at".into(), now_secs().into());
+    line.insert("reason".into(), reason.into());
+    line.insert("record".into(), serde_json::to_value(record).unwrap_or(Value::Null));
+    let write = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("dead-letter.jsonl")).and_then(|mut f| {
+        serde_json::to_writer(&mut f, &Value::Object(line))?;
+        f.write_all(b"\n")?;
+        f.sync_data()
+    });
+    if let Err(e) = write {
+        tracing::error!("spool {}: cannot write the dead-letter file: {e}", dir.display());
+    }
+}
+
+/// Hands `records` to the store in order, each run of one kind as one batch. `Ok` carries the
+/// records the store rejected for good (they go to the dead-letter file); `Err` means try again.
+async fn deliver(store: &dyn Returner, records: &[Record]) -> Result<Vec<(Record, String)>, ReturnerError> {
+    let mut rejected = Vec::new();
+    let mut queue: VecDeque<&Record> = records.iter().collect();
+    while let Some(first) = queue.pop_front() {
+        let mut run = vec![first];
+        while queue.front().is_some_and(|r| std::mem::discriminant(*r) == std::mem::discriminant(first)) {
+            run.push(queue.pop_front().expect("front exists"));
+        }
+        let result = match first {
+            Record::Load { .. } => {
+                let mut result = Ok(());
+                for r in &run {
+                    if let Record::Load { jid, load, minions } = r {
+                        result = store.save_load(jid, load, Some(minions)).await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            Record::Return { .. } => {
+                let rets: Vec<Load> = run.iter().filter_map(|r| if let Record::Return { ret } = r { Some(ret.clone()) } else { None }).collect();
+                store.returner_batch(&rets).await
+            }
+            Record::Event { .. } => {
+                let events: Vec<Event> = run
+                    .iter()
+                    .filter_map(|r| if let Record::Event { tag, data } = r { Some(Event { tag: tag.clone(), data: data.clone() }) } else { None })
+                    .collect();
+                store.event_return(&events).await
+            }
+            Record::Endtime { .. } => {
+                let mut result = Ok(());
+                for r in &run {
+                    if let Record::Endtime { jid, time } = r {
+                        result = store.update_endtime(jid, time).await;
+                    }
+                }
+                result
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(ReturnerError::Unavailable(e)) => return Err(ReturnerError::Unavailable(e)),
+            // Stores keep the good records of a batch and reject the bad; a retry of the good
+            // ones is harmless, so the batch's records go to the dead-letter file with the reason.
+            Err(e @ (ReturnerError::Rejected(_) | ReturnerError::Invalid(_) | ReturnerError::Unsupported { .. })) => {
+                let reason = e.to_string();
+                rejected.extend(run.into_iter().map(|r| (r.clone(), reason.clone())));
+            }
+        }
+    }
+    Ok(rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Capability, Result as RResult};
+    use async_trait::async_trait;
+    use serde_json::json;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+
+    /// A store that can be switched off, and records what it accepted.
+    #[derive(Default)]
+    struct Flaky {
+        down: AtomicBool,
+        got: Mutex<Vec<Load>>,
+    }
+
+    #[async_trait]
+    impl Returner for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn supports(&self, _: Capability) -> bool {
+            true
+        }
+        async fn returner_batch(&self, rets: &[Load]) -> RResult<()> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(ReturnerError::Unavailable("connection refused".into()));
+            }
+            let mut got = self.got.lock().unwrap();
+            for r in rets {
+                if r.get("bad").is_some() {
+                    return Err(ReturnerError::Rejected("bad record".into()));
+                }
+                if !got.contains(r) {
+                    got.push(r.clone());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn ret(n: u64) -> Record {
+        Record::Return { ret: json!({"jid": format!("{n:020}"), "id": "m", "return": n}).as_object().unwrap().clone() }
+    }
+
+    #[tokio::test]
+    async fn outage_then_recovery_delivers_everything_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::default());
+        store.down.store(true, Ordering::Relaxed);
+        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        for n in 0..2500 {
+            spool.push_nowait(vec![ret(n)]);
+        }
+        spool.push(Vec::new()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(spool.stats().depth, 2500);
+        assert!(store.got.lock().unwrap().is_empty());
+        store.down.store(false, Ordering::Relaxed);
+        assert!(spool.flush(Duration::from_secs(30)).await);
+        let got = store.got.lock().unwrap();
+        assert_eq!(got.len(), 2500);
+        assert_eq!(got[2499]["return"], 2499);
+        assert_eq!(spool.stats(), SpoolStats { depth: 0, oldest_age_secs: 0 });
+    }
+
+    #[tokio::test]
+    async fn records_survive_a_restart_and_torn_tails() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Arc::new(Flaky::default());
+            store.down.store(true, Ordering::Relaxed);
+            let spool = Spool::open(dir.path(), store).unwrap();
+            spool.push(vec![ret(1), ret(2)]).await.unwrap();
+        }
+        // A crash in the middle of a write.
+        let seg = segment_path(dir.path(), 0);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(b"{\"at\":1,\"kind\":\"ret").unwrap();
+        drop(f);
+        let store = Arc::new(Flaky::default());
+        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        assert!(spool.flush(Duration::from_secs(10)).await);
+        assert_eq!(store.got.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn rejected_records_go_to_the_dead_letter_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::default());
+        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        let bad = Record::Return { ret: json!({"jid": "1", "id": "m", "bad": true}).as_object().unwrap().clone() };
+        spool.push(vec![bad]).await.unwrap();
+        assert!(spool.flush(Duration::from_secs(10)).await);
+        spool.push(vec![ret(7)]).await.unwrap();
+        assert!(spool.flush(Duration::from_secs(10)).await);
+        let dead = std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).unwrap();
+        assert!(dead.contains("bad record") && dead.contains("\"bad\":true"), "{dead}");
+        assert_eq!(store.got.lock().unwrap().len(), 1);
+    }
+}
