@@ -99,7 +99,8 @@ async fn handle(master: Arc<Master>, acceptor: salt_transport::TlsAcceptor, tcp:
     tracing::info!("minion {id} connected");
     let max = master.max_frame;
     let writer_task = tokio::spawn(write_loop(writer, rx, max));
-    let result = read_loop(&master, &id, &mut reader).await;
+    let acks = master.sender(&id);
+    let result = read_loop(&master, &id, &mut reader, acks).await;
     master.unregister(&id, serial);
     writer_task.abort();
     tracing::info!("minion {id} disconnected");
@@ -156,10 +157,17 @@ fn fire_minion_start(master: &Master, id: &str) {
     master.bus().fire(format!("salt/minion/{id}/start"), data);
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut R) -> anyhow::Result<()> {
+async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut R, acks: Option<mpsc::Sender<MasterMessage>>) -> anyhow::Result<()> {
     loop {
         match read_frame::<MinionMessage, _>(reader, master.max_frame).await {
-            Ok(MinionMessage::Return(ret)) => handle_return(master, id, ret),
+            Ok(MinionMessage::Return(ret)) => {
+                let jid = ret.jid.clone();
+                if handle_return(master, id, ret).await {
+                    if let Some(tx) = &acks {
+                        let _ = tx.send(MasterMessage::Ack { jid }).await;
+                    }
+                }
+            }
             Ok(MinionMessage::Hello(_)) => return Err(anyhow::anyhow!("minion {id} sent a second hello")),
             Err(FrameError::Closed) => return Ok(()),
             Err(e) => return Err(anyhow::anyhow!("minion {id}: {e}")),
@@ -167,16 +175,17 @@ async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut
     }
 }
 
-/// A return enters the system here: checked, then fired as `salt/job/<jid>/ret/<id>`. The CLI
-/// and the job cache are subscribers; nothing here waits on a store.
-fn handle_return(master: &Master, id: &str, ret: JobReturn) {
+/// A return enters the system here: checked, fired as `salt/job/<jid>/ret/<id>` (the CLI is a
+/// subscriber), then spooled for the job cache. True when the master has it on disk (or keeps
+/// none) and may acknowledge it; nothing here waits on the store itself.
+async fn handle_return(master: &Master, id: &str, ret: JobReturn) -> bool {
     if ret.id != id {
         tracing::warn!("minion {id} sent a return claiming to be from {:?}; dropped", ret.id);
-        return;
+        return true;
     }
     if let Err(e) = salt_proto::jid::validate_jid(&ret.jid) {
         tracing::warn!("minion {id} sent a return with {e}; dropped");
-        return;
+        return true;
     }
     let mut load = ret.to_load();
     // Salt's stored load ends with `_stamp` then `ts`; a placeholder keeps `_stamp` in place
@@ -184,13 +193,22 @@ fn handle_return(master: &Master, id: &str, ret: JobReturn) {
     load.insert("_stamp".into(), Value::Null);
     load.insert("ts".into(), unix_secs().into());
     let event = master.bus().fire(format!("salt/job/{}/ret/{}", ret.jid, id), load);
+    let mut records = Vec::new();
     if let Value::Object(stored) = &event.data {
-        master.store_return(Record::Return { ret: stored.clone() });
+        records.push(Record::Return { ret: stored.clone() });
     }
     if master.config().bool("job_cache_store_endtime").unwrap_or(false) {
         let time = salt_proto::jid::jid_to_time(&master.new_jid());
-        master.store_return(Record::Endtime { jid: ret.jid.clone(), time });
+        records.push(Record::Endtime { jid: ret.jid.clone(), time });
     }
+    for record in records {
+        if let Err(e) = master.store_return(record).await {
+            // Not acknowledged: the minion sends it again after its next reconnect.
+            tracing::error!("cannot spool the return of job {} from {id}: {e}", ret.jid);
+            return false;
+        }
+    }
+    true
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<MasterMessage>, max: usize) {

@@ -53,7 +53,9 @@ pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) ->
     stored.insert("return".into(), data.clone());
     stored.insert("retcode".into(), retcode.into());
     stored.insert("success".into(), success.into());
-    master.store_return(Record::Return { ret: stored });
+    if let Err(e) = master.store_return(Record::Return { ret: stored }).await {
+        tracing::error!("cannot spool the return of runner job {jid}: {e}");
+    }
 
     ClientReply::RunnerReturn { jid, data, outputter, retcode }
 }

@@ -115,13 +115,12 @@ impl Master {
     }
 
     /// A return (or end time) goes to the master job cache — unless an ext_job_cache is set, in
-    /// which case the minions store their returns there themselves (Salt's rule).
-    pub(crate) fn store_return(&self, record: Record) {
-        if self.ext_job_cache.is_some() {
-            return;
-        }
-        if let Some(sink) = &self.job_cache {
-            sink.write(record);
+    /// which case the minions store their returns there themselves (Salt's rule). Resolves once
+    /// the record is on disk, so the minion may be told the master has it.
+    pub(crate) async fn store_return(&self, record: Record) -> std::io::Result<()> {
+        match (&self.job_cache, &self.ext_job_cache) {
+            (Some(sink), None) => sink.spool.push(vec![record]).await,
+            _ => Ok(()),
         }
     }
 

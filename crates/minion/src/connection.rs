@@ -120,6 +120,7 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
 
     let master_pem = salt_pki::pem_from_public_der(&master_key);
     let max = minion.config.u64("max_frame_bytes").map(|v| v as usize).unwrap_or(salt_proto::frame::DEFAULT_MAX_FRAME);
+    minion.outbox.resend_unacked();
     let sender = send_returns(minion, &mut writer, max);
     let receiver = receive_publishes(minion, &mut reader, &master_pem, max);
     let reason = tokio::select! {
@@ -141,7 +142,10 @@ async fn send_returns<W: AsyncWrite + Unpin>(minion: &Minion, writer: &mut W, ma
         let ret = minion.outbox.next().await;
         let msg = MinionMessage::Return(ret);
         match write_frame(writer, &msg, max).await {
-            Ok(()) => {}
+            Ok(()) => {
+                let MinionMessage::Return(ret) = msg else { unreachable!() };
+                minion.outbox.sent(ret);
+            }
             Err(FrameError::TooLarge { len, max }) => {
                 // Never retried (it would fail forever), and never silently lost: say so.
                 let MinionMessage::Return(ret) = msg else { unreachable!() };
@@ -163,6 +167,7 @@ async fn receive_publishes<R: AsyncRead + Unpin>(minion: &Arc<Minion>, reader: &
                 Ok(publish) => jobs::spawn(minion.clone(), publish),
                 Err(reason) => tracing::warn!("dropped a publish: {reason}"),
             },
+            Ok(MasterMessage::Ack { jid }) => minion.outbox.acked(&jid),
             Ok(other) => tracing::warn!("unexpected message from the master: {other:?}"),
             Err(FrameError::Closed) => return "the master closed the connection".into(),
             Err(e) => return format!("reading from the master failed: {e}"),

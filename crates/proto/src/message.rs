@@ -87,6 +87,8 @@ pub enum MasterMessage {
     /// The conversation broke a rule (wrong first message, bad id, ...); the master closes.
     Refused { reason: String },
     Publish(SignedPublish),
+    /// The master has the return for `jid` on disk (job cache spool); the minion may forget it.
+    Ack { jid: String },
 }
 
 /// A [`Publish`] encoded as msgpack, and the master key's Ed25519 signature over those bytes.
