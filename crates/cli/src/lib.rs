@@ -8,3 +8,4 @@ pub mod logging;
 pub mod output;
 pub mod run;
 pub mod salt;
+pub mod schema;

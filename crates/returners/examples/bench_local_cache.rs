@@ -1,6 +1,6 @@
 //! Benchmark of the `local_cache` job cache.
 //!
-//! `cargo run --release -p salt-returners --example bench_local_cache -- [jobs] [returns]`
+//! `cargo run --release -p salt-returners --example bench_local_cache -- [jobs] [returns] [--keep DIR]`
 //!
 //! Fills a fresh cache (in `$BENCH_DIR`, default a temp dir) with `jobs` jobs (default
 //! 1,000,000; each with its publish load, one expected minion and one return), written through
@@ -8,6 +8,11 @@
 //! transaction), plus one job with `returns` returns (default 10,000). Then it times the reads
 //! `jobs.list_jobs` and `jobs.lookup_jid` make (median of several runs) and the write rate of
 //! `returner_batch`, and prints a Markdown report.
+//!
+//! `--keep DIR` fills `DIR/job_cache.sqlite` instead (DIR is a master's `cachedir`; an existing
+//! cache there is refused) and leaves it in place for end-to-end runs (`bench/jobs.sh`). The
+//! write-rate part is then skipped, so the kept cache holds exactly `jobs` + 1 jobs; the jid
+//! of the big job is printed on stderr as `big jid: <jid>`.
 
 use std::time::{Duration, Instant};
 
@@ -73,16 +78,41 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// `[jobs] [returns] [--keep DIR]`, numbers in that order, the flag anywhere.
+fn parse_args(mut argv: impl Iterator<Item = String>) -> (Vec<u64>, Option<std::path::PathBuf>) {
+    let (mut numbers, mut keep) = (Vec::new(), None);
+    while let Some(a) = argv.next() {
+        if a == "--keep" {
+            keep = Some(std::path::PathBuf::from(argv.next().expect("--keep needs a directory")));
+        } else {
+            numbers.push(a.parse().expect("usage: [jobs] [returns] [--keep DIR]"));
+        }
+    }
+    (numbers, keep)
+}
+
 #[tokio::main]
 async fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("[jobs] [returns] are numbers")).collect();
+    let (args, keep) = parse_args(std::env::args().skip(1));
     let jobs = args.first().copied().unwrap_or(1_000_000);
     let big_returns = args.get(1).copied().unwrap_or(10_000);
-    let keep = std::env::var_os("BENCH_KEEP").is_some();
-    let tmp = tempfile::Builder::new().prefix("bench-local-cache").tempdir_in(
-        std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir),
-    ).unwrap();
-    let cache = LocalCache::open(tmp.path()).await.unwrap();
+    // Without --keep the cache lives in a temp dir that is removed at exit.
+    let tmp;
+    let dir = match &keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).unwrap();
+            let db = dir.join(salt_returners::local_cache::schema::FILE_NAME);
+            assert!(!db.exists(), "{} exists: --keep fills a new cache only", db.display());
+            dir.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("bench-local-cache").tempdir_in(
+                std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir),
+            ).unwrap();
+            tmp.path().to_path_buf()
+        }
+    };
+    let cache = LocalCache::open(&dir).await.unwrap();
 
     // Fill.
     let t = Instant::now();
@@ -109,6 +139,7 @@ async fn main() {
     let fill_jobs = t.elapsed();
 
     let big = jid_of(jobs + 1);
+    eprintln!("big jid: {big}");
     let ids: Vec<String> = (0..big_returns).map(|i| format!("minion{i:05}")).collect();
     cache.save_load(&big, &publish(&big, "cmd.run"), Some(&ids)).await.unwrap();
     let t = Instant::now();
@@ -143,26 +174,28 @@ async fn main() {
     let (t_get_jid_small, got) = time(|| cache.get_jid(&old)).await;
     assert_eq!(got.unwrap().len(), 1);
 
-    // Write rate of returner_batch into new jobs.
+    // Write rate of returner_batch into new jobs (not into a kept cache: it stays as filled).
     let mut rates = Vec::new();
-    for batch in [100usize, 1000] {
-        let total = 20_000usize;
-        let jid = jid_of(jobs + 10 + batch as u64);
-        cache.prep_jid(false, Some(&jid)).await.unwrap();
-        let rets: Vec<Load> = (0..total).map(|i| ret(&jid, &format!("w{batch}-{i:06}"), "test.ping")).collect();
-        let t = Instant::now();
-        for chunk in rets.chunks(batch) {
-            cache.returner_batch(chunk).await.unwrap();
+    if keep.is_none() {
+        for batch in [100usize, 1000] {
+            let total = 20_000usize;
+            let jid = jid_of(jobs + 10 + batch as u64);
+            cache.prep_jid(false, Some(&jid)).await.unwrap();
+            let rets: Vec<Load> = (0..total).map(|i| ret(&jid, &format!("w{batch}-{i:06}"), "test.ping")).collect();
+            let t = Instant::now();
+            for chunk in rets.chunks(batch) {
+                cache.returner_batch(chunk).await.unwrap();
+            }
+            rates.push((batch, total as f64 / t.elapsed().as_secs_f64()));
         }
-        rates.push((batch, total as f64 / t.elapsed().as_secs_f64()));
     }
     cache.close().await;
-    if keep {
-        eprintln!("kept {} (big job {big})", cache.path().display());
-        std::mem::forget(tmp);
+    if let Some(dir) = &keep {
+        eprintln!("kept {} (big job {big})", dir.join(salt_returners::local_cache::schema::FILE_NAME).display());
     }
 
-    let cmd = format!("cargo run --release -p salt-returners --example bench_local_cache -- {jobs} {big_returns}");
+    let keep_arg = keep.as_ref().map(|d| format!(" --keep {}", d.display())).unwrap_or_default();
+    let cmd = format!("cargo run --release -p salt-returners --example bench_local_cache -- {jobs} {big_returns}{keep_arg}");
     println!("## local_cache (SQLite, WAL, synchronous=NORMAL)\n");
     println!("Command: `{cmd}`\n");
     println!(
@@ -184,5 +217,8 @@ async fn main() {
     println!("| `get_jid` of an ordinary job | {} |", ms(t_get_jid_small));
     for (batch, rate) in rates {
         println!("| `returner_batch` write rate, batches of {batch} | {rate:.0} returns/s |");
+    }
+    if keep.is_some() {
+        println!("| `returner_batch` write rate | not measured with --keep |");
     }
 }

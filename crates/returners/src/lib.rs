@@ -24,6 +24,7 @@ pub mod pgjsonb;
 pub mod postgres;
 pub mod redact;
 pub mod spool;
+pub mod sqlite3;
 mod registry;
 
 use std::time::Duration;
@@ -232,5 +233,17 @@ pub trait Returner: Send + Sync {
 
     async fn get_endtime(&self, _jid: &str) -> Result<Option<String>> {
         Err(ReturnerError::unsupported(self.name(), Capability::GetEndtime))
+    }
+
+    /// The SQL that creates this store's tables (Salt's documented schema), for stores that
+    /// have one; `salt-returner-schema <name>` prints it.
+    fn schema_ddl(&self) -> Option<String> {
+        None
+    }
+
+    /// Creates whichever of this store's tables are missing; returns the tables it created (or,
+    /// for stores that cannot tell, every table it made sure of).
+    async fn create_schema(&self) -> Result<Vec<String>> {
+        Err(ReturnerError::Invalid(format!("returner '{}' has no schema to create", self.name())))
     }
 }

@@ -15,6 +15,7 @@ pub fn builtin_names() -> Vec<&'static str> {
         crate::mysql::MySql::NAME,
         crate::pgjsonb::Pgjsonb::NAME,
         crate::postgres::Postgres::NAME,
+        crate::sqlite3::Sqlite3::NAME,
         // one line per store
     ];
     names.sort_unstable();
@@ -31,6 +32,7 @@ pub async fn open(name: &str, lookup: &Lookup<'_>) -> Result<Arc<dyn Returner>> 
         crate::mysql::MySql::NAME => Arc::new(crate::mysql::MySql::open(lookup).await?),
         crate::pgjsonb::Pgjsonb::NAME => Arc::new(crate::pgjsonb::Pgjsonb::open(lookup).await?),
         crate::postgres::Postgres::NAME => Arc::new(crate::postgres::Postgres::open(lookup).await?),
+        crate::sqlite3::Sqlite3::NAME => Arc::new(crate::sqlite3::Sqlite3::open(lookup).await?),
         // one arm per store
         other => {
             return Err(ReturnerError::Invalid(format!(

@@ -6,5 +6,6 @@ mod harness;
 mod cli;
 mod jobs;
 mod keys;
+mod returners;
 mod runners;
 mod security;

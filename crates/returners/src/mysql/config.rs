@@ -197,6 +197,17 @@ mod tests {
     }
 
     #[test]
+    fn ssl_options_turn_tls_on() {
+        let mode = |v: Value| MySqlConfig::from_lookup(&Lookup::new(&map(v))).unwrap().connect_options().get_ssl_mode();
+        assert!(matches!(mode(json!({})), MySqlSslMode::Disabled));
+        assert!(matches!(mode(json!({"mysql.ssl_ca": "None", "mysql.ssl_cert": "none"})), MySqlSslMode::Disabled));
+        assert!(matches!(mode(json!({"mysql.ssl_ca": "/etc/pki/ca.pem"})), MySqlSslMode::VerifyCa));
+        assert!(matches!(mode(json!({"mysql.ssl_cert": "/c.crt", "mysql.ssl_key": "/c.key"})), MySqlSslMode::Required));
+        let opts = MySqlConfig::from_lookup(&Lookup::new(&map(json!({})))).unwrap().connect_options();
+        assert_eq!(opts.get_charset(), "utf8mb4");
+    }
+
+    #[test]
     fn return_config_and_return_kwargs_pick_another_database() {
         let opts = map(json!({"mysql.db": "salt", "mysql.host": "db1", "alternative.mysql.db": "alt", "alternative.mysql": {"user": "alt_user"}}));
         let ret = map(json!({"ret_config": "alternative"}));

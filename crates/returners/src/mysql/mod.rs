@@ -245,10 +245,12 @@ impl MySql {
         let message = match &e {
             sqlx::Error::Database(d) => {
                 let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
-                let text = d.message();
+                // The server's text is scrubbed; ours around it names what failed.
+                let text = scrub(d.message(), &c.password);
+                let text = text.as_str();
                 // SQLSTATE 22 (data) and 23 (constraint): this record, not the server.
                 if code.starts_with("22") || code.starts_with("23") || code == "HY000" && text.contains("Incorrect string value") {
-                    return ReturnerError::Rejected(scrub(&format!("mysql: MySQL at {at} refused the record: {text}"), &c.password));
+                    return ReturnerError::Rejected(format!("mysql: MySQL at {at} refused the record: {text}"));
                 }
                 match code.as_str() {
                     "28000" => format!("mysql: could not log in to MySQL at {at} as user {:?}: {text}", c.user),
@@ -260,11 +262,11 @@ impl MySql {
             sqlx::Error::PoolTimedOut => {
                 format!("mysql: could not connect to MySQL at {at} within {} s", config::CONNECT_TIMEOUT.as_secs())
             }
-            sqlx::Error::Io(io) => format!("mysql: could not connect to MySQL at {at}: {io}"),
-            sqlx::Error::Tls(tls) => format!("mysql: TLS with MySQL at {at} failed: {tls}"),
-            other => format!("mysql: MySQL at {at} failed: {other}"),
+            sqlx::Error::Io(io) => format!("mysql: could not connect to MySQL at {at}: {}", scrub(&io.to_string(), &c.password)),
+            sqlx::Error::Tls(tls) => format!("mysql: TLS with MySQL at {at} failed: {}", scrub(&tls.to_string(), &c.password)),
+            other => format!("mysql: MySQL at {at} failed: {}", scrub(&other.to_string(), &c.password)),
         };
-        ReturnerError::Unavailable(scrub(&message, &c.password))
+        ReturnerError::Unavailable(message)
     }
 
     /// The tables' charsets, read once; a missing table is an error here.
@@ -486,6 +488,15 @@ impl Returner for MySql {
     fn supports(&self, call: Capability) -> bool {
         // Salt's mysql keeps no end time.
         !matches!(call, Capability::UpdateEndtime | Capability::GetEndtime)
+    }
+
+    fn schema_ddl(&self) -> Option<String> {
+        Some(schema::create_sql())
+    }
+
+    async fn create_schema(&self) -> Result<Vec<String>> {
+        MySql::create_schema(self).await?;
+        Ok(schema::TABLES.iter().map(|t| t.to_string()).collect())
     }
 
     async fn returner(&self, ret: &Load) -> Result<()> {

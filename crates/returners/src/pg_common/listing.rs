@@ -18,22 +18,33 @@ const MAX_CHUNK: usize = 4096;
 const FIND_JOB: &str = "saltutil.find_job";
 
 /// The load fields a listing needs, in the order the chunk query selects them.
-const FIELDS: [&str; 7] = ["fun", "tgt", "tgt_type", "user", "arg", "fun_args", "metadata"];
+const FIELDS: [&str; 7] = [
+    "fun", "tgt", "tgt_type", "user", "arg", "fun_args", "metadata",
+];
 
 /// One chunk of the walk: `$1` is the lower jid bound (inclusive for the first chunk, then
 /// the last jid read), `$2` the exclusive upper one or NULL, `$3` the size.
 fn chunk_sql(columns: Columns, oldest_first: bool, first: bool) -> String {
-    // A `postgres` load is JSON text: the `json` type reads it without normalising it, and
-    // unlike `jsonb` it accepts every string JSON can hold (`\u0000` included).
-    let load = match columns {
-        Columns::Jsonb => "load",
-        Columns::Text => "load::json",
+    // A `postgres` load is JSON text, read with the `json` type (no normalising). PostgreSQL
+    // cannot de-escape `\u0000` into text, so a load holding one comes back whole instead
+    // and is read here (a string with a literal `\u0000` in it takes that path too: slower,
+    // still right).
+    let (field, raw) = match columns {
+        Columns::Jsonb => ("(load->{path})::text", "NULL::text"),
+        Columns::Text => (
+            "CASE WHEN strpos(load, '\\u0000') = 0 THEN (load::json->{path})::text END",
+            "CASE WHEN strpos(load, '\\u0000') > 0 THEN load END",
+        ),
     };
     let mut cols = String::from("jid");
     for f in FIELDS {
-        cols.push_str(&format!(", ({load}->'{f}')::text"));
+        cols.push_str(", ");
+        cols.push_str(&field.replace("{path}", &format!("'{f}'")));
     }
-    cols.push_str(&format!(", ({load}->'kwargs'->'metadata')::text"));
+    cols.push_str(", ");
+    cols.push_str(&field.replace("{path}", "'kwargs'->'metadata'"));
+    cols.push_str(", ");
+    cols.push_str(raw);
     let order = if oldest_first { "ASC" } else { "DESC" };
     let lo = if first { ">=" } else { ">" };
     // No sentinel for "no upper bound": in a non-C collation a symbol may sort before digits.
@@ -52,7 +63,11 @@ fn shown_fun(fun: &str) -> &str {
 /// Salt's `search_target`: a glob matches a string target, or any id of a list target; a
 /// missing target shows as `unknown-target`.
 fn target_matches(tgt: &Value, globs: &[String]) -> bool {
-    let any = |name: &str| globs.iter().any(|g| salt_targeting::fnmatch::fnmatch(name, g));
+    let any = |name: &str| {
+        globs
+            .iter()
+            .any(|g| salt_targeting::fnmatch::fnmatch(name, g))
+    };
     match tgt {
         Value::String(s) if !s.is_empty() => any(s),
         Value::Array(ids) => ids.iter().filter_map(Value::as_str).any(any),
@@ -65,14 +80,21 @@ fn accepts(q: &JobQuery, job: &JobSummary) -> bool {
     if q.exclude_find_job && job.fun == FIND_JOB {
         return false;
     }
-    if !q.functions.is_empty() && !q.functions.iter().any(|g| salt_targeting::fnmatch::fnmatch(shown_fun(&job.fun), g)) {
+    if !q.functions.is_empty()
+        && !q
+            .functions
+            .iter()
+            .any(|g| salt_targeting::fnmatch::fnmatch(shown_fun(&job.fun), g))
+    {
         return false;
     }
     if !q.targets.is_empty() && !target_matches(&job.tgt, &q.targets) {
         return false;
     }
     if let Some(wanted) = q.metadata.as_ref().filter(|m| !m.is_empty()) {
-        let Some(Value::Object(md)) = &job.metadata else { return false };
+        let Some(Value::Object(md)) = &job.metadata else {
+            return false;
+        };
         if !wanted.iter().any(|(k, v)| md.get(k) == Some(v)) {
             return false;
         }
@@ -87,13 +109,18 @@ fn bounds(q: &JobQuery) -> (String, Option<String>) {
     (
         q.start_time.map(jid).unwrap_or_default(),
         // Inclusive end time: every jid of that microsecond, including `_<pid>` ones.
-        q.end_time.map(|t| jid(t + chrono::Duration::microseconds(1))),
+        q.end_time
+            .map(|t| jid(t + chrono::Duration::microseconds(1))),
     )
 }
 
 /// A job from one chunk row: the small load rebuilt from its fields, then Salt's formatting.
 fn summary(row: &sqlx::postgres::PgRow) -> std::result::Result<JobSummary, sqlx::Error> {
     let jid: String = row.try_get(0)?;
+    if let Some(raw) = row.try_get::<Option<String>, _>(FIELDS.len() + 2)? {
+        let load: Map<String, Value> = serde_json::from_str(&raw).unwrap_or_default();
+        return Ok(format::summary_from_load(&jid, &load));
+    }
     let mut load = Map::new();
     let parse = |i: usize| -> std::result::Result<Option<Value>, sqlx::Error> {
         let text: Option<String> = row.try_get(i)?;
@@ -124,7 +151,11 @@ pub(super) async fn get_jids(store: &PgStore, q: &JobQuery) -> Result<Vec<JobSum
     let mut out = Vec::new();
     loop {
         // The statement is built from fixed fragments only; every value is bound.
-        let sql = sqlx::AssertSqlSafe(chunk_sql(store.flavor.columns, q.oldest_first, first || !q.oldest_first));
+        let sql = sqlx::AssertSqlSafe(chunk_sql(
+            store.flavor.columns,
+            q.oldest_first,
+            first || !q.oldest_first,
+        ));
         first = false;
         let rows = sqlx::query(sql)
             .bind(&lo)
@@ -184,36 +215,95 @@ mod tests {
             f(&mut q);
             q
         };
-        assert!(accepts(&q(|q| q.functions = vec!["cmd.*".into()]), &job("cmd.run", json!("*"), None)));
-        assert!(!accepts(&q(|q| q.functions = vec!["cmd.*".into()]), &job("test.ping", json!("*"), None)));
-        assert!(accepts(&q(|q| q.functions = vec!["unknown-*".into()]), &job("", json!("*"), None)));
-        assert!(!accepts(&q(|q| q.exclude_find_job = true), &job(FIND_JOB, json!("*"), None)));
-        assert!(accepts(&q(|q| q.targets = vec!["web1".into()]), &job("f", json!(["db1", "web1"]), None)));
-        assert!(!accepts(&q(|q| q.targets = vec!["web1".into()]), &job("f", json!("db*"), None)));
-        assert!(accepts(&q(|q| q.targets = vec!["unknown-target".into()]), &job("f", Value::Null, None)));
-        let md = q(|q| q.metadata = Some(json!({"env": "prod", "x": 1}).as_object().unwrap().clone()));
-        assert!(accepts(&md, &job("f", json!("*"), Some(json!({"env": "prod"})))));
-        assert!(!accepts(&md, &job("f", json!("*"), Some(json!({"env": "dev"})))));
+        assert!(accepts(
+            &q(|q| q.functions = vec!["cmd.*".into()]),
+            &job("cmd.run", json!("*"), None)
+        ));
+        assert!(!accepts(
+            &q(|q| q.functions = vec!["cmd.*".into()]),
+            &job("test.ping", json!("*"), None)
+        ));
+        assert!(accepts(
+            &q(|q| q.functions = vec!["unknown-*".into()]),
+            &job("", json!("*"), None)
+        ));
+        assert!(!accepts(
+            &q(|q| q.exclude_find_job = true),
+            &job(FIND_JOB, json!("*"), None)
+        ));
+        assert!(accepts(
+            &q(|q| q.targets = vec!["web1".into()]),
+            &job("f", json!(["db1", "web1"]), None)
+        ));
+        assert!(!accepts(
+            &q(|q| q.targets = vec!["web1".into()]),
+            &job("f", json!("db*"), None)
+        ));
+        assert!(accepts(
+            &q(|q| q.targets = vec!["unknown-target".into()]),
+            &job("f", Value::Null, None)
+        ));
+        let md =
+            q(|q| q.metadata = Some(json!({"env": "prod", "x": 1}).as_object().unwrap().clone()));
+        assert!(accepts(
+            &md,
+            &job("f", json!("*"), Some(json!({"env": "prod"})))
+        ));
+        assert!(!accepts(
+            &md,
+            &job("f", json!("*"), Some(json!({"env": "dev"})))
+        ));
         assert!(!accepts(&md, &job("f", json!("*"), None)));
     }
 
     #[test]
     fn chunk_reads_fields_not_loads() {
         let sql = chunk_sql(Columns::Text, false, true);
-        assert!(sql.contains("(load::json->'fun')::text"), "{sql}");
-        assert!(sql.contains("(load::json->'kwargs'->'metadata')::text"), "{sql}");
-        assert!(sql.contains("WHERE jid >= $1 AND") && sql.ends_with("ORDER BY jid DESC LIMIT $3"), "{sql}");
+        assert!(
+            sql.contains(
+                "CASE WHEN strpos(load, '\\u0000') = 0 THEN (load::json->'fun')::text END"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("(load::json->'kwargs'->'metadata')::text"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("CASE WHEN strpos(load, '\\u0000') > 0 THEN load END FROM jids"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("WHERE jid >= $1 AND") && sql.ends_with("ORDER BY jid DESC LIMIT $3"),
+            "{sql}"
+        );
         let sql = chunk_sql(Columns::Jsonb, true, false);
-        assert!(sql.contains("(load->'tgt')::text") && sql.contains("WHERE jid > $1 AND"), "{sql}");
+        assert!(
+            sql.contains("(load->'tgt')::text") && sql.contains("WHERE jid > $1 AND"),
+            "{sql}"
+        );
         assert!(sql.contains("ORDER BY jid ASC"), "{sql}");
-        assert!(!sql.contains(" load,") && !sql.contains("SELECT load"), "{sql}");
+        assert!(
+            !sql.contains(" load,")
+                && !sql.contains("SELECT load")
+                && sql.contains("NULL::text FROM jids"),
+            "{sql}"
+        );
     }
 
     #[test]
     fn end_bound_is_inclusive_to_the_microsecond() {
-        let t = chrono::NaiveDateTime::parse_from_str("20240510093015123456", "%Y%m%d%H%M%S%6f").unwrap();
-        let (lo, hi) = bounds(&JobQuery { start_time: Some(t), end_time: Some(t), ..Default::default() });
-        assert_eq!((lo.as_str(), hi.as_deref()), ("20240510093015123456", Some("20240510093015123457")));
+        let t = chrono::NaiveDateTime::parse_from_str("20240510093015123456", "%Y%m%d%H%M%S%6f")
+            .unwrap();
+        let (lo, hi) = bounds(&JobQuery {
+            start_time: Some(t),
+            end_time: Some(t),
+            ..Default::default()
+        });
+        assert_eq!(
+            (lo.as_str(), hi.as_deref()),
+            ("20240510093015123456", Some("20240510093015123457"))
+        );
         assert_eq!(bounds(&JobQuery::default()), (String::new(), None));
     }
 }

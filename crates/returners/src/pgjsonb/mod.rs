@@ -18,7 +18,11 @@ use crate::Result;
 
 pub use crate::pg_common::PgConfig;
 
-static FLAVOR: Flavor = Flavor { name: Pgjsonb::NAME, columns: Columns::Jsonb, tables: schema::TABLES };
+static FLAVOR: Flavor = Flavor {
+    name: Pgjsonb::NAME,
+    columns: Columns::Jsonb,
+    tables: schema::TABLES,
+};
 
 pub struct Pgjsonb {
     inner: PgStore,
@@ -34,7 +38,9 @@ impl Pgjsonb {
     }
 
     pub fn open_with(config: PgConfig) -> Result<Pgjsonb> {
-        Ok(Pgjsonb { inner: PgStore::open(&FLAVOR, config)? })
+        Ok(Pgjsonb {
+            inner: PgStore::open(&FLAVOR, config)?,
+        })
     }
 
     pub fn config(&self) -> &PgConfig {

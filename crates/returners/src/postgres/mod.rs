@@ -14,7 +14,11 @@ use crate::Result;
 
 pub use crate::pg_common::PgConfig;
 
-static FLAVOR: Flavor = Flavor { name: Postgres::NAME, columns: Columns::Text, tables: schema::TABLES };
+static FLAVOR: Flavor = Flavor {
+    name: Postgres::NAME,
+    columns: Columns::Text,
+    tables: schema::TABLES,
+};
 
 pub struct Postgres {
     inner: PgStore,
@@ -30,7 +34,9 @@ impl Postgres {
     }
 
     pub fn open_with(config: PgConfig) -> Result<Postgres> {
-        Ok(Postgres { inner: PgStore::open(&FLAVOR, config)? })
+        Ok(Postgres {
+            inner: PgStore::open(&FLAVOR, config)?,
+        })
     }
 
     pub fn config(&self) -> &PgConfig {

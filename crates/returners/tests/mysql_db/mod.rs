@@ -29,6 +29,7 @@ pub struct TestDb {
     pub name: String,
     admin: MySqlConnectOptions,
     /// Connected to the test database.
+    #[allow(dead_code)]
     pub pool: MySqlPool,
 }
 

@@ -18,6 +18,7 @@ pub struct TestDb {
     pub name: String,
     admin: PgConnectOptions,
     /// Connected to the test database, for checking rows behind the store's back.
+    #[allow(dead_code)]
     pub pool: PgPool,
 }
 
@@ -25,33 +26,70 @@ impl TestDb {
     /// A new, empty database, or None (after saying why) when the server is unreachable.
     pub async fn create() -> Option<TestDb> {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let admin = PgConnectOptions::from_str(&server_url()).expect("SALTRS_TEST_POSTGRES is a postgres:// URL").database("postgres");
-        let pool = match PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_with(admin.clone()).await {
+        let admin = PgConnectOptions::from_str(&server_url())
+            .expect("SALTRS_TEST_POSTGRES is a postgres:// URL")
+            .database("postgres");
+        let pool = match PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(admin.clone())
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("postgres: {e}");
                 return None;
             }
         };
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("saltrs_t_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"))).execute(&pool).await.unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "saltrs_t_{}_{}_{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
         pool.close().await;
-        let pool = PgPoolOptions::new().max_connections(2).connect_with(admin.clone().database(&name)).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(admin.clone().database(&name))
+            .await
+            .unwrap();
         Some(TestDb { name, admin, pool })
     }
 
     /// The password in the server URL, if any.
     fn password() -> String {
         let url = server_url();
-        let creds = url.split("://").nth(1).unwrap_or("").split('@').next().unwrap_or("");
-        creds.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()
+        let creds = url
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split('@')
+            .next()
+            .unwrap_or("");
+        creds
+            .split_once(':')
+            .map(|(_, p)| p.to_string())
+            .unwrap_or_default()
     }
 
     /// Master config for `store` (`pgjsonb` or `postgres`) pointing at this database, with
     /// master id `test_master`.
+    #[allow(dead_code)]
     pub fn opts(&self, store: &str) -> serde_json::Map<String, serde_json::Value> {
-        let pass_key = if store == "postgres" { "passwd" } else { "pass" };
+        let pass_key = if store == "postgres" {
+            "passwd"
+        } else {
+            "pass"
+        };
         let mut m = serde_json::Map::new();
         let p = format!("returner.{store}.");
         m.insert(format!("{p}host"), self.admin.get_host().into());
@@ -90,9 +128,16 @@ impl Drop for TestDb {
         // Drop runs outside async: a short-lived runtime on its own thread does the cleanup.
         let (name, admin) = (self.name.clone(), self.admin.clone());
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
-                if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect_with(admin).await {
+                if let Ok(pool) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(admin)
+                    .await
+                {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
                     pool.close().await;
@@ -107,7 +152,9 @@ impl Drop for TestDb {
 #[allow(dead_code)]
 pub fn skip() {
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("postgres: the server {VAR} names is unreachable, and CI=true does not allow skipping");
+        panic!(
+            "postgres: the server {VAR} names is unreachable, and CI=true does not allow skipping"
+        );
     }
     eprintln!("skipping: no PostgreSQL server (set {VAR})");
 }

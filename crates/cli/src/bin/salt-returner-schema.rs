@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(saltrs::schema::main(std::env::args().collect()));
+}

@@ -1,0 +1,90 @@
+//! `salt-returner-schema`: print or create the tables a SQL returner writes to (Salt's
+//! documented schema), using the returner's options from the master's (or minion's) config.
+//!
+//! ```text
+//! salt-returner-schema -c /etc/salt mysql            # print the SQL
+//! salt-returner-schema -c /etc/salt mysql --create   # create the missing tables
+//! salt-returner-schema -c /etc/salt --minion pgjsonb --create
+//! ```
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use salt_config::{Config, Role};
+use salt_returners::options::Lookup;
+
+#[derive(Parser, Debug)]
+#[command(name = "salt-returner-schema", disable_version_flag = true, about = "Print or create the tables of a SQL returner.")]
+struct Flags {
+    /// Configuration directory whose returner options (`mysql.host`, ...) are used.
+    #[arg(short = 'c', long = "config-dir", default_value = "/etc/salt")]
+    config_dir: PathBuf,
+    /// Read the minion's config instead of the master's.
+    #[arg(long = "minion")]
+    minion: bool,
+    /// Connect and create the tables that are missing, instead of printing the SQL.
+    #[arg(long = "create")]
+    create: bool,
+    /// The returner: mysql, pgjsonb, postgres, sqlite3.
+    returner: String,
+}
+
+pub fn main(argv: Vec<String>) -> i32 {
+    let flags = match Flags::try_parse_from(argv) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let role = if flags.minion { Role::Minion } else { Role::Master };
+    let config = match Config::load(role, &flags.config_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("salt-returner-schema: {e}");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("salt-returner-schema: cannot start: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        let store = match salt_returners::open(&flags.returner, &Lookup::new(config.as_map())).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("salt-returner-schema: {e}");
+                return 2;
+            }
+        };
+        if !flags.create {
+            return match store.schema_ddl() {
+                Some(ddl) => {
+                    println!("{}", ddl.trim_end());
+                    0
+                }
+                None => {
+                    eprintln!("salt-returner-schema: returner '{}' has no SQL schema", flags.returner);
+                    2
+                }
+            };
+        }
+        match store.create_schema().await {
+            Ok(tables) if tables.is_empty() => {
+                println!("All tables of returner '{}' exist already.", flags.returner);
+                0
+            }
+            Ok(tables) => {
+                println!("The tables of returner '{}' are in place (created where missing): {}", flags.returner, tables.join(", "));
+                0
+            }
+            Err(e) => {
+                eprintln!("salt-returner-schema: {e}");
+                1
+            }
+        }
+    })
+}

@@ -1,0 +1,429 @@
+//! `sqlite3`: returns and loads in an SQLite file (Salt's `salt/returners/sqlite3_return.py`).
+//!
+//! Salt's tables (see [`schema`]) and Salt's column contents, which users' queries rely on:
+//! - `salt_returns.full_ret` holds `json.dumps(ret["return"])` — only the return value,
+//!   despite its name — so `get_jid` gives `{id: {"return": ...}}` and `get_fun` the bare value;
+//! - `fun_args` is the Python `repr` of the argument list (`['ls /']`), NULL when empty;
+//! - `date` is Python's `str(datetime.now())`, local time (`2024-05-10 09:30:15.123456`);
+//! - `success` is `1`/`0` (Python's bool through the sqlite3 module), `''` when missing.
+//!
+//! The calls are Salt's: `returner`, `save_load`, `save_minions` (a no-op), `get_load`,
+//! `get_jid`, `get_fun`, `get_jids`, `get_minions`, `prep_jid`; no `clean_old_jobs`,
+//! `event_return` or end times. Where we differ from Salt, on purpose: a second `save_load`
+//! for a jid keeps the first (Salt raised an IntegrityError); a batch is one transaction with
+//! multi-row INSERTs; an identical return stored twice is one row; `get_jid` returns every
+//! minion (Salt's read only the first row).
+
+pub mod config;
+pub mod schema;
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::Row;
+use tokio::sync::OnceCell;
+
+pub use config::Sqlite3Config;
+
+use crate::mysql::listing::{self, JobChunks, FIELDS};
+use crate::mysql::text::{dumps, dumps_map};
+use crate::options::Lookup;
+use crate::{Capability, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
+
+/// Rows per INSERT: 7 parameters each, far below SQLite's 32766.
+const ROWS_PER_INSERT: usize = 1000;
+
+static JIDS: salt_proto::jid::JidGenerator = salt_proto::jid::JidGenerator::new();
+
+pub struct Sqlite3 {
+    pool: SqlitePool,
+    config: Sqlite3Config,
+    checked: OnceCell<()>,
+}
+
+/// One `salt_returns` row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ReturnRow {
+    fun: String,
+    jid: String,
+    id: String,
+    fun_args: Option<String>,
+    full_ret: String,
+    success: String,
+    /// A `req` return: save it as the load of the jid allocated for it.
+    req_load: Option<String>,
+}
+
+/// Python's truthiness, for `str(ret["fun_args"]) if ret.get("fun_args") else None`.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Python's `str(datetime.now())`: microseconds only when non-zero.
+fn python_now() -> String {
+    let now = chrono::Local::now().naive_local();
+    if now.and_utc().timestamp_subsec_micros() == 0 {
+        now.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        now.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
+}
+
+/// `ret.get("success", "")` as the sqlite3 module stores it in a TEXT column.
+fn success_text(ret: &Load) -> String {
+    match ret.get("success") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::Bool(b)) => if *b { "1" } else { "0" }.into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> {
+    let id = ret.get("id").and_then(Value::as_str).ok_or("a return needs a string 'id'")?;
+    salt_proto::id::validate_minion_id(id).map_err(|e| e.to_string())?;
+    let fun = ret.get("fun").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'fun'"))?;
+    let value = ret.get("return").ok_or_else(|| format!("the return of {id} has no 'return'"))?;
+    let (jid, req_load) = match ret.get("jid").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'jid'"))? {
+        "nocache" => return Ok(None),
+        "req" => {
+            let jid = JIDS.next(false);
+            let mut load = ret.clone();
+            load.insert("jid".into(), Value::String(jid.clone()));
+            (jid, Some(dumps_map(&load)))
+        }
+        j => {
+            salt_proto::jid::validate_jid(j).map_err(|e| e.to_string())?;
+            (j.to_string(), None)
+        }
+    };
+    Ok(Some(ReturnRow {
+        fun: fun.into(),
+        jid,
+        id: id.into(),
+        fun_args: ret.get("fun_args").filter(|a| truthy(a)).map(salt_output::pyrepr::repr),
+        full_ret: dumps(value),
+        success: success_text(ret),
+        req_load,
+    }))
+}
+
+/// The multi-row INSERT of `n` returns; a row goes in only if the same record is not stored.
+fn insert_returns_sql(n: usize) -> String {
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
+    format!(
+        "INSERT INTO salt_returns (fun, jid, id, fun_args, date, full_ret, success)
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (VALUES {values}) v
+         WHERE NOT EXISTS (SELECT 1 FROM salt_returns r
+                           WHERE r.jid = v.column2 AND r.id = v.column3 AND r.fun IS v.column1
+                             AND r.fun_args IS v.column4 AND r.full_ret = v.column6 AND r.success = v.column7)"
+    )
+}
+
+impl Sqlite3 {
+    pub const NAME: &'static str = "sqlite3";
+
+    /// Opens the store with the options `lookup` finds (see [`config`]); nothing is read yet.
+    pub async fn open(lookup: &Lookup<'_>) -> Result<Sqlite3> {
+        Self::open_with(Sqlite3Config::from_lookup(lookup)?)
+    }
+
+    pub fn open_with(config: Sqlite3Config) -> Result<Sqlite3> {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|e| ReturnerError::Invalid(e.to_string()))?
+            .filename(&config.database)
+            .busy_timeout(config.timeout)
+            // As Python's sqlite3.connect: the file is created when missing.
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).min_connections(0).connect_lazy_with(options);
+        Ok(Sqlite3 { pool, config, checked: OnceCell::new() })
+    }
+
+    pub fn config(&self) -> &Sqlite3Config {
+        &self.config
+    }
+
+    /// Opens the file and checks the tables: one clear error for each problem.
+    pub async fn check(&self) -> Result<()> {
+        self.checked
+            .get_or_try_init(|| async {
+                let found: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('jids', 'salt_returns')")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| self.db_err(e))?;
+                let missing: Vec<&str> = schema::TABLES.iter().copied().filter(|t| !found.iter().any(|f| f == t)).collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ReturnerError::Unavailable(format!(
+                        "sqlite3: table{} {} missing in {}; create the schema first (see the sqlite3 schema command)",
+                        if missing.len() > 1 { "s" } else { "" },
+                        missing.join(", "),
+                        self.config.database.display()
+                    )))
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// The schema command: creates the missing tables, see [`schema`].
+    pub async fn create_schema(&self) -> Result<()> {
+        schema::create(&self.pool).await.map_err(|e| self.db_err(e))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn db_err(&self, e: sqlx::Error) -> ReturnerError {
+        let file = self.config.database.display();
+        match &e {
+            // SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH: this record, not the file.
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("19") | Some("18") | Some("20")) || d.code().is_some_and(|c| c.ends_with("19")) => {
+                ReturnerError::Rejected(format!("sqlite3: {file} refused the record: {}", d.message()))
+            }
+            _ => ReturnerError::Unavailable(format!("sqlite3: {file}: {e}")),
+        }
+    }
+
+    async fn store_returns(&self, rets: &[Load]) -> Result<()> {
+        self.check().await?;
+        let mut rejected = Vec::new();
+        let mut rows = Vec::with_capacity(rets.len());
+        let mut seen = HashSet::new();
+        for ret in rets {
+            match prepare_return(ret) {
+                Ok(Some(row)) => {
+                    if seen.insert(row.clone()) {
+                        rows.push(row);
+                    }
+                }
+                Ok(None) => {}
+                Err(why) => rejected.push(why),
+            }
+        }
+        if !rows.is_empty() {
+            let err = |e| self.db_err(e);
+            let date = python_now();
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            for row in &rows {
+                if let Some(load) = &row.req_load {
+                    sqlx::query("INSERT INTO jids (jid, load) VALUES (?, ?) ON CONFLICT (jid) DO NOTHING")
+                        .bind(&row.jid)
+                        .bind(load)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+            }
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_returns_sql(chunk.len())));
+                for r in chunk {
+                    q = q.bind(&r.fun).bind(&r.jid).bind(&r.id).bind(&r.fun_args).bind(&date).bind(&r.full_ret).bind(&r.success);
+                }
+                q.execute(&mut *tx).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+        }
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(ReturnerError::Rejected(format!("sqlite3: {} of {} returns not stored: {}", rejected.len(), rets.len(), rejected.join("; "))))
+        }
+    }
+
+    /// `{id: f(full_ret)}`, the first row of each minion kept, ids sorted.
+    fn by_minion(&self, rows: Vec<SqliteRow>, wrap: fn(Value) -> Value) -> Result<Map<String, Value>> {
+        let mut pairs = Vec::new();
+        let mut seen = HashSet::new();
+        for row in rows {
+            let id: String = row.try_get(0).map_err(|e| self.db_err(e))?;
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let text: String = row.try_get(1).map_err(|e| self.db_err(e))?;
+            let value = serde_json::from_str(&text).map_err(|e| ReturnerError::Unavailable(format!("sqlite3: stored return of {id} is unreadable: {e}")))?;
+            pairs.push((id, wrap(value)));
+        }
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+#[async_trait]
+impl JobChunks for Sqlite3 {
+    async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>> {
+        // `->` gives each field as JSON text; fixed fragments only, every value bound.
+        let cols: String = FIELDS.iter().map(|p| format!(", load -> '{p}'")).collect();
+        let sql = format!(
+            "SELECT jid{cols} FROM jids WHERE jid {} ? AND (? IS NULL OR jid < ?) ORDER BY jid {} LIMIT ?",
+            if lo_inclusive { ">=" } else { ">" },
+            if oldest_first { "ASC" } else { "DESC" },
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lo)
+            .bind(hi)
+            .bind(hi)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        rows.iter()
+            .map(|row| {
+                let jid: String = row.try_get(0)?;
+                let fields = (1..=FIELDS.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(listing::summary(&jid, &fields))
+            })
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| self.db_err(e))
+    }
+}
+
+#[async_trait]
+impl Returner for Sqlite3 {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn supports(&self, call: Capability) -> bool {
+        !matches!(call, Capability::EventReturn | Capability::CleanOldJobs | Capability::UpdateEndtime | Capability::GetEndtime)
+    }
+
+    fn schema_ddl(&self) -> Option<String> {
+        Some(schema::create_sql())
+    }
+
+    async fn create_schema(&self) -> Result<Vec<String>> {
+        Sqlite3::create_schema(self).await?;
+        Ok(schema::TABLES.iter().map(|t| t.to_string()).collect())
+    }
+
+    async fn returner(&self, ret: &Load) -> Result<()> {
+        self.store_returns(std::slice::from_ref(ret)).await
+    }
+
+    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
+        self.store_returns(rets).await
+    }
+
+    async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
+        match passed_jid {
+            Some(jid) => {
+                salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
+                Ok(jid.to_string())
+            }
+            None => Ok(JIDS.next(self.config.unique_jid)),
+        }
+    }
+
+    async fn save_load(&self, jid: &str, load: &Load, _minions: Option<&[String]>) -> Result<()> {
+        salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
+        self.check().await?;
+        sqlx::query("INSERT INTO jids (jid, load) VALUES (?, ?) ON CONFLICT (jid) DO NOTHING")
+            .bind(jid)
+            .bind(dumps_map(load))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    async fn save_minions(&self, _jid: &str, _minions: &[String], _syndic_id: Option<&str>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn get_load(&self, jid: &str) -> Result<Option<Load>> {
+        if !salt_proto::jid::is_jid(jid) {
+            return Ok(None);
+        }
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT load FROM jids WHERE jid = ?").bind(jid).fetch_optional(&self.pool).await.map_err(|e| self.db_err(e))?;
+        match text {
+            None => Ok(None),
+            Some(text) => match serde_json::from_str(&text) {
+                Ok(Value::Object(load)) => Ok(Some(load)),
+                Ok(_) => Ok(Some(Map::new())),
+                Err(e) => Err(ReturnerError::Unavailable(format!("sqlite3: stored load of {jid} is unreadable: {e}"))),
+            },
+        }
+    }
+
+    async fn get_jid(&self, jid: &str) -> Result<Map<String, Value>> {
+        if !salt_proto::jid::is_jid(jid) {
+            return Ok(Map::new());
+        }
+        let rows = sqlx::query("SELECT id, full_ret FROM salt_returns WHERE jid = ? ORDER BY rowid")
+            .bind(jid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        self.by_minion(rows, |v| {
+            let mut m = Map::new();
+            m.insert("return".into(), v);
+            Value::Object(m)
+        })
+    }
+
+    async fn get_fun(&self, fun: &str) -> Result<Map<String, Value>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.full_ret FROM salt_returns s
+             JOIN (SELECT id, MAX(jid) AS jid FROM salt_returns WHERE fun = ? GROUP BY id) m ON s.id = m.id AND s.jid = m.jid
+             WHERE s.fun = ? ORDER BY s.rowid",
+        )
+        .bind(fun)
+        .bind(fun)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        self.by_minion(rows, |v| v)
+    }
+
+    async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
+        listing::get_jids(self, query).await
+    }
+
+    async fn get_minions(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT id FROM salt_returns").fetch_all(&self.pool).await.map_err(|e| self.db_err(e))?;
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn columns_as_salt_writes_them() {
+        let ret = json!({"success": true, "return": {"a": "héllo"}, "retcode": 0, "jid": "20261125003808100453",
+                         "fun": "cmd.run", "fun_args": ["ls /", {"__kwarg__": true, "x": null}], "id": "minion1"});
+        let row = prepare_return(ret.as_object().unwrap()).unwrap().unwrap();
+        assert_eq!(row.full_ret, r#"{"a": "héllo"}"#);
+        assert_eq!(row.fun_args.as_deref(), Some("['ls /', {'__kwarg__': True, 'x': None}]"));
+        assert_eq!(row.success, "1");
+        let ret = json!({"return": 3, "jid": "20261125003808100453", "fun": "cmd.retcode", "fun_args": [], "id": "m"});
+        let row = prepare_return(ret.as_object().unwrap()).unwrap().unwrap();
+        assert_eq!((row.fun_args, row.success.as_str()), (None, ""));
+    }
+
+    #[test]
+    fn date_is_python_str_of_now() {
+        let d = python_now();
+        assert!(chrono::NaiveDateTime::parse_from_str(&d, "%Y-%m-%d %H:%M:%S%.f").is_ok(), "{d}");
+        assert!(d.len() == 19 || d.len() == 26, "{d}");
+    }
+}

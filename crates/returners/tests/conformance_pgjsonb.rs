@@ -1,0 +1,26 @@
+//! The conformance suite against `pgjsonb`, each test on a fresh database with Salt's pgjsonb
+//! schema, on the server `SALTRS_TEST_POSTGRES` names.
+
+#[macro_use]
+mod suite;
+mod pg_db;
+
+use std::sync::Arc;
+
+use salt_returners::pgjsonb::{schema, Pgjsonb};
+use suite::{skip, Backend, Traits};
+
+async fn pgjsonb() -> Option<Backend> {
+    let Some(db) = pg_db::TestDb::create().await else {
+        return skip("pgjsonb", pg_db::VAR);
+    };
+    let store = Pgjsonb::open_with(db.config()).unwrap();
+    schema::create(&store).await.unwrap();
+    Some(Backend {
+        store: Arc::new(store),
+        _guard: Box::new(db),
+        traits: Traits::PGJSONB,
+    })
+}
+
+conformance!(pgjsonb, pgjsonb);

@@ -1,0 +1,26 @@
+//! The conformance suite against `postgres`, each test on a fresh database with Salt's postgres
+//! schema, on the server `SALTRS_TEST_POSTGRES` names.
+
+#[macro_use]
+mod suite;
+mod pg_db;
+
+use std::sync::Arc;
+
+use salt_returners::postgres::{schema, Postgres};
+use suite::{skip, Backend, Traits};
+
+async fn postgres() -> Option<Backend> {
+    let Some(db) = pg_db::TestDb::create().await else {
+        return skip("postgres", pg_db::VAR);
+    };
+    let store = Postgres::open_with(db.config()).unwrap();
+    schema::create(&store).await.unwrap();
+    Some(Backend {
+        store: Arc::new(store),
+        _guard: Box::new(db),
+        traits: Traits::SQL,
+    })
+}
+
+conformance!(postgres, postgres);
