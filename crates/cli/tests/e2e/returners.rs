@@ -257,3 +257,31 @@ fn database_outage_during_a_burst_loses_nothing_and_duplicates_nothing() {
     let log = c.master_log();
     assert_eq!(log.matches("is unavailable").count(), 1, "{log}");
 }
+
+#[test]
+fn return_config_and_return_kwargs_pick_another_database() {
+    let Some(main) = Db::create("main") else { return };
+    let Some(alt) = Db::create("alt") else { return };
+    let alternative = alt.config(alt.port).replace("mysql.", "alternative.mysql.");
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_minion("minion1", &format!("{}{alternative}", main.config(main.port)));
+    let pre = c.master_pki().join("minions_pre/minion1");
+    wait_for(|| pre.exists(), Duration::from_secs(20), "minion1 pending");
+    c.salt_key(&["-a", "minion1", "-y"]);
+    c.wait_connected("minion1");
+
+    let r = c.salt(&["minion1", "test.echo", "to-alt", "--return", "mysql", "--return_config", "alternative"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(alt.wait_count("SELECT COUNT(*) FROM salt_returns WHERE `return` = '\"to-alt\"'", 1, Duration::from_secs(20)), 1);
+    assert_eq!(main.sql("SELECT COUNT(*) FROM salt_returns").trim(), "0");
+
+    // --return_kwargs overrides by plain option name; its password is not stored with the job.
+    let kwargs = format!("{{\"db\": \"{}\", \"user\": \"{}\", \"pass\": \"{}\"}}", alt.name, alt.user, alt.pass.replace('\\', "\\\\").replace('"', "\\\""));
+    let r = c.salt(&["minion1", "test.echo", "kwargs-to-alt", "--return", "mysql", "--return_kwargs", &kwargs]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(alt.wait_count("SELECT COUNT(*) FROM salt_returns WHERE `return` = '\"kwargs-to-alt\"'", 1, Duration::from_secs(20)), 1);
+    assert_eq!(main.sql("SELECT COUNT(*) FROM salt_returns").trim(), "0");
+    let full = alt.sql("SELECT full_ret FROM salt_returns WHERE `return` = '\"kwargs-to-alt\"'");
+    assert!(!full.contains(&alt.pass) && full.contains("**********"), "{full}");
+}
