@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use salt_config::{Config, Role};
+use salt_config::Role;
 use salt_modules::{JobContext, Registry};
 use salt_output::Outputter;
 use serde_json::{Map, Value};
@@ -44,12 +44,9 @@ struct Flags {
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
-    let flags = match Flags::try_parse_from(argv) {
+    let flags: Flags = match crate::common::parse(argv) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
+        Err(code) => return code,
     };
     if flags.version {
         println!("{}", salt_proto::version_line("salt-call"));
@@ -59,23 +56,13 @@ pub fn main(argv: Vec<String>) -> i32 {
         eprintln!("Usage: salt-call [options] <function> [arguments]\n\nsalt-call: error: Invalid arguments: a function is required");
         return 2;
     };
-    match crate::logging::level(&flags.log_level) {
-        Ok(l) => crate::logging::init(l, None),
-        Err(e) => {
-            eprintln!("salt-call: error: {e}");
-            return 2;
-        }
-    }
+    let mut config = match crate::common::setup("salt-call", &flags.log_level, Role::Minion, &flags.config_dir) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     if !flags.local {
         tracing::warn!("salt-call talks to no master yet: running {fun} locally, as with --local");
     }
-    let mut config = match Config::load(Role::Minion, &flags.config_dir) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("salt-call: {e}");
-            return 2;
-        }
-    };
     if let Some(id) = &flags.id {
         config.set("id", Value::String(id.clone()));
     }
@@ -113,12 +100,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         returners: Arc::new(salt_returners::builtin_names().into_iter().map(str::to_string).collect()),
         registry: registry.clone(),
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::common::runtime("salt-call", true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("salt-call: cannot start: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let outcome = runtime.block_on(registry.execute(ctx, &fun, &arg));
     let out = printer.outputter(outcome.out.as_deref(), Outputter::Nested);

@@ -3,6 +3,7 @@
 //! binaries share one code path.
 
 pub mod call;
+mod common;
 pub mod daemon;
 pub mod logging;
 pub mod output;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use salt_config::{Config, Role};
+use salt_config::Role;
 use salt_output::Outputter;
 use salt_proto::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
 use salt_proto::message::{ClientReply, ClientRequest, RunnerRequest};
@@ -35,12 +35,9 @@ struct Flags {
 const MASTER_DOWN: &str = "Failed to connect to the Master, is the Salt Master running?";
 
 pub fn main(argv: Vec<String>) -> i32 {
-    let flags = match Flags::try_parse_from(argv) {
+    let flags: Flags = match crate::common::parse(argv) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
+        Err(code) => return code,
     };
     if flags.version {
         println!("{}", salt_proto::version_line("salt-run"));
@@ -50,19 +47,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         eprintln!("Usage: salt-run [options] <function> [arguments]\n\nsalt-run: error: Invalid arguments: a runner function is required");
         return 2;
     };
-    match crate::logging::level(&flags.log_level) {
-        Ok(l) => crate::logging::init(l, None),
-        Err(e) => {
-            eprintln!("salt-run: error: {e}");
-            return 2;
-        }
-    }
-    let config = match Config::load(Role::Master, &flags.config_dir) {
+    let config = match crate::common::setup("salt-run", &flags.log_level, Role::Master, &flags.config_dir) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("salt-run: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let printer = match Printer::new(flags.output.clone()) {
         Ok(p) => p,
@@ -72,12 +59,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         }
     };
     let arg = salt_config::args::parse_input(&flags.words[1..]);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match crate::common::runtime("salt-run", false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("salt-run: cannot start: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let Ok(stream) = UnixStream::connect(salt_master::control_socket_path(&config)).await else {

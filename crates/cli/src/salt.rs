@@ -106,12 +106,9 @@ fn ctrl_c_text(jid: &str) -> String {
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
-    let flags = match Flags::try_parse_from(argv) {
+    let flags: Flags = match crate::common::parse(argv) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
+        Err(code) => return code,
     };
     if flags.version {
         println!("{}", salt_proto::version_line("salt"));
@@ -121,19 +118,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         eprintln!("Usage: salt [options] '<target>' <function> [arguments]\n\nsalt: error: Invalid arguments: a target and a function are required");
         return 2;
     }
-    match crate::logging::level(&flags.log_level) {
-        Ok(l) => crate::logging::init(l, None),
-        Err(e) => {
-            eprintln!("salt: error: {e}");
-            return 2;
-        }
-    }
-    let config = match Config::load(Role::Master, &flags.config_dir) {
+    let config = match crate::common::setup("salt", &flags.log_level, Role::Master, &flags.config_dir) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("salt: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let printer = match Printer::new(flags.output.clone()) {
         Ok(p) => p,
@@ -142,12 +129,9 @@ pub fn main(argv: Vec<String>) -> i32 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match crate::common::runtime("salt", false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("salt: cannot start: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(run(flags, config, printer))
 }

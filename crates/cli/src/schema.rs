@@ -30,12 +30,9 @@ struct Flags {
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
-    let flags = match Flags::try_parse_from(argv) {
+    let flags: Flags = match crate::common::parse(argv) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
+        Err(code) => return code,
     };
     let role = if flags.minion { Role::Minion } else { Role::Master };
     let config = match Config::load(role, &flags.config_dir) {
@@ -45,12 +42,9 @@ pub fn main(argv: Vec<String>) -> i32 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match crate::common::runtime("salt-returner-schema", false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("salt-returner-schema: cannot start: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let store = match salt_returners::open(&flags.returner, &Lookup::new(config.as_map())).await {

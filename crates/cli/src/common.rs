@@ -1,0 +1,40 @@
+//! The start every CLI program shares: flags, console logging, config, runtime — each failure
+//! turned into the message and exit code Salt's tools use.
+
+use std::path::Path;
+
+use salt_config::{Config, Role};
+
+/// Parses the flags; `--help` and `--version`-style exits and usage errors become an exit code.
+pub(crate) fn parse<F: clap::Parser>(argv: Vec<String>) -> Result<F, i32> {
+    F::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            2
+        } else {
+            0
+        }
+    })
+}
+
+/// Console logging at Salt's level name `log_level`, then the `role` config from `config_dir`.
+pub(crate) fn setup(program: &str, log_level: &str, role: Role, config_dir: &Path) -> Result<Config, i32> {
+    let level = crate::logging::level(log_level).map_err(|e| {
+        eprintln!("{program}: error: {e}");
+        2
+    })?;
+    crate::logging::init(level, None);
+    Config::load(role, config_dir).map_err(|e| {
+        eprintln!("{program}: {e}");
+        2
+    })
+}
+
+/// A tokio runtime: one thread for the CLI's I/O, or a pool where functions run.
+pub(crate) fn runtime(program: &str, multi_thread: bool) -> Result<tokio::runtime::Runtime, i32> {
+    let mut builder = if multi_thread { tokio::runtime::Builder::new_multi_thread() } else { tokio::runtime::Builder::new_current_thread() };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("{program}: cannot start: {e}");
+        1
+    })
+}
