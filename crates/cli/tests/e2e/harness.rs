@@ -14,6 +14,7 @@ pub fn bin(name: &str) -> PathBuf {
         "salt-key" => env!("CARGO_BIN_EXE_salt-key"),
         "salt-call" => env!("CARGO_BIN_EXE_salt-call"),
         "salt-run" => env!("CARGO_BIN_EXE_salt-run"),
+        "salt-returner-schema" => env!("CARGO_BIN_EXE_salt-returner-schema"),
         other => panic!("unknown program {other}"),
     };
     PathBuf::from(var)

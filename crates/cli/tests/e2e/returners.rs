@@ -285,3 +285,41 @@ fn return_config_and_return_kwargs_pick_another_database() {
     let full = alt.sql("SELECT full_ret FROM salt_returns WHERE `return` = '\"kwargs-to-alt\"'");
     assert!(!full.contains(&alt.pass) && full.contains("**********"), "{full}");
 }
+
+#[test]
+fn a_returner_lacking_a_call_is_refused_at_start_up() {
+    let c = Cluster::new(&format!("event_return: sqlite3\nsqlite3.database: {}/ev.db\nsqlite3.timeout: 5\n", std::env::temp_dir().display()));
+    let r = run(bin("salt-master"), &c.etc(), &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("returner 'sqlite3' cannot be used for event_return: it does not support event_return"), "{}", r.stderr);
+}
+
+#[test]
+fn ext_job_cache_gets_loads_from_the_master_and_returns_from_the_minions() {
+    let mut c = Cluster::new("");
+    let db = c.dir.path().join("ext.db");
+    let opts = format!("sqlite3.database: {}\nsqlite3.timeout: 5\n", db.display());
+    std::fs::write(c.etc().join("master"), format!("{}ext_job_cache: sqlite3\n{opts}", std::fs::read_to_string(c.etc().join("master")).unwrap())).unwrap();
+    let r = run(bin("salt-returner-schema"), &c.etc(), &["sqlite3", "--create"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    c.start_master();
+    c.start_minion("minion1", &opts);
+    let pre = c.master_pki().join("minions_pre/minion1");
+    wait_for(|| pre.exists(), Duration::from_secs(20), "minion1 pending");
+    c.salt_key(&["-a", "minion1", "-y"]);
+    c.wait_connected("minion1");
+    let r = c.salt(&["-v", "minion1", "cmd.run", "echo ext"]);
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = c.salt_run(&["jobs.lookup_jid", &jid]);
+        if r.stdout == "minion1:\n    ext\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?} {}", r.stdout, r.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = c.salt_run(&["jobs.list_job", &jid, "--out=json"]);
+    let job: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(job["Function"], "cmd.run", "the master saved the load in the ext_job_cache: {job}");
+}
