@@ -40,6 +40,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     );
     let accept_minions = tokio::spawn(minions::serve(master.clone(), listener));
     let accept_clients = tokio::spawn(client::serve(master.clone(), control));
+    let key_watch = tokio::spawn(minions::watch_keys(master.clone()));
     let maintenance = tokio::spawn(jobcache::maintenance(master.sinks(), master.job_cache(), master.config().clone()));
     let (stop_events, stopped) = tokio::sync::watch::channel(false);
     let event_return = (!master.event_returners.is_empty()).then(|| {
@@ -51,6 +52,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     accept_minions.abort();
     accept_clients.abort();
     maintenance.abort();
+    key_watch.abort();
     let _ = std::fs::remove_file(control_socket_path(master.config()));
     let _ = stop_events.send(true);
     if let Some(task) = event_return {

@@ -99,8 +99,7 @@ async fn handle(master: Arc<Master>, acceptor: salt_transport::TlsAcceptor, tcp:
     tracing::info!("minion {id} connected");
     let max = master.max_frame;
     let writer_task = tokio::spawn(write_loop(writer, rx, max));
-    let acks = master.sender(&id);
-    let result = read_loop(&master, &id, &mut reader, acks).await;
+    let result = read_loop(&master, &id, &mut reader).await;
     master.unregister(&id, serial);
     writer_task.abort();
     tracing::info!("minion {id} disconnected");
@@ -157,13 +156,14 @@ fn fire_minion_start(master: &Master, id: &str) {
     master.bus().fire(format!("salt/minion/{id}/start"), data);
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut R, acks: Option<mpsc::Sender<MasterMessage>>) -> anyhow::Result<()> {
+async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut R) -> anyhow::Result<()> {
     loop {
         match read_frame::<MinionMessage, _>(reader, master.max_frame).await {
             Ok(MinionMessage::Return(ret)) => {
                 let jid = ret.jid.clone();
+                // Looked up each time rather than held, so dropping the connection closes it.
                 if handle_return(master, id, ret).await {
-                    if let Some(tx) = &acks {
+                    if let Some(tx) = master.sender(id) {
                         let _ = tx.send(MasterMessage::Ack { jid }).await;
                     }
                 }
@@ -211,11 +211,35 @@ async fn handle_return(master: &Master, id: &str, ret: JobReturn) -> bool {
     true
 }
 
+/// Sends queued messages; when the queue closes (the master dropped this connection), closes
+/// the connection so the minion notices and authenticates again.
 async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<MasterMessage>, max: usize) {
     while let Some(msg) = rx.recv().await {
         if let Err(e) = write_frame(&mut writer, &msg, max).await {
             tracing::info!("write to minion failed: {e}");
             return;
+        }
+    }
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut writer).await;
+}
+
+/// Drops the connections of minions whose keys are no longer accepted (`salt-key -d/-r`):
+/// checked whenever the key directories change.
+pub(crate) async fn watch_keys(master: std::sync::Arc<Master>) {
+    let mut seen = master.keys().last_change();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = master.keys().last_change();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let accepted = master.accepted_minions();
+        for id in master.connected_minions() {
+            if !accepted.contains(&id) {
+                tracing::warn!("the key of minion {id} is no longer accepted; closing its connection");
+                master.disconnect(&id);
+            }
         }
     }
 }

@@ -187,6 +187,11 @@ impl Master {
         serial
     }
 
+    /// Closes the minion's connection (its writer ends and shuts the stream down).
+    pub(crate) fn disconnect(&self, id: &str) {
+        self.lock_connections().remove(id);
+    }
+
     /// Forgets the connection, unless a newer one for the same id replaced it already.
     pub(crate) fn unregister(&self, id: &str, serial: u64) {
         let mut conns = self.lock_connections();

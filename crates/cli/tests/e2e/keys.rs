@@ -87,3 +87,18 @@ fn minions_come_back_after_a_master_restart() {
     lines.sort();
     assert_eq!(lines, ["minion1: True", "minion2: True"]);
 }
+
+#[test]
+fn deleting_an_accepted_key_cuts_the_minion_off() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt_key(&["-d", "minion1", "-y"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The master drops the connection; the minion comes back and waits for acceptance again.
+    let pre = c.master_pki().join("minions_pre/minion1");
+    wait_for(|| pre.exists(), Duration::from_secs(15), "minion1 pending again");
+    let r = c.salt(&["minion1", "test.ping"]);
+    assert_eq!(r.code, 2);
+    assert!(c.master_log().contains("the key of minion minion1 is no longer accepted"), "{}", c.master_log());
+}
