@@ -510,3 +510,9 @@ fn python_str(value: &Value) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The master's local control socket (`sock_dir/master.sock`), where `salt`, `salt-run` and
+/// `saltutil.runner` reach the master.
+pub fn master_control_socket(config: &Config) -> PathBuf {
+    config.path("sock_dir").unwrap_or_else(|| PathBuf::from("/var/run/salt/master")).join("master.sock")
+}

@@ -14,18 +14,11 @@ mod state;
 
 pub use state::Master;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use salt_config::Config;
 
-/// Where the local control socket lives: `sock_dir/master.sock`.
-pub fn control_socket_path(config: &Config) -> PathBuf {
-    config
-        .path("sock_dir")
-        .unwrap_or_else(|| PathBuf::from("/var/run/salt/master"))
-        .join("master.sock")
-}
+pub use salt_config::master_control_socket as control_socket_path;
 
 /// Runs the master until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {

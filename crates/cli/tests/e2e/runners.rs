@@ -223,3 +223,18 @@ fn a_master_killed_while_returns_flow_loses_none() {
         }
     }
 }
+
+#[test]
+fn saltutil_runner_runs_on_the_masters_host_only() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    // minion2's config dir also holds the master's config: it runs "on the master's host".
+    std::fs::create_dir_all(c.minion_etc("minion2")).unwrap();
+    std::fs::copy(c.etc().join("master"), c.minion_etc("minion2").join("master")).unwrap();
+    c.start_accepted(&["minion1", "minion2"]);
+    let r = c.salt(&["minion2", "saltutil.runner", "manage.up", "--out", "json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"minion2": ["minion1", "minion2"]}), "{}", r.stderr);
+    let r = c.salt(&["minion1", "saltutil.runner", "manage.up"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("saltutil.runner runs runners on the master's host"), "{}", r.stdout);
+}
