@@ -62,12 +62,20 @@ pub(crate) fn keep_jobs_seconds(config: &salt_config::Config) -> u64 {
 }
 
 /// Every `loop_interval`, purge what is older than the retention (0 keeps everything), and
-/// report a spool that is not draining.
-pub(crate) async fn maintenance(sinks: Vec<Sink>, job_cache: Option<Arc<dyn Returner>>, config: salt_config::Config) {
+/// report a spool that is not draining and events a slow subscriber lost.
+pub(crate) async fn maintenance(master: Arc<crate::Master>) {
+    let config = master.config().clone();
+    let (sinks, job_cache) = (master.sinks(), master.job_cache());
     let interval = Duration::from_secs(config.u64("loop_interval").unwrap_or(60).max(1));
     let keep = keep_jobs_seconds(&config);
+    let mut dropped = 0;
     loop {
         tokio::time::sleep(interval).await;
+        let now_dropped = master.bus().dropped();
+        if now_dropped > dropped {
+            tracing::warn!("event bus: {} events dropped for slow subscribers in the last {} s ({now_dropped} since start)", now_dropped - dropped, interval.as_secs());
+            dropped = now_dropped;
+        }
         if let Some(store) = job_cache.as_ref().filter(|s| keep > 0 && s.supports(Capability::CleanOldJobs)) {
             match store.clean_old_jobs(Duration::from_secs(keep)).await {
                 Ok(0) => {}

@@ -223,10 +223,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut writer).await;
 }
 
-/// Drops the connections of minions whose keys are no longer accepted (`salt-key -d/-r`):
-/// checked whenever the key directories change.
+/// Watches the key directories (`salt-key` writes them): fires Salt's `salt/key` event for
+/// each change, and drops the connections of minions whose keys are no longer accepted.
 pub(crate) async fn watch_keys(master: std::sync::Arc<Master>) {
     let mut seen = master.keys().last_change();
+    let mut states = key_states(&master);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = master.keys().last_change();
@@ -234,14 +235,52 @@ pub(crate) async fn watch_keys(master: std::sync::Arc<Master>) {
             continue;
         }
         seen = now;
-        let accepted = master.accepted_minions();
+        let current = key_states(&master);
+        for (id, state) in &current {
+            if states.get(id) != Some(state) {
+                fire_key_event(&master, id, match state {
+                    KeyState::Accepted => "accept",
+                    KeyState::Pending => "pend",
+                    KeyState::Rejected => "reject",
+                    KeyState::Denied => "denied",
+                });
+            }
+        }
+        for id in states.keys().filter(|id| !current.contains_key(*id)) {
+            fire_key_event(&master, id, "delete");
+        }
+        states = current;
         for id in master.connected_minions() {
-            if !accepted.contains(&id) {
+            if current_state(&states, &id) != Some(KeyState::Accepted) {
                 tracing::warn!("the key of minion {id} is no longer accepted; closing its connection");
                 master.disconnect(&id);
             }
         }
     }
+}
+
+/// Each id's key state; an id with an accepted key counts as accepted even if another key for
+/// it sits in `minions_denied`.
+fn key_states(master: &Master) -> std::collections::HashMap<String, KeyState> {
+    let mut states = std::collections::HashMap::new();
+    for state in [KeyState::Denied, KeyState::Rejected, KeyState::Pending, KeyState::Accepted] {
+        for id in master.keys().list(state) {
+            states.insert(id, state);
+        }
+    }
+    states
+}
+
+fn current_state(states: &std::collections::HashMap<String, KeyState>, id: &str) -> Option<KeyState> {
+    states.get(id).copied()
+}
+
+fn fire_key_event(master: &Master, id: &str, act: &str) {
+    let mut data = Map::new();
+    data.insert("act".into(), act.into());
+    data.insert("id".into(), id.into());
+    data.insert("result".into(), true.into());
+    master.bus().fire("salt/key".into(), data);
 }
 
 async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, reason: &str) {
