@@ -69,7 +69,8 @@ impl Minion {
             Err(_) => None,
         };
         let opts = Arc::new(config.as_map().clone());
-        let cachedir = config.path("cachedir").context("cachedir is not set")?;
+        let outbox_dir = cachedir.join("outbox");
+        let outbox = outbox::Outbox::open(&outbox_dir).with_context(|| format!("cannot open the outbox in {}", outbox_dir.display()))?;
         Ok(Minion {
             opts: opts.clone(),
             config,
@@ -79,7 +80,7 @@ impl Minion {
             registry: Arc::new(registry),
             grains,
             jobs,
-            outbox: outbox::Outbox::default(),
+            outbox,
             proc_dir,
             multiprocessing,
             job_exe,

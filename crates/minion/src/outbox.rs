@@ -4,8 +4,12 @@
 //! sent but not acknowledged is sent again after a reconnect — so neither a dropped connection
 //! nor a master killed at the wrong moment loses a return. (The master's job cache ignores a
 //! duplicate.)
+//!
+//! With a directory (the minion's `cachedir/outbox`), each return is also written there until
+//! it is acknowledged, so a minion restart does not lose it either.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use salt_proto::message::JobReturn;
@@ -17,10 +21,39 @@ pub struct Outbox {
     /// Sent, not yet acknowledged, oldest first.
     unacked: Mutex<Vec<JobReturn>>,
     ready: Notify,
+    /// Where returns wait on disk until acknowledged; None keeps them in memory only.
+    dir: Option<PathBuf>,
 }
 
 impl Outbox {
+    /// An outbox kept on disk in `dir`, holding what an earlier run left unacknowledged.
+    pub fn open(dir: &Path) -> std::io::Result<Outbox> {
+        std::fs::create_dir_all(dir)?;
+        let mut left: Vec<JobReturn> = Vec::new();
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            match std::fs::read(&path).ok().and_then(|b| salt_proto::frame::decode::<JobReturn>(&b).ok()) {
+                Some(ret) => left.push(ret),
+                None => tracing::warn!("outbox: ignoring unreadable {}", path.display()),
+            }
+        }
+        left.sort_by(|a, b| a.jid.cmp(&b.jid));
+        if !left.is_empty() {
+            tracing::info!("{} returns from an earlier run wait for the master", left.len());
+        }
+        Ok(Outbox { queue: Mutex::new(left.into()), dir: Some(dir.to_path_buf()), ..Outbox::default() })
+    }
+
     pub fn push(&self, ret: JobReturn) {
+        if let Some(dir) = &self.dir {
+            if let Err(e) = store(dir, &ret) {
+                tracing::error!("outbox: cannot keep the return of job {} on disk: {e}", ret.jid);
+            }
+        }
         self.lock().push_back(ret);
         self.ready.notify_one();
     }
@@ -49,6 +82,9 @@ impl Outbox {
     /// The master has the return for `jid`.
     pub fn acked(&self, jid: &str) {
         self.unacked.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| r.jid != jid);
+        if let (Some(dir), Ok(())) = (&self.dir, salt_proto::jid::validate_jid(jid)) {
+            let _ = std::fs::remove_file(dir.join(jid));
+        }
     }
 
     /// After a reconnect: what was sent but never acknowledged goes out again, first.
@@ -79,6 +115,17 @@ impl Outbox {
     }
 }
 
+/// Writes the return as `<dir>/<jid>` (msgpack), atomically and durably.
+fn store(dir: &Path, ret: &JobReturn) -> std::io::Result<()> {
+    salt_proto::jid::validate_jid(&ret.jid).map_err(std::io::Error::other)?;
+    let bytes = salt_proto::frame::encode(ret).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!("{}.tmp", ret.jid));
+    let mut f = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut f, &bytes)?;
+    f.sync_data()?;
+    std::fs::rename(tmp, dir.join(&ret.jid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +152,22 @@ mod tests {
         o.resend_unacked();
         assert_eq!(o.next().await.jid, "2");
         assert_eq!(o.next().await.jid, "3");
+        assert!(o.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_returns_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let o = Outbox::open(dir.path()).unwrap();
+            o.push(ret("20261125000000000001"));
+            o.push(ret("20261125000000000002"));
+            let r = o.next().await;
+            o.sent(r);
+            o.acked("20261125000000000001");
+        }
+        let o = Outbox::open(dir.path()).unwrap();
+        assert_eq!(o.next().await.jid, "20261125000000000002");
         assert!(o.is_empty());
     }
 }

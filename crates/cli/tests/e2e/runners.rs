@@ -238,3 +238,28 @@ fn saltutil_runner_runs_on_the_masters_host_only() {
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("saltutil.runner runs runners on the master's host"), "{}", r.stdout);
 }
+
+#[test]
+fn a_return_survives_master_down_and_minion_killed() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["minion1", "cmd.run", "sleep 1; echo late", "--async"]);
+    let jid = r.stdout.trim().trim_start_matches("Executed command with job ID: ").to_string();
+    c.stop_master();
+    // The job ends while the master is away; then the minion is killed -9 before it could send.
+    std::thread::sleep(Duration::from_millis(2000));
+    c.stop_minion("minion1");
+    c.start_master();
+    c.start_minion("minion1", "");
+    c.wait_connected("minion1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = c.salt_run(&["jobs.lookup_jid", &jid]);
+        if r.stdout == "minion1:\n    late\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the return was lost: {:?}", r.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
