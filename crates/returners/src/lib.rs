@@ -19,6 +19,7 @@ pub mod lazy;
 pub mod local_cache;
 pub mod mysql;
 pub mod options;
+mod query;
 mod pg_common;
 pub mod pgjsonb;
 pub mod postgres;

@@ -11,11 +11,11 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 
 use super::{Columns, PgStore};
+use crate::query::{accepts, bounds};
 use crate::{format, JobQuery, JobSummary, Result};
 
 const MIN_CHUNK: usize = 64;
 const MAX_CHUNK: usize = 4096;
-const FIND_JOB: &str = "saltutil.find_job";
 
 /// The load fields a listing needs, in the order the chunk query selects them.
 const FIELDS: [&str; 7] = [
@@ -49,69 +49,6 @@ fn chunk_sql(columns: Columns, oldest_first: bool, first: bool) -> String {
     let lo = if first { ">=" } else { ">" };
     // No sentinel for "no upper bound": in a non-C collation a symbol may sort before digits.
     format!("SELECT {cols} FROM jids WHERE jid {lo} $1 AND ($2::text IS NULL OR jid < $2) ORDER BY jid {order} LIMIT $3")
-}
-
-/// Salt filters on the formatted job, where an empty function shows as `unknown-function`.
-fn shown_fun(fun: &str) -> &str {
-    if fun.is_empty() {
-        "unknown-function"
-    } else {
-        fun
-    }
-}
-
-/// Salt's `search_target`: a glob matches a string target, or any id of a list target; a
-/// missing target shows as `unknown-target`.
-fn target_matches(tgt: &Value, globs: &[String]) -> bool {
-    let any = |name: &str| {
-        globs
-            .iter()
-            .any(|g| salt_targeting::fnmatch::fnmatch(name, g))
-    };
-    match tgt {
-        Value::String(s) if !s.is_empty() => any(s),
-        Value::Array(ids) => ids.iter().filter_map(Value::as_str).any(any),
-        Value::Null | Value::String(_) => any("unknown-target"),
-        other => any(&other.to_string()),
-    }
-}
-
-fn accepts(q: &JobQuery, job: &JobSummary) -> bool {
-    if q.exclude_find_job && job.fun == FIND_JOB {
-        return false;
-    }
-    if !q.functions.is_empty()
-        && !q
-            .functions
-            .iter()
-            .any(|g| salt_targeting::fnmatch::fnmatch(shown_fun(&job.fun), g))
-    {
-        return false;
-    }
-    if !q.targets.is_empty() && !target_matches(&job.tgt, &q.targets) {
-        return false;
-    }
-    if let Some(wanted) = q.metadata.as_ref().filter(|m| !m.is_empty()) {
-        let Some(Value::Object(md)) = &job.metadata else {
-            return false;
-        };
-        if !wanted.iter().any(|(k, v)| md.get(k) == Some(v)) {
-            return false;
-        }
-    }
-    true
-}
-
-/// The jid range of the query: `lo` inclusive, `hi` exclusive. Jids are fixed-width digit
-/// strings, so their string order is time order (in any collation).
-fn bounds(q: &JobQuery) -> (String, Option<String>) {
-    let jid = |t: chrono::NaiveDateTime| salt_proto::jid::jid_at(t.and_utc());
-    (
-        q.start_time.map(jid).unwrap_or_default(),
-        // Inclusive end time: every jid of that microsecond, including `_<pid>` ones.
-        q.end_time
-            .map(|t| jid(t + chrono::Duration::microseconds(1))),
-    )
 }
 
 /// A job from one chunk row: the small load rebuilt from its fields, then Salt's formatting.
@@ -196,6 +133,7 @@ pub(super) async fn get_jids(store: &PgStore, q: &JobQuery) -> Result<Vec<JobSum
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::FIND_JOB;
     use serde_json::json;
 
     #[test]
