@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 PARTS=${PARTS:-publish list}
-SIZES=${SIZES:-1000 10000 100000 1000000}
+SIZES=${SIZES-1000 10000 100000 1000000}
 SALT_SIZES=${SALT_SIZES-1000 10000 100000}
 DATA=${DATA:-/var/tmp/bench-jobs}
 SALT_RUNS=${SALT_RUNS:-10}
@@ -220,6 +220,15 @@ PY
   mkdir -p "$dir/root"
   cp -al "$DATA/salt-$n/cache" "$dir/root/cache"
   salt_master "$dir" "keep_jobs_seconds: 0"
+  # The same checks as ours: every job listed (runner jobs of these checks come on top), 100 on
+  # the filtered page, every return found.
+  count() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+  [ "$("$VENV/bin/salt-run" -c "$SETC" jobs.list_jobs --out json | count)" -gt "$n" ] \
+    || { log "Salt, $n jobs: list_jobs did not list them all"; return 1; }
+  [ "$("$VENV/bin/salt-run" -c "$SETC" jobs.list_jobs_filter 100 --out json | count)" = 100 ] \
+    || { log "Salt, $n jobs: list_jobs_filter 100 did not give 100 jobs"; return 1; }
+  [ "$("$VENV/bin/salt-run" -c "$SETC" jobs.lookup_jid "$jid" --out json | count)" = "$BIG_RETURNS" ] \
+    || { log "Salt, $n jobs: lookup_jid did not give $BIG_RETURNS returns"; return 1; }
   runs=$SALT_RUNS warmup=$SALT_WARMUP
   if [ "$n" -ge 100000 ]; then runs=3 warmup=0; fi
   RUNS=$runs WARMUP=$warmup time_cmd "Salt: salt-run jobs.list_jobs (all jobs), $n jobs" \
