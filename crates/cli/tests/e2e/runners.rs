@@ -263,3 +263,46 @@ fn a_return_survives_master_down_and_minion_killed() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn jobs_active_shows_running_jobs_and_where() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["minion1", "cmd.run", "sleep 30", "--async"]);
+    let jid = r.stdout.trim().trim_start_matches("Executed command with job ID: ").to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = c.salt_run(&["jobs.active", "--out=json"]);
+    let active: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    let job = &active[&jid];
+    assert_eq!(job["Function"], "cmd.run", "{active}");
+    assert_eq!(job["Arguments"], serde_json::json!(["sleep 30"]));
+    assert_eq!(job["Returned"], serde_json::json!([]));
+    let pid = job["Running"][0]["minion1"].as_u64().expect("a pid");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let r = c.salt(&["minion1", "saltutil.kill_job", &jid]);
+    assert_eq!(r.stdout, format!("minion1:\n    Signal 9 sent to job {jid} at pid {pid}\n"));
+}
+
+#[test]
+fn a_long_wait_shows_progress_on_a_terminal_only() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    // On a terminal (tmux gives the CLI one), a wait over a second shows returned/expected.
+    let session = format!("saltrs-progress-{}", std::process::id());
+    let cmd = format!("{} -c {} minion1 test.sleep 3; sleep 30", bin("salt").display(), c.etc().display());
+    let tmux = |args: &[&str]| std::process::Command::new("tmux").args(args).output().expect("tmux (apt-get install tmux)");
+    assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "20", &cmd]).status.success());
+    std::thread::sleep(Duration::from_millis(2000));
+    let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
+    std::thread::sleep(Duration::from_millis(2000));
+    let after = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
+    tmux(&["kill-session", "-t", &session]);
+    assert!(screen.contains("[0/1 minions returned, 1s]") || screen.contains("[0/1 minions returned, 2s]"), "{screen}");
+    assert!(after.contains("minion1:\n    True") && !after.contains("minions returned"), "the progress line is cleared: {after}");
+    // In a pipe: only the result (the other tests compare whole outputs byte for byte).
+    let r = c.salt(&["minion1", "test.sleep", "2"]);
+    assert_eq!(r.stdout, "minion1:\n    True\n");
+    assert_eq!(r.stderr, "");
+}
