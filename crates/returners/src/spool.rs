@@ -60,6 +60,9 @@ pub struct SpoolStats {
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 /// The most records handed to the store at once.
 const BATCH: usize = 1000;
+/// How long delivery waits for a partial batch to fill: records that arrive together (a burst
+/// of returns) then reach the store in one transaction instead of many small ones.
+const LINGER: Duration = Duration::from_millis(5);
 
 struct Shared {
     dir: PathBuf,
@@ -335,6 +338,7 @@ fn read_batch(dir: &Path, cursor: Cursor) -> std::io::Result<Vec<(Line, Cursor)>
 async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
     let mut delay = Duration::from_millis(100);
     let mut outage: Option<String> = None;
+    let mut lingered = false;
     loop {
         let appended = shared.appended.notified();
         let batch = match read_batch(&shared.dir, cursor) {
@@ -351,6 +355,12 @@ async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
             appended.await;
             continue;
         }
+        if batch.len() < BATCH && !lingered {
+            lingered = true;
+            tokio::time::sleep(LINGER).await;
+            continue;
+        }
+        lingered = false;
         let records: Vec<Record> = batch.iter().map(|(l, _)| l.record.clone()).collect();
         match deliver(&*shared.store, &records).await {
             Ok(rejected) => {
