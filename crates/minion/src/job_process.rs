@@ -5,9 +5,13 @@
 //! as `salt-minion --run-job <jid>` ([`RUN_JOB_ARG`]; the program's `main` hands that to
 //! [`main`]). The child leads a new session, so the job and everything it starts can be
 //! signalled as one tree ([`crate::process_tree`]). The parent sends a [`JobSpec`] (msgpack)
-//! on the child's stdin; the child runs the function on a current-thread runtime and writes
-//! the outcome (msgpack) to stdout. The parent keeps `cachedir/proc/<jid>` while the child
-//! lives.
+//! on the child's stdin; the child runs the function on a current-thread runtime, keeps the
+//! return in the minion's outbox directory, and writes the outcome (msgpack) to stdout. The
+//! parent keeps `cachedir/proc/<jid>` while the child lives.
+//!
+//! A job outlives its minion, as in Salt: a minion killed or restarted mid-job leaves the job
+//! process running, and because the child keeps its own return in the outbox, the next minion
+//! adopts the job ([`adopt_orphans`]) and sends the return when the job ends.
 //!
 //! How the child ended decides the return: a result on stdout is the return; death by a kill
 //! signal (`saltutil.kill_job`, `term_job`, an operator's `kill`) means no return, as in
@@ -16,7 +20,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,32 +37,28 @@ use crate::{process_tree, Minion};
 /// Everything a job process needs of the minion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobSpec {
-    pub jid: String,
+    pub publish: Publish,
     pub minion_id: String,
-    pub fun: String,
-    pub arg: Vec<Value>,
-    /// `Publish::to_pub_data`: what `__pub_*` and the proc file show.
-    pub pub_data: Map<String, Value>,
     pub grains: Map<String, Value>,
     /// The minion's options (`cachedir`, returner settings, ...).
     pub opts: Map<String, Value>,
     pub returners: Vec<String>,
     /// The minion's pid: a job process knows it is not the minion.
     pub minion_pid: u32,
+    /// The minion's outbox directory, where the child keeps its return (see [`Outbox`]).
+    pub outbox: Option<PathBuf>,
 }
 
 impl JobSpec {
     pub fn new(minion: &Minion, publish: &Publish) -> JobSpec {
         JobSpec {
-            jid: publish.jid.clone(),
+            publish: publish.clone(),
             minion_id: minion.id.clone(),
-            fun: publish.fun.clone(),
-            arg: publish.arg.clone(),
-            pub_data: publish.to_pub_data(),
             grains: (*minion.grains).clone(),
             opts: (*minion.opts).clone(),
             returners: crate::jobs::builtin_returners(),
             minion_pid: std::process::id(),
+            outbox: minion.outbox.dir().map(Path::to_path_buf),
         }
     }
 }
@@ -116,8 +116,8 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    if spec.jid != jid {
-        eprintln!("job {jid}: the spec is for job {}", spec.jid);
+    if spec.publish.jid != jid {
+        eprintln!("job {jid}: the spec is for job {}", spec.publish.jid);
         return 2;
     }
     let _ = MINION_PID.set(spec.minion_pid);
@@ -128,7 +128,16 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    let outbox = spec.outbox.clone();
+    let (minion_id, publish) = (spec.minion_id.clone(), spec.publish.clone());
     let outcome = runtime.block_on(execute(spec));
+    // Kept before it is reported: should the minion be gone by now, the next one finds it.
+    if let Some(dir) = &outbox {
+        let ret = crate::jobs::job_return(&minion_id, &publish, outcome.clone());
+        if let Err(e) = crate::outbox::keep(dir, &ret) {
+            eprintln!("job {jid}: cannot keep the return in {}: {e}", dir.display());
+        }
+    }
     let wire = WireOutcome { ret: outcome.ret, retcode: outcome.retcode, success: outcome.success, out: outcome.out };
     let written = salt_proto::frame::encode(&wire)
         .map_err(|e| e.to_string())
@@ -167,15 +176,15 @@ fn private_stdio() -> std::io::Result<(std::fs::File, std::fs::File)> {
 pub async fn execute(spec: JobSpec) -> Outcome {
     let registry = Arc::new(crate::registry());
     let ctx = Arc::new(JobContext {
-        jid: spec.jid,
+        jid: spec.publish.jid.clone(),
         minion_id: spec.minion_id,
-        pub_data: spec.pub_data,
+        pub_data: spec.publish.to_pub_data(),
         grains: Arc::new(spec.grains),
         opts: Arc::new(spec.opts),
         returners: Arc::new(spec.returners),
         registry: registry.clone(),
     });
-    registry.execute(ctx, &spec.fun, &spec.arg).await
+    registry.execute(ctx, &spec.publish.fun, &spec.publish.arg).await
 }
 
 /// Parent side: runs `publish` in a job process started from `exe`. `None` when the job was
@@ -200,7 +209,7 @@ pub async fn run(minion: &Minion, publish: &Publish, exe: &Path) -> Option<Outco
         Err(e) => return Some(failure(&format!("cannot start a job process ({}): {e}", exe.display()))),
     };
     let pid = child.id().unwrap_or(0);
-    if let Err(e) = minion.proc_dir.write(jid, &spec.pub_data, pid) {
+    if let Err(e) = minion.proc_dir.write(jid, &publish.to_pub_data(), pid) {
         tracing::warn!("cannot write the proc file of job {jid}: {e}");
     }
     tracing::debug!("job {jid} runs in process {pid}");
@@ -232,6 +241,37 @@ pub async fn run(minion: &Minion, publish: &Publish, exe: &Path) -> Option<Outco
     match status {
         Ok(status) => judge(jid, pid, status, &output, &stderr_tail),
         Err(e) => Some(failure(&format!("lost track of the job process {pid}: {e}"))),
+    }
+}
+
+/// How often an adopted job process is checked for its end.
+const ORPHAN_POLL: Duration = Duration::from_millis(500);
+
+/// At minion start: the jobs an earlier minion left running (proc files naming live job
+/// processes) are watched until they end; then the return each kept in the outbox goes to the
+/// master and to the job's returners, as if this minion had started the job.
+pub fn adopt_orphans(minion: &Arc<Minion>) {
+    for job in minion.proc_dir.running(crate::proc_dir::job_process_alive) {
+        let jid = job.get("jid").and_then(Value::as_str).unwrap_or_default().to_string();
+        let Some(pid) = job.get("pid").and_then(Value::as_u64).and_then(|p| u32::try_from(p).ok()) else { continue };
+        // A replayed publish of this job must not run it a second time.
+        minion.jobs.first_sight(&jid);
+        tracing::info!("job {jid} (process {pid}) outlived an earlier minion; its return goes out when it ends");
+        let minion = minion.clone();
+        tokio::spawn(async move {
+            while crate::proc_dir::job_process_alive(pid, &jid) {
+                tokio::time::sleep(ORPHAN_POLL).await;
+            }
+            minion.proc_dir.remove(&jid);
+            match minion.outbox.adopt(&jid) {
+                Some(ret) => {
+                    let publish_ret = job.get("ret").and_then(Value::as_str).unwrap_or_default();
+                    // The proc file holds the publish data, kwargs (`ret_config`, ...) included.
+                    minion.returners.hand_over(&ret, publish_ret, &job);
+                }
+                None => tracing::info!("adopted job {jid} ended without a return (killed, or already sent)"),
+            }
+        });
     }
 }
 
@@ -349,18 +389,31 @@ mod tests {
         assert!(out.ret.as_str().unwrap().starts_with("The minion function caused an exception: the job process sent an unreadable result"), "{out:?}");
     }
 
+    fn publish(fun: &str, arg: Vec<Value>) -> Publish {
+        Publish {
+            jid: "20261125003832838505".into(),
+            minion: "minion1".into(),
+            fun: fun.into(),
+            arg,
+            tgt: json!("minion1"),
+            tgt_type: "glob".into(),
+            ret: String::new(),
+            user: "root".into(),
+            expires_at_ms: 0,
+            kwargs: Map::new(),
+        }
+    }
+
     #[test]
     fn the_spec_round_trips_through_msgpack() {
         let spec = JobSpec {
-            jid: "20261125003832838505".into(),
+            publish: publish("cmd.run", vec![json!("sleep 1"), json!({"__kwarg__": true, "timeout": 5})]),
             minion_id: "minion1".into(),
-            fun: "cmd.run".into(),
-            arg: vec![json!("sleep 1"), json!({"__kwarg__": true, "timeout": 5})],
-            pub_data: json!({"fun": "cmd.run", "jid": "20261125003832838505"}).as_object().unwrap().clone(),
             grains: json!({"os": "Debian", "num_cpus": 2, "mem": 1.5}).as_object().unwrap().clone(),
             opts: json!({"cachedir": "/var/cache/salt/minion", "x": null}).as_object().unwrap().clone(),
             returners: vec!["local_cache".into()],
             minion_pid: 42,
+            outbox: Some("/var/cache/salt/minion/outbox".into()),
         };
         let back: JobSpec = salt_proto::frame::decode(&salt_proto::frame::encode(&spec).unwrap()).unwrap();
         assert_eq!(back, spec);
@@ -370,20 +423,18 @@ mod tests {
     async fn execute_runs_the_function_with_the_job_registry() {
         let tmp = tempfile::tempdir().unwrap();
         let spec = JobSpec {
-            jid: "20261125003832838505".into(),
+            publish: publish("test.echo", vec![json!("hi")]),
             minion_id: "minion1".into(),
-            fun: "test.echo".into(),
-            arg: vec![json!("hi")],
-            pub_data: Map::new(),
             grains: Map::new(),
             opts: json!({"cachedir": tmp.path()}).as_object().unwrap().clone(),
             returners: Vec::new(),
             minion_pid: 1,
+            outbox: None,
         };
         let out = execute(spec.clone()).await;
         assert_eq!(out.ret, json!("hi"));
         // The job registry has the saltutil functions; nothing else runs, so nothing is listed.
-        let out = execute(JobSpec { fun: "saltutil.running".into(), arg: vec![], ..spec }).await;
+        let out = execute(JobSpec { publish: publish("saltutil.running", vec![]), ..spec }).await;
         assert_eq!((out.ret, out.retcode), (json!([]), 0));
     }
 }

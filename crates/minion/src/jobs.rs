@@ -96,22 +96,27 @@ pub fn spawn(minion: Arc<Minion>, publish: Publish) {
             tracing::info!("job {} was killed; it has no return", publish.jid);
             return;
         };
-        let ret = JobReturn {
-            id: minion.id.clone(),
-            jid: publish.jid.clone(),
-            fun: publish.fun.clone(),
-            fun_args: publish.arg.clone(),
-            ret: outcome.ret,
-            retcode: outcome.retcode,
-            success: outcome.success,
-            user: Some(publish.user.clone()),
-            out: outcome.out,
-            metadata: publish.kwargs.get("metadata").cloned(),
-        };
+        let ret = job_return(&minion.id, &publish, outcome);
         // As Salt's minion: first to the master, then to each returner the job names.
         minion.outbox.push(ret.clone());
         minion.returners.hand_over(&ret, &publish.ret, &publish.kwargs);
     });
+}
+
+/// The return Salt's minion sends for `publish` once the job produced `outcome`.
+pub(crate) fn job_return(minion_id: &str, publish: &Publish, outcome: Outcome) -> JobReturn {
+    JobReturn {
+        id: minion_id.to_string(),
+        jid: publish.jid.clone(),
+        fun: publish.fun.clone(),
+        fun_args: publish.arg.clone(),
+        ret: outcome.ret,
+        retcode: outcome.retcode,
+        success: outcome.success,
+        user: Some(publish.user.clone()),
+        out: outcome.out,
+        metadata: publish.kwargs.get("metadata").cloned(),
+    }
 }
 
 /// `multiprocessing: False`: the job is a task of the minion, its proc file carries the
@@ -142,6 +147,11 @@ async fn run_in_process(minion: &Minion, publish: &Publish) -> Option<Outcome> {
     result.ok()
 }
 
+/// What `sys.list_returners` lists: every returner built in.
+pub(crate) fn builtin_returners() -> Vec<String> {
+    salt_returners::builtin_names().into_iter().map(str::to_string).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,9 +180,4 @@ mod tests {
         assert!(!abort_task(jid), "already finished");
         untrack_task(jid);
     }
-}
-
-/// What `sys.list_returners` lists: every returner built in.
-pub(crate) fn builtin_returners() -> Vec<String> {
-    salt_returners::builtin_names().into_iter().map(str::to_string).collect()
 }

@@ -111,6 +111,7 @@ pub fn minion_id(config: &Config) -> anyhow::Result<String> {
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let minion = Arc::new(Minion::new(config)?);
     tracing::info!("salt-minion {} starting as {}", salt_proto::VERSION, minion.id);
+    job_process::adopt_orphans(&minion);
     tokio::select! {
         result = connection::run(minion.clone()) => result,
         _ = shutdown => {

@@ -6,7 +6,9 @@
 //! duplicate.)
 //!
 //! With a directory (the minion's `cachedir/outbox`), each return is also written there until
-//! it is acknowledged, so a minion restart does not lose it either.
+//! it is acknowledged, so a minion restart does not lose it either. A job process writes its
+//! own return there ([`keep`]) before it reports it, so even a minion killed mid-job does not
+//! lose it.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -48,14 +50,40 @@ impl Outbox {
         Ok(Outbox { queue: Mutex::new(left.into()), dir: Some(dir.to_path_buf()), ..Outbox::default() })
     }
 
+    /// Where returns wait on disk, if they do.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Queues a job's return, keeping it on disk unless its job process already did.
     pub fn push(&self, ret: JobReturn) {
         if let Some(dir) = &self.dir {
-            if let Err(e) = store(dir, &ret) {
-                tracing::error!("outbox: cannot keep the return of job {} on disk: {e}", ret.jid);
+            if !dir.join(&ret.jid).exists() {
+                if let Err(e) = keep(dir, &ret) {
+                    tracing::error!("outbox: cannot keep the return of job {} on disk: {e}", ret.jid);
+                }
             }
         }
         self.lock().push_back(ret);
         self.ready.notify_one();
+    }
+
+    /// Queues the return a job process kept for job `jid` (a job adopted from an earlier
+    /// minion), unless it is queued already or gone (acknowledged). The return, if queued.
+    pub fn adopt(&self, jid: &str) -> Option<JobReturn> {
+        let dir = self.dir.as_ref()?;
+        salt_proto::jid::validate_jid(jid).ok()?;
+        let ret = std::fs::read(dir.join(jid)).ok().and_then(|b| salt_proto::frame::decode::<JobReturn>(&b).ok())?;
+        let mut queue = self.lock();
+        let known = queue.iter().any(|r| r.jid == jid)
+            || self.unacked.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r.jid == jid);
+        if known {
+            return None;
+        }
+        queue.push_back(ret.clone());
+        drop(queue);
+        self.ready.notify_one();
+        Some(ret)
     }
 
     /// Waits for the next return to send.
@@ -116,7 +144,7 @@ impl Outbox {
 }
 
 /// Writes the return as `<dir>/<jid>` (msgpack), atomically and durably.
-fn store(dir: &Path, ret: &JobReturn) -> std::io::Result<()> {
+pub fn keep(dir: &Path, ret: &JobReturn) -> std::io::Result<()> {
     salt_proto::jid::validate_jid(&ret.jid).map_err(std::io::Error::other)?;
     let bytes = salt_proto::frame::encode(ret).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!("{}.tmp", ret.jid));
@@ -169,5 +197,29 @@ mod tests {
         let o = Outbox::open(dir.path()).unwrap();
         assert_eq!(o.next().await.jid, "20261125000000000002");
         assert!(o.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_return_kept_by_a_job_process_is_adopted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path()).unwrap();
+        let jid = "20261125000000000003";
+        assert!(o.adopt(jid).is_none(), "nothing kept yet");
+        keep(dir.path(), &ret(jid)).unwrap();
+        assert_eq!(o.adopt(jid).map(|r| r.jid), Some(jid.to_string()));
+        assert!(o.adopt(jid).is_none(), "already queued");
+        let r = o.next().await;
+        o.sent(r);
+        assert!(o.adopt(jid).is_none(), "sent, waiting for its acknowledgement");
+        o.acked(jid);
+        assert!(!dir.path().join(jid).exists());
+        assert!(o.adopt(jid).is_none(), "acknowledged");
+        assert!(o.adopt("../../etc/passwd").is_none());
+        // push() does not write again what the job process kept.
+        keep(dir.path(), &ret("20261125000000000004")).unwrap();
+        let before = std::fs::metadata(dir.path().join("20261125000000000004")).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        o.push(ret("20261125000000000004"));
+        assert_eq!(std::fs::metadata(dir.path().join("20261125000000000004")).unwrap().modified().unwrap(), before);
     }
 }

@@ -218,6 +218,92 @@ fn kill_all_jobs(ctx: Arc<JobContext>, args: Args) -> Reply {
     })
 }
 
+const RUNNER_DOC: &str = "Execute a runner function. This function must be run on the master,
+either by targeting a minion running on a master or by using salt-call on a master.
+
+name
+    The name of the function to run
+
+arg
+    Any positional arguments to pass to the runner function
+
+kwarg
+    Any keyword arguments to pass to the runner function
+
+full_return
+    Return the full data dict (fun, jid, return, success, ...) instead of the return value
+
+CLI Example:
+
+    salt master_minion saltutil.runner jobs.list_jobs";
+
+/// `saltutil.runner`: runs a runner as Salt does, on the master's host with that host's master
+/// config (`<this minion's config dir>/master`), through the master's local socket.
+fn runner(ctx: Arc<JobContext>, args: Args) -> Reply {
+    Box::pin(async move {
+        let b = Signature::parse("runner(name, arg=None, kwarg=None, full_return=False, saltenv='base', jid=None, **kwargs)").bind(&args)?;
+        let name = b.opt_str("name").ok_or_else(|| ModuleError::InvalidArguments("runner() missing 1 required positional argument: 'name'".into()))?;
+        let mut runner_args: Vec<Value> = match b.get("arg") {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        let mut kwargs = Map::new();
+        if let Value::Object(k) = b.get("kwarg") {
+            kwargs.extend(k.clone());
+        }
+        kwargs.extend(b.varkwargs.iter().filter(|(k, _)| !k.starts_with("__")).map(|(k, v)| (k.clone(), v.clone())));
+        if !kwargs.is_empty() {
+            kwargs.insert("__kwarg__".into(), true.into());
+            runner_args.push(Value::Object(kwargs));
+        }
+        let conf_dir = ctx
+            .opts
+            .get("conf_file")
+            .and_then(Value::as_str)
+            .and_then(|f| std::path::Path::new(f).parent().map(std::path::Path::to_path_buf))
+            .unwrap_or_else(|| std::path::PathBuf::from("/etc/salt"));
+        let master_conf = conf_dir.join("master");
+        if !master_conf.exists() {
+            return Err(ModuleError::CommandExecution(format!(
+                "saltutil.runner runs runners on the master's host, with its master config, and there is no {} on this minion",
+                master_conf.display()
+            )));
+        }
+        let config = salt_config::Config::load(salt_config::Role::Master, &conf_dir).map_err(|e| ModuleError::CommandExecution(e.to_string()))?;
+        let socket = salt_config::master_control_socket(&config);
+        let (data, fun_jid) = call_runner(&socket, &name, runner_args.clone()).await?;
+        if salt_modules::truthy(b.get("full_return")) {
+            let mut full = Map::new();
+            full.insert("fun".into(), format!("runner.{name}").into());
+            full.insert("jid".into(), fun_jid.into());
+            full.insert("fun_args".into(), Value::Array(runner_args));
+            full.insert("return".into(), data);
+            full.insert("success".into(), true.into());
+            return Ok(Returned::value(Value::Object(full)));
+        }
+        Ok(Returned::value(data))
+    })
+}
+
+async fn call_runner(socket: &std::path::Path, fun: &str, arg: Vec<Value>) -> Result<(Value, String), ModuleError> {
+    use salt_proto::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
+    use salt_proto::message::{ClientReply, ClientRequest, RunnerRequest};
+    let unreachable = |e: &dyn std::fmt::Display| ModuleError::CommandExecution(format!("cannot reach the master at {}: {e}", socket.display()));
+    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| unreachable(&e))?;
+    let (mut reader, mut writer) = stream.into_split();
+    write_frame(&mut writer, &ClientRequest::Runner(RunnerRequest { fun: fun.to_string(), arg }), DEFAULT_MAX_FRAME)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    loop {
+        match read_frame::<ClientReply, _>(&mut reader, DEFAULT_MAX_FRAME).await.map_err(|e| unreachable(&e))? {
+            ClientReply::RunnerReturn { jid, data, .. } => return Ok((data, jid)),
+            ClientReply::Refused { reason } | ClientReply::Error { message: reason } => return Err(ModuleError::CommandExecution(reason)),
+            _ => continue,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,91 +507,5 @@ mod tests {
             ModuleError::InvalidArguments("'str' object cannot be interpreted as an integer".into())
         );
         assert_eq!(signal_arg(&json!(999)).unwrap_err(), ModuleError::Invocation("invalid signal number 999".into()));
-    }
-}
-
-const RUNNER_DOC: &str = "Execute a runner function. This function must be run on the master,
-either by targeting a minion running on a master or by using salt-call on a master.
-
-name
-    The name of the function to run
-
-arg
-    Any positional arguments to pass to the runner function
-
-kwarg
-    Any keyword arguments to pass to the runner function
-
-full_return
-    Return the full data dict (fun, jid, return, success, ...) instead of the return value
-
-CLI Example:
-
-    salt master_minion saltutil.runner jobs.list_jobs";
-
-/// `saltutil.runner`: runs a runner as Salt does, on the master's host with that host's master
-/// config (`<this minion's config dir>/master`), through the master's local socket.
-fn runner(ctx: Arc<JobContext>, args: Args) -> Reply {
-    Box::pin(async move {
-        let b = Signature::parse("runner(name, arg=None, kwarg=None, full_return=False, saltenv='base', jid=None, **kwargs)").bind(&args)?;
-        let name = b.opt_str("name").ok_or_else(|| ModuleError::InvalidArguments("runner() missing 1 required positional argument: 'name'".into()))?;
-        let mut runner_args: Vec<Value> = match b.get("arg") {
-            Value::Null => Vec::new(),
-            Value::Array(items) => items.clone(),
-            other => vec![other.clone()],
-        };
-        let mut kwargs = Map::new();
-        if let Value::Object(k) = b.get("kwarg") {
-            kwargs.extend(k.clone());
-        }
-        kwargs.extend(b.varkwargs.iter().filter(|(k, _)| !k.starts_with("__")).map(|(k, v)| (k.clone(), v.clone())));
-        if !kwargs.is_empty() {
-            kwargs.insert("__kwarg__".into(), true.into());
-            runner_args.push(Value::Object(kwargs));
-        }
-        let conf_dir = ctx
-            .opts
-            .get("conf_file")
-            .and_then(Value::as_str)
-            .and_then(|f| std::path::Path::new(f).parent().map(std::path::Path::to_path_buf))
-            .unwrap_or_else(|| std::path::PathBuf::from("/etc/salt"));
-        let master_conf = conf_dir.join("master");
-        if !master_conf.exists() {
-            return Err(ModuleError::CommandExecution(format!(
-                "saltutil.runner runs runners on the master's host, with its master config, and there is no {} on this minion",
-                master_conf.display()
-            )));
-        }
-        let config = salt_config::Config::load(salt_config::Role::Master, &conf_dir).map_err(|e| ModuleError::CommandExecution(e.to_string()))?;
-        let socket = salt_config::master_control_socket(&config);
-        let (data, fun_jid) = call_runner(&socket, &name, runner_args.clone()).await?;
-        if salt_modules::truthy(b.get("full_return")) {
-            let mut full = Map::new();
-            full.insert("fun".into(), format!("runner.{name}").into());
-            full.insert("jid".into(), fun_jid.into());
-            full.insert("fun_args".into(), Value::Array(runner_args));
-            full.insert("return".into(), data);
-            full.insert("success".into(), true.into());
-            return Ok(Returned::value(Value::Object(full)));
-        }
-        Ok(Returned::value(data))
-    })
-}
-
-async fn call_runner(socket: &std::path::Path, fun: &str, arg: Vec<Value>) -> Result<(Value, String), ModuleError> {
-    use salt_proto::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
-    use salt_proto::message::{ClientReply, ClientRequest, RunnerRequest};
-    let unreachable = |e: &dyn std::fmt::Display| ModuleError::CommandExecution(format!("cannot reach the master at {}: {e}", socket.display()));
-    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| unreachable(&e))?;
-    let (mut reader, mut writer) = stream.into_split();
-    write_frame(&mut writer, &ClientRequest::Runner(RunnerRequest { fun: fun.to_string(), arg }), DEFAULT_MAX_FRAME)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    loop {
-        match read_frame::<ClientReply, _>(&mut reader, DEFAULT_MAX_FRAME).await.map_err(|e| unreachable(&e))? {
-            ClientReply::RunnerReturn { jid, data, .. } => return Ok((data, jid)),
-            ClientReply::Refused { reason } | ClientReply::Error { message: reason } => return Err(ModuleError::CommandExecution(reason)),
-            _ => continue,
-        }
     }
 }

@@ -107,7 +107,7 @@ fn several_minions_targets_and_missing_ones() {
     let started = Instant::now();
     let r = c.salt(&["minion1", "test.ping"]);
     assert_eq!(r.stdout, "minion1:\n    True\n");
-    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     // A job that outlasts --timeout keeps the CLI waiting while find_job says it runs.
     let r = c.salt(&["minion2", "test.sleep", "3", "-t", "1"]);
@@ -121,7 +121,7 @@ fn several_minions_targets_and_missing_ones() {
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "web1:\n    Minion did not return. [Not connected]\n");
     assert_eq!(r.stderr.trim_end(), "ERROR: Minions returned with non-zero exit code");
-    assert!(started.elapsed() < Duration::from_secs(3), "no need to wait for a minion that cannot answer");
+    assert!(started.elapsed() < Duration::from_secs(4), "no need to wait for a minion that cannot answer");
 
     let r = c.salt(&["web1", "test.ping", "--hide-timeout"]);
     assert_eq!(r.code, 2);

@@ -141,6 +141,11 @@ impl Cluster {
         self.minions.push((id.to_string(), Daemon(child)));
     }
 
+    /// Minion `id`'s `cachedir` (its `proc` and `outbox` directories are in it).
+    pub fn minion_cachedir(&self, id: &str) -> PathBuf {
+        self.minion_root(id).join("var/cache/salt/minion")
+    }
+
     pub fn stop_minion(&mut self, id: &str) {
         self.minions.retain(|(m, _)| m != id);
     }
@@ -178,6 +183,20 @@ impl Cluster {
             }
             assert!(Instant::now() < deadline, "{id} never answered: {}{}", r.stdout, r.stderr);
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Polls `salt-run jobs.lookup_jid <jid>` until it prints `want` (the job cache is written
+    /// behind the CLI); fails after `timeout`.
+    pub fn wait_lookup(&self, jid: &str, want: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.salt_run(&["jobs.lookup_jid", jid]);
+            if r.stdout == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "job {jid}: wanted {want:?}, the job cache has {:?} {}", r.stdout, r.stderr);
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -310,15 +310,7 @@ fn ext_job_cache_gets_loads_from_the_master_and_returns_from_the_minions() {
     c.wait_connected("minion1");
     let r = c.salt(&["-v", "minion1", "cmd.run", "echo ext"]);
     let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = c.salt_run(&["jobs.lookup_jid", &jid]);
-        if r.stdout == "minion1:\n    ext\n" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{:?} {}", r.stdout, r.stderr);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    c.wait_lookup(&jid, "minion1:\n    ext\n", Duration::from_secs(20));
     let r = c.salt_run(&["jobs.list_job", &jid, "--out=json"]);
     let job: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(job["Function"], "cmd.run", "the master saved the load in the ext_job_cache: {job}");

@@ -106,15 +106,7 @@ fn ctrl_c_prints_the_hint_and_the_job_finishes() {
         format!("\nThis job's jid is: {jid}\nExiting gracefully on Ctrl-c\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}\n")
     );
     // The job goes on; its result lands in the job cache.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = c.salt_run(&["jobs.lookup_jid", &jid]);
-        if r.stdout == "minion1:\n    True\n" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}", r.stdout);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    c.wait_lookup(&jid, "minion1:\n    True\n", Duration::from_secs(10));
 }
 
 #[test]
@@ -156,29 +148,31 @@ fn manage_runners_and_the_event_stream() {
 
 #[test]
 fn old_jobs_are_purged_but_long_running_ones_are_kept() {
-    let mut c = Cluster::new("keep_jobs_seconds: 2\nloop_interval: 1\n");
+    let mut c = Cluster::new("keep_jobs_seconds: 4\nloop_interval: 1\n");
     c.start_master();
     c.start_accepted(&["minion1"]);
     let r = c.salt(&["-v", "minion1", "test.ping"]);
     let quick = jid_of(&r.stdout);
-    let r = c.salt(&["-v", "minion1", "test.sleep", "3", "-t", "10"]);
+    let r = c.salt(&["-v", "minion1", "test.sleep", "6", "-t", "15"]);
     assert_eq!(r.code, 0);
     let slow = jid_of(&r.stdout);
-    // The slow job was published > 2 s ago, but its return is fresh: it is kept whole. (The
-    // CLI had the return from the event bus; the store gets it a moment later.)
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        let r = c.salt_run(&["jobs.lookup_jid", &slow]);
-        if r.stdout == "minion1:\n    True\n" {
-            break;
+    // The slow job was published > 4 s ago, but its return is fresh: it is kept whole while the
+    // quick job, all of it older than 4 s, goes. (The CLI had the return from the event bus;
+    // the store gets it a moment later.)
+    c.wait_lookup(&slow, "minion1:\n    True\n", Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let job = loop {
+        let r = c.salt_run(&["jobs.list_job", &quick, "--out=json"]);
+        let job: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        if job.get("Error").is_some() || Instant::now() > deadline {
+            break job;
         }
-        assert!(Instant::now() < deadline, "{:?}", r.stdout);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let r = c.salt_run(&["jobs.list_job", &quick, "--out=json"]);
-    let job: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(job["Error"], "Cannot contact returner or no job with this jid", "{job}");
     assert_eq!(job["Result"], serde_json::json!({}));
+    let r = c.salt_run(&["jobs.lookup_jid", &slow]);
+    assert_eq!(r.stdout, "minion1:\n    True\n", "the long-running job is still whole");
 }
 
 #[test]
@@ -212,15 +206,7 @@ fn a_master_killed_while_returns_flow_loses_none() {
     c.start_master();
     c.wait_connected("minion1");
     for (i, jid) in jids.iter().enumerate() {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let r = c.salt_run(&["jobs.lookup_jid", jid]);
-            if r.stdout == format!("minion1:\n    job{i}\n") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "job{i} ({jid}) was lost: {:?}", r.stdout);
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        c.wait_lookup(jid, &format!("minion1:\n    job{i}\n"), Duration::from_secs(20));
     }
 }
 
@@ -246,22 +232,39 @@ fn a_return_survives_master_down_and_minion_killed() {
     c.start_accepted(&["minion1"]);
     let r = c.salt(&["minion1", "cmd.run", "sleep 1; echo late", "--async"]);
     let jid = r.stdout.trim().trim_start_matches("Executed command with job ID: ").to_string();
+    let (proc_file, kept) = (c.minion_cachedir("minion1").join("proc").join(&jid), c.minion_cachedir("minion1").join("outbox").join(&jid));
+    wait_for(|| proc_file.exists() || kept.exists(), Duration::from_secs(20), "the minion to start the job");
     c.stop_master();
-    // The job ends while the master is away; then the minion is killed -9 before it could send.
-    std::thread::sleep(Duration::from_millis(2000));
+    // The job ends while the master is away, its return waiting in the outbox; then the minion
+    // is killed -9 before it could send it.
+    wait_for(|| kept.exists(), Duration::from_secs(20), "the job's return in the minion's outbox");
     c.stop_minion("minion1");
     c.start_master();
     c.start_minion("minion1", "");
     c.wait_connected("minion1");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = c.salt_run(&["jobs.lookup_jid", &jid]);
-        if r.stdout == "minion1:\n    late\n" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the return was lost: {:?}", r.stdout);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    c.wait_lookup(&jid, "minion1:\n    late\n", Duration::from_secs(20));
+}
+
+#[test]
+fn a_job_outlives_a_minion_restart_and_its_return_arrives() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["minion1", "cmd.run", "sleep 4; echo outlived", "--async"]);
+    let jid = r.stdout.trim().trim_start_matches("Executed command with job ID: ").to_string();
+    let proc_file = c.minion_cachedir("minion1").join("proc").join(&jid);
+    wait_for(|| proc_file.exists(), Duration::from_secs(20), "the minion to start the job");
+    // As in Salt, killing the minion leaves its job running; the next minion adopts it.
+    c.stop_minion("minion1");
+    c.start_minion("minion1", "");
+    c.wait_connected("minion1");
+    let r = c.salt(&["minion1", "saltutil.find_job", &jid, "--out=json"]);
+    let found: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(found["minion1"]["jid"], jid.as_str(), "the restarted minion knows the job: {found}");
+    c.wait_lookup(&jid, "minion1:\n    outlived\n", Duration::from_secs(30));
+    wait_for(|| !proc_file.exists(), Duration::from_secs(5), "the adopted job's proc file to go");
+    let kept = c.minion_cachedir("minion1").join("outbox").join(&jid);
+    wait_for(|| !kept.exists(), Duration::from_secs(5), "the acknowledged return to leave the outbox");
 }
 
 #[test]
