@@ -8,6 +8,11 @@
 //! after the store accepted them — so a crash means redelivery, which the stores make harmless
 //! (they are idempotent on the record).
 //!
+//! The disk is the truth, but while delivery keeps up it need not read it back: the writer
+//! also hands each synced record to delivery in memory (the [`Tail`], bounded), with its place
+//! on disk. Delivery takes records from there when they follow on from its cursor, and reads
+//! the segments only to catch up (after a restart, or a backlog larger than the tail).
+//!
 //! When the store is unavailable, delivery retries with back-off and says so once per outage.
 //! Records a store rejects for good go to `dead-letter.jsonl` with the reason, and delivery moves
 //! on. [`Spool::stats`] tells the depth and the age of the oldest record.
@@ -39,12 +44,12 @@ pub enum Record {
     Endtime { jid: String, time: String },
 }
 
-/// A record on disk: when it was queued, and what it is.
+/// A record on disk: when it was queued, and what it is (`R` is `Record` or `&Record`).
 #[derive(Debug, Serialize, Deserialize)]
-struct Line {
+struct Line<R> {
     at: u64,
     #[serde(flatten)]
-    record: Record,
+    record: R,
 }
 
 /// Depth and age, for the log and `salt-run`.
@@ -63,6 +68,21 @@ const BATCH: usize = 1000;
 /// How long delivery waits for a partial batch to fill: records that arrive together (a burst
 /// of returns) then reach the store in one transaction instead of many small ones.
 const LINGER: Duration = Duration::from_millis(5);
+/// The most records the writer hands delivery in memory; beyond it delivery reads the disk.
+const TAIL_RECORDS: usize = 4 * BATCH;
+
+/// A record on its way to the store, with where it lies on disk.
+struct Spooled {
+    at: u64,
+    record: Record,
+    /// Where the record starts, and where the next one starts.
+    start: Cursor,
+    end: Cursor,
+}
+
+/// Records synced to disk and not yet taken by delivery, in disk order (possibly with gaps
+/// where the tail was full; delivery then reads the gap from disk).
+type Tail = std::sync::Mutex<VecDeque<Spooled>>;
 
 struct Shared {
     dir: PathBuf,
@@ -74,6 +94,7 @@ struct Shared {
     depth: AtomicU64,
     /// `at` of the oldest undelivered record (0 when empty).
     oldest: AtomicU64,
+    tail: Tail,
 }
 
 type Push = (Vec<Record>, oneshot::Sender<std::io::Result<()>>);
@@ -89,6 +110,11 @@ impl Spool {
     /// Opens (or creates) the spool in `dir` for `store`, and starts writing and delivering.
     /// Records left by an earlier run are delivered first.
     pub fn open(dir: &Path, store: Arc<dyn Returner>) -> std::io::Result<Spool> {
+        Spool::open_with(dir, store, SEGMENT_BYTES)
+    }
+
+    /// [`Spool::open`] with segments closed at `segment_bytes` (small ones in tests).
+    fn open_with(dir: &Path, store: Arc<dyn Returner>, segment_bytes: u64) -> std::io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         repair_tail(dir)?;
         let cursor = Cursor::load(dir)?;
@@ -100,9 +126,10 @@ impl Spool {
             drained: Notify::new(),
             depth: AtomicU64::new(depth),
             oldest: AtomicU64::new(oldest),
+            tail: Tail::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = Writer::open(dir)?;
+        let writer = Writer::open(dir, segment_bytes)?;
         tokio::spawn(write_loop(shared.clone(), writer, rx));
         tokio::spawn(deliver_loop(shared.clone(), cursor));
         Ok(Spool { shared, tx })
@@ -189,7 +216,7 @@ fn repair_tail(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Where delivery stands: a segment and a byte offset in it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Cursor {
     seq: u64,
     offset: u64,
@@ -229,7 +256,7 @@ fn count_from(dir: &Path, cursor: &Cursor) -> std::io::Result<(u64, u64)> {
         for line in BufReader::new(f).lines() {
             let line = line?;
             if oldest == 0 {
-                oldest = serde_json::from_str::<Line>(&line).map(|l| l.at).unwrap_or(0);
+                oldest = serde_json::from_str::<Line<Record>>(&line).map(|l| l.at).unwrap_or(0);
             }
             depth += 1;
         }
@@ -243,26 +270,34 @@ struct Writer {
     seq: u64,
     file: std::fs::File,
     len: u64,
+    segment_bytes: u64,
 }
 
 impl Writer {
-    fn open(dir: &Path) -> std::io::Result<Writer> {
+    fn open(dir: &Path, segment_bytes: u64) -> std::io::Result<Writer> {
         let seq = segments(dir)?.last().copied().unwrap_or(0);
         let file = std::fs::OpenOptions::new().create(true).append(true).open(segment_path(dir, seq))?;
         let len = file.metadata()?.len();
-        Ok(Writer { dir: dir.to_path_buf(), seq, file, len })
+        Ok(Writer { dir: dir.to_path_buf(), seq, file, len, segment_bytes })
     }
 
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.len >= SEGMENT_BYTES {
+    /// Appends `bytes` (whole records) to one segment; returns where they start.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<Cursor> {
+        if self.len >= self.segment_bytes {
             self.file.sync_data()?;
             self.seq += 1;
             self.file = std::fs::OpenOptions::new().create(true).append(true).open(segment_path(&self.dir, self.seq))?;
             self.len = 0;
         }
-        self.file.write_all(bytes)?;
+        let start = Cursor { seq: self.seq, offset: self.len };
+        if let Err(e) = self.file.write_all(bytes) {
+            // A partial write (a full disk) leaves half a record: cut it off, or the next
+            // records would be glued to it.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
         self.len += bytes.len() as u64;
-        Ok(())
+        Ok(start)
     }
 }
 
@@ -271,30 +306,39 @@ async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::Unbou
     let mut pushes = Vec::new();
     while rx.recv_many(&mut pushes, 4096).await > 0 {
         let at = now_secs();
-        let mut count = 0u64;
-        let result = (|| -> std::io::Result<()> {
-            let mut buf = Vec::new();
-            for (records, _) in &pushes {
-                for record in records {
-                    serde_json::to_writer(&mut buf, &Line { at, record: record.clone() })?;
-                    buf.push(b'\n');
-                    count += 1;
+        let mut buf = Vec::new();
+        // Each record with where its line ends in `buf`.
+        let mut lines: Vec<(Record, usize)> = Vec::new();
+        let mut dones = Vec::with_capacity(pushes.len());
+        let mut encoded = Ok(());
+        for (records, done) in pushes.drain(..) {
+            dones.push(done);
+            for record in records {
+                if let Err(e) = serde_json::to_writer(&mut buf, &Line { at, record: &record }) {
+                    encoded = Err(std::io::Error::other(e));
+                    break;
                 }
+                buf.push(b'\n');
+                lines.push((record, buf.len()));
             }
-            if !buf.is_empty() {
-                writer.append(&buf)?;
-                writer.file.sync_data()?;
+        }
+        let result = encoded.and_then(|()| {
+            if buf.is_empty() {
+                return Ok(None);
             }
-            Ok(())
-        })();
-        if result.is_ok() && count > 0 {
+            let start = writer.append(&buf)?;
+            writer.file.sync_data()?;
+            Ok(Some(start))
+        });
+        if let Ok(Some(start)) = &result {
             let _ = shared.oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
-            shared.depth.fetch_add(count, Ordering::Relaxed);
+            shared.depth.fetch_add(lines.len() as u64, Ordering::Relaxed);
+            hand_to_delivery(&shared.tail, at, *start, lines);
             shared.appended.notify_one();
         }
-        for (_, done) in pushes.drain(..) {
+        for done in dones {
             let _ = done.send(match &result {
-                Ok(()) => Ok(()),
+                Ok(_) => Ok(()),
                 Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
             });
         }
@@ -304,8 +348,20 @@ async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::Unbou
     }
 }
 
-/// Reads up to [`BATCH`] records after `cursor`; returns them with the cursor after each.
-fn read_batch(dir: &Path, cursor: Cursor) -> std::io::Result<Vec<(Line, Cursor)>> {
+/// Puts the records just synced at `start` into the tail, as many as fit.
+fn hand_to_delivery(tail: &Tail, at: u64, start: Cursor, lines: Vec<(Record, usize)>) {
+    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    let room = TAIL_RECORDS.saturating_sub(tail.len());
+    let mut line_start = start;
+    for (record, line_end) in lines.into_iter().take(room) {
+        let end = Cursor { seq: start.seq, offset: start.offset + line_end as u64 };
+        tail.push_back(Spooled { at, record, start: line_start, end });
+        line_start = end;
+    }
+}
+
+/// Reads up to `max` records after `cursor` from the segments.
+fn read_batch(dir: &Path, cursor: Cursor, max: usize) -> std::io::Result<Vec<Spooled>> {
     let mut out = Vec::new();
     let mut cur = cursor;
     for seq in segments(dir)?.into_iter().filter(|s| *s >= cursor.seq) {
@@ -317,51 +373,80 @@ fn read_batch(dir: &Path, cursor: Cursor) -> std::io::Result<Vec<(Line, Cursor)>
         let mut reader = BufReader::new(f);
         let mut text = String::new();
         loop {
+            if out.len() >= max {
+                return Ok(out);
+            }
             text.clear();
             let n = reader.read_line(&mut text)?;
             if n == 0 || !text.ends_with('\n') {
                 break; // end of segment, or a record still being written
             }
+            let start = cur;
             cur.offset += n as u64;
-            match serde_json::from_str::<Line>(&text) {
-                Ok(line) => out.push((line, cur)),
+            match serde_json::from_str::<Line<Record>>(&text) {
+                Ok(line) => out.push(Spooled { at: line.at, record: line.record, start, end: cur }),
                 Err(e) => tracing::error!("spool {}: skipping an unreadable record: {e}", dir.display()),
-            }
-            if out.len() >= BATCH {
-                return Ok(out);
             }
         }
     }
     Ok(out)
 }
 
+/// Up to `max` records after `cursor`: from the tail when they follow on from it, else from
+/// disk (what the tail skipped, or left by an earlier run).
+fn next_records(shared: &Shared, cursor: Cursor, max: usize) -> std::io::Result<Vec<Spooled>> {
+    {
+        let mut tail = shared.tail.lock().unwrap_or_else(|e| e.into_inner());
+        // Read from disk already (the tail was full when delivery caught up past them).
+        while tail.front().is_some_and(|r| r.start < cursor) {
+            tail.pop_front();
+        }
+        if tail.front().is_some_and(|r| r.start == cursor) {
+            let mut out: Vec<Spooled> = Vec::new();
+            while out.len() < max && tail.front().is_some_and(|r| out.last().map_or(cursor, |l| l.end) == r.start) {
+                out.extend(tail.pop_front());
+            }
+            return Ok(out);
+        }
+    }
+    read_batch(&shared.dir, cursor, max)
+}
+
 async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
     let mut delay = Duration::from_millis(100);
     let mut outage: Option<String> = None;
-    let mut lingered = false;
+    // Records taken but not yet accepted by the store (kept across retries).
+    let mut batch: Vec<Spooled> = Vec::new();
+    // Segments below this one are removed already (none at start: an earlier run may have left some).
+    let mut delivered_segments_below = 0;
     loop {
         let appended = shared.appended.notified();
-        let batch = match read_batch(&shared.dir, cursor) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("spool {}: cannot read: {e}", shared.dir.display());
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        if batch.is_empty() {
+            match next_records(&shared, cursor, BATCH) {
+                Ok(b) => batch = b,
+                Err(e) => {
+                    tracing::error!("spool {}: cannot read: {e}", shared.dir.display());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            if batch.is_empty() {
+                shared.oldest.store(0, Ordering::Relaxed);
+                shared.drained.notify_waiters();
+                appended.await;
                 continue;
             }
-        };
-        if batch.is_empty() {
-            shared.oldest.store(0, Ordering::Relaxed);
-            shared.drained.notify_waiters();
-            appended.await;
-            continue;
+            shared.oldest.store(batch[0].at, Ordering::Relaxed);
+            if batch.len() < BATCH {
+                tokio::time::sleep(LINGER).await;
+                let end = batch.last().expect("batch is not empty").end;
+                match next_records(&shared, end, BATCH - batch.len()) {
+                    Ok(more) => batch.extend(more),
+                    Err(e) => tracing::error!("spool {}: cannot read: {e}", shared.dir.display()),
+                }
+            }
         }
-        if batch.len() < BATCH && !lingered {
-            lingered = true;
-            tokio::time::sleep(LINGER).await;
-            continue;
-        }
-        lingered = false;
-        let records: Vec<Record> = batch.iter().map(|(l, _)| l.record.clone()).collect();
+        let records: Vec<&Record> = batch.iter().map(|s| &s.record).collect();
         match deliver(&*shared.store, &records).await {
             Ok(rejected) => {
                 if let Some(reason) = outage.take() {
@@ -369,17 +454,18 @@ async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
                 }
                 delay = Duration::from_millis(100);
                 for (record, reason) in rejected {
-                    dead_letter(&shared.dir, &record, &reason);
+                    dead_letter(&shared.dir, record, &reason);
                 }
-                let (last, next) = batch.last().map(|(_, c)| *c).map(|c| (c, c)).expect("batch is not empty");
-                cursor = next;
+                cursor = batch.last().expect("batch is not empty").end;
                 if let Err(e) = cursor.save(&shared.dir) {
                     tracing::error!("spool {}: cannot save the cursor: {e}", shared.dir.display());
                 }
-                remove_delivered_segments(&shared.dir, last.seq);
+                if cursor.seq > delivered_segments_below {
+                    remove_delivered_segments(&shared.dir, cursor.seq);
+                    delivered_segments_below = cursor.seq;
+                }
                 shared.depth.fetch_sub(batch.len() as u64, Ordering::Relaxed);
-                let next_at = read_batch(&shared.dir, cursor).ok().and_then(|b| b.first().map(|(l, _)| l.at)).unwrap_or(0);
-                shared.oldest.store(next_at, Ordering::Relaxed);
+                batch.clear();
             }
             Err(e) => {
                 if outage.is_none() {
@@ -423,9 +509,9 @@ fn dead_letter(dir: &Path, record: &Record, reason: &str) {
 
 /// Hands `records` to the store in order, each run of one kind as one batch. `Ok` carries the
 /// records the store rejected for good (they go to the dead-letter file); `Err` means try again.
-async fn deliver(store: &dyn Returner, records: &[Record]) -> Result<Vec<(Record, String)>, ReturnerError> {
+async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec<(&'r Record, String)>, ReturnerError> {
     let mut rejected = Vec::new();
-    let mut queue: VecDeque<&Record> = records.iter().collect();
+    let mut queue: VecDeque<&Record> = records.iter().copied().collect();
     while let Some(first) = queue.pop_front() {
         let mut run = vec![first];
         while queue.front().is_some_and(|r| std::mem::discriminant(*r) == std::mem::discriminant(first)) {
@@ -472,7 +558,7 @@ async fn deliver(store: &dyn Returner, records: &[Record]) -> Result<Vec<(Record
             // ones is harmless, so the batch's records go to the dead-letter file with the reason.
             Err(e @ (ReturnerError::Rejected(_) | ReturnerError::Invalid(_) | ReturnerError::Unsupported { .. })) => {
                 let reason = e.to_string();
-                rejected.extend(run.into_iter().map(|r| (r.clone(), reason.clone())));
+                rejected.extend(run.into_iter().map(|r| (r, reason.clone())));
             }
         }
     }
@@ -578,5 +664,33 @@ mod tests {
         let dead = std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).unwrap();
         assert!(dead.contains("bad record") && dead.contains("\"bad\":true"), "{dead}");
         assert_eq!(store.got.lock().unwrap().len(), 1);
+    }
+
+    fn returned_numbers(store: &Flaky) -> Vec<u64> {
+        store.got.lock().unwrap().iter().map(|r| r["return"].as_u64().unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_backlog_beyond_the_tail_and_across_segments_arrives_in_order_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::default());
+        store.down.store(true, Ordering::Relaxed);
+        // Small segments: each push of 50 records fills one, so the backlog spans over a hundred.
+        let spool = Spool::open_with(dir.path(), store.clone(), 1024).unwrap();
+        let n = TAIL_RECORDS as u64 * 2 + 123;
+        for first in (0..n).step_by(50) {
+            spool.push((first..n.min(first + 50)).map(ret).collect()).await.unwrap();
+        }
+        assert!(segments(dir.path()).unwrap().len() > 100);
+        assert_eq!(spool.stats().depth, n);
+        store.down.store(false, Ordering::Relaxed);
+        assert!(spool.flush(Duration::from_secs(60)).await);
+        // Records that keep arriving while it catches up follow on, still in order.
+        for i in n..n + 500 {
+            spool.push_nowait(vec![ret(i)]);
+        }
+        assert!(spool.flush(Duration::from_secs(60)).await);
+        assert_eq!(returned_numbers(&store), (0..n + 500).collect::<Vec<_>>());
+        assert_eq!(segments(dir.path()).unwrap().len(), 1, "delivered segments are removed");
     }
 }

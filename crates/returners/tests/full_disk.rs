@@ -1,0 +1,130 @@
+//! A spool on a full disk: the push that cannot be written fails with the disk's error (so the
+//! caller keeps the record: the master does not acknowledge the return), what was written
+//! before stays whole on disk, and once there is room again everything arrives, in order.
+//!
+//! The disk is a 256 KiB tmpfs mounted for the test, which needs root (`mount`); elsewhere the
+//! test is skipped with a message, except under CI=true, where that is a failure.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use salt_returners::spool::{Record, Spool};
+use salt_returners::{Capability, Load, Result, Returner};
+use serde_json::json;
+
+/// A store that is down: records stay in the spool, on disk.
+struct Down;
+
+#[async_trait]
+impl Returner for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    fn supports(&self, _: Capability) -> bool {
+        true
+    }
+    async fn returner_batch(&self, _: &[Load]) -> Result<()> {
+        Err(salt_returners::ReturnerError::Unavailable("connection refused".into()))
+    }
+}
+
+/// Accepts every batch and remembers what it got.
+#[derive(Default)]
+struct Collect(Mutex<Vec<u64>>);
+
+#[async_trait]
+impl Returner for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    fn supports(&self, _: Capability) -> bool {
+        true
+    }
+    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
+        self.0.lock().unwrap().extend(rets.iter().map(|r| r["return"]["n"].as_u64().unwrap()));
+        Ok(())
+    }
+}
+
+fn ret(n: u64) -> Record {
+    // About 1 KB, so a record does not fit in what is left of a page.
+    let ret = json!({"jid": "20261125000000000001", "id": format!("minion{n}"), "return": {"n": n, "out": "x".repeat(1000)}});
+    Record::Return { ret: ret.as_object().unwrap().clone() }
+}
+
+/// A tmpfs of `size` mounted on `dir` until dropped.
+struct Tmpfs<'a>(&'a Path);
+
+impl Tmpfs<'_> {
+    fn mount<'a>(dir: &'a Path, size: &str) -> Option<Tmpfs<'a>> {
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status().is_ok_and(|s| s.success());
+        if ok {
+            return Some(Tmpfs(dir));
+        }
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "cannot mount a tmpfs (needs root) and CI=true does not allow skipping");
+        eprintln!("skipped: mounting a small tmpfs to fill needs root; run as root to include this test");
+        None
+    }
+}
+
+impl Drop for Tmpfs<'_> {
+    fn drop(&mut self) {
+        // Lazily: the spool's tasks may still hold their files while the runtime winds down.
+        let _ = Command::new("umount").arg("-l").arg(self.0).status();
+    }
+}
+
+/// Writes `path` until the disk is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 4096];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    let _ = f.sync_all();
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_push_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_disk) = Tmpfs::mount(dir.path(), "256k") else { return };
+    let spool = Spool::open(&dir.path().join("spool"), Arc::new(Down)).unwrap();
+    for n in 0..10 {
+        spool.push(vec![ret(n)]).await.unwrap();
+    }
+    fill(&dir.path().join("filler"));
+    // What is left of the segment's last page may still take a record or two.
+    let mut n = 10;
+    let err = loop {
+        match spool.push(vec![ret(n)]).await {
+            Ok(()) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 20, "the disk never filled");
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+    let err = spool.push(vec![ret(n)]).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "still full: {err}");
+    // Room again: the caller retries what failed, and everything arrives whole and in order.
+    std::fs::remove_file(dir.path().join("filler")).unwrap();
+    for n in n..n + 5 {
+        spool.push(vec![ret(n)]).await.unwrap();
+    }
+    let last = n + 5;
+    // Everything is read back from the disk (a restart, with the store up again).
+    drop(spool);
+    let store = Arc::new(Collect::default());
+    let spool = Spool::open(&dir.path().join("spool"), store.clone()).unwrap();
+    assert!(spool.flush(Duration::from_secs(10)).await);
+    assert_eq!(*store.0.lock().unwrap(), (0..last).collect::<Vec<_>>());
+    assert!(!dir.path().join("spool/dead-letter.jsonl").exists());
+}
