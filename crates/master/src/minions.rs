@@ -203,8 +203,8 @@ async fn handle_return(master: &Master, id: &str, ret: JobReturn) -> bool {
     }
     for record in records {
         if let Err(e) = master.store_return(record).await {
-            // Not acknowledged: the minion sends it again after its next reconnect.
-            tracing::error!("cannot spool the return of job {} from {id}: {e}", ret.jid);
+            // Not acknowledged: the minion sends it again (store_return has logged the failure).
+            tracing::debug!("cannot spool the return of job {} from {id}: {e}", ret.jid);
             return false;
         }
     }

@@ -47,6 +47,8 @@ pub struct Master {
     pub(crate) max_frame: usize,
     /// How long a publish stays valid for a minion.
     pub(crate) publish_ttl: Duration,
+    /// The job cache's spool is failing to write (a full disk): logged once, not per return.
+    spool_failing: std::sync::atomic::AtomicBool,
 }
 
 impl Master {
@@ -92,6 +94,7 @@ impl Master {
             event_returners,
             max_frame,
             publish_ttl,
+            spool_failing: Default::default(),
         };
         master.load_grains_cache();
         Ok(master)
@@ -116,12 +119,21 @@ impl Master {
 
     /// A return (or end time) goes to the master job cache — unless an ext_job_cache is set, in
     /// which case the minions store their returns there themselves (Salt's rule). Resolves once
-    /// the record is on disk, so the minion may be told the master has it.
+    /// the record is on disk, so the minion may be told the master has it. A failure is logged
+    /// here, once until writing works again.
     pub(crate) async fn store_return(&self, record: Record) -> std::io::Result<()> {
-        match (&self.job_cache, &self.ext_job_cache) {
+        let result = match (&self.job_cache, &self.ext_job_cache) {
             (Some(sink), None) => sink.spool.push(vec![record]).await,
             _ => Ok(()),
+        };
+        match &result {
+            Err(e) if !self.spool_failing.swap(true, Ordering::Relaxed) => tracing::error!(
+                "cannot spool returns for the job cache: {e}; they are not acknowledged, so the minions keep them and send them again"
+            ),
+            Ok(()) if self.spool_failing.swap(false, Ordering::Relaxed) => tracing::warn!("returns are spooled for the job cache again"),
+            _ => {}
         }
+        result
     }
 
     /// Every sink, for maintenance and shutdown.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
+use rand::Rng;
 use salt_proto::frame::{read_frame, write_frame, FrameError};
 use salt_proto::message::{Hello, MasterMessage, MinionMessage, Publish, SignedPublish};
 use salt_transport::{Backoff, MasterPin};
@@ -126,6 +127,7 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
     let reason = tokio::select! {
         r = sender => r,
         r = receiver => r,
+        r = resend_when_stalled(minion) => r,
     };
     Ended::Retry(reason)
 }
@@ -156,6 +158,22 @@ async fn send_returns<W: AsyncWrite + Unpin>(minion: &Minion, writer: &mut W, ma
                 minion.outbox.put_back(ret);
                 return format!("sending a return failed: {e}");
             }
+        }
+    }
+}
+
+/// Sends unacknowledged returns again when the master has acknowledged none for Salt's
+/// `return_retry_timer` seconds (jittered up to `return_retry_timer_max`). Unlike Salt, which
+/// gives up after `return_retry_tries`, it never stops: the return stays until the master has it.
+async fn resend_when_stalled(minion: &Minion) -> String {
+    let min = minion.config.u64("return_retry_timer").unwrap_or(5).max(1);
+    let max = minion.config.u64("return_retry_timer_max").unwrap_or(10).max(min);
+    loop {
+        let patience = Duration::from_millis(rand::rng().random_range(min * 1000..=max * 1000));
+        tokio::time::sleep(patience / 2).await;
+        let resent = minion.outbox.resend_if_stalled(patience);
+        if resent > 0 {
+            tracing::warn!("the master acknowledged none of {resent} returns for {patience:?}; sending them again");
         }
     }
 }

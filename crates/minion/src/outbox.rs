@@ -1,9 +1,10 @@
 //! Returns waiting for the master. A job's return goes here first; the connection takes them
 //! out one at a time and puts one back if the write failed. A sent return is kept until the
 //! master acknowledges it (it acknowledges once the return is on its disk), and whatever was
-//! sent but not acknowledged is sent again after a reconnect — so neither a dropped connection
-//! nor a master killed at the wrong moment loses a return. (The master's job cache ignores a
-//! duplicate.)
+//! sent but not acknowledged is sent again after a reconnect, or when the master has
+//! acknowledged nothing for a while (it could not store the return: a full disk) — so neither a
+//! dropped connection, nor a master killed at the wrong moment, nor one that cannot write loses
+//! a return. (The master's job cache ignores a duplicate.)
 //!
 //! With a directory (the minion's `cachedir/outbox`), each return is also written there until
 //! it is acknowledged, so a minion restart does not lose it either. A job process writes its
@@ -13,6 +14,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use salt_proto::message::JobReturn;
 use tokio::sync::Notify;
@@ -22,6 +24,8 @@ pub struct Outbox {
     queue: Mutex<VecDeque<JobReturn>>,
     /// Sent, not yet acknowledged, oldest first.
     unacked: Mutex<Vec<JobReturn>>,
+    /// When the master last acknowledged a return, or the last resend (None: not yet).
+    last_progress: Mutex<Option<Instant>>,
     ready: Notify,
     /// Where returns wait on disk until acknowledged; None keeps them in memory only.
     dir: Option<PathBuf>,
@@ -104,11 +108,17 @@ impl Outbox {
 
     /// `ret` went out on the connection; keep it until the master acknowledges it.
     pub fn sent(&self, ret: JobReturn) {
-        self.unacked.lock().unwrap_or_else(|e| e.into_inner()).push(ret);
+        let mut unacked = self.unacked.lock().unwrap_or_else(|e| e.into_inner());
+        if unacked.is_empty() {
+            // The wait for an acknowledgement starts now, not at the last one long ago.
+            *self.last_progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+        unacked.push(ret);
     }
 
     /// The master has the return for `jid`.
     pub fn acked(&self, jid: &str) {
+        *self.last_progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         self.unacked.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| r.jid != jid);
         if let (Some(dir), Ok(())) = (&self.dir, salt_proto::jid::validate_jid(jid)) {
             let _ = std::fs::remove_file(dir.join(jid));
@@ -127,6 +137,22 @@ impl Outbox {
         }
         drop(queue);
         self.ready.notify_one();
+    }
+
+    /// When returns wait for an acknowledgement and the master has acknowledged none for
+    /// `patience`, sends them again (the master could not store them) and returns how many. A
+    /// master that acknowledges others is busy, not failing: nothing is resent then.
+    pub fn resend_if_stalled(&self, patience: std::time::Duration) -> usize {
+        let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
+        let stalled = last.is_some_and(|t| t.elapsed() >= patience);
+        let waiting = self.unacked.lock().unwrap_or_else(|e| e.into_inner()).len();
+        if !stalled || waiting == 0 {
+            return 0;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        self.resend_unacked();
+        waiting
     }
 
     /// Returns waiting to be sent or acknowledged.
@@ -221,5 +247,27 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         o.push(ret("20261125000000000004"));
         assert_eq!(std::fs::metadata(dir.path().join("20261125000000000004")).unwrap().modified().unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn returns_go_out_again_when_the_master_acknowledges_nothing() {
+        let patience = std::time::Duration::from_millis(50);
+        let o = Outbox::default();
+        o.push(ret("1"));
+        o.push(ret("2"));
+        o.push(ret("3"));
+        for _ in 0..3 {
+            let r = o.next().await;
+            o.sent(r);
+        }
+        assert_eq!(o.resend_if_stalled(patience), 0, "too early");
+        std::thread::sleep(patience);
+        o.acked("1");
+        assert_eq!(o.resend_if_stalled(patience), 0, "an acknowledgement just came: the master is busy, not failing");
+        std::thread::sleep(patience);
+        assert_eq!(o.resend_if_stalled(patience), 2);
+        assert_eq!(o.next().await.jid, "2");
+        assert_eq!(o.next().await.jid, "3");
+        assert_eq!(o.resend_if_stalled(patience), 0, "nothing waits for an acknowledgement");
     }
 }

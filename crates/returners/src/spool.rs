@@ -13,6 +13,10 @@
 //! on disk. Delivery takes records from there when they follow on from its cursor, and reads
 //! the segments only to catch up (after a restart, or a backlog larger than the tail).
 //!
+//! When the disk refuses a write (full), a caller that waits ([`Spool::push`]) is told, so it
+//! keeps its record (the master then does not acknowledge the return); records pushed without
+//! waiting are held in memory and written once the disk takes them again.
+//!
 //! When the store is unavailable, delivery retries with back-off and says so once per outage.
 //! Records a store rejects for good go to `dead-letter.jsonl` with the reason, and delivery moves
 //! on. [`Spool::stats`] tells the depth and the age of the oldest record.
@@ -68,6 +72,11 @@ const BATCH: usize = 1000;
 /// How long delivery waits for a partial batch to fill: records that arrive together (a burst
 /// of returns) then reach the store in one transaction instead of many small ones.
 const LINGER: Duration = Duration::from_millis(5);
+/// How often records held after a failed write (a full disk) are tried again.
+const RETRY_HELD: Duration = Duration::from_secs(1);
+/// The most records held in memory while the disk refuses them; beyond, the oldest are lost
+/// (and counted in the log). Only callers that chose not to wait can lose records this way.
+const HELD_MAX: usize = 100_000;
 /// The most records the writer hands delivery in memory; beyond it delivery reads the disk.
 const TAIL_RECORDS: usize = 4 * BATCH;
 
@@ -97,7 +106,8 @@ struct Shared {
     tail: Tail,
 }
 
-type Push = (Vec<Record>, oneshot::Sender<std::io::Result<()>>);
+/// Records to append, and whom to tell when they are on disk (`None`: [`Spool::push_nowait`]).
+type Push = (Vec<Record>, Option<oneshot::Sender<std::io::Result<()>>>);
 
 /// A spool for one store; clone freely.
 #[derive(Clone)]
@@ -138,14 +148,14 @@ impl Spool {
     /// Queues `records`; returns once they are on disk.
     pub async fn push(&self, records: Vec<Record>) -> std::io::Result<()> {
         let (done, wait) = oneshot::channel();
-        self.tx.send((records, done)).map_err(|_| std::io::Error::other("the spool has stopped"))?;
+        self.tx.send((records, Some(done))).map_err(|_| std::io::Error::other("the spool has stopped"))?;
         wait.await.map_err(|_| std::io::Error::other("the spool has stopped"))?
     }
 
-    /// Queues `records` without waiting for the disk; a write error is logged.
+    /// Queues `records` without waiting for the disk. Should the disk refuse them (full), they
+    /// are held in memory and written as soon as it takes them again.
     pub fn push_nowait(&self, records: Vec<Record>) {
-        let (done, _) = oneshot::channel();
-        if self.tx.send((records, done)).is_err() {
+        if self.tx.send((records, None)).is_err() {
             tracing::error!("the spool in {} has stopped; records could not be queued", self.shared.dir.display());
         }
     }
@@ -302,39 +312,75 @@ impl Writer {
 }
 
 /// Group commit: everything that arrived while the previous sync ran is written and synced once.
+/// A failed write fails the pushes that wait for it; records pushed without waiting are held
+/// and written first in the next group (retried every [`RETRY_HELD`] meanwhile), in order.
 async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Push>) {
     let mut pushes = Vec::new();
-    while rx.recv_many(&mut pushes, 4096).await > 0 {
+    let mut held: Vec<Record> = Vec::new();
+    let mut failing = false;
+    let mut closed = false;
+    while !closed {
+        // Closed (every Spool dropped): what is held gets one last try.
+        closed = if held.is_empty() {
+            rx.recv_many(&mut pushes, 4096).await == 0
+        } else {
+            matches!(tokio::time::timeout(RETRY_HELD, rx.recv_many(&mut pushes, 4096)).await, Ok(0))
+        };
+        if closed && held.is_empty() {
+            break;
+        }
         let at = now_secs();
         let mut buf = Vec::new();
-        // Each record with where its line ends in `buf`.
-        let mut lines: Vec<(Record, usize)> = Vec::new();
+        // Each record, where its line ends in `buf`, and whether it is held should the write fail.
+        let mut lines: Vec<(Record, usize, bool)> = Vec::new();
         let mut dones = Vec::with_capacity(pushes.len());
-        let mut encoded = Ok(());
-        for (records, done) in pushes.drain(..) {
-            dones.push(done);
+        let groups = std::iter::once((std::mem::take(&mut held), None)).chain(pushes.drain(..));
+        for (records, done) in groups {
+            let hold = done.is_none();
+            dones.extend(done);
             for record in records {
-                if let Err(e) = serde_json::to_writer(&mut buf, &Line { at, record: &record }) {
-                    encoded = Err(std::io::Error::other(e));
-                    break;
+                match serde_json::to_writer(&mut buf, &Line { at, record: &record }) {
+                    Ok(()) => {
+                        buf.push(b'\n');
+                        lines.push((record, buf.len(), hold));
+                    }
+                    // Cannot happen with JSON values; never worth failing the others for.
+                    Err(e) => tracing::error!("spool {}: cannot encode a record, dropped: {e}", shared.dir.display()),
                 }
-                buf.push(b'\n');
-                lines.push((record, buf.len()));
             }
         }
-        let result = encoded.and_then(|()| {
-            if buf.is_empty() {
-                return Ok(None);
+        let result = if buf.is_empty() {
+            Ok(None)
+        } else {
+            writer.append(&buf).and_then(|start| writer.file.sync_data().map(|()| Some(start)))
+        };
+        match &result {
+            Ok(written) => {
+                if std::mem::take(&mut failing) {
+                    tracing::warn!("spool {}: writing to disk works again", shared.dir.display());
+                }
+                if let Some(start) = written {
+                    let _ = shared.oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+                    shared.depth.fetch_add(lines.len() as u64, Ordering::Relaxed);
+                    hand_to_delivery(&shared.tail, at, *start, lines.into_iter().map(|(r, end, _)| (r, end)).collect());
+                    shared.appended.notify_one();
+                }
             }
-            let start = writer.append(&buf)?;
-            writer.file.sync_data()?;
-            Ok(Some(start))
-        });
-        if let Ok(Some(start)) = &result {
-            let _ = shared.oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
-            shared.depth.fetch_add(lines.len() as u64, Ordering::Relaxed);
-            hand_to_delivery(&shared.tail, at, *start, lines);
-            shared.appended.notify_one();
+            Err(e) => {
+                held = lines.into_iter().filter(|(_, _, hold)| *hold).map(|(r, _, _)| r).collect();
+                if held.len() > HELD_MAX {
+                    let lost = held.len() - HELD_MAX;
+                    held.drain(..lost);
+                    tracing::error!("spool {}: {lost} records lost: more than {HELD_MAX} wait for the disk", shared.dir.display());
+                }
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::error!(
+                        "spool {}: cannot write to disk: {e}; callers that wait are told, the others' records ({}) are held in memory and retried",
+                        shared.dir.display(),
+                        held.len()
+                    );
+                }
+            }
         }
         for done in dones {
             let _ = done.send(match &result {
@@ -342,9 +388,9 @@ async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::Unbou
                 Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
             });
         }
-        if let Err(e) = result {
-            tracing::error!("spool {}: cannot write to disk: {e}", shared.dir.display());
-        }
+    }
+    if !held.is_empty() {
+        tracing::error!("spool {}: stopped with {} records it could not write", shared.dir.display(), held.len());
     }
 }
 

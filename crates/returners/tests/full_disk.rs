@@ -114,7 +114,14 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
     assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
     let err = spool.push(vec![ret(n)]).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "still full: {err}");
-    // Room again: the caller retries what failed, and everything arrives whole and in order.
+    // Callers that do not wait (the master's loads and events) have their records held.
+    let held = 100..103;
+    for h in held.clone() {
+        spool.push_nowait(vec![ret(h)]);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a retry of the held ones fails too
+    // Room again: the held records are written first, the caller retries what failed, and
+    // everything arrives whole and in order.
     std::fs::remove_file(dir.path().join("filler")).unwrap();
     for n in n..n + 5 {
         spool.push(vec![ret(n)]).await.unwrap();
@@ -125,6 +132,7 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
     let store = Arc::new(Collect::default());
     let spool = Spool::open(&dir.path().join("spool"), store.clone()).unwrap();
     assert!(spool.flush(Duration::from_secs(10)).await);
-    assert_eq!(*store.0.lock().unwrap(), (0..last).collect::<Vec<_>>());
+    let want: Vec<u64> = (0..n).chain(held).chain(n..last).collect();
+    assert_eq!(*store.0.lock().unwrap(), want);
     assert!(!dir.path().join("spool/dead-letter.jsonl").exists());
 }
