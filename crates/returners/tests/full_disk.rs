@@ -136,3 +136,31 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
     assert_eq!(*store.0.lock().unwrap(), want);
     assert!(!dir.path().join("spool/dead-letter.jsonl").exists());
 }
+
+#[tokio::test]
+async fn local_cache_on_a_full_disk_recovers_when_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_disk) = Tmpfs::mount(dir.path(), "1m") else { return };
+    let cache = salt_returners::local_cache::LocalCache::open(dir.path()).await.unwrap();
+    let big = |n: u64| {
+        let r = json!({"jid": format!("2026112500000000{n:04}"), "id": "minion1", "fun": "test.echo", "return": {"n": n, "out": "x".repeat(20_000)}, "retcode": 0, "success": true});
+        r.as_object().unwrap().clone()
+    };
+    cache.returner_batch(&[big(1)]).await.unwrap();
+    fill(&dir.path().join("filler"));
+    let mut n = 2;
+    let err = loop {
+        match cache.returner_batch(&[big(n)]).await {
+            Ok(()) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 50, "the disk never filled");
+    };
+    assert!(err.to_string().contains("full"), "{err}");
+    std::fs::remove_file(dir.path().join("filler")).unwrap();
+    let started = std::time::Instant::now();
+    cache.returner_batch(&[big(n)]).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let got = cache.get_jid(&format!("2026112500000000{n:04}")).await.unwrap();
+    assert_eq!(got["minion1"]["return"]["n"], n);
+}

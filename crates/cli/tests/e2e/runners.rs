@@ -268,6 +268,49 @@ fn a_job_outlives_a_minion_restart_and_its_return_arrives() {
 }
 
 #[test]
+fn a_full_disk_on_the_master_loses_no_return() {
+    let mut c = Cluster::new("");
+    // The master's cachedir (job cache and spools) on a disk of its own, to fill.
+    let cache = c.root().join("var/cache/salt/master");
+    std::fs::create_dir_all(&cache).unwrap();
+    let Some(disk) = Tmpfs::mount(&cache, "8m") else { return };
+    c.start_master();
+    c.start_minion("minion1", "return_retry_timer: 1\nreturn_retry_timer_max: 2");
+    let pre = c.master_pki().join("minions_pre/minion1");
+    wait_for(|| pre.exists(), Duration::from_secs(20), "minion1 pending");
+    c.salt_key(&["-a", "minion1", "-y"]);
+    c.wait_connected("minion1");
+    let filler = disk.fill();
+    // What is left of the spool's last page may take a small record or two: ping until a
+    // return does not fit. A larger return cannot fit after that.
+    let failed = "cannot spool returns for the job cache";
+    for _ in 0..20 {
+        if c.master_log().contains(failed) {
+            break;
+        }
+        c.salt(&["minion1", "test.ping"]);
+    }
+    assert!(c.master_log().contains(failed), "the disk never filled");
+    // The CLI still gets the return (from the event bus); the job cache cannot take it, so the
+    // master does not acknowledge it and the minion keeps it.
+    let r = c.salt(&["-v", "minion1", "cmd.run", "echo during"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.ends_with("minion1:\n    during\n"), "{}", r.stdout);
+    let jid = jid_of(&r.stdout);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(c.salt_run(&["jobs.lookup_jid", &jid]).stdout, "\n", "nothing stored while the disk is full");
+    let kept = c.minion_cachedir("minion1").join("outbox").join(&jid);
+    assert!(kept.exists(), "the minion keeps the unacknowledged return");
+    // Room again: the minion's next resend is stored, acknowledged and dropped from its outbox.
+    std::fs::remove_file(filler).unwrap();
+    c.wait_lookup(&jid, "minion1:\n    during\n", Duration::from_secs(20));
+    wait_for(|| !kept.exists(), Duration::from_secs(10), "the acknowledged return to leave the outbox");
+    let log = c.master_log();
+    assert_eq!(log.matches(failed).count(), 1, "logged once, not per attempt:\n{log}");
+    assert!(log.contains("returns are spooled for the job cache again"), "{log}");
+}
+
+#[test]
 fn jobs_active_shows_running_jobs_and_where() {
     let mut c = Cluster::new("");
     c.start_master();

@@ -198,7 +198,18 @@ impl LocalCache {
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so a transaction
     /// that reads before it writes can never fail to upgrade.
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            // A statement that failed for a full disk makes SQLite roll the transaction back
+            // itself; sqlx 0.9 still counts it open and then refuses every BEGIN on that
+            // connection. Close it, so the pool opens a fresh one.
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!("local_cache: reopening the write connection after a failed transaction");
+                let stuck = self.writer.acquire().await.map_err(db_err)?;
+                stuck.close().await.map_err(db_err)?;
+                self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+            }
+            other => other.map_err(db_err),
+        }
     }
 
     /// A new job row under a fresh jid.
