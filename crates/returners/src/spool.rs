@@ -69,9 +69,10 @@ pub struct SpoolStats {
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 /// The most records handed to the store at once.
 const BATCH: usize = 1000;
-/// How long delivery waits for a partial batch to fill: records that arrive together (a burst
-/// of returns) then reach the store in one transaction instead of many small ones.
-const LINGER: Duration = Duration::from_millis(5);
+/// The longest delivery waits for records the writer is syncing to join a partial batch:
+/// records that arrive together (a burst of returns) then reach the store in one transaction
+/// instead of many small ones. When the writer is idle, delivery does not wait at all.
+const LINGER_MAX: Duration = Duration::from_millis(20);
 /// How often records held after a failed write (a full disk) are tried again.
 const RETRY_HELD: Duration = Duration::from_secs(1);
 /// The most records held in memory while the disk refuses them; beyond, the oldest are lost
@@ -104,6 +105,8 @@ struct Shared {
     /// `at` of the oldest undelivered record (0 when empty).
     oldest: AtomicU64,
     tail: Tail,
+    /// The writer is writing records it has received (delivery may wait for them).
+    writing: std::sync::atomic::AtomicBool,
 }
 
 /// Records to append, and whom to tell when they are on disk (`None`: [`Spool::push_nowait`]).
@@ -137,6 +140,7 @@ impl Spool {
             depth: AtomicU64::new(depth),
             oldest: AtomicU64::new(oldest),
             tail: Tail::default(),
+            writing: Default::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer::open(dir, segment_bytes)?;
@@ -329,6 +333,7 @@ async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::Unbou
         if closed && held.is_empty() {
             break;
         }
+        shared.writing.store(true, Ordering::Release);
         let at = now_secs();
         let mut buf = Vec::new();
         // Each record, where its line ends in `buf`, and whether it is held should the write fail.
@@ -354,6 +359,8 @@ async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::Unbou
         } else {
             writer.append(&buf).and_then(|start| writer.file.sync_data().map(|()| Some(start)))
         };
+        // Cleared before delivery is woken (below), so it does not wait for a group that is done.
+        shared.writing.store(false, Ordering::Release);
         match &result {
             Ok(written) => {
                 if std::mem::take(&mut failing) {
@@ -373,6 +380,7 @@ async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::Unbou
                     held.drain(..lost);
                     tracing::error!("spool {}: {lost} records lost: more than {HELD_MAX} wait for the disk", shared.dir.display());
                 }
+                shared.appended.notify_one(); // a delivery waiting for these records stops waiting
                 if !std::mem::replace(&mut failing, true) {
                     tracing::error!(
                         "spool {}: cannot write to disk: {e}; callers that wait are told, the others' records ({}) are held in memory and retried",
@@ -483,8 +491,12 @@ async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
                 continue;
             }
             shared.oldest.store(batch[0].at, Ordering::Relaxed);
-            if batch.len() < BATCH {
-                tokio::time::sleep(LINGER).await;
+            let deadline = tokio::time::Instant::now() + LINGER_MAX;
+            while batch.len() < BATCH && shared.writing.load(Ordering::Acquire) {
+                let appended = shared.appended.notified();
+                if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                    break;
+                }
                 let end = batch.last().expect("batch is not empty").end;
                 match next_records(&shared, end, BATCH - batch.len()) {
                     Ok(more) => batch.extend(more),
