@@ -414,8 +414,10 @@ fn hand_to_delivery(tail: &Tail, at: u64, start: Cursor, lines: Vec<(Record, usi
     }
 }
 
-/// Reads up to `max` records after `cursor` from the segments.
-fn read_batch(dir: &Path, cursor: Cursor, max: usize) -> std::io::Result<Vec<Spooled>> {
+/// Reads up to `max` records after `cursor` from the segments. A line that is not a record
+/// (damage on disk) goes to the dead-letter file and out of the count.
+fn read_batch(shared: &Shared, cursor: Cursor, max: usize) -> std::io::Result<Vec<Spooled>> {
+    let dir = &shared.dir;
     let mut out = Vec::new();
     let mut cur = cursor;
     for seq in segments(dir)?.into_iter().filter(|s| *s >= cursor.seq) {
@@ -439,7 +441,11 @@ fn read_batch(dir: &Path, cursor: Cursor, max: usize) -> std::io::Result<Vec<Spo
             cur.offset += n as u64;
             match serde_json::from_str::<Line<Record>>(&text) {
                 Ok(line) => out.push(Spooled { at: line.at, record: line.record, start, end: cur }),
-                Err(e) => tracing::error!("spool {}: skipping an unreadable record: {e}", dir.display()),
+                Err(e) => {
+                    tracing::error!("spool {}: an unreadable record is moved to dead-letter.jsonl: {e}", dir.display());
+                    write_dead_letter(dir, Value::String(text.trim_end().to_string()), &format!("unreadable: {e}"));
+                    shared.depth.fetch_sub(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -463,7 +469,7 @@ fn next_records(shared: &Shared, cursor: Cursor, max: usize) -> std::io::Result<
             return Ok(out);
         }
     }
-    read_batch(&shared.dir, cursor, max)
+    read_batch(shared, cursor, max)
 }
 
 async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
@@ -551,10 +557,16 @@ fn remove_delivered_segments(dir: &Path, current: u64) {
 
 fn dead_letter(dir: &Path, record: &Record, reason: &str) {
     tracing::error!("spool {}: the store rejected a record for good ({reason}); it is kept in dead-letter.jsonl", dir.display());
+    write_dead_letter(dir, serde_json::to_value(record).unwrap_or(Value::Null), reason);
+}
+
+/// Appends `record` (a record, or the text of an unreadable line) with `reason` to
+/// `dead-letter.jsonl`.
+fn write_dead_letter(dir: &Path, record: Value, reason: &str) {
     let mut line = Map::new();
     line.insert("at".into(), now_secs().into());
     line.insert("reason".into(), reason.into());
-    line.insert("record".into(), serde_json::to_value(record).unwrap_or(Value::Null));
+    line.insert("record".into(), record);
     let write = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("dead-letter.jsonl")).and_then(|mut f| {
         serde_json::to_writer(&mut f, &Value::Object(line))?;
         f.write_all(b"\n")?;
@@ -750,5 +762,27 @@ mod tests {
         assert!(spool.flush(Duration::from_secs(60)).await);
         assert_eq!(returned_numbers(&store), (0..n + 500).collect::<Vec<_>>());
         assert_eq!(segments(dir.path()).unwrap().len(), 1, "delivered segments are removed");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_line_goes_to_the_dead_letter_file_and_the_rest_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Arc::new(Flaky::default());
+            store.down.store(true, Ordering::Relaxed);
+            let spool = Spool::open(dir.path(), store).unwrap();
+            spool.push(vec![ret(1)]).await.unwrap();
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(segment_path(dir.path(), 0)).unwrap();
+        f.write_all(b"not a record\n").unwrap();
+        drop(f);
+        let store = Arc::new(Flaky::default());
+        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        assert_eq!(spool.stats().depth, 2);
+        spool.push(vec![ret(2)]).await.unwrap();
+        assert!(spool.flush(Duration::from_secs(10)).await, "the damaged line is out of the count");
+        assert_eq!(returned_numbers(&store), vec![1, 2]);
+        let dead = std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).unwrap();
+        assert!(dead.contains("\"record\":\"not a record\"") && dead.contains("unreadable"), "{dead}");
     }
 }
