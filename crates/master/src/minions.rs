@@ -192,11 +192,19 @@ async fn handle_return(master: &Master, id: &str, ret: JobReturn) -> bool {
     // when the bus fills it in.
     load.insert("_stamp".into(), Value::Null);
     load.insert("ts".into(), unix_secs().into());
-    let event = master.bus().fire(format!("salt/job/{}/ret/{}", ret.jid, id), load);
-    let mut records = Vec::new();
-    if let Value::Object(stored) = &event.data {
-        records.push(Record::Return { ret: stored.clone() });
-    }
+    // A return sent again (its acknowledgement was lost, or the master could not store it the
+    // first time) is stored again, harmlessly, but fires no second event.
+    let stored = if master.first_sight_of_return(&ret.jid, id) {
+        match &master.bus().fire(format!("salt/job/{}/ret/{}", ret.jid, id), load).data {
+            Value::Object(data) => data.clone(),
+            _ => Map::new(),
+        }
+    } else {
+        tracing::debug!("return of job {} from {id} received again; no second event", ret.jid);
+        load.insert("_stamp".into(), crate::events::stamp().into());
+        load
+    };
+    let mut records = vec![Record::Return { ret: stored }];
     if master.config().bool("job_cache_store_endtime").unwrap_or(false) {
         let time = salt_proto::jid::jid_to_time(&master.new_jid());
         records.push(Record::Endtime { jid: ret.jid.clone(), time });

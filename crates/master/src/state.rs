@@ -12,6 +12,7 @@ use salt_config::Config;
 use salt_pki::{AcceptPolicy, KeyPair, KeyState, KeyStore};
 use salt_proto::jid::JidGenerator;
 use salt_proto::message::MasterMessage;
+use salt_proto::seen::RecentlySeen;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -49,7 +50,13 @@ pub struct Master {
     pub(crate) publish_ttl: Duration,
     /// The job cache's spool is failing to write (a full disk): logged once, not per return.
     spool_failing: std::sync::atomic::AtomicBool,
+    /// (jid, minion) of the returns received lately: one sent again fires no second event.
+    returns_seen: Mutex<RecentlySeen<(String, String)>>,
 }
+
+/// How many (jid, minion) returns the master remembers; a minion sends a return again within
+/// seconds (a lost acknowledgement, a reconnect, a master that could not store it).
+const RETURNS_REMEMBERED: usize = 50_000;
 
 impl Master {
     /// Loads keys and opens the job cache and the other returners the config names; a returner
@@ -95,6 +102,7 @@ impl Master {
             max_frame,
             publish_ttl,
             spool_failing: Default::default(),
+            returns_seen: Mutex::new(RecentlySeen::new(RETURNS_REMEMBERED)),
         };
         master.load_grains_cache();
         Ok(master)
@@ -134,6 +142,11 @@ impl Master {
             _ => {}
         }
         result
+    }
+
+    /// False if the return of `id` for `jid` was received lately (this one is sent again).
+    pub(crate) fn first_sight_of_return(&self, jid: &str, id: &str) -> bool {
+        self.returns_seen.lock().unwrap_or_else(|e| e.into_inner()).first_sight(&(jid.to_string(), id.to_string()))
     }
 
     /// Every sink, for maintenance and shutdown.

@@ -6,48 +6,29 @@
 //! [`JobTable`] keeps the jids seen recently (a replayed publish is dropped). In threads mode
 //! the process also knows how to abort each running task ([`abort_task`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use salt_modules::{JobContext, Outcome};
 use salt_proto::message::{JobReturn, Publish};
+use salt_proto::seen::RecentlySeen;
 
 use crate::Minion;
 
+/// The jids seen lately (Salt's `minion_jid_queue_hwm`): a replayed publish is dropped.
 pub struct JobTable {
-    seen: Mutex<SeenJids>,
-}
-
-/// The last `capacity` jids (Salt's `minion_jid_queue_hwm`).
-struct SeenJids {
-    order: VecDeque<String>,
-    set: HashSet<String>,
-    capacity: usize,
+    seen: Mutex<RecentlySeen<String>>,
 }
 
 impl JobTable {
     pub fn new(capacity: usize) -> JobTable {
-        JobTable {
-            seen: Mutex::new(SeenJids { order: VecDeque::new(), set: HashSet::new(), capacity: capacity.max(1) }),
-        }
+        JobTable { seen: Mutex::new(RecentlySeen::new(capacity)) }
     }
 
     /// Records the jid; false if it was seen already (a replay or a duplicate delivery).
     pub fn first_sight(&self, jid: &str) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.set.contains(jid) {
-            return false;
-        }
-        seen.order.push_back(jid.to_string());
-        seen.set.insert(jid.to_string());
-        while seen.order.len() > seen.capacity {
-            if let Some(old) = seen.order.pop_front() {
-                seen.set.remove(&old);
-            }
-        }
-        true
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).first_sight(&jid.to_string())
     }
-
 }
 
 /// Threads-mode jobs of this process by jid. Process-wide because the saltutil functions,
@@ -155,16 +136,6 @@ pub(crate) fn builtin_returners() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seen_jids_are_bounded() {
-        let t = JobTable::new(2);
-        assert!(t.first_sight("1"));
-        assert!(!t.first_sight("1"));
-        assert!(t.first_sight("2"));
-        assert!(t.first_sight("3"));
-        assert!(t.first_sight("1"), "1 fell out of the window");
-    }
 
     #[tokio::test]
     async fn abort_stops_a_tracked_task() {

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod id;
 pub mod jid;
 pub mod message;
+pub mod seen;
 
 /// The Salt release whose behaviour, texts and formats we follow.
 pub const SALT_VERSION: &str = "3008.4";

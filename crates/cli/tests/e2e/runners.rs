@@ -291,6 +291,14 @@ fn a_full_disk_on_the_master_loses_no_return() {
         c.salt(&["minion1", "test.ping"]);
     }
     assert!(c.master_log().contains(failed), "the disk never filled");
+    let mut events = Command::new(bin("salt-run"))
+        .arg("-c")
+        .arg(c.etc())
+        .args(["state.event", "salt/job/*/ret/minion1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     // The CLI still gets the return (from the event bus); the job cache cannot take it, so the
     // master does not acknowledge it and the minion keeps it.
     let r = c.salt(&["-v", "minion1", "cmd.run", "echo during"]);
@@ -308,6 +316,13 @@ fn a_full_disk_on_the_master_loses_no_return() {
     let log = c.master_log();
     assert_eq!(log.matches(failed).count(), 1, "logged once, not per attempt:\n{log}");
     assert!(log.contains("returns are spooled for the job cache again"), "{log}");
+    // Sent several times, the return fired one event.
+    assert!(c.minion_log("minion1").contains("sending them again"));
+    let _ = events.kill();
+    let lines: Vec<String> = BufReader::new(events.stdout.take().unwrap()).lines().map_while(Result::ok).collect();
+    let tag = format!("salt/job/{jid}/ret/minion1\t");
+    assert_eq!(lines.iter().filter(|l| l.starts_with(&tag)).count(), 1, "{lines:#?}");
+    let _ = events.wait();
 }
 
 #[test]
