@@ -1,6 +1,8 @@
 //! A spool on a full disk: the push that cannot be written fails with the disk's error (so the
 //! caller keeps the record: the master does not acknowledge the return), what was written
-//! before stays whole on disk, and once there is room again everything arrives, in order.
+//! before stays whole on disk, and once there is room again everything arrives, in order. The
+//! SQLite stores (`local_cache`, `sqlite3`) on a full disk fail clearly and work again once
+//! there is room.
 //!
 //! The disk is a 256 KiB tmpfs mounted for the test, which needs root (`mount`); elsewhere the
 //! test is skipped with a message, except under CI=true, where that is a failure.
@@ -137,30 +139,47 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
     assert!(!dir.path().join("spool/dead-letter.jsonl").exists());
 }
 
+/// Fills the disk under `store` until a return does not fit, then makes room: the next
+/// return is stored at once and reads back (the store does not stay broken).
+async fn recovers_when_there_is_room(disk: &Path, store: &dyn Returner) {
+    let big = |n: u64| {
+        let r = json!({"jid": format!("2026112500000000{n:04}"), "id": "minion1", "fun": "test.echo", "fun_args": [],
+                       "return": {"n": n, "out": "x".repeat(20_000)}, "retcode": 0, "success": true});
+        r.as_object().unwrap().clone()
+    };
+    store.returner_batch(&[big(1)]).await.unwrap();
+    fill(&disk.join("filler"));
+    let mut n = 2;
+    let err = loop {
+        match store.returner_batch(&[big(n)]).await {
+            Ok(()) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 50, "{}: the disk never filled", store.name());
+    };
+    assert!(err.to_string().contains("full"), "{}: {err}", store.name());
+    std::fs::remove_file(disk.join("filler")).unwrap();
+    let started = std::time::Instant::now();
+    store.returner_batch(&[big(n)]).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{}: took {:?}", store.name(), started.elapsed());
+    let got = store.get_jid(&format!("2026112500000000{n:04}")).await.unwrap();
+    assert_eq!(got["minion1"]["return"]["n"], n, "{}", store.name());
+}
+
 #[tokio::test]
 async fn local_cache_on_a_full_disk_recovers_when_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
     let Some(_disk) = Tmpfs::mount(dir.path(), "1m") else { return };
     let cache = salt_returners::local_cache::LocalCache::open(dir.path()).await.unwrap();
-    let big = |n: u64| {
-        let r = json!({"jid": format!("2026112500000000{n:04}"), "id": "minion1", "fun": "test.echo", "return": {"n": n, "out": "x".repeat(20_000)}, "retcode": 0, "success": true});
-        r.as_object().unwrap().clone()
-    };
-    cache.returner_batch(&[big(1)]).await.unwrap();
-    fill(&dir.path().join("filler"));
-    let mut n = 2;
-    let err = loop {
-        match cache.returner_batch(&[big(n)]).await {
-            Ok(()) => n += 1,
-            Err(e) => break e,
-        }
-        assert!(n < 50, "the disk never filled");
-    };
-    assert!(err.to_string().contains("full"), "{err}");
-    std::fs::remove_file(dir.path().join("filler")).unwrap();
-    let started = std::time::Instant::now();
-    cache.returner_batch(&[big(n)]).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    let got = cache.get_jid(&format!("2026112500000000{n:04}")).await.unwrap();
-    assert_eq!(got["minion1"]["return"]["n"], n);
+    recovers_when_there_is_room(dir.path(), &cache).await;
+}
+
+#[tokio::test]
+async fn sqlite3_on_a_full_disk_recovers_when_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_disk) = Tmpfs::mount(dir.path(), "1m") else { return };
+    let config = salt_returners::sqlite3::Sqlite3Config { database: dir.path().join("salt.db"), timeout: Duration::from_secs(5), unique_jid: false };
+    let store = salt_returners::sqlite3::Sqlite3::open_with(config).unwrap();
+    store.create_schema().await.unwrap();
+    recovers_when_there_is_room(dir.path(), &store).await;
 }
