@@ -45,7 +45,7 @@ pub struct JobSpec {
     pub returners: Vec<String>,
     /// The minion's pid: a job process knows it is not the minion.
     pub minion_pid: u32,
-    /// The minion's outbox directory, where the child keeps its return (see [`Outbox`]).
+    /// The minion's outbox directory, where the child keeps its return (see [`crate::outbox::Outbox`]).
     pub outbox: Option<PathBuf>,
 }
 
