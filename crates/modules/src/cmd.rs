@@ -166,115 +166,179 @@ struct Ran {
 }
 
 fn run(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    async move {
-        let b = Signature::parse(RUN_SIG).bind(&args)?;
-        let ran = execute(&ctx, &b, true, python_shell(&ctx, &b)).await?;
-        if b.flag("raise_err") && ran.context_retcode != 0 {
-            let text = if b.flag("hide_output") {
-                String::new()
-            } else {
-                ran.out.stdout.clone()
-            };
-            return Err(ModuleError::CommandExecution(text));
-        }
-        let text = if b.flag("hide_output") {
-            String::new()
-        } else {
-            ran.out.stdout
-        };
-        Ok(Returned::with_retcode(text, ran.context_retcode))
+    CmdFunction {
+        sig: RUN_SIG,
+        stderr: Stderr::Merged,
+        python_shell,
+        reply: reply_run,
     }
-    .boxed()
+    .call(ctx, args)
 }
 
 fn shell(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    async move {
-        let b = Signature::parse(SHELL_SIG).bind(&args)?;
-        let python_shell = b.extra("python_shell").map(truthy).unwrap_or(true);
-        let ran = execute(&ctx, &b, true, python_shell).await?;
-        let text = if b.flag("hide_output") {
-            String::new()
-        } else {
-            ran.out.stdout
-        };
-        Ok(Returned::with_retcode(text, ran.context_retcode))
+    CmdFunction {
+        sig: SHELL_SIG,
+        stderr: Stderr::Merged,
+        python_shell: python_shell_for_cmd_shell,
+        reply: reply_stdout,
     }
-    .boxed()
+    .call(ctx, args)
 }
 
 fn run_stdout(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    async move {
-        let b = Signature::parse(RUN_STDOUT_SIG).bind(&args)?;
-        let ran = execute(&ctx, &b, false, python_shell(&ctx, &b)).await?;
-        let text = if b.flag("hide_output") {
-            String::new()
-        } else {
-            ran.out.stdout
-        };
-        Ok(Returned::with_retcode(text, ran.context_retcode))
+    CmdFunction {
+        sig: RUN_STDOUT_SIG,
+        stderr: Stderr::Apart,
+        python_shell,
+        reply: reply_stdout,
     }
-    .boxed()
+    .call(ctx, args)
 }
 
 fn run_stderr(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    async move {
-        let b = Signature::parse(RUN_STDERR_SIG).bind(&args)?;
-        let ran = execute(&ctx, &b, false, python_shell(&ctx, &b)).await?;
-        let text = if b.flag("hide_output") {
-            String::new()
-        } else {
-            ran.out.stderr
-        };
-        Ok(Returned::with_retcode(text, ran.context_retcode))
+    CmdFunction {
+        sig: RUN_STDERR_SIG,
+        stderr: Stderr::Apart,
+        python_shell,
+        reply: reply_stderr,
     }
-    .boxed()
+    .call(ctx, args)
 }
 
 fn run_all(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    async move {
-        let b = Signature::parse(RUN_ALL_SIG).bind(&args)?;
-        let ran = execute(&ctx, &b, b.flag("redirect_stderr"), python_shell(&ctx, &b)).await?;
-        let hide = b.flag("hide_output");
-        let (stdout, stderr) = if hide {
-            (String::new(), String::new())
-        } else {
-            (ran.out.stdout, ran.out.stderr)
-        };
-        let retcode = ran.out.retcode.map(Value::from).unwrap_or(Value::Null);
-        let pid = Value::from(ran.out.pid);
-        // Salt builds this dict in a different order on the timeout path; keep both.
-        let entries: [(&str, Value); 4] = if ran.out.timed_out {
-            [
-                ("stdout", stdout.into()),
-                ("stderr", stderr.into()),
-                ("retcode", retcode),
-                ("pid", pid),
-            ]
-        } else {
-            [
-                ("pid", pid),
-                ("retcode", retcode),
-                ("stdout", stdout.into()),
-                ("stderr", stderr.into()),
-            ]
-        };
-        let map: Map<String, Value> = entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        Ok(Returned::with_retcode(map, ran.context_retcode))
+    CmdFunction {
+        sig: RUN_ALL_SIG,
+        stderr: Stderr::AsAsked,
+        python_shell,
+        reply: reply_all,
     }
-    .boxed()
+    .call(ctx, args)
 }
 
 fn retcode(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    async move {
-        let b = Signature::parse(RETCODE_SIG).bind(&args)?;
-        let ran = execute(&ctx, &b, true, python_shell(&ctx, &b)).await?;
-        let value = ran.out.retcode.map(Value::from).unwrap_or(Value::Null);
-        Ok(Returned::with_retcode(value, ran.context_retcode))
+    CmdFunction {
+        sig: RETCODE_SIG,
+        stderr: Stderr::Merged,
+        python_shell,
+        reply: reply_retcode,
     }
-    .boxed()
+    .call(ctx, args)
+}
+
+/// What sets one cmd.* function apart from the others; everything else is the same path.
+struct CmdFunction {
+    /// Its signature in Salt's parameter order.
+    sig: &'static str,
+    stderr: Stderr,
+    /// Whether the command runs through the shell.
+    python_shell: fn(&JobContext, &Bound) -> bool,
+    /// Makes the job's return from the run.
+    reply: fn(&Bound, Ran) -> Result<Returned>,
+}
+
+impl CmdFunction {
+    /// Bind `args` to the signature, run the command, and reply.
+    fn call(self, ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
+        async move {
+            let b = Signature::parse(self.sig).bind(&args)?;
+            let merge_stderr = match self.stderr {
+                Stderr::Merged => true,
+                Stderr::Apart => false,
+                Stderr::AsAsked => b.flag("redirect_stderr"),
+            };
+            let python_shell = (self.python_shell)(&ctx, &b);
+            let ran = execute(&ctx, &b, merge_stderr, python_shell).await?;
+            (self.reply)(&b, ran)
+        }
+        .boxed()
+    }
+}
+
+/// Where a cmd.* function sends the command's standard error.
+#[derive(Debug, Clone, Copy)]
+enum Stderr {
+    /// Into standard output.
+    Merged,
+    /// Kept apart, so either stream can be returned on its own.
+    Apart,
+    /// Into standard output only when `redirect_stderr=True` (cmd.run_all).
+    AsAsked,
+}
+
+/// cmd.run: the output, or with `raise_err=True` an error carrying it when the command
+/// failed.
+fn reply_run(b: &Bound, ran: Ran) -> Result<Returned> {
+    let text = unless_hidden(b, ran.out.stdout);
+    if b.flag("raise_err") && ran.context_retcode != 0 {
+        return Err(ModuleError::CommandExecution(text));
+    }
+    Ok(Returned::with_retcode(text, ran.context_retcode))
+}
+
+/// cmd.shell and cmd.run_stdout: the standard output.
+fn reply_stdout(b: &Bound, ran: Ran) -> Result<Returned> {
+    let text = unless_hidden(b, ran.out.stdout);
+    Ok(Returned::with_retcode(text, ran.context_retcode))
+}
+
+/// cmd.run_stderr: the standard error.
+fn reply_stderr(b: &Bound, ran: Ran) -> Result<Returned> {
+    let text = unless_hidden(b, ran.out.stderr);
+    Ok(Returned::with_retcode(text, ran.context_retcode))
+}
+
+/// cmd.run_all: a dict of pid, retcode, stdout and stderr.
+fn reply_all(b: &Bound, ran: Ran) -> Result<Returned> {
+    let hide = b.flag("hide_output");
+    let (stdout, stderr) = if hide {
+        (String::new(), String::new())
+    } else {
+        (ran.out.stdout, ran.out.stderr)
+    };
+    let retcode = ran.out.retcode.map(Value::from).unwrap_or(Value::Null);
+    let pid = Value::from(ran.out.pid);
+    // Salt builds this dict in a different order on the timeout path; keep both.
+    let entries: [(&str, Value); 4] = if ran.out.timed_out {
+        [
+            ("stdout", stdout.into()),
+            ("stderr", stderr.into()),
+            ("retcode", retcode),
+            ("pid", pid),
+        ]
+    } else {
+        [
+            ("pid", pid),
+            ("retcode", retcode),
+            ("stdout", stdout.into()),
+            ("stderr", stderr.into()),
+        ]
+    };
+    let map: Map<String, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    Ok(Returned::with_retcode(map, ran.context_retcode))
+}
+
+/// cmd.retcode: the exit code (null for a background run).
+fn reply_retcode(_b: &Bound, ran: Ran) -> Result<Returned> {
+    let value = ran.out.retcode.map(Value::from).unwrap_or(Value::Null);
+    Ok(Returned::with_retcode(value, ran.context_retcode))
+}
+
+/// `text`, or nothing under `hide_output=True`.
+fn unless_hidden(b: &Bound, text: String) -> String {
+    if b.flag("hide_output") {
+        String::new()
+    } else {
+        text
+    }
+}
+
+/// cmd.shell runs through the shell unless told otherwise. `python_shell` is not in its
+/// signature, so a caller's value arrives among the extra keywords.
+fn python_shell_for_cmd_shell(_ctx: &JobContext, b: &Bound) -> bool {
+    b.extra("python_shell").map(truthy).unwrap_or(true)
 }
 
 /// Salt's `_python_shell_default`: a job from the publisher (it has a jid) runs through the
