@@ -944,66 +944,70 @@ struct User {
 
 fn lookup_user(name: &str) -> Option<User> {
     let c_name = CString::new(name).ok()?;
+    // SAFETY: getpwnam_r gets a NUL-terminated name and passwd_entry's out-parameters.
+    let entry = passwd_entry(|pwd, buf, len, result| unsafe {
+        libc::getpwnam_r(c_name.as_ptr(), pwd, buf, len, result)
+    })?;
+    Some(User {
+        name: name.to_string(),
+        uid: entry.uid,
+        gid: entry.gid,
+        home: entry.home.unwrap_or_default(),
+    })
+}
+
+fn current_home() -> Option<String> {
+    // SAFETY: getpwuid_r gets passwd_entry's out-parameters; getuid has no preconditions.
+    passwd_entry(|pwd, buf, len, result| unsafe {
+        libc::getpwuid_r(libc::getuid(), pwd, buf, len, result)
+    })?
+    .home
+}
+
+/// What we keep of a passwd entry.
+struct PasswdEntry {
+    uid: u32,
+    gid: u32,
+    /// `None` when the entry has no home directory.
+    home: Option<String>,
+}
+
+/// Look up a passwd entry with one of the reentrant `getpw*_r` calls: `getpw_r` gets the
+/// entry to fill, the buffer, its length and the result pointer, and returns the call's
+/// result. What we need is copied out before the buffer goes.
+fn passwd_entry(
+    getpw_r: impl FnOnce(
+        *mut libc::passwd,
+        *mut libc::c_char,
+        libc::size_t,
+        *mut *mut libc::passwd,
+    ) -> libc::c_int,
+) -> Option<PasswdEntry> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: zeroed passwd is a valid out-parameter; getpwnam_r fills it with pointers
+    // SAFETY: zeroed passwd is a valid out-parameter; getpw*_r fills it with pointers
     // into `buf`, which outlives every read below.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c_name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let rc = getpw_r(&mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
     if rc != 0 || result.is_null() {
         return None;
     }
-    let home = if pwd.pw_dir.is_null() {
-        String::new()
-    } else {
+    let home = (!pwd.pw_dir.is_null()).then(|| {
         unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }
             .to_string_lossy()
             .into_owned()
-    };
-    Some(User {
-        name: name.to_string(),
+    });
+    Some(PasswdEntry {
         uid: pwd.pw_uid,
         gid: pwd.pw_gid,
         home,
     })
 }
 
-fn current_home() -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: as in lookup_user.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getpwuid_r(
-            libc::getuid(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
-        return None;
-    }
-    Some(
-        unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }
-            .to_string_lossy()
-            .into_owned(),
-    )
-}
-
 fn lookup_group(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 64 * 1024];
-    // SAFETY: as in lookup_user, for group entries.
+    // SAFETY: as in passwd_entry, for group entries.
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::group = std::ptr::null_mut();
     let rc = unsafe {
