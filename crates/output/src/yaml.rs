@@ -282,50 +282,41 @@ impl Emitter {
         if !self.whitespace && (!text.is_empty() || self.flow_level > 0) {
             self.put(' ');
         }
-        let chars: Vec<char> = text.chars().collect();
-        let (mut spaces, mut breaks) = (false, false);
-        for (i, &c) in chars.iter().enumerate() {
-            if c == ' ' {
-                let next_is_space = chars.get(i + 1) == Some(&' ');
-                if allow_breaks && !spaces && self.column > self.best_width && !next_is_space {
-                    self.write_indent();
-                } else {
-                    self.put(c);
-                }
-                spaces = true;
-            } else if is_break(c) {
-                if !breaks && c == '\n' {
-                    self.put_break();
-                }
-                self.write_break(c);
-                self.indention = true;
-                breaks = true;
-            } else {
-                if breaks {
-                    self.write_indent();
-                }
-                self.put(c);
-                self.indention = false;
-                spaces = false;
-                breaks = false;
-            }
-        }
+        self.write_folded_text(text, allow_breaks, Style::Plain);
         self.whitespace = false;
         self.indention = false;
     }
 
     fn write_single_quoted(&mut self, text: &str, allow_breaks: bool) {
         self.write_indicator("'", true, false, false);
+        self.write_folded_text(text, allow_breaks, Style::Single);
+        self.write_indicator("'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    /// The text of a plain or single-quoted scalar, as libyaml's
+    /// `yaml_emitter_write_plain_scalar` and `yaml_emitter_write_single_quoted`
+    /// write it: a space past the best width becomes a line break (unless a
+    /// space follows), and a run of line breaks gets one break more, so that
+    /// it reads back. The two differ only where `quoted` is tested.
+    fn write_folded_text(&mut self, text: &str, allow_breaks: bool, style: Style) {
+        let quoted = match style {
+            Style::Plain => false,
+            Style::Single => true,
+            Style::Double => unreachable!("double-quoted text has its own writer"),
+        };
         let chars: Vec<char> = text.chars().collect();
         let (mut spaces, mut breaks) = (false, false);
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
                 let next_is_space = chars.get(i + 1) == Some(&' ');
+                // Quoted text never folds at its first or last character.
+                let at_either_end = i == 0 || i == chars.len() - 1;
                 if allow_breaks
                     && !spaces
                     && self.column > self.best_width
-                    && i != 0
-                    && i != chars.len() - 1
+                    && !(quoted && at_either_end)
                     && !next_is_space
                 {
                     self.write_indent();
@@ -344,7 +335,7 @@ impl Emitter {
                 if breaks {
                     self.write_indent();
                 }
-                if c == '\'' {
+                if quoted && c == '\'' {
                     self.put('\'');
                 }
                 self.put(c);
@@ -353,12 +344,9 @@ impl Emitter {
                 breaks = false;
             }
         }
-        if breaks {
+        if quoted && breaks {
             self.write_indent();
         }
-        self.write_indicator("'", false, false, false);
-        self.whitespace = false;
-        self.indention = false;
     }
 
     fn write_double_quoted(&mut self, text: &str, allow_breaks: bool) {
