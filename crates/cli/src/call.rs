@@ -44,14 +44,10 @@ struct Flags {
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
-    let flags: Flags = match crate::common::parse(argv) {
+    let flags = match crate::common::parse_or_version("salt-call", argv, |f: &Flags| f.version) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    if flags.version {
-        println!("{}", salt_proto::version_line("salt-call"));
-        return 0;
-    }
     let Some(fun) = flags.words.first().cloned() else {
         eprintln!("Usage: salt-call [options] <function> [arguments]\n\nsalt-call: error: Invalid arguments: a function is required");
         return 2;

@@ -1,5 +1,5 @@
-//! The start every CLI program shares: flags, console logging, config, runtime — each failure
-//! turned into the message and exit code Salt's tools use.
+//! The start every CLI program shares: flags and `--version`, console logging, config, runtime —
+//! each failure turned into the message and exit code Salt's tools use.
 
 use std::path::Path;
 
@@ -15,6 +15,17 @@ pub(crate) fn parse<F: clap::Parser>(argv: Vec<String>) -> Result<F, i32> {
             0
         }
     })
+}
+
+/// Parses the flags as [`parse`] does, then answers `--version` (`asked_version` reads it from
+/// the flags) with the version line and exit code 0.
+pub(crate) fn parse_or_version<F: clap::Parser>(program: &str, argv: Vec<String>, asked_version: fn(&F) -> bool) -> Result<F, i32> {
+    let flags = parse(argv)?;
+    if asked_version(&flags) {
+        println!("{}", salt_proto::version_line(program));
+        return Err(0);
+    }
+    Ok(flags)
 }
 
 /// Console logging at Salt's level name `log_level`, then the `role` config from `config_dir`.

@@ -49,17 +49,10 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         Program::Master => ("salt-master", Role::Master),
         Program::Minion => ("salt-minion", Role::Minion),
     };
-    let flags = match Flags::try_parse_from(argv) {
+    let flags = match crate::common::parse_or_version(name, argv, |f: &Flags| f.version) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
+        Err(code) => return code,
     };
-    if flags.version {
-        println!("{}", salt_proto::version_line(name));
-        return 0;
-    }
     let config = match Config::load(role, &flags.config_dir) {
         Ok(c) => c,
         Err(e) => {

@@ -35,14 +35,10 @@ struct Flags {
 const MASTER_DOWN: &str = "Failed to connect to the Master, is the Salt Master running?";
 
 pub fn main(argv: Vec<String>) -> i32 {
-    let flags: Flags = match crate::common::parse(argv) {
+    let flags = match crate::common::parse_or_version("salt-run", argv, |f: &Flags| f.version) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    if flags.version {
-        println!("{}", salt_proto::version_line("salt-run"));
-        return 0;
-    }
     let Some(fun) = flags.words.first().cloned() else {
         eprintln!("Usage: salt-run [options] <function> [arguments]\n\nsalt-run: error: Invalid arguments: a runner function is required");
         return 2;

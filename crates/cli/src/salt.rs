@@ -106,14 +106,10 @@ fn ctrl_c_text(jid: &str) -> String {
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
-    let flags: Flags = match crate::common::parse(argv) {
+    let flags = match crate::common::parse_or_version("salt", argv, |f: &Flags| f.version) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    if flags.version {
-        println!("{}", salt_proto::version_line("salt"));
-        return 0;
-    }
     if flags.words.len() < 2 {
         eprintln!("Usage: salt [options] '<target>' <function> [arguments]\n\nsalt: error: Invalid arguments: a target and a function are required");
         return 2;
