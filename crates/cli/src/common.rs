@@ -35,6 +35,11 @@ pub(crate) fn setup(program: &str, log_level: &str, role: Role, config_dir: &Pat
         2
     })?;
     crate::logging::init(level, None);
+    load_config(program, role, config_dir)
+}
+
+/// The `role` config from `config_dir`.
+pub(crate) fn load_config(program: &str, role: Role, config_dir: &Path) -> Result<Config, i32> {
     Config::load(role, config_dir).map_err(|e| {
         eprintln!("{program}: {e}");
         2

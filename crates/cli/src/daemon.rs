@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use salt_config::{Config, Role};
+use salt_config::Role;
 
 use crate::logging;
 
@@ -53,12 +53,9 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let config = match Config::load(role, &flags.config_dir) {
+    let config = match crate::common::load_config(name, role, &flags.config_dir) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let console_name = flags.log_level.clone().or_else(|| config.str("log_level").map(str::to_string)).unwrap_or_else(|| "warning".into());
     let file_name = flags

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use salt_config::{Config, Role};
+use salt_config::Role;
 use salt_returners::options::Lookup;
 
 #[derive(Parser, Debug)]
@@ -35,12 +35,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         Err(code) => return code,
     };
     let role = if flags.minion { Role::Minion } else { Role::Master };
-    let config = match Config::load(role, &flags.config_dir) {
+    let config = match crate::common::load_config("salt-returner-schema", role, &flags.config_dir) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("salt-returner-schema: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let runtime = match crate::common::runtime("salt-returner-schema", false) {
         Ok(rt) => rt,
