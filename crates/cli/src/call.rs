@@ -13,7 +13,7 @@ use salt_modules::{JobContext, Registry};
 use salt_output::Outputter;
 use serde_json::{Map, Value};
 
-use crate::output::{OutputFlags, Printer};
+use crate::output::OutputFlags;
 
 #[derive(Parser, Debug)]
 #[command(name = "salt-call", disable_version_flag = true, about = "Run a Salt function on this machine.")]
@@ -62,12 +62,9 @@ pub fn main(argv: Vec<String>) -> i32 {
     if let Some(id) = &flags.id {
         config.set("id", Value::String(id.clone()));
     }
-    let mut printer = match Printer::new(flags.output.clone()) {
+    let mut printer = match crate::common::printer("salt-call", flags.output.clone()) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("salt-call: error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let id = match salt_minion::minion_id(&config) {
         Ok(id) => id,

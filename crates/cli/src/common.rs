@@ -1,9 +1,12 @@
-//! The start every CLI program shares: flags and `--version`, console logging, config, runtime —
-//! each failure turned into the message and exit code Salt's tools use.
+//! The start every CLI program shares: flags and `--version`, console logging, config, the
+//! printer for the output flags, runtime — each failure turned into the message and exit code
+//! Salt's tools use.
 
 use std::path::Path;
 
 use salt_config::{Config, Role};
+
+use crate::output::{OutputFlags, Printer};
 
 /// Parses the flags; `--help` and `--version`-style exits and usage errors become an exit code.
 pub(crate) fn parse<F: clap::Parser>(argv: Vec<String>) -> Result<F, i32> {
@@ -42,6 +45,14 @@ pub(crate) fn setup(program: &str, log_level: &str, role: Role, config_dir: &Pat
 pub(crate) fn load_config(program: &str, role: Role, config_dir: &Path) -> Result<Config, i32> {
     Config::load(role, config_dir).map_err(|e| {
         eprintln!("{program}: {e}");
+        2
+    })
+}
+
+/// The printer for the output flags; an unknown `--out` is a usage error.
+pub(crate) fn printer(program: &str, flags: OutputFlags) -> Result<Printer, i32> {
+    Printer::new(flags).map_err(|e| {
+        eprintln!("{program}: error: {e}");
         2
     })
 }

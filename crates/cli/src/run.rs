@@ -47,12 +47,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let printer = match Printer::new(flags.output.clone()) {
+    let printer = match crate::common::printer("salt-run", flags.output.clone()) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("salt-run: error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let arg = salt_config::args::parse_input(&flags.words[1..]);
     let runtime = match crate::common::runtime("salt-run", false) {

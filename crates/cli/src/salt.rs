@@ -118,12 +118,9 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let printer = match Printer::new(flags.output.clone()) {
+    let printer = match crate::common::printer("salt", flags.output.clone()) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("salt: error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let runtime = match crate::common::runtime("salt", false) {
         Ok(rt) => rt,
