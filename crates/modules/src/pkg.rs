@@ -82,41 +82,48 @@ async fn installed(backend: Backend, removed: bool) -> Result<PkgList> {
     match backend {
         Backend::Apt => {
             let arch = run(&["dpkg", "--print-architecture"]).await?.stdout;
-            let out = run(&[
+            let listing = query(
                 "dpkg-query",
-                "--showformat=${Status} ${Package} ${Version} ${Architecture}\n",
-                "-W",
-            ])
+                &[
+                    "dpkg-query",
+                    "--showformat=${Status} ${Package} ${Version} ${Architecture}\n",
+                    "-W",
+                ],
+            )
             .await?;
-            if out.retcode != Some(0) {
-                return Err(ModuleError::CommandExecution(format!(
-                    "dpkg-query failed: {}",
-                    out.stderr
-                )));
-            }
-            Ok(parse_dpkg_query(&out.stdout, arch.trim(), removed))
+            Ok(parse_dpkg_query(&listing, arch.trim(), removed))
         }
         Backend::Rpm(_) => {
             if removed {
                 return Ok(PkgList::new());
             }
             let arch = run(&["uname", "-m"]).await?.stdout;
-            let out = run(&[
-                "rpm",
-                "-qa",
-                "--queryformat",
-                "%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n",
-            ])
+            let listing = query(
+                "rpm -qa",
+                &[
+                    "rpm",
+                    "-qa",
+                    "--queryformat",
+                    "%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n",
+                ],
+            )
             .await?;
-            if out.retcode != Some(0) {
-                return Err(ModuleError::CommandExecution(format!(
-                    "rpm -qa failed: {}",
-                    out.stderr
-                )));
-            }
-            Ok(parse_rpm_qa(&out.stdout, arch.trim()))
+            Ok(parse_rpm_qa(&listing, arch.trim()))
         }
     }
+}
+
+/// The output of a package database query; a failed query is an error that names it
+/// (`what`) and carries its standard error.
+async fn query(what: &str, argv: &[&str]) -> Result<String> {
+    let out = run(argv).await?;
+    if out.retcode != Some(0) {
+        return Err(ModuleError::CommandExecution(format!(
+            "{what} failed: {}",
+            out.stderr
+        )));
+    }
+    Ok(out.stdout)
 }
 
 /// `dpkg-query -W` lines `<want> <error> <status> <name> <version> <arch>`: installed
