@@ -26,6 +26,46 @@ pub(crate) trait JobChunks: Sync {
     async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>>;
 }
 
+/// What differs between the stores' chunk queries: how an identifier is quoted and how a
+/// field of the `load` column is read as JSON text.
+pub(crate) struct Dialect {
+    /// Put around `jid`, `jids` and `load` (MySQL's backtick; nothing for SQLite).
+    pub quote: &'static str,
+    /// The JSON text at `path` in `load` (already quoted).
+    pub field: fn(load: &str, path: &str) -> String,
+}
+
+/// The chunk query of [`JobChunks::chunk`]: the jid and each of [`FIELDS`], with the values
+/// bound in this order: `lo`, `hi`, `hi` again, the limit. Fixed fragments only; every value
+/// is bound.
+pub(crate) fn chunk_sql(dialect: &Dialect, lo_inclusive: bool, oldest_first: bool) -> String {
+    let q = |name: &str| format!("{0}{name}{0}", dialect.quote);
+    let (jid, load) = (q("jid"), q("load"));
+    let cols: String = FIELDS.iter().map(|p| format!(", {}", (dialect.field)(&load, p))).collect();
+    format!(
+        "SELECT {jid}{cols} FROM {} WHERE {jid} {} ? AND (? IS NULL OR {jid} < ?) ORDER BY {jid} {} LIMIT ?",
+        q("jids"),
+        if lo_inclusive { ">=" } else { ">" },
+        if oldest_first { "ASC" } else { "DESC" },
+    )
+}
+
+/// The jobs of a chunk query's rows (see [`chunk_sql`]), whatever the driver.
+pub(crate) fn summaries<R>(rows: &[R]) -> std::result::Result<Vec<JobSummary>, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            let jid: String = row.try_get(0)?;
+            let fields = (1..=FIELDS.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(summary(&jid, &fields))
+        })
+        .collect()
+}
+
 /// A job from its jid and the JSON text of each of [`FIELDS`] (None: not in the load).
 pub(crate) fn summary(jid: &str, fields: &[Option<String>]) -> JobSummary {
     let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());

@@ -42,7 +42,7 @@ pub use config::MySqlConfig;
 use crate::options::Lookup;
 use crate::redact::scrub;
 use crate::{Capability, Event, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
-use listing::{JobChunks, FIELDS};
+use listing::{Dialect, JobChunks};
 use text::{dumps, dumps_around_return, dumps_map, escape_astral};
 
 /// Connections a store keeps open at most: the master writes through one spool per store, so a
@@ -56,6 +56,9 @@ const MEDIUMTEXT_MAX: usize = 16 * 1024 * 1024 - 1;
 /// `salt_returns.fun` is `varchar(50)`, `salt_events.tag` `varchar(255)`.
 const FUN_MAX_CHARS: usize = 50;
 const TAG_MAX_CHARS: usize = 255;
+
+/// Backticked names; `JSON_EXTRACT` gives each listing field as JSON text.
+const CHUNK_DIALECT: Dialect = Dialect { quote: "`", field: |load, path| format!("JSON_EXTRACT({load}, '{path}')") };
 
 /// One jid clock per process, so jids allocated here are unique and increasing.
 static JIDS: salt_proto::jid::JidGenerator = salt_proto::jid::JidGenerator::new();
@@ -453,13 +456,7 @@ impl MySql {
 #[async_trait]
 impl JobChunks for MySql {
     async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>> {
-        // Fixed fragments only; every value is bound.
-        let cols: String = FIELDS.iter().map(|p| format!(", JSON_EXTRACT(`load`, '{p}')")).collect();
-        let sql = format!(
-            "SELECT `jid`{cols} FROM `jids` WHERE `jid` {} ? AND (? IS NULL OR `jid` < ?) ORDER BY `jid` {} LIMIT ?",
-            if lo_inclusive { ">=" } else { ">" },
-            if oldest_first { "ASC" } else { "DESC" },
-        );
+        let sql = listing::chunk_sql(&CHUNK_DIALECT, lo_inclusive, oldest_first);
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(lo)
             .bind(hi)
@@ -468,14 +465,7 @@ impl JobChunks for MySql {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.db_err(e))?;
-        rows.iter()
-            .map(|row| {
-                let jid: String = row.try_get(0)?;
-                let fields = (1..=FIELDS.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(listing::summary(&jid, &fields))
-            })
-            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
-            .map_err(|e| self.db_err(e))
+        listing::summaries(&rows).map_err(|e| self.db_err(e))
     }
 }
 
@@ -644,6 +634,21 @@ mod tests {
         assert!(prepare_return(&long_fun).unwrap_err().contains("longer than 50"));
         let huge = obj(json!({"return": "x".repeat(MEDIUMTEXT_MAX), "jid": "20261125003808100453", "fun": "f", "id": "m1"}));
         assert!(prepare_return(&huge).unwrap_err().contains("16 MiB"));
+    }
+
+    #[test]
+    fn chunk_query_reads_fields_with_json_extract() {
+        let fields = "JSON_EXTRACT(`load`, '$.fun'), JSON_EXTRACT(`load`, '$.tgt'), JSON_EXTRACT(`load`, '$.tgt_type'), \
+                      JSON_EXTRACT(`load`, '$.user'), JSON_EXTRACT(`load`, '$.arg'), JSON_EXTRACT(`load`, '$.fun_args'), \
+                      JSON_EXTRACT(`load`, '$.metadata'), JSON_EXTRACT(`load`, '$.kwargs.metadata')";
+        assert_eq!(
+            listing::chunk_sql(&CHUNK_DIALECT, true, false),
+            format!("SELECT `jid`, {fields} FROM `jids` WHERE `jid` >= ? AND (? IS NULL OR `jid` < ?) ORDER BY `jid` DESC LIMIT ?")
+        );
+        assert_eq!(
+            listing::chunk_sql(&CHUNK_DIALECT, false, true),
+            format!("SELECT `jid`, {fields} FROM `jids` WHERE `jid` > ? AND (? IS NULL OR `jid` < ?) ORDER BY `jid` ASC LIMIT ?")
+        );
     }
 
     #[test]

@@ -28,13 +28,16 @@ use tokio::sync::OnceCell;
 
 pub use config::Sqlite3Config;
 
-use crate::mysql::listing::{self, JobChunks, FIELDS};
+use crate::mysql::listing::{self, Dialect, JobChunks};
 use crate::mysql::text::{dumps, dumps_map};
 use crate::options::Lookup;
 use crate::{Capability, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
 
 /// Rows per INSERT: 7 parameters each, far below SQLite's 32766.
 const ROWS_PER_INSERT: usize = 1000;
+
+/// Bare names; `->` gives each listing field as JSON text.
+const CHUNK_DIALECT: Dialect = Dialect { quote: "", field: |load, path| format!("{load} -> '{path}'") };
 
 static JIDS: salt_proto::jid::JidGenerator = salt_proto::jid::JidGenerator::new();
 
@@ -265,13 +268,7 @@ impl Sqlite3 {
 #[async_trait]
 impl JobChunks for Sqlite3 {
     async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>> {
-        // `->` gives each field as JSON text; fixed fragments only, every value bound.
-        let cols: String = FIELDS.iter().map(|p| format!(", load -> '{p}'")).collect();
-        let sql = format!(
-            "SELECT jid{cols} FROM jids WHERE jid {} ? AND (? IS NULL OR jid < ?) ORDER BY jid {} LIMIT ?",
-            if lo_inclusive { ">=" } else { ">" },
-            if oldest_first { "ASC" } else { "DESC" },
-        );
+        let sql = listing::chunk_sql(&CHUNK_DIALECT, lo_inclusive, oldest_first);
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(lo)
             .bind(hi)
@@ -280,14 +277,7 @@ impl JobChunks for Sqlite3 {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.db_err(e))?;
-        rows.iter()
-            .map(|row| {
-                let jid: String = row.try_get(0)?;
-                let fields = (1..=FIELDS.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(listing::summary(&jid, &fields))
-            })
-            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
-            .map_err(|e| self.db_err(e))
+        listing::summaries(&rows).map_err(|e| self.db_err(e))
     }
 }
 
@@ -418,6 +408,20 @@ mod tests {
         let ret = json!({"return": 3, "jid": "20261125003808100453", "fun": "cmd.retcode", "fun_args": [], "id": "m"});
         let row = prepare_return(ret.as_object().unwrap()).unwrap().unwrap();
         assert_eq!((row.fun_args, row.success.as_str()), (None, ""));
+    }
+
+    #[test]
+    fn chunk_query_reads_fields_with_arrow() {
+        let fields = "load -> '$.fun', load -> '$.tgt', load -> '$.tgt_type', load -> '$.user', load -> '$.arg', \
+                      load -> '$.fun_args', load -> '$.metadata', load -> '$.kwargs.metadata'";
+        assert_eq!(
+            listing::chunk_sql(&CHUNK_DIALECT, true, false),
+            format!("SELECT jid, {fields} FROM jids WHERE jid >= ? AND (? IS NULL OR jid < ?) ORDER BY jid DESC LIMIT ?")
+        );
+        assert_eq!(
+            listing::chunk_sql(&CHUNK_DIALECT, false, true),
+            format!("SELECT jid, {fields} FROM jids WHERE jid > ? AND (? IS NULL OR jid < ?) ORDER BY jid ASC LIMIT ?")
+        );
     }
 
     #[test]
