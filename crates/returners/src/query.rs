@@ -1,10 +1,14 @@
 //! The part of a [`JobQuery`] every SQL store applies in Rust while it walks the jid index in
-//! chunks: function, target and metadata filters (Salt's `jobs.list_jobs` semantics), and the
-//! jid range a time window becomes.
+//! chunks: function, target and metadata filters (Salt's `jobs.list_jobs` semantics), the
+//! jid range a time window becomes, and the walk itself ([`get_jids`]).
 
+use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{JobQuery, JobSummary};
+use crate::{JobQuery, JobSummary, Result};
+
+const MIN_CHUNK: usize = 64;
+const MAX_CHUNK: usize = 4096;
 
 /// The CLI's polls, which `list_jobs_filter` leaves out.
 pub(crate) const FIND_JOB: &str = "saltutil.find_job";
@@ -60,3 +64,52 @@ pub(crate) fn bounds(q: &JobQuery) -> (String, Option<String>) {
     )
 }
 
+/// One chunk of the walk, from a store: jobs with `lo <(=) jid < hi`, in jid order.
+#[async_trait]
+pub(crate) trait JobChunks: Sync {
+    async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>>;
+}
+
+/// `get_jids` for a store that reads its jobs in chunks (keyset paging on the jid). Filters are
+/// applied here, and the walk stops as soon as `offset + limit` jobs matched, so the first page
+/// costs the same whatever the table holds.
+pub(crate) async fn get_jids(src: &dyn JobChunks, q: &JobQuery) -> Result<Vec<JobSummary>> {
+    let want = q.limit.map(|l| q.offset.saturating_add(l));
+    if want == Some(0) {
+        return Ok(Vec::new());
+    }
+    let mut chunk = want.unwrap_or(MAX_CHUNK).clamp(MIN_CHUNK, MAX_CHUNK);
+    let (mut lo, mut hi) = bounds(q);
+    let mut lo_inclusive = true;
+    let mut skipped = 0;
+    let mut out = Vec::new();
+    loop {
+        let jobs = src.chunk(&lo, lo_inclusive, hi.as_deref(), q.oldest_first, chunk).await?;
+        let last_chunk = jobs.len() < chunk;
+        for job in jobs {
+            // The next chunk starts past this jid.
+            if q.oldest_first {
+                lo = job.jid.clone();
+                lo_inclusive = false;
+            } else {
+                hi = Some(job.jid.clone());
+            }
+            if !accepts(q, &job) {
+                continue;
+            }
+            if skipped < q.offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(job);
+            if Some(out.len() + q.offset) == want {
+                return Ok(out);
+            }
+        }
+        if last_chunk {
+            return Ok(out);
+        }
+        // Rows may be filtered out here: read more at a time.
+        chunk = (chunk * 2).min(MAX_CHUNK);
+    }
+}

@@ -1,30 +1,18 @@
-//! `get_jids` over Salt's `jids(jid, load)` table; shared by `mysql` and `sqlite3`.
+//! The chunks of `get_jids` over Salt's `jids(jid, load)` table; shared by `mysql` and `sqlite3`.
 //!
 //! Salt's schema has no listing columns. A listing walks the `jid` key in jid order, in chunks
-//! (keyset paging), and asks the server only for the few small fields of each load (`fun`,
-//! `tgt`, `user`, ...) — never the whole load, which for a runner job carries its whole result.
-//! Filters are applied here on those fields, and the walk stops as soon as `offset + limit`
-//! jobs matched, so the first page costs the same whatever the table holds. A rare function
-//! is found by walking every newer job: the price of Salt's schema.
+//! (keyset paging, see [`crate::query::get_jids`]), and asks the server only for the few small
+//! fields of each load (`fun`, `tgt`, `user`, ...) — never the whole load, which for a runner
+//! job carries its whole result. A rare function is found by walking every newer job: the
+//! price of Salt's schema.
 
-use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::query::{accepts, bounds};
-use crate::{format, JobQuery, JobSummary, Result};
-
-const MIN_CHUNK: usize = 64;
-const MAX_CHUNK: usize = 4096;
+use crate::{format, JobSummary};
 
 /// The load fields a listing reads, as JSON paths, in the order a chunk query selects them
 /// after the jid. The last one is `kwargs.metadata`.
 pub(crate) const FIELDS: [&str; 8] = ["$.fun", "$.tgt", "$.tgt_type", "$.user", "$.arg", "$.fun_args", "$.metadata", "$.kwargs.metadata"];
-
-/// One chunk of the walk, from a store: jobs with `lo <(=) jid < hi`, in jid order.
-#[async_trait]
-pub(crate) trait JobChunks: Sync {
-    async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>>;
-}
 
 /// What differs between the stores' chunk queries: how an identifier is quoted and how a
 /// field of the `load` column is read as JSON text.
@@ -35,7 +23,7 @@ pub(crate) struct Dialect {
     pub field: fn(load: &str, path: &str) -> String,
 }
 
-/// The chunk query of [`JobChunks::chunk`]: the jid and each of [`FIELDS`], with the values
+/// The chunk query of [`crate::query::JobChunks::chunk`]: the jid and each of [`FIELDS`], with the values
 /// bound in this order: `lo`, `hi`, `hi` again, the limit. Fixed fragments only; every value
 /// is bound.
 pub(crate) fn chunk_sql(dialect: &Dialect, lo_inclusive: bool, oldest_first: bool) -> String {
@@ -83,51 +71,11 @@ pub(crate) fn summary(jid: &str, fields: &[Option<String>]) -> JobSummary {
     format::summary_from_load(jid, &load)
 }
 
-pub(crate) async fn get_jids(src: &dyn JobChunks, q: &JobQuery) -> Result<Vec<JobSummary>> {
-    let want = q.limit.map(|l| q.offset.saturating_add(l));
-    if want == Some(0) {
-        return Ok(Vec::new());
-    }
-    let mut chunk = want.unwrap_or(MAX_CHUNK).clamp(MIN_CHUNK, MAX_CHUNK);
-    let (mut lo, mut hi) = bounds(q);
-    let mut lo_inclusive = true;
-    let mut skipped = 0;
-    let mut out = Vec::new();
-    loop {
-        let jobs = src.chunk(&lo, lo_inclusive, hi.as_deref(), q.oldest_first, chunk).await?;
-        let last_chunk = jobs.len() < chunk;
-        for job in jobs {
-            // The next chunk starts past this jid.
-            if q.oldest_first {
-                lo = job.jid.clone();
-                lo_inclusive = false;
-            } else {
-                hi = Some(job.jid.clone());
-            }
-            if !accepts(q, &job) {
-                continue;
-            }
-            if skipped < q.offset {
-                skipped += 1;
-                continue;
-            }
-            out.push(job);
-            if Some(out.len() + q.offset) == want {
-                return Ok(out);
-            }
-        }
-        if last_chunk {
-            return Ok(out);
-        }
-        // Rows may be filtered out here: read more at a time.
-        chunk = (chunk * 2).min(MAX_CHUNK);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::FIND_JOB;
+    use crate::query::{accepts, bounds, FIND_JOB};
+    use crate::JobQuery;
     use serde_json::json;
 
     #[test]

@@ -40,9 +40,10 @@ use tokio::sync::OnceCell;
 pub use config::MySqlConfig;
 
 use crate::options::Lookup;
+use crate::query::JobChunks;
 use crate::redact::scrub;
 use crate::{Capability, Event, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
-use listing::{Dialect, JobChunks};
+use listing::Dialect;
 use text::{dumps, dumps_around_return, dumps_map, escape_astral};
 
 /// Connections a store keeps open at most: the master writes through one spool per store, so a
@@ -577,7 +578,7 @@ impl Returner for MySql {
     }
 
     async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        listing::get_jids(self, query).await
+        crate::query::get_jids(self, query).await
     }
 
     async fn get_minions(&self) -> Result<Vec<String>> {

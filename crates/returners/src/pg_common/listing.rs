@@ -1,21 +1,18 @@
-//! `get_jids` over Salt's `jids` table.
+//! The chunks of `get_jids` over Salt's `jids` table.
 //!
 //! Salt's schema has no listing columns, only `jids(jid, load)`. A listing walks the primary
-//! key in jid order, in chunks (keyset paging), and asks the server for the few small fields
-//! of each load (`fun`, `tgt`, `user`, ...), never the whole load: a runner job's load carries
-//! its whole result. Filters are applied here, on those fields, and the walk stops as soon as
-//! `offset + limit` jobs matched, so the first page costs the same whatever the table holds.
-//! A rare function is found by walking every newer job: the price of Salt's schema.
+//! key in jid order, in chunks (keyset paging, see [`crate::query::get_jids`]), and asks the
+//! server for the few small fields of each load (`fun`, `tgt`, `user`, ...), never the whole
+//! load: a runner job's load carries its whole result. A rare function is found by walking
+//! every newer job: the price of Salt's schema.
 
+use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::Row;
 
 use super::{Columns, PgStore};
-use crate::query::{accepts, bounds};
-use crate::{format, JobQuery, JobSummary, Result};
-
-const MIN_CHUNK: usize = 64;
-const MAX_CHUNK: usize = 4096;
+use crate::query::JobChunks;
+use crate::{format, JobSummary, Result};
 
 /// The load fields a listing needs, in the order the chunk query selects them.
 const FIELDS: [&str; 7] = [
@@ -24,7 +21,7 @@ const FIELDS: [&str; 7] = [
 
 /// One chunk of the walk: `$1` is the lower jid bound (inclusive for the first chunk, then
 /// the last jid read), `$2` the exclusive upper one or NULL, `$3` the size.
-fn chunk_sql(columns: Columns, oldest_first: bool, first: bool) -> String {
+fn chunk_sql(columns: Columns, oldest_first: bool, lo_inclusive: bool) -> String {
     // A `postgres` load is JSON text, read with the `json` type (no normalising). PostgreSQL
     // cannot de-escape `\u0000` into text, so a load holding one comes back whole instead
     // and is read here (a string with a literal `\u0000` in it takes that path too: slower,
@@ -46,7 +43,7 @@ fn chunk_sql(columns: Columns, oldest_first: bool, first: bool) -> String {
     cols.push_str(", ");
     cols.push_str(raw);
     let order = if oldest_first { "ASC" } else { "DESC" };
-    let lo = if first { ">=" } else { ">" };
+    let lo = if lo_inclusive { ">=" } else { ">" };
     // No sentinel for "no upper bound": in a non-C collation a symbol may sort before digits.
     format!("SELECT {cols} FROM jids WHERE jid {lo} $1 AND ($2::text IS NULL OR jid < $2) ORDER BY jid {order} LIMIT $3")
 }
@@ -76,64 +73,36 @@ fn summary(row: &sqlx::postgres::PgRow) -> std::result::Result<JobSummary, sqlx:
     Ok(format::summary_from_load(&jid, &load))
 }
 
-pub(super) async fn get_jids(store: &PgStore, q: &JobQuery) -> Result<Vec<JobSummary>> {
-    let want = q.limit.map(|l| q.offset.saturating_add(l));
-    if want == Some(0) {
-        return Ok(Vec::new());
-    }
-    let mut chunk = want.unwrap_or(MAX_CHUNK).clamp(MIN_CHUNK, MAX_CHUNK);
-    let (mut lo, mut hi) = bounds(q);
-    let mut first = true;
-    let mut skipped = 0;
-    let mut out = Vec::new();
-    loop {
+#[async_trait]
+impl JobChunks for PgStore {
+    async fn chunk(
+        &self,
+        lo: &str,
+        lo_inclusive: bool,
+        hi: Option<&str>,
+        oldest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<JobSummary>> {
         // The statement is built from fixed fragments only; every value is bound.
-        let sql = sqlx::AssertSqlSafe(chunk_sql(
-            store.flavor.columns,
-            q.oldest_first,
-            first || !q.oldest_first,
-        ));
-        first = false;
+        let sql = sqlx::AssertSqlSafe(chunk_sql(self.flavor.columns, oldest_first, lo_inclusive));
         let rows = sqlx::query(sql)
-            .bind(&lo)
-            .bind(&hi)
-            .bind(chunk as i64)
-            .fetch_all(&store.pool)
+            .bind(lo)
+            .bind(hi)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
             .await
-            .map_err(|e| store.db_err(e))?;
-        let last_chunk = rows.len() < chunk;
-        for row in &rows {
-            let job = summary(row).map_err(|e| store.db_err(e))?;
-            // The next chunk starts past this jid.
-            if q.oldest_first {
-                lo = job.jid.clone();
-            } else {
-                hi = Some(job.jid.clone());
-            }
-            if !accepts(q, &job) {
-                continue;
-            }
-            if skipped < q.offset {
-                skipped += 1;
-                continue;
-            }
-            out.push(job);
-            if Some(out.len() + q.offset) == want {
-                return Ok(out);
-            }
-        }
-        if last_chunk {
-            return Ok(out);
-        }
-        // Rows may be filtered out here: read more at a time.
-        chunk = (chunk * 2).min(MAX_CHUNK);
+            .map_err(|e| self.db_err(e))?;
+        rows.iter()
+            .map(|row| summary(row).map_err(|e| self.db_err(e)))
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::FIND_JOB;
+    use crate::query::{accepts, bounds, FIND_JOB};
+    use crate::JobQuery;
     use serde_json::json;
 
     #[test]

@@ -617,7 +617,7 @@ impl PgStore {
     }
 
     pub(crate) async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        listing::get_jids(self, query).await
+        crate::query::get_jids(self, query).await
     }
 
     pub(crate) async fn clean_old_jobs(&self, keep: Duration) -> Result<u64> {

@@ -28,9 +28,10 @@ use tokio::sync::OnceCell;
 
 pub use config::Sqlite3Config;
 
-use crate::mysql::listing::{self, Dialect, JobChunks};
+use crate::mysql::listing::{self, Dialect};
 use crate::mysql::text::{dumps, dumps_map};
 use crate::options::Lookup;
+use crate::query::JobChunks;
 use crate::{Capability, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
 
 /// Rows per INSERT: 7 parameters each, far below SQLite's 32766.
@@ -381,7 +382,7 @@ impl Returner for Sqlite3 {
     }
 
     async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        listing::get_jids(self, query).await
+        crate::query::get_jids(self, query).await
     }
 
     async fn get_minions(&self) -> Result<Vec<String>> {
