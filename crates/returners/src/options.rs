@@ -96,6 +96,31 @@ pub fn opt_str(options: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
+/// An option that is set: Salt's docs say "set them to None" for unused options, and YAML
+/// gives the string "None" (any case), so that and an empty value mean unset.
+pub(crate) fn opt_set(options: &Map<String, Value>, key: &str) -> Option<String> {
+    opt_str(options, key).filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("none"))
+}
+
+/// A master-wide switch (`archive_jobs`, `unique_jid`) from the process config: on only when
+/// it is `true`.
+pub(crate) fn master_flag(opts: Option<&Map<String, Value>>, key: &str) -> bool {
+    opts.and_then(|o| o.get(key)).is_some_and(|v| v.as_bool() == Some(true))
+}
+
+/// `salt_events.master_id`: the master's `id`, or Salt's `<hostname>_master` when the config
+/// has none.
+pub(crate) fn master_id(opts: Option<&Map<String, Value>>) -> String {
+    opts.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}_master")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ use serde_json::{Map, Value};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{Row, Transaction};
 
+use crate::options::master_flag;
 use crate::{format, Capability, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
 
 /// Jobs removed per purge transaction, so a big purge never holds the write lock for long.
@@ -63,7 +64,7 @@ impl LocalCacheConfig {
             .ok_or_else(|| ReturnerError::Invalid("cachedir is not set".into()))?;
         Ok(LocalCacheConfig {
             cachedir: PathBuf::from(cachedir),
-            unique_jid: opts.get("unique_jid").and_then(Value::as_bool).unwrap_or(false),
+            unique_jid: master_flag(Some(opts), "unique_jid"),
         })
     }
 }

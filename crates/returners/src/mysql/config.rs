@@ -8,11 +8,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
 use super::MySql;
-use crate::options::{opt_str, Lookup};
+use crate::options::{master_flag, master_id, opt_set, opt_str, Lookup};
 use crate::redact::REDACTED;
 use crate::{Result, ReturnerError};
 
@@ -61,11 +61,6 @@ impl fmt::Debug for MySqlConfig {
     }
 }
 
-/// A set value: Salt turns the string "None" into None.
-fn set(options: &Map<String, Value>, key: &str) -> Option<String> {
-    opt_str(options, key).filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("none"))
-}
-
 impl MySqlConfig {
     /// The options `lookup` finds (`mysql.*`, `mysql: {...}`, `alternative.mysql.*` with
     /// `--return_config`, `--return_kwargs`), with Salt's defaults.
@@ -73,7 +68,7 @@ impl MySqlConfig {
         let defaults =
             [("host", json!("salt")), ("user", json!("salt")), ("pass", json!("salt")), ("db", json!("salt")), ("port", json!(3306))];
         let options = lookup.options(MySql::NAME, &ATTRS, &defaults);
-        let port = match set(&options, "port") {
+        let port = match opt_set(&options, "port") {
             None => 3306,
             Some(p) => p
                 .trim()
@@ -82,26 +77,20 @@ impl MySqlConfig {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| ReturnerError::Invalid(format!("mysql: port must be a number from 1 to 65535, not {p:?}")))?,
         };
-        let opts = lookup.opts;
-        let opts_bool = |key: &str| opts.and_then(|o| o.get(key)).is_some_and(|v| v.as_bool() == Some(true));
         Ok(MySqlConfig {
-            host: set(&options, "host").unwrap_or_else(|| "salt".into()),
+            host: opt_set(&options, "host").unwrap_or_else(|| "salt".into()),
             port,
-            user: set(&options, "user").unwrap_or_else(|| "salt".into()),
+            user: opt_set(&options, "user").unwrap_or_else(|| "salt".into()),
             // A password may legitimately be "None"; only a missing one is empty.
             password: opt_str(&options, "pass").unwrap_or_default(),
-            db: set(&options, "db").unwrap_or_else(|| "salt".into()),
-            ssl_ca: set(&options, "ssl_ca").map(PathBuf::from),
-            ssl_cert: set(&options, "ssl_cert").map(PathBuf::from),
-            ssl_key: set(&options, "ssl_key").map(PathBuf::from),
-            unix_socket: set(&options, "unix_socket").map(PathBuf::from),
-            master_id: opts
-                .and_then(|o| o.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(default_master_id),
-            archive_jobs: opts_bool("archive_jobs"),
-            unique_jid: opts_bool("unique_jid"),
+            db: opt_set(&options, "db").unwrap_or_else(|| "salt".into()),
+            ssl_ca: opt_set(&options, "ssl_ca").map(PathBuf::from),
+            ssl_cert: opt_set(&options, "ssl_cert").map(PathBuf::from),
+            ssl_key: opt_set(&options, "ssl_key").map(PathBuf::from),
+            unix_socket: opt_set(&options, "unix_socket").map(PathBuf::from),
+            master_id: master_id(lookup.opts),
+            archive_jobs: master_flag(lookup.opts, "archive_jobs"),
+            unique_jid: master_flag(lookup.opts, "unique_jid"),
         })
     }
 
@@ -149,19 +138,10 @@ impl MySqlConfig {
     }
 }
 
-/// Salt's master id when the config has none: `<hostname>_master`.
-fn default_master_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}_master")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Map, Value};
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

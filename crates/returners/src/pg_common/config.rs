@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use crate::options::opt_str;
+use crate::options::{master_flag, master_id, opt_set, opt_str};
 use crate::redact::REDACTED;
 use crate::{Result, ReturnerError};
 
@@ -64,11 +64,6 @@ impl fmt::Debug for PgConfig {
     }
 }
 
-/// Salt's docs say "set them to None" for unused SSL options; YAML gives the string "None".
-fn set(options: &Map<String, Value>, key: &str) -> Option<String> {
-    opt_str(options, key).filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("none"))
-}
-
 impl PgConfig {
     /// From the options a store looked up (`options`, with Salt's defaults applied) and the
     /// config of the process (`opts`) for the master-wide keys. `pass_key` is the store's name
@@ -80,13 +75,13 @@ impl PgConfig {
         opts: Option<&Map<String, Value>>,
     ) -> Result<PgConfig> {
         let invalid = |what: String| ReturnerError::Invalid(format!("{store}: {what}"));
-        let port = match set(options, "port") {
+        let port = match opt_set(options, "port") {
             None => 5432,
             Some(p) => p.trim().parse::<u16>().map_err(|_| {
                 invalid(format!("port must be a number from 1 to 65535, not {p:?}"))
             })?,
         };
-        let connect_timeout = match set(options, "connect_timeout") {
+        let connect_timeout = match opt_set(options, "connect_timeout") {
             None => None,
             Some(t) => {
                 let secs = t
@@ -103,29 +98,21 @@ impl PgConfig {
                 (secs > 0.0).then(|| Duration::from_secs_f64(secs))
             }
         };
-        let opts_bool = |key: &str| {
-            opts.and_then(|o| o.get(key))
-                .is_some_and(|v| v.as_bool() == Some(true))
-        };
         Ok(PgConfig {
-            host: set(options, "host").unwrap_or_else(|| "localhost".into()),
+            host: opt_set(options, "host").unwrap_or_else(|| "localhost".into()),
             port,
-            user: set(options, "user").unwrap_or_else(|| "salt".into()),
+            user: opt_set(options, "user").unwrap_or_else(|| "salt".into()),
             password: opt_str(options, pass_key).unwrap_or_default(),
-            db: set(options, "db").unwrap_or_else(|| "salt".into()),
+            db: opt_set(options, "db").unwrap_or_else(|| "salt".into()),
             connect_timeout,
-            sslmode: set(options, "sslmode"),
-            sslcert: set(options, "sslcert").map(PathBuf::from),
-            sslkey: set(options, "sslkey").map(PathBuf::from),
-            sslrootcert: set(options, "sslrootcert").map(PathBuf::from),
-            sslcrl: set(options, "sslcrl").map(PathBuf::from),
-            master_id: opts
-                .and_then(|o| o.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(default_master_id),
-            archive_jobs: opts_bool("archive_jobs"),
-            unique_jid: opts_bool("unique_jid"),
+            sslmode: opt_set(options, "sslmode"),
+            sslcert: opt_set(options, "sslcert").map(PathBuf::from),
+            sslkey: opt_set(options, "sslkey").map(PathBuf::from),
+            sslrootcert: opt_set(options, "sslrootcert").map(PathBuf::from),
+            sslcrl: opt_set(options, "sslcrl").map(PathBuf::from),
+            master_id: master_id(opts),
+            archive_jobs: master_flag(opts, "archive_jobs"),
+            unique_jid: master_flag(opts, "unique_jid"),
         })
     }
 
@@ -174,16 +161,6 @@ impl PgConfig {
     pub(crate) fn timeout(&self) -> Duration {
         self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
     }
-}
-
-/// Salt's master id when the config has none: `<hostname>_master`.
-fn default_master_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}_master")
 }
 
 #[cfg(test)]

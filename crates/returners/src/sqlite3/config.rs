@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Map;
 
 use super::Sqlite3;
-use crate::options::{opt_str, Lookup};
+use crate::options::{master_flag, opt_str, Lookup};
 use crate::{Result, ReturnerError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,7 @@ impl Sqlite3Config {
             .ok()
             .filter(|s| s.is_finite() && *s > 0.0)
             .ok_or_else(|| ReturnerError::Invalid(format!("sqlite3.timeout must be a positive number of seconds, not {timeout:?}")))?;
-        let unique_jid = lookup.opts.and_then(|o| o.get("unique_jid")).is_some_and(|v| v.as_bool() == Some(true));
+        let unique_jid = master_flag(lookup.opts, "unique_jid");
         Ok(Sqlite3Config { database, timeout: Duration::from_secs_f64(secs), unique_jid })
     }
 }
