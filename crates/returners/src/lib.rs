@@ -14,6 +14,7 @@
 //! the same anatomy: a config type with Salt's option names and defaults, the store itself, and
 //! unit tests; the conformance suite in `tests/` runs every job-cache backend through one set of tests.
 
+mod batch;
 pub mod format;
 pub mod lazy;
 pub mod local_cache;

@@ -39,6 +39,7 @@ use tokio::sync::OnceCell;
 
 pub use config::MySqlConfig;
 
+use crate::batch::{by_size, insert_or_sift};
 use crate::options::Lookup;
 use crate::query::JobChunks;
 use crate::redact::scrub;
@@ -159,25 +160,6 @@ fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> 
         return Err(format!("the return of {id} is larger than the 16 MiB a mediumtext column holds (salt_returns.full_ret)"));
     }
     Ok(Some(row))
-}
-
-/// Splits rows into runs of at most [`MAX_STATEMENT_BYTES`] (at least one row each).
-fn by_size<T>(rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, row) in rows.iter().enumerate() {
-        let n = size(row);
-        if i > start && bytes + n > MAX_STATEMENT_BYTES {
-            out.push(&rows[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += n;
-    }
-    if start < rows.len() {
-        out.push(&rows[start..]);
-    }
-    out
 }
 
 /// `n` copies of `row` joined by `sep`.
@@ -330,22 +312,8 @@ impl MySql {
                 Err(why) => rejected.push(why),
             }
         }
-        if !rows.is_empty() {
-            match self.insert_returns(&rows, cs).await {
-                Ok(()) => {}
-                // One bad row sank the batch: store the rows one by one to find it.
-                Err(ReturnerError::Rejected(_)) if rows.len() > 1 => {
-                    for row in &rows {
-                        match self.insert_returns(std::slice::from_ref(row), cs).await {
-                            Ok(()) => {}
-                            Err(ReturnerError::Rejected(why)) => rejected.push(format!("return of {} for {}: {why}", row.id, row.jid)),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let describe = |row: &ReturnRow| format!("return of {} for {}", row.id, row.jid);
+        insert_or_sift(&rows, |rows| self.insert_returns(rows, cs), describe, &mut rejected).await?;
         if rejected.is_empty() {
             Ok(())
         } else {
@@ -361,7 +329,7 @@ impl MySql {
             let load = if cs.jids { load } else { escape_astral(load) };
             self.insert_load(&mut tx, &row.jid, &load).await?;
         }
-        for chunk in by_size(rows, ReturnRow::bytes) {
+        for chunk in by_size(rows, MAX_STATEMENT_BYTES, ReturnRow::bytes) {
             let sql = insert_returns_sql(chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
@@ -414,7 +382,7 @@ impl MySql {
         if !rows.is_empty() {
             let err = |e| self.db_err(e);
             let mut tx = self.pool.begin().await.map_err(err)?;
-            for chunk in by_size(&rows, |(t, d)| t.len() + d.len()) {
+            for chunk in by_size(&rows, MAX_STATEMENT_BYTES, |(t, d)| t.len() + d.len()) {
                 let sql = format!(
                     "INSERT INTO `salt_events` (`tag`, `data`, `master_id`) VALUES {}",
                     repeat("(?, ?, ?)", ", ", chunk.len())
@@ -658,7 +626,7 @@ mod tests {
         assert_eq!(sql.matches('?').count(), 21);
         assert_eq!(sql.matches("UNION ALL").count(), 2);
         let sizes = [3 * 1024 * 1024, 2 * 1024 * 1024, 10, 20 * 1024 * 1024, 1];
-        let chunks = by_size(&sizes, |n| *n);
+        let chunks = by_size(&sizes, MAX_STATEMENT_BYTES, |n| *n);
         assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [1, 2, 1, 1]);
     }
 }

@@ -34,6 +34,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 pub use config::PgConfig;
 
+use crate::batch::{by_size, insert_or_sift};
 use crate::redact::{redact, scrub};
 use crate::{Capability, Event, JobQuery, JobSummary, Load, Result, ReturnerError};
 
@@ -217,25 +218,6 @@ fn lock_key(jid: &str, id: &str) -> i64 {
     h as i64
 }
 
-/// Splits rows into runs of at most [`MAX_STATEMENT_BYTES`] of text (at least one row each).
-fn by_size<T>(rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, row) in rows.iter().enumerate() {
-        let n = size(row);
-        if i > start && bytes + n > MAX_STATEMENT_BYTES {
-            out.push(&rows[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += n;
-    }
-    if start < rows.len() {
-        out.push(&rows[start..]);
-    }
-    out
-}
-
 impl PgStore {
     /// A store over a lazily connected pool: opening never blocks on the server, so a master
     /// starts while its database is down and the spool retries; the first call that needs the
@@ -363,23 +345,8 @@ impl PgStore {
                 Err(why) => rejected.push(why),
             }
         }
-        if !rows.is_empty() {
-            match self.insert_returns(&rows).await {
-                Ok(()) => {}
-                // One bad row sank the batch: store the rows one by one to find it.
-                Err(ReturnerError::Rejected(_)) if rows.len() > 1 => {
-                    for row in &rows {
-                        match self.insert_returns(std::slice::from_ref(row)).await {
-                            Ok(()) => {}
-                            Err(ReturnerError::Rejected(why)) => rejected
-                                .push(format!("return of {} for {}: {why}", row.id, row.jid)),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let describe = |row: &ReturnRow| format!("return of {} for {}", row.id, row.jid);
+        insert_or_sift(&rows, |rows| self.insert_returns(rows), describe, &mut rejected).await?;
         if rejected.is_empty() {
             Ok(())
         } else {
@@ -412,7 +379,7 @@ impl PgStore {
                 self.insert_load(&mut tx, &row.jid, load).await?;
             }
         }
-        for chunk in by_size(rows, ReturnRow::bytes) {
+        for chunk in by_size(rows, MAX_STATEMENT_BYTES, ReturnRow::bytes) {
             let col = |f: fn(&ReturnRow) -> &str| {
                 chunk
                     .iter()
@@ -466,23 +433,8 @@ impl PgStore {
             };
             rows.push((ev.tag.clone(), data));
         }
-        if !rows.is_empty() {
-            match self.insert_events(&rows).await {
-                Ok(()) => {}
-                Err(ReturnerError::Rejected(_)) if rows.len() > 1 => {
-                    for row in &rows {
-                        match self.insert_events(std::slice::from_ref(row)).await {
-                            Ok(()) => {}
-                            Err(ReturnerError::Rejected(why)) => {
-                                rejected.push(format!("event {}: {why}", row.0))
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let describe = |(tag, _): &(String, String)| format!("event {tag}");
+        insert_or_sift(&rows, |rows| self.insert_events(rows), describe, &mut rejected).await?;
         if rejected.is_empty() {
             Ok(())
         } else {
@@ -499,7 +451,7 @@ impl PgStore {
     async fn insert_events(&self, rows: &[(String, String)]) -> Result<()> {
         let err = |e| self.db_err(e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        for chunk in by_size(rows, |(_, d)| d.len()) {
+        for chunk in by_size(rows, MAX_STATEMENT_BYTES, |(_, d)| d.len()) {
             let tags: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
             let data: Vec<&str> = chunk.iter().map(|(_, d)| d.as_str()).collect();
             sqlx::query(self.sql().insert_events.as_str())
@@ -880,9 +832,9 @@ mod tests {
     #[test]
     fn statements_split_by_size_and_lock_keys_are_stable() {
         let sizes = [MAX_STATEMENT_BYTES, 1, 1, MAX_STATEMENT_BYTES - 2, 5];
-        let parts = by_size(&sizes, |n| *n);
+        let parts = by_size(&sizes, MAX_STATEMENT_BYTES, |n| *n);
         assert_eq!(parts, vec![&sizes[0..1], &sizes[1..4], &sizes[4..5]]);
-        assert!(by_size(&[] as &[usize], |n| *n).is_empty());
+        assert!(by_size(&[] as &[usize], MAX_STATEMENT_BYTES, |n| *n).is_empty());
         assert_eq!(
             lock_key("20240510093015123456", "m1"),
             lock_key("20240510093015123456", "m1")
