@@ -76,7 +76,8 @@ fn is_blank(v: &Value) -> bool {
     matches!(v, Value::Null) || v.as_str() == Some("")
 }
 
-fn truthy(v: &Value) -> bool {
+/// Python's truthiness of a JSON value (`if value:`).
+pub(crate) fn truthy(v: &Value) -> bool {
     match v {
         Value::Null | Value::Bool(false) => false,
         Value::String(s) => !s.is_empty(),

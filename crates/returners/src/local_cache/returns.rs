@@ -8,6 +8,7 @@ use sqlx::sqlite::Sqlite;
 use sqlx::{Row, Transaction};
 
 use super::{db_err, now_secs, LocalCache};
+use crate::options::truthy;
 use crate::{Load, Result, ReturnerError};
 
 /// Rows per INSERT statement: 9 parameters each keeps a statement far below SQLite's limit of
@@ -77,18 +78,6 @@ fn prepare(load: &Load) -> std::result::Result<Option<ReturnRow>, String> {
         out: load.get("out").and_then(Value::as_str).map(str::to_string),
         envelope,
     }))
-}
-
-/// Python truthiness for the few shapes a `nocache` flag takes.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
 }
 
 fn insert_sql(rows: usize) -> String {

@@ -30,7 +30,7 @@ pub use config::Sqlite3Config;
 
 use crate::mysql::listing::{self, Dialect};
 use crate::mysql::text::{dumps, dumps_map};
-use crate::options::Lookup;
+use crate::options::{truthy, Lookup};
 use crate::query::JobChunks;
 use crate::{Capability, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
 
@@ -59,18 +59,6 @@ struct ReturnRow {
     success: String,
     /// A `req` return: save it as the load of the jid allocated for it.
     req_load: Option<String>,
-}
-
-/// Python's truthiness, for `str(ret["fun_args"]) if ret.get("fun_args") else None`.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
 }
 
 /// Python's `str(datetime.now())`: microseconds only when non-zero.
@@ -115,6 +103,7 @@ fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> 
         fun: fun.into(),
         jid,
         id: id.into(),
+        // Salt: `str(ret["fun_args"]) if ret.get("fun_args") else None`.
         fun_args: ret.get("fun_args").filter(|a| truthy(a)).map(salt_output::pyrepr::repr),
         full_ret: dumps(value),
         success: success_text(ret),
