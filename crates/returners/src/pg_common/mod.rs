@@ -638,9 +638,40 @@ impl Statements {
     }
 }
 
-/// Implements [`crate::Returner`] for a store type holding a [`PgStore`] in `inner`.
+/// Implements the public methods (`open`, `open_with`, `config`, `check`, `close`) and
+/// [`crate::Returner`] for a store type holding a [`PgStore`] in `inner`. The store's module
+/// has its [`Flavor`] in `FLAVOR`, its option reader in `config::config` and its DDL in `schema`.
 macro_rules! pg_returner {
-    ($store:ty) => {
+    ($store:ident) => {
+        impl $store {
+            /// Opens the store with the options `lookup` finds (see [`config`]). No connection
+            /// is made yet: see [`Self::check`].
+            pub async fn open(lookup: &$crate::options::Lookup<'_>) -> $crate::Result<$store> {
+                Self::open_with(config::config(lookup)?)
+            }
+
+            pub fn open_with(config: $crate::pg_common::PgConfig) -> $crate::Result<$store> {
+                Ok($store {
+                    inner: $crate::pg_common::PgStore::open(&FLAVOR, config)?,
+                })
+            }
+
+            pub fn config(&self) -> &$crate::pg_common::PgConfig {
+                self.inner.config()
+            }
+
+            /// Connects and checks the tables: one clear error for a wrong password, an unknown
+            /// database or a missing table. For start-up, before the store takes any return.
+            pub async fn check(&self) -> $crate::Result<()> {
+                self.inner.check().await
+            }
+
+            /// Closes the connections.
+            pub async fn close(&self) {
+                self.inner.close().await
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::Returner for $store {
             fn name(&self) -> &str {

@@ -12,9 +12,7 @@
 pub mod config;
 pub mod schema;
 
-use crate::options::Lookup;
 use crate::pg_common::{pg_returner, Columns, Flavor, PgStore};
-use crate::Result;
 
 pub use crate::pg_common::PgConfig;
 
@@ -30,33 +28,7 @@ pub struct Pgjsonb {
 
 impl Pgjsonb {
     pub const NAME: &'static str = "pgjsonb";
-
-    /// Opens the store with the options `lookup` finds (see [`config`]). No connection is made
-    /// yet: see [`Pgjsonb::check`].
-    pub async fn open(lookup: &Lookup<'_>) -> Result<Pgjsonb> {
-        Self::open_with(config::config(lookup)?)
-    }
-
-    pub fn open_with(config: PgConfig) -> Result<Pgjsonb> {
-        Ok(Pgjsonb {
-            inner: PgStore::open(&FLAVOR, config)?,
-        })
-    }
-
-    pub fn config(&self) -> &PgConfig {
-        self.inner.config()
-    }
-
-    /// Connects and checks the tables: one clear error for a wrong password, an unknown
-    /// database or a missing table. For start-up, before the store takes any return.
-    pub async fn check(&self) -> Result<()> {
-        self.inner.check().await
-    }
-
-    /// Closes the connections.
-    pub async fn close(&self) {
-        self.inner.close().await
-    }
 }
 
+// `open`, `open_with`, `config`, `check`, `close` and the `Returner` calls, as for postgres.
 pg_returner!(Pgjsonb);

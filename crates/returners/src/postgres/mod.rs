@@ -8,9 +8,7 @@
 pub mod config;
 pub mod schema;
 
-use crate::options::Lookup;
 use crate::pg_common::{pg_returner, Columns, Flavor, PgStore};
-use crate::Result;
 
 pub use crate::pg_common::PgConfig;
 
@@ -26,33 +24,7 @@ pub struct Postgres {
 
 impl Postgres {
     pub const NAME: &'static str = "postgres";
-
-    /// Opens the store with the options `lookup` finds (see [`config`]). No connection is made
-    /// yet: see [`Postgres::check`].
-    pub async fn open(lookup: &Lookup<'_>) -> Result<Postgres> {
-        Self::open_with(config::config(lookup)?)
-    }
-
-    pub fn open_with(config: PgConfig) -> Result<Postgres> {
-        Ok(Postgres {
-            inner: PgStore::open(&FLAVOR, config)?,
-        })
-    }
-
-    pub fn config(&self) -> &PgConfig {
-        self.inner.config()
-    }
-
-    /// Connects and checks the tables: one clear error for a wrong password, an unknown
-    /// database or a missing table.
-    pub async fn check(&self) -> Result<()> {
-        self.inner.check().await
-    }
-
-    /// Closes the connections.
-    pub async fn close(&self) {
-        self.inner.close().await
-    }
 }
 
+// `open`, `open_with`, `config`, `check`, `close` and the `Returner` calls, as for pgjsonb.
 pg_returner!(Postgres);
