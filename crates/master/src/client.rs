@@ -5,12 +5,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use salt_proto::frame::{read_frame, write_frame, FrameError};
+use salt_proto::frame::{read_frame, write_frame, FrameError, PRE_AUTH_MAX_FRAME};
 use salt_proto::message::{ClientReply, ClientRequest};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::acl::Caller;
+use crate::fds::{is_out_of_descriptors, Reserve};
+use crate::limits::PerKeyLimit;
 use crate::publish::{publish, NotPublished, EVENT_QUEUE};
 use crate::{control_socket_path, Master};
 
@@ -28,14 +30,46 @@ pub fn bind(master: &Master) -> anyhow::Result<UnixListener> {
 }
 
 pub async fn serve(master: Arc<Master>, listener: UnixListener) {
+    let reserve = Reserve::new();
+    let mut out_of_fds = false;
+    let sessions = PerKeyLimit::new(MAX_SESSIONS_PER_USER);
     loop {
         match listener.accept().await {
+            Err(e) if is_out_of_descriptors(&e) => {
+                if !std::mem::replace(&mut out_of_fds, true) {
+                    tracing::error!("the control socket cannot accept: {e}; CLI calls are refused until descriptors are free (raise max_open_files or the hard limit)");
+                }
+                // Take the waiting client with the reserved descriptor and tell it why.
+                reserve.release();
+                if let Ok((stream, _)) = listener.accept().await {
+                    let message = format!("The salt master cannot take this request: it has run out of file descriptors ({e}). See the master's log.");
+                    answer_and_close(stream, ClientReply::Error { message }).await;
+                }
+                reserve.restore();
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
             Ok((stream, _)) => {
+                out_of_fds = false;
+                let caller = match stream.peer_cred() {
+                    Ok(cred) => Caller::from_uid(cred.uid()),
+                    Err(e) => {
+                        tracing::warn!("control socket: cannot read the peer's credentials: {e}");
+                        continue;
+                    }
+                };
+                // Root and the master's user are not counted.
+                let slot = (!caller.is_privileged()).then(|| sessions.try_acquire(caller.uid));
+                if let Some(None) = slot {
+                    let reason = format!("User {} has {MAX_SESSIONS_PER_USER} connections to the master open already", caller.name);
+                    tokio::spawn(answer_and_close(stream, ClientReply::Refused { reason }));
+                    continue;
+                }
                 let master = master.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = session(master, stream).await {
+                    if let Err(e) = session(master, stream, caller).await {
                         tracing::debug!("client session ended: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -46,12 +80,34 @@ pub async fn serve(master: Arc<Master>, listener: UnixListener) {
     }
 }
 
-async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> {
-    let caller = Caller::from_uid(stream.peer_cred()?.uid());
+/// Sessions an unprivileged user may hold open at once.
+const MAX_SESSIONS_PER_USER: usize = 16;
+/// The largest request a `publisher_acl` user may send (root and the master's user may send
+/// up to `max_frame_bytes`; anyone else, only a request small enough to be refused politely).
+const ACL_USER_MAX_FRAME: usize = 1024 * 1024;
+
+/// Sends one reply to a client this master will not serve, then closes; never waits long.
+async fn answer_and_close(mut stream: UnixStream, reply: ClientReply) {
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), write_frame(&mut stream, &reply, 64 * 1024)).await;
+}
+
+async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> anyhow::Result<()> {
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<ClientReply>(EVENT_QUEUE);
     let max = master.max_frame;
-    let writer_task = tokio::spawn(async move {
+    // What the caller may send is decided from its credentials before any request is read.
+    let max_request = if caller.is_privileged() {
+        max
+    } else if crate::acl::may_publish_something(master.config(), &caller) {
+        ACL_USER_MAX_FRAME.min(max)
+    } else {
+        PRE_AUTH_MAX_FRAME
+    };
+    // What this session starts (event forwarders, runners) lives in one set, shut down when the
+    // client goes: a forwarder waiting for events of a job that sends no more would otherwise
+    // hold the connection, its task and its bus subscription for ever.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut write_task = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
             if write_frame(&mut writer, &reply, max).await.is_err() {
                 break;
@@ -59,7 +115,8 @@ async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> 
         }
     });
     let result = loop {
-        let request = match read_frame::<ClientRequest, _>(&mut reader, max).await {
+        while tasks.try_join_next().is_some() {}
+        let request = match read_frame::<ClientRequest, _>(&mut reader, max_request).await {
             Ok(r) => r,
             Err(FrameError::Closed) => break Ok(()),
             Err(e) => {
@@ -74,7 +131,7 @@ async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> 
                     if tx.send(reply).await.is_err() {
                         break Ok(());
                     }
-                    forward(p.events, tx.clone(), |_| true);
+                    tasks.spawn(forward(p.events, tx.clone(), |_| true));
                 }
                 Err(e) => {
                     let reply = match e {
@@ -93,7 +150,7 @@ async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> 
                 // A runner may take a while (jobs.active waits for minions): do not block this
                 // connection's other requests.
                 let (master, tx, user) = (master.clone(), tx.clone(), caller.name.clone());
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let reply = crate::runner::run(&master, &user, req).await;
                     let _ = tx.send(reply).await;
                 });
@@ -104,30 +161,29 @@ async fn session(master: Arc<Master>, stream: UnixStream) -> anyhow::Result<()> 
                     continue;
                 }
                 let events = master.bus().subscribe("", EVENT_QUEUE);
-                forward(events, tx.clone(), move |tag| salt_targeting::fnmatch::fnmatch(tag, &tagmatch));
+                tasks.spawn(forward(events, tx.clone(), move |tag| salt_targeting::fnmatch::fnmatch(tag, &tagmatch)));
             }
         }
     };
+    // The client has gone or broke the protocol: stop what feeds the writer, let the writer send
+    // what is queued (a final error), then close. Nothing of this session outlives it.
+    tasks.shutdown().await;
     drop(tx);
-    let _ = writer_task.await;
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut write_task).await.is_err() {
+        write_task.abort();
+    }
     result
 }
 
-/// Pumps bus events matching `keep` to the client until it goes away.
-fn forward(
-    mut events: mpsc::Receiver<Arc<crate::events::Event>>,
-    tx: mpsc::Sender<ClientReply>,
-    keep: impl Fn(&str) -> bool + Send + 'static,
-) {
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if !keep(&event.tag) {
-                continue;
-            }
-            let reply = ClientReply::Event { tag: event.tag.clone(), data: event.data.clone() };
-            if tx.send(reply).await.is_err() {
-                break;
-            }
+/// Pumps bus events matching `keep` to the client; the session aborts it when the client goes.
+async fn forward(mut events: mpsc::Receiver<Arc<crate::events::Event>>, tx: mpsc::Sender<ClientReply>, keep: impl Fn(&str) -> bool) {
+    while let Some(event) = events.recv().await {
+        if !keep(&event.tag) {
+            continue;
         }
-    });
+        let reply = ClientReply::Event { tag: event.tag.clone(), data: event.data.clone() };
+        if tx.send(reply).await.is_err() {
+            break;
+        }
+    }
 }

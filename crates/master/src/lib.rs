@@ -5,8 +5,10 @@
 pub mod acl;
 pub mod client;
 mod event_return;
+pub mod fds;
 pub mod events;
 mod jobcache;
+mod limits;
 pub mod minions;
 mod publish;
 mod runner;
@@ -22,6 +24,7 @@ pub use salt_config::master_control_socket as control_socket_path;
 
 /// Runs the master until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    fds::raise_open_files_limit(config.u64("max_open_files").unwrap_or(100_000));
     let master = Arc::new(Master::new(config).await?);
     let listener = minions::bind(&master).await?;
     let control = client::bind(&master)?;

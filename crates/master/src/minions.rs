@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use salt_pki::KeyState;
-use salt_proto::frame::{read_frame, write_frame, FrameError};
+use salt_proto::frame::{read_frame, write_frame, FrameError, PRE_AUTH_MAX_FRAME};
 use salt_proto::message::{Hello, JobReturn, MasterMessage, MinionMessage, Publish, SignedPublish};
 use salt_returners::spool::Record;
 use serde_json::{Map, Value};
@@ -18,10 +18,12 @@ use tokio::sync::mpsc;
 
 use crate::Master;
 
-/// Limit for the frames a peer may send before it is authenticated.
-const PRE_AUTH_MAX_FRAME: usize = 1024 * 1024;
 /// Time a peer has to finish the TLS handshake and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections that have not yet authenticated, at once; past this a new connection is closed
+/// at once (a minion retries with back-off). Each costs a TLS session and a hello-sized buffer.
+const MAX_UNAUTHENTICATED: usize = 256;
+
 /// Publishes queued for one minion before it counts as unreachable.
 const OUTBOX: usize = 1024;
 /// How long a pending minion waits before asking again (Salt's acceptance_wait_time).
@@ -44,26 +46,78 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener) {
             return;
         }
     };
+    let reserve = crate::fds::Reserve::new();
+    let mut out_of_fds = false;
+    let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+    let mut turned_away = TurnedAway::default();
     loop {
         let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
+            Ok(c) => {
+                out_of_fds = false;
+                c
+            }
+            Err(e) if crate::fds::is_out_of_descriptors(&e) => {
+                if !std::mem::replace(&mut out_of_fds, true) {
+                    tracing::error!("cannot accept minion connections: {e}; they are closed at once until descriptors are free (raise max_open_files or the hard limit)");
+                }
+                // Close the waiting connection (the minion retries with back-off) rather than
+                // leave it in the backlog while this loop spins.
+                reserve.release();
+                drop(listener.accept().await);
+                reserve.restore();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
+        let Ok(permit) = unauthenticated.clone().try_acquire_owned() else {
+            turned_away.one();
+            drop(tcp);
+            continue;
+        };
         let master = master.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(master, acceptor, tcp).await {
+            if let Err(e) = handle(master, acceptor, tcp, permit).await {
                 tracing::info!("connection from {peer} closed: {e}");
             }
         });
     }
 }
 
-async fn handle(master: Arc<Master>, acceptor: salt_transport::TlsAcceptor, tcp: TcpStream) -> anyhow::Result<()> {
+/// Counts the connections closed for want of an unauthenticated slot, logged at most once a
+/// minute rather than once each.
+#[derive(Default)]
+struct TurnedAway {
+    count: u64,
+    since: Option<std::time::Instant>,
+}
+
+impl TurnedAway {
+    fn one(&mut self) {
+        self.count += 1;
+        let now = std::time::Instant::now();
+        if self.since.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+            tracing::warn!(
+                "closed {} new connection(s): {MAX_UNAUTHENTICATED} connections are already authenticating (a reconnect storm, or a flood)",
+                self.count
+            );
+            self.count = 0;
+            self.since = Some(now);
+        }
+    }
+}
+
+async fn handle(
+    master: Arc<Master>,
+    acceptor: salt_transport::TlsAcceptor,
+    tcp: TcpStream,
+    unauthenticated: tokio::sync::OwnedSemaphorePermit,
+) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
     keepalive(&tcp);
     let tls = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(tcp))
@@ -88,13 +142,26 @@ async fn handle(master: Arc<Master>, acceptor: salt_transport::TlsAcceptor, tcp:
             return Err(anyhow::anyhow!(reason));
         }
     };
+    let Some(authenticating) = master.authenticating(&hello.id) else {
+        let reason = format!("too many connections are authenticating as minion {} at once", hello.id);
+        refuse(&mut writer, &reason).await;
+        return Err(anyhow::anyhow!(reason));
+    };
     let Some(id) = authenticate(&master, &hello, &peer_key, &mut writer).await? else {
         return Ok(());
     };
+    // Authenticated: the minion's first message is its grains, in a frame of normal size.
+    let grains = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<MinionMessage, _>(&mut reader, master.max_frame)).await {
+        Ok(Ok(MinionMessage::Grains(grains))) => grains,
+        Ok(Ok(other)) => return Err(anyhow::anyhow!("minion {id} sent {} before its grains", kind(&other))),
+        Ok(Err(e)) => return Err(anyhow::anyhow!("minion {id}: {e}")),
+        Err(_) => return Err(anyhow::anyhow!("minion {id} sent no grains within {HELLO_TIMEOUT:?}")),
+    };
+    drop((unauthenticated, authenticating));
 
     let (tx, rx) = mpsc::channel(OUTBOX);
     let serial = master.register(&id, tx);
-    master.store_grains(&id, hello.grains);
+    master.store_grains(&id, grains);
     fire_minion_start(&master, &id);
     tracing::info!("minion {id} connected");
     let max = master.max_frame;
@@ -168,6 +235,7 @@ async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut
                     }
                 }
             }
+            Ok(MinionMessage::Grains(grains)) => master.store_grains(id, grains),
             Ok(MinionMessage::Hello(_)) => return Err(anyhow::anyhow!("minion {id} sent a second hello")),
             Err(FrameError::Closed) => return Ok(()),
             Err(e) => return Err(anyhow::anyhow!("minion {id}: {e}")),
@@ -178,7 +246,7 @@ async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut
 /// A return enters the system here: checked, fired as `salt/job/<jid>/ret/<id>` (the CLI is a
 /// subscriber), then spooled for the job cache. True when the master has it on disk (or keeps
 /// none) and may acknowledge it; nothing here waits on the store itself.
-async fn handle_return(master: &Master, id: &str, ret: JobReturn) -> bool {
+async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
     if ret.id != id {
         tracing::warn!("minion {id} sent a return claiming to be from {:?}; dropped", ret.id);
         return true;
@@ -186,6 +254,11 @@ async fn handle_return(master: &Master, id: &str, ret: JobReturn) -> bool {
     if let Err(e) = salt_proto::jid::validate_jid(&ret.jid) {
         tracing::warn!("minion {id} sent a return with {e}; dropped");
         return true;
+    }
+    // Minions cut a return nested too deep to be read back from a store; so does the master,
+    // for one that did not.
+    if salt_proto::nesting::cut_deeper(&mut ret.ret) {
+        tracing::warn!("the return of job {} from {id} was nested deeper than {} levels; the deeper part was cut", ret.jid, salt_proto::nesting::MAX_DEPTH);
     }
     let mut load = ret.to_load();
     // Salt's stored load ends with `_stamp` then `ts`; a placeholder keeps `_stamp` in place
@@ -298,6 +371,7 @@ async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, reason: &str) {
 fn kind(msg: &MinionMessage) -> &'static str {
     match msg {
         MinionMessage::Hello(_) => "hello",
+        MinionMessage::Grains(_) => "grains",
         MinionMessage::Return(_) => "a return",
     }
 }

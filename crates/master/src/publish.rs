@@ -39,17 +39,31 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
     let tgt_type = TargetType::from_str(&req.tgt_type).map_err(|e| NotPublished::Invalid(e.to_string()))?;
     let delimiter = req.kwargs.get("delimiter").and_then(Value::as_str).unwrap_or(":").to_string();
     let matcher = Matcher::new(&req.tgt, tgt_type, &delimiter).map_err(|e| NotPublished::Invalid(format!("Invalid target: {e}")))?;
-    let accepted = master.accepted_minions();
+    // Rights first, so a refused caller cannot tell which minions exist from the answer.
+    let refused = |reason: String| {
+        tracing::warn!("{reason}");
+        NotPublished::Refused(reason)
+    };
+    acl::may_publish_fun(master.config(), caller, &req.fun).map_err(refused)?;
+    let returners: Vec<&str> = req.ret.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
+    let with_options = req.kwargs.contains_key("ret_config") || req.kwargs.contains_key("ret_kwargs");
+    acl::may_choose_returners(master.config(), caller, &returners, with_options).map_err(refused)?;
+    // Data nested deeper than the stores can read back is refused here, not stored unreadable.
+    for (i, arg) in req.arg.iter().enumerate() {
+        salt_proto::nesting::check(&format!("argument {} is", i + 1), arg).map_err(NotPublished::Invalid)?;
+    }
+    for (name, value) in &req.kwargs {
+        salt_proto::nesting::check(&format!("keyword argument {name} is"), value).map_err(NotPublished::Invalid)?;
+    }
+    // An unreadable key directory (out of descriptors, say) is that error, not "no minions".
+    let accepted = master.keys().try_list(salt_pki::KeyState::Accepted).map_err(|e| NotPublished::Invalid(e.to_string()))?;
     let minions: Vec<String> = accepted.iter().filter(|id| matcher.matches(id, &master.grains_of(id))).cloned().collect();
     // Salt's `missing`: ids a list target names that have no accepted key.
     let missing: Vec<String> = matcher.listed_ids().unwrap_or_default().iter().filter(|id| !accepted.contains(id)).cloned().collect();
     if minions.is_empty() {
         return Err(NotPublished::NoMinions(format!("Master could not resolve minions for target {}", target_text(&req.tgt))));
     }
-    acl::may_publish(master.config(), caller, &req.fun, &minions).map_err(|reason| {
-        tracing::warn!("{reason}");
-        NotPublished::Refused(reason)
-    })?;
+    acl::may_publish(master.config(), caller, &req.fun, &minions).map_err(refused)?;
 
     // With an ext_job_cache, every minion also returns to it (Salt's `_prep_pub`).
     if let Some(ext) = master.ext_job_cache_name() {

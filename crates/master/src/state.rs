@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::events::EventBus;
 use crate::jobcache::Sink;
+use crate::limits::{PerKeyLimit, PerKeyPermit};
 use salt_returners::spool::Record;
 
 /// Grains as the minion last reported them.
@@ -38,6 +39,8 @@ pub struct Master {
     jids: JidGenerator,
     connections: Mutex<HashMap<String, Connection>>,
     grains: Mutex<HashMap<String, Grains>>,
+    /// Connections authenticating as each minion id right now.
+    authenticating: Arc<PerKeyLimit<String>>,
     next_serial: AtomicU64,
     /// The master job cache; None with `job_cache: False`.
     job_cache: Option<Sink>,
@@ -53,6 +56,9 @@ pub struct Master {
     /// (jid, minion) of the returns received lately: one sent again fires no second event.
     returns_seen: Mutex<RecentlySeen<(String, String)>>,
 }
+
+/// Connections authenticating as the same minion id at once.
+const MAX_AUTHENTICATING_PER_ID: usize = 2;
 
 /// How many (jid, minion) returns the master remembers; a minion sends a return again within
 /// seconds (a lost acknowledgement, a reconnect, a master that could not store it).
@@ -95,6 +101,7 @@ impl Master {
             jids: JidGenerator::new(),
             connections: Mutex::new(HashMap::new()),
             grains: Mutex::new(HashMap::new()),
+            authenticating: PerKeyLimit::new(MAX_AUTHENTICATING_PER_ID),
             next_serial: AtomicU64::new(1),
             job_cache,
             ext_job_cache,
@@ -215,6 +222,11 @@ impl Master {
     /// Closes the minion's connection (its writer ends and shuts the stream down).
     pub(crate) fn disconnect(&self, id: &str) {
         self.lock_connections().remove(id);
+    }
+
+    /// A permit for a connection authenticating as `id`; None when too many already are.
+    pub(crate) fn authenticating(&self, id: &str) -> Option<PerKeyPermit<String>> {
+        self.authenticating.try_acquire(id.to_string())
     }
 
     /// Forgets the connection, unless a newer one for the same id replaced it already.

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use rand::Rng;
-use salt_proto::frame::{read_frame, write_frame, FrameError};
+use salt_proto::frame::{read_frame, write_frame, FrameError, PRE_AUTH_MAX_FRAME};
 use salt_proto::message::{Hello, MasterMessage, MinionMessage, Publish, SignedPublish};
 use salt_transport::{Backoff, MasterPin};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -15,7 +15,6 @@ use tokio::net::TcpStream;
 use crate::{jobs, Minion};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const PRE_AUTH_MAX_FRAME: usize = 1024 * 1024;
 /// Where the master's key is cached after first contact (Salt's name).
 const MASTER_KEY_FILE: &str = "minion_master.pub";
 
@@ -92,7 +91,6 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
     let hello = MinionMessage::Hello(Hello {
         protocol: salt_proto::PROTOCOL_VERSION,
         id: minion.id.clone(),
-        grains: (*minion.grains).clone(),
     });
     if let Err(e) = write_frame(&mut writer, &hello, PRE_AUTH_MAX_FRAME).await {
         return Ended::Retry(format!("sending hello failed: {e}"));
@@ -121,6 +119,9 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
 
     let master_pem = salt_pki::pem_from_public_der(&master_key);
     let max = minion.config.u64("max_frame_bytes").map(|v| v as usize).unwrap_or(salt_proto::frame::DEFAULT_MAX_FRAME);
+    if let Err(e) = write_frame(&mut writer, &MinionMessage::Grains((*minion.grains).clone()), max).await {
+        return Ended::Retry(format!("sending grains failed: {e}"));
+    }
     minion.outbox.resend_unacked();
     let sender = send_returns(minion, &mut writer, max);
     let receiver = receive_publishes(minion, &mut reader, &master_pem, max);

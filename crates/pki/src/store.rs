@@ -328,6 +328,19 @@ impl KeyStore {
         ids
     }
 
+    /// Like [`KeyStore::list`], but a directory that cannot be read (out of file descriptors,
+    /// say) is an error rather than "no keys", for callers where the difference matters.
+    pub fn try_list(&self, state: KeyState) -> std::io::Result<Vec<String>> {
+        let dir = self.pki_dir.join(state.dir_name());
+        let mut ids = match read_ids(&dir) {
+            Ok(ids) => ids,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(std::io::Error::new(e.kind(), format!("cannot read {}: {e}", dir.display()))),
+        };
+        sort_ignorecase(&mut ids);
+        Ok(ids)
+    }
+
     /// Every state with its ids (empty ones included), in Salt's `list_keys` order.
     pub fn list_all(&self) -> KeyMatches {
         let mut m = KeyMatches::new();
@@ -531,13 +544,15 @@ pub struct AcceptOutcome {
 }
 
 fn list_dir(dir: &Path) -> Vec<String> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    rd.filter_map(|e| e.ok())
+    read_ids(dir).unwrap_or_default()
+}
+
+fn read_ids(dir: &Path) -> std::io::Result<Vec<String>> {
+    Ok(fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| !n.starts_with('.'))
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// spare, small enough that a bad peer cannot exhaust memory.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
 
+/// Limit for every frame before the peer is authenticated: a hello (protocol, id) and the
+/// master's answer to it. Small, so that a peer with a throwaway key costs the master little.
+pub const PRE_AUTH_MAX_FRAME: usize = 4 * 1024;
+
 #[derive(Debug, Error)]
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the limit of {max} bytes (max_frame_bytes)")]
@@ -47,14 +51,13 @@ pub async fn read_frame_bytes<R: AsyncRead + Unpin>(reader: &mut R, max: usize) 
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
-    let mut buf = vec![0u8; len];
-    reader.read_exact(&mut buf).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Closed
-        } else {
-            e.into()
-        }
-    })?;
+    // Grow the buffer as bytes arrive rather than reserving the announced length up front: a
+    // peer that announces a large frame and sends it slowly (or never) holds only what it sent.
+    let mut buf = Vec::with_capacity(len.min(64 * 1024));
+    reader.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(FrameError::Closed);
+    }
     Ok(buf)
 }
 
@@ -108,6 +111,12 @@ mod tests {
         assert!(matches!(err, FrameError::TooLarge { .. }));
 
         let err = read_frame_bytes(&mut [0u8, 0, 0, 9, 1].as_slice(), 100).await.unwrap_err();
+        assert!(matches!(err, FrameError::Closed));
+
+        // An announced length reserves nothing: the buffer follows the bytes that arrived.
+        let mut announced_big = (1u32 << 20).to_be_bytes().to_vec();
+        announced_big.extend_from_slice(&[0u8; 10]);
+        let err = read_frame_bytes(&mut announced_big.as_slice(), 2 << 20).await.unwrap_err();
         assert!(matches!(err, FrameError::Closed));
 
         let garbage = [0, 0, 0, 3, 0xc1, 0xc1, 0xc1];

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod id;
 pub mod jid;
 pub mod message;
+pub mod nesting;
 pub mod seen;
 
 /// The Salt release whose behaviour, texts and formats we follow.
@@ -18,7 +19,7 @@ pub const SALT_CODENAME: &str = "Argon";
 /// This implementation's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Version of our wire protocol; a peer speaking another one is refused with a clear error.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// `salt 3008.4 (Argon)`-style version line, with our own version after it.
 pub fn version_line(program: &str) -> String {

@@ -15,6 +15,9 @@ pub enum MinionMessage {
     /// The first message on every connection: who the minion says it is. The TLS client
     /// certificate proves it holds the key; the master checks that key against `pki_dir`.
     Hello(Hello),
+    /// The minion's grains, sent once right after the master welcomed it (not in the hello, so
+    /// that an unauthenticated peer is held to a frame of a few KiB).
+    Grains(Map<String, Value>),
     /// The result of one job.
     Return(JobReturn),
 }
@@ -23,8 +26,6 @@ pub enum MinionMessage {
 pub struct Hello {
     pub protocol: u32,
     pub id: String,
-    /// Grains, so the master can target `-G` and `G@` without asking.
-    pub grains: Map<String, Value>,
 }
 
 /// A job's result as Salt's minion sends it (`cmd: _return`).
@@ -206,7 +207,8 @@ mod tests {
     #[test]
     fn messages_round_trip_through_msgpack() {
         let msgs = vec![
-            MinionMessage::Hello(Hello { protocol: 1, id: "m1".into(), grains: Map::new() }),
+            MinionMessage::Hello(Hello { protocol: 1, id: "m1".into() }),
+            MinionMessage::Grains(Map::new()),
             MinionMessage::Return(JobReturn {
                 id: "m1".into(),
                 jid: "20261125003800067893".into(),

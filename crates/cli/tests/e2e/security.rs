@@ -23,7 +23,7 @@ async fn tls_to(port: u16) -> salt_transport::ClientTlsStream<TcpStream> {
 
 async fn hello_reply(port: u16, id: &str) -> MasterMessage {
     let mut tls = tls_to(port).await;
-    let hello = MinionMessage::Hello(Hello { protocol: salt_proto::PROTOCOL_VERSION, id: id.into(), grains: Default::default() });
+    let hello = MinionMessage::Hello(Hello { protocol: salt_proto::PROTOCOL_VERSION, id: id.into() });
     write_frame(&mut tls, &hello, 1 << 20).await.unwrap();
     read_frame(&mut tls, 1 << 20).await.unwrap()
 }
@@ -48,11 +48,16 @@ async fn hostile_peers_get_clear_errors_and_change_nothing() {
     }
 
     // Bad ids.
-    for (id, why) in [("../x", "may not start with"), ("", "is empty"), (&"x".repeat(10_000)[..], "the limit is 255")] {
+    for (id, why) in [("../x", "may not start with"), ("", "is empty"), (&"x".repeat(300)[..], "the limit is 255")] {
         match hello_reply(port, id).await {
             MasterMessage::Refused { reason } => assert!(reason.contains("invalid minion id") && reason.contains(why), "{reason}"),
             other => panic!("{other:?}"),
         }
+    }
+    // A hello larger than a hello can be is refused by size before it is read whole.
+    match hello_reply(port, &"x".repeat(10_000)).await {
+        MasterMessage::Refused { reason } => assert!(reason.contains("exceeds the limit of 4096 bytes"), "{reason}"),
+        other => panic!("{other:?}"),
     }
     assert!(!c.master_pki().join("minions_pre/x").exists());
 
@@ -69,7 +74,10 @@ async fn hostile_peers_get_clear_errors_and_change_nothing() {
     let mut raw = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     raw.write_all(b"GET / HTTP/1.0\r\n\r\n\x00\xff\xfe garbage").await.unwrap();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut buf)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut buf)).await;
+    // The master closes the connection at once; at most a TLS alert comes back (record type 21).
+    assert!(matches!(closed, Ok(Ok(_)) | Ok(Err(_))), "the master kept a garbage connection open");
+    assert!(buf.is_empty() || buf[0] == 21, "unexpected reply to garbage: {buf:?}");
 
     // An unknown minion with a fresh key is only pending; the real minion1 keeps working.
     assert_eq!(hello_reply(port, "stranger").await, MasterMessage::Pending { retry_secs: 10 });
@@ -99,6 +107,8 @@ async fn minion_drops_replayed_expired_forged_and_misaddressed_publishes() {
     let hello: MinionMessage = read_frame(&mut tls, 1 << 20).await.unwrap();
     assert!(matches!(hello, MinionMessage::Hello(ref h) if h.id == "m1"));
     write_frame(&mut tls, &MasterMessage::Welcome { master_id: "fake".into() }, 1 << 20).await.unwrap();
+    let grains: MinionMessage = read_frame(&mut tls, 1 << 20).await.unwrap();
+    assert!(matches!(grains, MinionMessage::Grains(ref g) if g.get("id").is_some()), "{grains:?}");
 
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let publish = |jid: &str, minion: &str, expires_at_ms: u64| Publish {
