@@ -22,9 +22,22 @@ use salt_config::Config;
 
 pub use salt_config::master_control_socket as control_socket_path;
 
+/// Job data (the job cache, spools, minion data) is owner-only; what an older version or another
+/// umask left readable is tightened at start.
+fn tighten_cachedir(cachedir: &std::path::Path) {
+    match salt_proto::private::tighten_tree(cachedir) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!("made {n} files and directories in {} owner-only (they hold job data)", cachedir.display()),
+        Err(e) => tracing::warn!("cannot make {} owner-only: {e}", cachedir.display()),
+    }
+}
+
 /// Runs the master until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     fds::raise_open_files_limit(config.u64("max_open_files").unwrap_or(100_000));
+    if let Some(cachedir) = config.path("cachedir") {
+        tighten_cachedir(&cachedir);
+    }
     let master = Arc::new(Master::new(config).await?);
     let listener = minions::bind(&master).await?;
     let control = client::bind(&master)?;

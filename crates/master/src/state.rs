@@ -251,9 +251,9 @@ impl Master {
         let grains = Arc::new(grains);
         if let Some(dir) = self.minion_data_dir(id) {
             let data = serde_json::json!({ "grains": &*grains });
-            let write = std::fs::create_dir_all(&dir).and_then(|_| {
+            let write = salt_proto::private::create_dir_all(&dir).and_then(|_| {
                 let tmp = dir.join("data.p.tmp");
-                std::fs::write(&tmp, rmp_serde::to_vec_named(&data).unwrap_or_default())?;
+                salt_proto::private::write(&tmp, &rmp_serde::to_vec_named(&data).unwrap_or_default())?;
                 std::fs::rename(tmp, dir.join("data.p"))
             });
             if let Err(e) = write {

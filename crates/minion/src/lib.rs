@@ -54,6 +54,12 @@ impl Minion {
         let jobs = Arc::new(jobs::JobTable::new(config.u64("minion_jid_queue_hwm").unwrap_or(100) as usize));
         let registry = registry();
         let cachedir = config.path("cachedir").context("cachedir is not set")?;
+        // Job data (proc files, the outbox, spools) is owner-only; tighten what was left readable.
+        match salt_proto::private::tighten_tree(&cachedir) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("made {n} files and directories in {} owner-only (they hold job data)", cachedir.display()),
+            Err(e) => tracing::warn!("cannot make {} owner-only: {e}", cachedir.display()),
+        }
         let proc_dir = proc_dir::ProcDir::new(&cachedir);
         // Files of jobs that died with a previous minion; jobs still running keep theirs.
         proc_dir

@@ -34,7 +34,7 @@ pub struct Outbox {
 impl Outbox {
     /// An outbox kept on disk in `dir`, holding what an earlier run left unacknowledged.
     pub fn open(dir: &Path) -> std::io::Result<Outbox> {
-        std::fs::create_dir_all(dir)?;
+        salt_proto::private::create_dir_all(dir)?;
         let mut left: Vec<JobReturn> = Vec::new();
         for entry in std::fs::read_dir(dir)?.flatten() {
             let path = entry.path();
@@ -174,7 +174,7 @@ pub fn keep(dir: &Path, ret: &JobReturn) -> std::io::Result<()> {
     salt_proto::jid::validate_jid(&ret.jid).map_err(std::io::Error::other)?;
     let bytes = salt_proto::frame::encode(ret).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!("{}.tmp", ret.jid));
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = salt_proto::private::create(&tmp)?;
     std::io::Write::write_all(&mut f, &bytes)?;
     f.sync_data()?;
     std::fs::rename(tmp, dir.join(&ret.jid))

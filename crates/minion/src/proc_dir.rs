@@ -52,9 +52,9 @@ impl ProcDir {
             }
         }
         let bytes = salt_proto::frame::encode(&data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        std::fs::create_dir_all(&self.dir)?;
+        salt_proto::private::create_dir_all(&self.dir)?;
         let tmp = self.dir.join(format!(".{jid}.tmp"));
-        std::fs::write(&tmp, bytes)?;
+        salt_proto::private::write(&tmp, &bytes)?;
         std::fs::rename(&tmp, &path)
     }
 
@@ -112,7 +112,7 @@ impl ProcDir {
     /// At minion start: create the directory, drop the files of jobs that are gone and any
     /// temporary file a crash left behind.
     pub fn clean_stale(&self, alive: impl Fn(u32, &str) -> bool) -> io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        salt_proto::private::create_dir_all(&self.dir)?;
         for entry in std::fs::read_dir(&self.dir)?.filter_map(Result::ok) {
             let name = entry.file_name();
             if name.to_string_lossy().ends_with(".tmp") {

@@ -10,6 +10,7 @@ pub mod id;
 pub mod jid;
 pub mod message;
 pub mod nesting;
+pub mod private;
 pub mod seen;
 
 /// The Salt release whose behaviour, texts and formats we follow.

@@ -128,7 +128,7 @@ impl Spool {
 
     /// [`Spool::open`] with segments closed at `segment_bytes` (small ones in tests).
     fn open_with(dir: &Path, store: Arc<dyn Returner>, segment_bytes: u64) -> std::io::Result<Spool> {
-        std::fs::create_dir_all(dir)?;
+        salt_proto::private::create_dir_all(dir)?;
         repair_tail(dir)?;
         let cursor = Cursor::load(dir)?;
         let (depth, oldest) = count_from(dir, &cursor)?;
@@ -251,7 +251,7 @@ impl Cursor {
 
     fn save(&self, dir: &Path) -> std::io::Result<()> {
         let tmp = dir.join("cursor.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = salt_proto::private::create(&tmp)?;
         write!(f, "{} {}", self.seq, self.offset)?;
         f.sync_all()?;
         std::fs::rename(tmp, dir.join("cursor"))
@@ -290,7 +290,7 @@ struct Writer {
 impl Writer {
     fn open(dir: &Path, segment_bytes: u64) -> std::io::Result<Writer> {
         let seq = segments(dir)?.last().copied().unwrap_or(0);
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(segment_path(dir, seq))?;
+        let file = salt_proto::private::append(&segment_path(dir, seq))?;
         let len = file.metadata()?.len();
         Ok(Writer { dir: dir.to_path_buf(), seq, file, len, segment_bytes })
     }
@@ -300,7 +300,7 @@ impl Writer {
         if self.len >= self.segment_bytes {
             self.file.sync_data()?;
             self.seq += 1;
-            self.file = std::fs::OpenOptions::new().create(true).append(true).open(segment_path(&self.dir, self.seq))?;
+            self.file = salt_proto::private::append(&segment_path(&self.dir, self.seq))?;
             self.len = 0;
         }
         let start = Cursor { seq: self.seq, offset: self.len };
@@ -567,7 +567,7 @@ fn write_dead_letter(dir: &Path, record: Value, reason: &str) {
     line.insert("at".into(), now_secs().into());
     line.insert("reason".into(), reason.into());
     line.insert("record".into(), record);
-    let write = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("dead-letter.jsonl")).and_then(|mut f| {
+    let write = salt_proto::private::append(&dir.join("dead-letter.jsonl")).and_then(|mut f| {
         serde_json::to_writer(&mut f, &Value::Object(line))?;
         f.write_all(b"\n")?;
         f.sync_data()

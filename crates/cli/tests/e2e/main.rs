@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod jobs;
 mod keys;
+mod limits;
 mod returners;
 mod runners;
 mod security;

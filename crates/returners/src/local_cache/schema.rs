@@ -97,9 +97,17 @@ fn options(path: &Path) -> SqliteConnectOptions {
 /// never has to upgrade from a read lock (which SQLite answers with SQLITE_BUSY, not a wait).
 /// In WAL mode readers never block the writer nor each other.
 pub async fn open(cachedir: &Path) -> Result<(SqlitePool, SqlitePool)> {
-    std::fs::create_dir_all(cachedir)
+    salt_proto::private::create_dir_all(cachedir)
         .map_err(|e| ReturnerError::Unavailable(format!("cannot create cachedir {}: {e}", cachedir.display())))?;
     let path = cachedir.join(FILE_NAME);
+    // Created owner-only before SQLite opens it: its WAL and shared-memory files take the
+    // database file's mode.
+    salt_proto::private::open_options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| ReturnerError::Unavailable(format!("cannot create {}: {e}", path.display())))?;
     let opts = options(&path);
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
