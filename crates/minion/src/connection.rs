@@ -142,7 +142,18 @@ fn cache_master_key(path: &std::path::Path, der: &[u8]) -> std::io::Result<()> {
 /// Sends queued returns until a write fails; the failed one goes back to the outbox.
 async fn send_returns<W: AsyncWrite + Unpin>(minion: &Minion, writer: &mut W, max: usize) -> String {
     loop {
-        let ret = minion.outbox.next().await;
+        let mut ret = minion.outbox.next().await;
+        // A return too large for a frame is cut to fit, visibly, rather than never arrive.
+        match salt_proto::fit::fit_return(&mut ret, max) {
+            Ok(salt_proto::fit::Fitted::Cut { from, to }) => {
+                tracing::warn!("the return of job {} is {from} bytes, over max_frame_bytes ({max}); its output was truncated to {to} bytes", ret.jid)
+            }
+            Ok(salt_proto::fit::Fitted::Whole) => {}
+            Err(e) => {
+                minion.outbox.dead_letter(&ret, &format!("cannot encode the return: {e}"));
+                continue;
+            }
+        }
         let msg = MinionMessage::Return(ret);
         match write_frame(writer, &msg, max).await {
             Ok(()) => {
@@ -150,9 +161,10 @@ async fn send_returns<W: AsyncWrite + Unpin>(minion: &Minion, writer: &mut W, ma
                 minion.outbox.sent(ret);
             }
             Err(FrameError::TooLarge { len, max }) => {
-                // Never retried (it would fail forever), and never silently lost: say so.
+                // Cannot happen after fit_return; should it, never retried (it would fail for
+                // ever) and never silently lost.
                 let MinionMessage::Return(ret) = msg else { unreachable!() };
-                tracing::error!("return for job {} is {len} bytes, over max_frame_bytes ({max}); it cannot be sent to the master", ret.jid);
+                minion.outbox.dead_letter(&ret, &format!("the return is {len} bytes, over max_frame_bytes ({max})"));
             }
             Err(e) => {
                 let MinionMessage::Return(ret) = msg else { unreachable!() };

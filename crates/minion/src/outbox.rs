@@ -125,6 +125,28 @@ impl Outbox {
         }
     }
 
+    /// A return that can never be sent leaves the outbox for `dead-letter.jsonl` beside it, with
+    /// the reason, instead of being tried again at every start.
+    pub fn dead_letter(&self, ret: &JobReturn, reason: &str) {
+        tracing::error!("the return of job {} cannot be sent to the master ({reason}); it is kept in the outbox's dead-letter file", ret.jid);
+        let Some(dir) = &self.dir else { return };
+        let line = serde_json::json!({ "reason": reason, "return": ret });
+        let file = dir.with_file_name("outbox-dead-letter.jsonl");
+        let write = salt_proto::private::append(&file).and_then(|mut f| {
+            serde_json::to_writer(&mut f, &line)?;
+            std::io::Write::write_all(&mut f, b"\n")?;
+            f.sync_data()
+        });
+        match write {
+            Ok(()) => {
+                if salt_proto::jid::validate_jid(&ret.jid).is_ok() {
+                    let _ = std::fs::remove_file(dir.join(&ret.jid));
+                }
+            }
+            Err(e) => tracing::error!("cannot write {}: {e}; the return stays in the outbox", file.display()),
+        }
+    }
+
     /// After a reconnect: what was sent but never acknowledged goes out again, first.
     pub fn resend_unacked(&self) {
         let unacked = std::mem::take(&mut *self.unacked.lock().unwrap_or_else(|e| e.into_inner()));

@@ -5,6 +5,7 @@
 //! msgpack bytes; a message is a closed enum, so nothing that arrives from the network is ever
 //! dispatched by name.
 
+pub mod fit;
 pub mod frame;
 pub mod id;
 pub mod jid;

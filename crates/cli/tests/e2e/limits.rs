@@ -303,3 +303,29 @@ fn collect(dir: &Path, out: &mut Vec<(PathBuf, u32)>) {
         }
     }
 }
+
+/// Issue 7, item 3: a return over `max_frame_bytes` used to stay in the outbox for ever; now it
+/// is cut to fit with a marker, keeps its retcode, and arrives at the CLI and the job cache.
+#[test]
+fn a_return_larger_than_a_frame_arrives_truncated_with_its_retcode() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["minion1", "cmd.run", "head -c 200000000 /dev/zero | tr '\\0' x; exit 3", "--out", "json", "--show-jid", "-t", "120"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("... output truncated: "), "no truncation marker in {} bytes of output", r.stdout.len());
+    let jid = r.stdout.lines().find_map(|l| l.strip_prefix("jid: ")).expect("jid printed").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = c.salt_run(&["jobs.exit_success", &jid, "--out", "json"]);
+        if r.stdout.contains("minion1") {
+            assert!(r.stdout.contains("false"), "{}", r.stdout);
+            break;
+        }
+        assert!(Instant::now() < deadline, "job {jid} not in the job cache: {}{}", r.stdout, r.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let outbox = c.minion_cachedir("minion1").join("outbox");
+    wait_for(|| std::fs::read_dir(&outbox).map(|d| d.count() == 0).unwrap_or(true), Duration::from_secs(10), "an empty outbox");
+    assert!(c.minion_log("minion1").contains("output was truncated"), "{}", c.minion_log("minion1"));
+}
