@@ -71,6 +71,7 @@ pub(crate) async fn maintenance(master: Arc<crate::Master>) {
     let mut dropped = 0;
     loop {
         tokio::time::sleep(interval).await;
+        master.journal().expire(crate::minions::unix_millis());
         let now_dropped = master.bus().dropped();
         if now_dropped > dropped {
             tracing::warn!("event bus: {} events dropped for slow subscribers in the last {} s ({now_dropped} since start)", now_dropped - dropped, interval.as_secs());

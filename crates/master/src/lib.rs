@@ -8,6 +8,7 @@ mod event_return;
 pub mod fds;
 pub mod events;
 mod jobcache;
+mod journal;
 mod limits;
 pub mod minions;
 mod publish;

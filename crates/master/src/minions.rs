@@ -162,6 +162,11 @@ async fn handle(
     let (tx, rx) = mpsc::channel(OUTBOX);
     let serial = master.register(&id, tx);
     master.store_grains(&id, grains);
+    // Jobs a previous master published to this minion before it died.
+    for publish in master.journal().take_undelivered(&id, unix_millis()) {
+        tracing::info!("sending job {} to minion {id} again (published before the master restarted)", publish.jid);
+        send_publish(&master, &publish);
+    }
     fire_minion_start(&master, &id);
     tracing::info!("minion {id} connected");
     let max = master.max_frame;
@@ -289,6 +294,7 @@ async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
             return false;
         }
     }
+    master.journal().returned(&ret.jid, id);
     true
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::acl::{self, Caller};
 use crate::events::Event;
+use crate::journal::Entry;
 use salt_returners::spool::Record;
 use crate::minions::{send_publish, unix_millis};
 use crate::Master;
@@ -93,23 +94,30 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
 
     let mut stored_req = req.clone();
     stored_req.kwargs = shown_kwargs;
-    master.store_load(Record::Load { jid: jid.clone(), load: clear_load(&jid, &user, &stored_req), minions: minions.clone() });
-
-    let expires_at_ms = unix_millis() + master.publish_ttl.as_millis() as u64;
-    for minion in minions.iter().filter(|m| !not_connected.contains(m)) {
-        let publish = Publish {
-            jid: jid.clone(),
-            minion: minion.clone(),
-            fun: req.fun.clone(),
-            arg: req.arg.clone(),
-            tgt: req.tgt.clone(),
-            tgt_type: req.tgt_type.clone(),
-            ret: req.ret.clone(),
-            user: user.clone(),
-            expires_at_ms,
-            kwargs: req.kwargs.clone(),
-        };
-        send_publish(master, &publish);
+    let load = clear_load(&jid, &user, &stored_req);
+    let template = Publish {
+        jid: jid.clone(),
+        minion: String::new(),
+        fun: req.fun.clone(),
+        arg: req.arg.clone(),
+        tgt: req.tgt.clone(),
+        tgt_type: req.tgt_type.clone(),
+        ret: req.ret.clone(),
+        user: user.clone(),
+        expires_at_ms: unix_millis() + master.publish_ttl.as_millis() as u64,
+        kwargs: req.kwargs.clone(),
+    };
+    let reachable: Vec<String> = minions.iter().filter(|m| !not_connected.contains(m)).cloned().collect();
+    // On disk before anything is sent or the jid is printed: a master that dies now sends the
+    // job when it comes back (see crate::journal).
+    let entry = Entry { publish: template, load, minions: reachable };
+    master.journal().record(&entry).map_err(|e| {
+        tracing::error!("cannot record job {jid} in the publish journal: {e}");
+        NotPublished::Invalid(format!("The master cannot record the job ({e}); nothing was sent"))
+    })?;
+    master.store_load(Record::Load { jid: jid.clone(), load: entry.load, minions: minions.clone() });
+    for minion in &entry.minions {
+        send_publish(master, &Publish { minion: minion.clone(), ..entry.publish.clone() });
     }
 
     let mut published = Map::new();

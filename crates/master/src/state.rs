@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::events::EventBus;
 use crate::jobcache::Sink;
+use crate::journal::Journal;
 use crate::limits::{PerKeyLimit, PerKeyPermit};
 use salt_returners::spool::Record;
 
@@ -53,6 +54,8 @@ pub struct Master {
     pub(crate) publish_ttl: Duration,
     /// The job cache's spool is failing to write (a full disk): logged once, not per return.
     spool_failing: std::sync::atomic::AtomicBool,
+    /// Publishes not yet returned by all their minions, on disk (see [`crate::journal`]).
+    journal: Journal,
     /// (jid, minion) of the returns received lately: one sent again fires no second event.
     returns_seen: Mutex<RecentlySeen<(String, String)>>,
 }
@@ -92,6 +95,8 @@ impl Master {
         for name in config.str_list("event_return") {
             event_returners.push(Sink::open(&name, "event_return", salt_returners::EVENT_RETURN, &config).await?);
         }
+        let journal = Journal::open(config.path("cachedir").as_deref())
+            .with_context(|| format!("cannot open the publish journal in {:?}", config.path("cachedir")))?;
         let master = Master {
             config,
             id,
@@ -110,8 +115,14 @@ impl Master {
             publish_ttl,
             spool_failing: Default::default(),
             returns_seen: Mutex::new(RecentlySeen::new(RETURNS_REMEMBERED)),
+            journal,
         };
         master.load_grains_cache();
+        // Jobs a previous master published but may not have delivered: their loads are stored
+        // again (the job cache keeps the first) and their minions get them as they connect.
+        for entry in master.journal.recover(crate::minions::unix_millis()) {
+            master.store_load(Record::Load { jid: entry.publish.jid.clone(), load: entry.load, minions: entry.minions });
+        }
         Ok(master)
     }
 
@@ -159,6 +170,10 @@ impl Master {
     /// Every sink, for maintenance and shutdown.
     pub(crate) fn sinks(&self) -> Vec<Sink> {
         self.job_cache.iter().chain(self.ext_job_cache.iter()).chain(self.event_returners.iter()).cloned().collect()
+    }
+
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
     }
 
     pub fn config(&self) -> &Config {

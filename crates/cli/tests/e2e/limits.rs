@@ -329,3 +329,28 @@ fn a_return_larger_than_a_frame_arrives_truncated_with_its_retcode() {
     wait_for(|| std::fs::read_dir(&outbox).map(|d| d.count() == 0).unwrap_or(true), Duration::from_secs(10), "an empty outbox");
     assert!(c.minion_log("minion1").contains("output was truncated"), "{}", c.minion_log("minion1"));
 }
+
+/// Issue 7, item 5: a master killed right after the CLI printed a jid used to lose the job.
+/// The publish is journaled before the jid is printed and sent again after the restart.
+#[test]
+fn every_printed_jid_is_delivered_though_the_master_is_killed_right_after() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let sock = control_socket(&c);
+    let mut jids = Vec::new();
+    for _ in 0..50 {
+        c.wait_connected("minion1");
+        let r = c.salt(&["minion1", "test.ping", "--async"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        jids.push(r.stdout.trim().rsplit(' ').next().unwrap().to_string());
+        // SIGKILL at once, as soon as the jid is printed.
+        c.stop_master();
+        let _ = std::fs::remove_file(&sock);
+        c.start_master();
+    }
+    c.wait_connected("minion1");
+    for jid in &jids {
+        c.wait_lookup(jid, "minion1:\n    True\n", Duration::from_secs(30));
+    }
+}
