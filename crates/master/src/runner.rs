@@ -31,8 +31,9 @@ pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) ->
         Err(e) => (Value::String(e.to_string()), None, 1, false),
     };
 
+    let kept = kept_copy(&data);
     let mut ret = announce;
-    ret.insert("return".into(), data.clone());
+    ret.insert("return".into(), kept.clone());
     ret.insert("success".into(), success.into());
     master.bus().fire(format!("salt/run/{jid}/ret"), ret);
 
@@ -50,7 +51,7 @@ pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) ->
     stored.insert("jid".into(), jid.clone().into());
     stored.insert("fun".into(), fun.into());
     stored.insert("fun_args".into(), Value::Array(req.arg));
-    stored.insert("return".into(), data.clone());
+    stored.insert("return".into(), kept);
     stored.insert("retcode".into(), retcode.into());
     stored.insert("success".into(), success.into());
     if let Err(e) = master.store_return(Record::Return { ret: stored }).await {
@@ -58,6 +59,38 @@ pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) ->
     }
 
     ClientReply::RunnerReturn { jid, data, outputter, retcode }
+}
+
+/// Runner output up to this size (as JSON) is kept whole in the `salt/run/<jid>/ret` event and
+/// the job cache, as Salt keeps it; larger output goes whole to its caller only. Otherwise a
+/// `jobs.lookup_jid` of a 40 MB return would be copied onto the bus and into the job cache
+/// again, and the master would hold it several times over.
+const RUNNER_OUTPUT_KEPT: usize = 1024 * 1024;
+
+fn kept_copy(data: &Value) -> Value {
+    let size = json_len(data);
+    if size <= RUNNER_OUTPUT_KEPT {
+        data.clone()
+    } else {
+        Value::String(format!("... output truncated: 0 of {size} bytes (larger than {RUNNER_OUTPUT_KEPT}; the whole output went to the caller)"))
+    }
+}
+
+/// The length of `value` as JSON, counted without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// The master as runners see it.

@@ -75,10 +75,9 @@ pub async fn write_frame_bytes<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u
     if bytes.len() > max {
         return Err(FrameError::TooLarge { len: bytes.len(), max });
     }
-    let mut out = Vec::with_capacity(4 + bytes.len());
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-    writer.write_all(&out).await?;
+    // Written in two parts rather than copied into one buffer: a frame may be 64 MiB.
+    writer.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    writer.write_all(bytes).await?;
     writer.flush().await?;
     Ok(())
 }

@@ -65,22 +65,33 @@ pub fn lookup_jid(master: &dyn Master, b: Bound) -> Out<'_> {
     Box::pin(async move {
         let jid = jid_arg(&b)?;
         let store = cache(master)?;
-        let job = describe(&*store, master, &jid).await?;
-        let returns = job.get("Result").and_then(Value::as_object).cloned().unwrap_or_default();
-        let mut ret = Map::new();
-        if truthy(b.get("returned")) {
-            for (minion, r) in &returns {
-                ret.insert(minion.clone(), r.get("return").cloned().unwrap_or(Value::Null));
-            }
-        }
-        if truthy(b.get("missing")) {
-            let targeted = job.get("Minions").and_then(Value::as_array).cloned().unwrap_or_default();
-            for id in targeted.iter().filter_map(Value::as_str).filter(|id| !returns.contains_key(*id)) {
-                ret.insert(id.to_string(), "Minion did not return".into());
-            }
-        }
+        let mut job = describe(&*store, master, &jid).await?;
+        // Taken, not cloned: a return may be tens of megabytes.
+        let returns = match job.remove("Result") {
+            Some(Value::Object(returns)) => returns,
+            _ => Map::new(),
+        };
         // The first return's outputter (e.g. highstate) renders the whole result, as in Salt.
         let outputter = returns.values().next().and_then(|r| r.get("out")).and_then(Value::as_str).map(str::to_string);
+        let missing: Vec<String> = match job.get("Minions") {
+            Some(Value::Array(targeted)) if truthy(b.get("missing")) => {
+                targeted.iter().filter_map(Value::as_str).filter(|id| !returns.contains_key(*id)).map(str::to_string).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut ret = Map::new();
+        if truthy(b.get("returned")) {
+            for (minion, r) in returns {
+                let value = match r {
+                    Value::Object(mut r) => r.remove("return").unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+                ret.insert(minion, value);
+            }
+        }
+        for id in missing {
+            ret.insert(id, "Minion did not return".into());
+        }
         let mut out = RunnerOutput::data(Value::Object(ret));
         out.outputter = outputter;
         Ok(out)

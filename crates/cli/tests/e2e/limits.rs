@@ -354,3 +354,36 @@ fn every_printed_jid_is_delivered_though_the_master_is_killed_right_after() {
         c.wait_lookup(jid, "minion1:\n    True\n", Duration::from_secs(30));
     }
 }
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Issue 7, item 3: `jobs.lookup_jid` of a 42 MB return took the master to 470 MB.
+#[test]
+fn looking_up_a_large_return_costs_the_master_about_its_size() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["minion1", "cmd.run", "head -c 42000000 /dev/zero | tr '\\0' x", "--out", "quiet", "--show-jid", "-t", "60"]);
+    let jid = r.stdout.lines().find_map(|l| l.strip_prefix("jid: ")).expect("jid printed").to_string();
+    let pid = master_pid(&c);
+    let lookup = || c.salt_run(&["jobs.lookup_jid", &jid, "--out", "json"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lookup().code != 0 {
+        assert!(Instant::now() < deadline, "job {jid} never stored");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // Peak RSS from now on (writing 5 to clear_refs resets VmHWM).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = rss_kib(pid);
+    let r = lookup();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.len() > 42_000_000);
+    let peak = peak_rss_kib(pid);
+    eprintln!("RSS {before} KiB before the lookup, peak {peak} KiB during it");
+    assert!(peak < before + 3 * 42 * 1024, "the lookup took the master from {before} KiB to {peak} KiB");
+}
