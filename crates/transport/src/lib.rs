@@ -130,10 +130,13 @@ mod tests {
         // The right fingerprint passes, a wrong one or another cached key fails.
         let good = Arc::new(MasterPin::new(None, Some(fingerprint(&master_pub))));
         assert!(handshake(&master, &minion, good).await.is_ok());
+        // Each refusal is for the reason the pin gives, not any handshake error.
         let bad = Arc::new(MasterPin::new(None, Some("00:11".into())));
-        assert!(handshake(&master, &minion, bad).await.is_err());
+        let err = handshake(&master, &minion, bad).await.unwrap_err();
+        assert!(err.contains("does not match master_finger 00:11"), "{err}");
         let (_, other_pub) = keypair();
         let wrong_cache = Arc::new(MasterPin::new(Some(other_pub), None));
-        assert!(handshake(&master, &minion, wrong_cache).await.is_err());
+        let err = handshake(&master, &minion, wrong_cache).await.unwrap_err();
+        assert!(err.contains("differs from the cached master key"), "{err}");
     }
 }

@@ -387,3 +387,29 @@ fn looking_up_a_large_return_costs_the_master_about_its_size() {
     eprintln!("RSS {before} KiB before the lookup, peak {peak} KiB during it");
     assert!(peak < before + 3 * 42 * 1024, "the lookup took the master from {before} KiB to {peak} KiB");
 }
+
+/// `publisher_acl` entries limited to a target allow the function there and nowhere else.
+#[test]
+fn target_limited_acl_entries_hold_to_their_target() {
+    let mut c = Cluster::new("publisher_acl:\n  nobody:\n    - 'minion1':\n        - test.echo\n");
+    c.start_master();
+    c.start_accepted(&["minion1", "minion2"]);
+    for dir in [c.dir.path().to_path_buf(), c.etc()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(c.etc().join("master"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |args: &[&str]| -> Run {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(bin("salt")).arg("-c").arg(c.etc()).args(args);
+        cmd.output().unwrap().into()
+    };
+    let ok = as_nobody(&["minion1", "test.echo", "hi"]);
+    assert_eq!((ok.code, ok.stdout.as_str()), (0, "minion1:\n    hi\n"), "{}", ok.stderr);
+    for target in ["minion2", "*", "minion*"] {
+        let refused = as_nobody(&[target, "test.echo", "hi"]);
+        assert_eq!(refused.code, 2, "{target}: {}{}", refused.stdout, refused.stderr);
+        assert!(refused.stderr.contains("User nobody is not allowed to run test.echo"), "{target}: {}", refused.stderr);
+    }
+    let other_fun = as_nobody(&["minion1", "test.ping"]);
+    assert_eq!(other_fun.code, 2, "{}", other_fun.stdout);
+}

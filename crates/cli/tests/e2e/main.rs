@@ -7,6 +7,7 @@ mod cli;
 mod jobs;
 mod keys;
 mod limits;
+mod pinning;
 mod returners;
 mod runners;
 mod security;
