@@ -39,6 +39,34 @@ pub struct Cluster {
     pub port: u16,
     pub master: Option<Daemon>,
     pub minions: Vec<(String, Daemon)>,
+    /// Set in the environment of every daemon this cluster starts, and so inherited by their
+    /// job processes and the commands those run: what to kill when the test ends.
+    tag: String,
+}
+
+/// The environment variable that marks a cluster's processes.
+const CLUSTER_TAG: &str = "SALTRS_E2E_CLUSTER";
+
+impl Drop for Cluster {
+    /// Stops the daemons, then every process they left (job processes live in sessions of their
+    /// own and outlive their minion, as in Salt; a test must not leave them behind).
+    fn drop(&mut self) {
+        self.master = None;
+        self.minions.clear();
+        kill_tagged(&self.tag);
+    }
+}
+
+fn kill_tagged(tag: &str) {
+    let needle = format!("{CLUSTER_TAG}={tag}\0");
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for pid in procs.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if environ.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            // SAFETY: kill takes a pid and a signal number.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }
 
 pub struct Run {
@@ -70,7 +98,8 @@ impl Cluster {
             format!("root_dir: {}\ninterface: 127.0.0.1\nret_port: {port}\nlog_level_logfile: debug\n{extra}\n", root.display()),
         )
         .unwrap();
-        Cluster { dir, port, master: None, minions: Vec::new() }
+        let tag = format!("{}-{}", std::process::id(), dir.path().display());
+        Cluster { dir, port, master: None, minions: Vec::new(), tag }
     }
 
     pub fn etc(&self) -> PathBuf {
@@ -87,6 +116,7 @@ impl Cluster {
 
     pub fn start_master(&mut self) {
         let child = Command::new(bin("salt-master"))
+            .env(CLUSTER_TAG, &self.tag)
             .arg("-c")
             .arg(self.etc())
             .arg("-l")
@@ -130,6 +160,7 @@ impl Cluster {
             .unwrap();
         }
         let child = Command::new(bin("salt-minion"))
+            .env(CLUSTER_TAG, &self.tag)
             .arg("-c")
             .arg(&etc)
             .arg("-l")
