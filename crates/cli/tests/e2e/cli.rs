@@ -170,3 +170,182 @@ fn versions() {
         assert!(text.starts_with(&format!("{program} 3008.4 (Argon)")), "{text}");
     }
 }
+
+/// Issue 7 items 16 and 17: a listed id without a key is reported at once as not responding
+/// (exit 1), and a target that matches nothing still renders `{}` through the outputter.
+#[test]
+fn a_listed_id_without_a_key_is_reported_and_no_match_renders_empty() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let hint = |jid: &str| {
+        format!("Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
+    };
+
+    let started = Instant::now();
+    let r = c.salt(&["-v", "-L", "minion1,ghost", "test.ping"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "no wait for an id that has no key"
+    );
+    let jid = r
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("Executing job with jid ")
+        .to_string();
+    let header = format!(
+        "Executing job with jid {jid}\n{}\n\n",
+        "-".repeat(23 + jid.len())
+    );
+    let ghost = hint(&jid)
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect::<String>();
+    assert_eq!(
+        r.stdout,
+        format!("{header}ghost:\n{ghost}minion1:\n    True\n")
+    );
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "ERROR: Minions returned with non-zero exit code\n")
+    );
+
+    // --out json: one document per minion, as they come.
+    let r = c.salt(&[
+        "--show-jid",
+        "-L",
+        "minion1,ghost",
+        "test.ping",
+        "--out",
+        "json",
+    ]);
+    assert_eq!(r.code, 1);
+    let (first, rest) = r.stdout.split_once('\n').unwrap();
+    let jid = first.trim_start_matches("jid: ");
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(rest)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            serde_json::json!({"ghost": hint(jid)}),
+            serde_json::json!({"minion1": true})
+        ],
+        "{}",
+        r.stdout
+    );
+
+    // A target matching nothing: the message, then `{}` through the chosen outputter.
+    let r = c.salt(&["nomatch*", "test.ping", "--out", "json"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (
+            2,
+            "No minions matched the target. No command was sent, no jid was assigned.\n{}\n",
+            "ERROR: No return received\n"
+        )
+    );
+    let r = c.salt(&["-L", "ghost", "test.ping", "--out", "yaml"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            2,
+            "No minions matched the target. No command was sent, no jid was assigned.\n{}\n"
+        )
+    );
+    // The nested outputter renders `{}` as nothing at all.
+    let r = c.salt(&["nomatch*", "test.ping"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            2,
+            "No minions matched the target. No command was sent, no jid was assigned.\n"
+        )
+    );
+}
+
+/// Issue 7 item 20: salt-call without --local says nothing at the default log level.
+#[test]
+fn salt_call_without_local_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("minion"),
+        format!(
+            "id: caller\nroot_dir: {}\n",
+            dir.path().join("root").display()
+        ),
+    )
+    .unwrap();
+    let r = run(bin("salt-call"), dir.path(), &["test.ping"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "local:\n    True\n", "")
+    );
+}
+
+/// Issue 7 item 19 and item 6 (the log): the console shows `[WARNING ] text` without colour
+/// codes off a terminal; the log file has Salt's line format and is owner-only, an older
+/// world-readable one tightened at start.
+#[test]
+fn console_and_log_file_lines_are_salts_and_the_log_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cluster::new("time_out: 5");
+    let log = c.root().join("var/log/salt/master");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = std::process::Command::new(bin("salt-master"))
+        .arg("-c")
+        .arg(c.etc())
+        .args(["-l", "warning"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let sock = c.root().join("var/run/salt/master/master.sock");
+    wait_for(
+        || sock.exists(),
+        Duration::from_secs(20),
+        "the master's control socket",
+    );
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = format!(
+        "{}: unknown option 'time_out', did you mean 'timeout'?",
+        c.etc().join("master").display()
+    );
+    assert!(
+        stderr.lines().any(|l| l == format!("[WARNING ] {warning}")),
+        "{stderr:?}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "no colour into a pipe: {stderr:?}"
+    );
+
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.ends_with(&warning))
+        .unwrap_or_else(|| panic!("{text}"));
+    // 2026-12-01 15:00:00,123 [salt_config...:NNN ][WARNING ][pid] text
+    let shape: String = line[..23]
+        .chars()
+        .map(|ch| if ch.is_ascii_digit() { 'd' } else { ch })
+        .collect();
+    assert_eq!(shape, "dddd-dd-dd dd:dd:dd,ddd", "{line}");
+    assert!(line[23..].starts_with(" ["), "{line}");
+    assert!(
+        line.contains(&format!("][WARNING ][{pid}] {warning}")),
+        "{line}"
+    );
+}
