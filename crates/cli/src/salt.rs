@@ -253,17 +253,6 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
 
     let mut wait = Wait::new(&jid, &minions, &not_connected, timeout, gather);
     let mut results: Vec<(String, Shown)> = Vec::new();
-    // Ids a list target named that have no accepted key can never return: shown at once, as Salt
-    // does, each as a minion that did not respond.
-    if show_missing {
-        for id in missing.iter().filter(|id| !minions.contains(id)) {
-            let shown = Shown { ret: Value::String(no_response(&jid)), retcode: 1, out: Some("no_return".into()) };
-            if !flags.static_output {
-                print_one(&mut printer, id, &shown);
-            }
-            results.push((id.clone(), shown));
-        }
-    }
     let mut progress = Progress::new(minions.len() - not_connected.len());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
 
@@ -319,6 +308,16 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
                 print_one(&mut printer, &id, &shown);
             }
             results.push((id, shown));
+        }
+    }
+    // Ids a list target named that have no accepted key (Salt's `missing`) can never return; they
+    // are not waited for. As in Salt 3008, they come last, as minions that did not respond, even
+    // with --hide-timeout, and count as retcode 1; Salt's --static output leaves them out.
+    if !flags.static_output {
+        for id in missing.iter().filter(|id| !minions.contains(id)) {
+            let shown = Shown { ret: Value::String(no_response(&jid)), retcode: 1, out: Some("no_return".into()) };
+            print_one(&mut printer, id, &shown);
+            results.push((id.clone(), shown));
         }
     }
     if flags.static_output && !results.is_empty() {

@@ -171,8 +171,10 @@ fn versions() {
     }
 }
 
-/// Issue 7 items 16 and 17: a listed id without a key is reported at once as not responding
-/// (exit 1), and a target that matches nothing still renders `{}` through the outputter.
+/// Issue 7 items 16 and 17, against what Salt 3008.4 printed for the same commands: a listed id
+/// without a key is not waited for, comes last as not responding (also with --hide-timeout, not
+/// with --static) and makes the exit code 1; a target that matches nothing still renders `{}`
+/// through the chosen outputter.
 #[test]
 fn a_listed_id_without_a_key_is_reported_and_no_match_renders_empty() {
     let mut c = Cluster::new("");
@@ -181,90 +183,44 @@ fn a_listed_id_without_a_key_is_reported_and_no_match_renders_empty() {
     let hint = |jid: &str| {
         format!("Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
     };
+    let nested = |id: &str, text: &str| format!("{id}:\n{}", text.lines().map(|l| format!("    {l}\n")).collect::<String>());
 
     let started = Instant::now();
     let r = c.salt(&["-v", "-L", "minion1,ghost", "test.ping"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "no wait for an id that has no key"
-    );
-    let jid = r
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("Executing job with jid ")
-        .to_string();
-    let header = format!(
-        "Executing job with jid {jid}\n{}\n\n",
-        "-".repeat(23 + jid.len())
-    );
-    let ghost = hint(&jid)
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect::<String>();
-    assert_eq!(
-        r.stdout,
-        format!("{header}ghost:\n{ghost}minion1:\n    True\n")
-    );
-    assert_eq!(
-        (r.code, r.stderr.as_str()),
-        (1, "ERROR: Minions returned with non-zero exit code\n")
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "no wait for an id that has no key");
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
+    let header = format!("Executing job with jid {jid}\n{}\n\n", "-".repeat(23 + jid.len()));
+    assert_eq!(r.stdout, format!("{header}minion1:\n    True\n{}", nested("ghost", &hint(&jid))));
+    assert_eq!((r.code, r.stderr.as_str()), (1, "ERROR: Minions returned with non-zero exit code\n"));
 
-    // --out json: one document per minion, as they come.
-    let r = c.salt(&[
-        "--show-jid",
-        "-L",
-        "minion1,ghost",
-        "test.ping",
-        "--out",
-        "json",
-    ]);
+    // --out json: one document per minion, the missing id last.
+    let r = c.salt(&["--show-jid", "-L", "ghost,minion1", "test.ping", "--out", "json"]);
     assert_eq!(r.code, 1);
     let (first, rest) = r.stdout.split_once('\n').unwrap();
     let jid = first.trim_start_matches("jid: ");
-    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(rest)
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(
-        docs,
-        [
-            serde_json::json!({"ghost": hint(jid)}),
-            serde_json::json!({"minion1": true})
-        ],
-        "{}",
-        r.stdout
-    );
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(rest).into_iter().map(Result::unwrap).collect();
+    assert_eq!(docs, [serde_json::json!({"minion1": true}), serde_json::json!({"ghost": hint(jid)})], "{}", r.stdout);
+
+    // --hide-timeout does not hide it; --static leaves it out (and exits 0), as Salt 3008 does.
+    let r = c.salt(&["--show-jid", "--hide-timeout", "-L", "minion1,ghost", "test.ping"]);
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("jid: ").to_string();
+    assert_eq!((r.code, r.stdout.as_str()), (1, format!("jid: {jid}\nminion1:\n    True\n{}", nested("ghost", &hint(&jid))).as_str()));
+    let r = c.salt(&["--static", "-L", "minion1,ghost", "test.ping", "--out", "json"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "{\n    \"minion1\": true\n}\n"));
 
     // A target matching nothing: the message, then `{}` through the chosen outputter.
     let r = c.salt(&["nomatch*", "test.ping", "--out", "json"]);
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
-        (
-            2,
-            "No minions matched the target. No command was sent, no jid was assigned.\n{}\n",
-            "ERROR: No return received\n"
-        )
+        (2, "No minions matched the target. No command was sent, no jid was assigned.\n{}\n", "ERROR: No return received\n")
     );
     let r = c.salt(&["-L", "ghost", "test.ping", "--out", "yaml"]);
-    assert_eq!(
-        (r.code, r.stdout.as_str()),
-        (
-            2,
-            "No minions matched the target. No command was sent, no jid was assigned.\n{}\n"
-        )
-    );
-    // The nested outputter renders `{}` as nothing at all.
-    let r = c.salt(&["nomatch*", "test.ping"]);
-    assert_eq!(
-        (r.code, r.stdout.as_str()),
-        (
-            2,
-            "No minions matched the target. No command was sent, no jid was assigned.\n"
-        )
-    );
+    assert_eq!((r.code, r.stdout.as_str()), (2, "No minions matched the target. No command was sent, no jid was assigned.\n{}\n"));
+    // The nested and txt outputters render `{}` as nothing at all.
+    for out in ["nested", "txt"] {
+        let r = c.salt(&["nomatch*", "test.ping", "--out", out]);
+        assert_eq!((r.code, r.stdout.as_str()), (2, "No minions matched the target. No command was sent, no jid was assigned.\n"), "{out}");
+    }
 }
 
 /// Issue 7 item 20: salt-call without --local says nothing at the default log level.
