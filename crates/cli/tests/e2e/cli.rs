@@ -305,3 +305,41 @@ fn console_and_log_file_lines_are_salts_and_the_log_is_owner_only() {
         "{line}"
     );
 }
+
+/// Issue 7 item 22: the differences from Salt that README.md lists as deliberate still hold.
+#[test]
+fn deliberate_differences_from_salt_hold() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+
+    // --out quiet prints nothing (Salt 3008 falls back to nested with an error).
+    let r = c.salt(&["minion1", "test.ping", "--out", "quiet"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+
+    // --version names this project after the Salt version it follows.
+    for program in ["salt", "salt-run", "salt-key", "salt-call", "salt-master", "salt-minion"] {
+        let out = std::process::Command::new(bin(program)).arg("--version").output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{program} 3008.4 (Argon) [saltrs {}]\n", env!("CARGO_PKG_VERSION")));
+    }
+
+    // jobs.exit_success reports False for a failed job (on local_cache here).
+    let r = c.salt(&["-v", "minion1", "cmd.run", "exit 3"]);
+    assert_eq!(r.code, 1);
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.salt_run(&["jobs.exit_success", &jid, "--out=json"]);
+        if r.stdout.contains("minion1") || Instant::now() > deadline {
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"minion1": false}), "{}", r.stderr);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // salt-run exits 1 when the runner fails (Salt 3008.4 exits 0).
+    let r = c.salt_run(&["jobs.lookup_jid"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r = c.salt_run(&["jobs.no_such_runner"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+}
