@@ -1,8 +1,9 @@
 //! `salt-call`: run an execution module on this machine and print its return under `local:`.
 //!
 //! Only `--local` execution is implemented: the function runs here with the minion's config
-//! and grains, and nothing is sent to a master. Without `--local` the same happens (with a
-//! note on stderr), since talking to the master from salt-call is not built yet.
+//! and grains, and nothing is sent to a master. Without `--local` the same happens, since
+//! talking to the master from salt-call is not built yet; that is said at the `debug` level
+//! only, so the default console (`warning`) stays as quiet as Salt's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         Err(code) => return code,
     };
     if !flags.local {
-        tracing::warn!("salt-call talks to no master yet: running {fun} locally, as with --local");
+        tracing::debug!("salt-call talks to no master yet: running {fun} locally, as with --local");
     }
     if let Some(id) = &flags.id {
         config.set("id", Value::String(id.clone()));

@@ -80,8 +80,10 @@ async fn run_runner(stream: UnixStream, fun: String, arg: Vec<Value>, mut printe
             Ok(ClientReply::RunnerReturn { data, outputter, retcode, .. }) => {
                 let out = printer.outputter(outputter.as_deref(), Outputter::Nested);
                 let text = salt_output::render(out, &data, &printer.options());
-                // Salt prints even an empty result, as an empty line.
-                printer.write(if text.is_empty() { "\n" } else { &text });
+                // As Salt's display_output: an empty rendering prints nothing at all.
+                if !text.is_empty() {
+                    printer.write(&text);
+                }
                 return retcode;
             }
             Ok(ClientReply::Refused { reason }) | Ok(ClientReply::Error { message: reason }) => {

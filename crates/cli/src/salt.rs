@@ -101,8 +101,10 @@ fn no_response(jid: &str) -> String {
     format!("Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
 }
 
+/// What Salt 3008 prints on Ctrl-C during the wait (`salt/scripts.py` `_handle_signals`): the
+/// notice first, then the jid and the hint.
 fn ctrl_c_text(jid: &str) -> String {
-    format!("\nThis job's jid is: {jid}\nExiting gracefully on Ctrl-c\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
+    format!("\nExiting gracefully on Ctrl-c\nThis job's jid is: {jid}\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
@@ -206,10 +208,13 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
     }
 
     // Until the publish is answered, only errors are possible.
-    let (jid, minions, not_connected) = match read_frame::<ClientReply, _>(&mut reader, max).await {
-        Ok(ClientReply::Published { jid, minions, not_connected, .. }) => (jid, minions, not_connected),
+    let (jid, minions, missing, not_connected) = match read_frame::<ClientReply, _>(&mut reader, max).await {
+        Ok(ClientReply::Published { jid, minions, missing, not_connected }) => (jid, minions, missing, not_connected),
         Ok(ClientReply::NoMinions { .. }) => {
+            // Salt's CLI then renders the empty result it got: nothing with `nested`, `{}` with json.
             println!("{NO_MINIONS}");
+            let out = printer.outputter(None, Outputter::Nested);
+            printer.print(out, &Value::Object(Map::new()), 0);
             eprintln!("ERROR: No return received");
             return 2;
         }
@@ -231,6 +236,9 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
         println!("Executed command with job ID: {jid}");
         return 0;
     }
+    // Registered before the jid is shown, so that a Ctrl-C from then on always gets Salt's text
+    // (tokio's `ctrl_c()` would register only when first polled, inside the wait).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     if flags.verbose {
         let line = format!("Executing job with jid {jid}");
         printer.write(&format!("{line}\n{}\n\n", "-".repeat(line.len())));
@@ -245,8 +253,6 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
 
     let mut wait = Wait::new(&jid, &minions, &not_connected, timeout, gather);
     let mut results: Vec<(String, Shown)> = Vec::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     let mut progress = Progress::new(minions.len() - not_connected.len());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
 
@@ -254,7 +260,7 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
         let deadline = wait.deadline();
         tokio::select! {
             _ = tick.tick() => progress.show(results.len()),
-            _ = &mut ctrl_c => {
+            _ = interrupted(&mut interrupt) => {
                 eprintln!("{}", ctrl_c_text(&jid));
                 return 1;
             }
@@ -304,6 +310,16 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
             results.push((id, shown));
         }
     }
+    // Ids a list target named that have no accepted key (Salt's `missing`) can never return; they
+    // are not waited for. As in Salt 3008, they come last, as minions that did not respond, even
+    // with --hide-timeout, and count as retcode 1; Salt's --static output leaves them out.
+    if !flags.static_output {
+        for id in missing.iter().filter(|id| !minions.contains(id)) {
+            let shown = Shown { ret: Value::String(no_response(&jid)), retcode: 1, out: Some("no_return".into()) };
+            print_one(&mut printer, id, &shown);
+            results.push((id.clone(), shown));
+        }
+    }
     if flags.static_output && !results.is_empty() {
         let all: Map<String, Value> = results.iter().map(|(id, s)| (id.clone(), s.ret.clone())).collect();
         let out = printer.outputter(results.iter().find_map(|(_, s)| s.out.as_deref()), Outputter::Nested);
@@ -318,6 +334,16 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
         1
     } else {
         0
+    }
+}
+
+/// Resolves at the next SIGINT; never, if the handler could not be installed.
+async fn interrupted(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

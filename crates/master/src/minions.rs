@@ -199,11 +199,9 @@ async fn authenticate<W: AsyncWrite + Unpin>(master: &Master, hello: &Hello, key
         KeyState::Pending => (MasterMessage::Pending { retry_secs: PENDING_RETRY_SECS }, "pend"),
         KeyState::Rejected => (MasterMessage::Rejected { reason: format!("the key of minion {id} has been rejected") }, "reject"),
         KeyState::Denied => {
-            tracing::error!(
-                "denied minion {id}: it presented a key (fingerprint {}) that differs from the key accepted for that id; the key was put in minions_denied",
-                salt_transport::fingerprint(key)
-            );
-            (MasterMessage::Denied { reason: format!("another key is already accepted for minion id {id}") }, "denied")
+            let reason = master.keys().denial_reason(&id);
+            tracing::error!("denied minion {id}: {reason}; the key it presented (fingerprint {}) was put in minions_denied", salt_transport::fingerprint(key));
+            (MasterMessage::Denied { reason }, "denied")
         }
     };
     let mut data = Map::new();

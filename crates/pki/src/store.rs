@@ -250,6 +250,20 @@ impl KeyStore {
         self.read_key(state, id).ok().flatten()
     }
 
+    /// Why [`KeyStore::authorize`] denied a key presented for `id`, naming the state of the key
+    /// the id already has: accepted, or still pending (`minions_pre`, waiting for `salt-key -a`).
+    /// The master tells the denied minion this and logs it.
+    pub fn denial_reason(&self, id: &str) -> String {
+        let held = |state| self.key_path(state, id).is_ok_and(|p| p.is_file());
+        if held(KeyState::Accepted) {
+            format!("another key is already accepted for minion id {id}")
+        } else if held(KeyState::Pending) {
+            format!("another key is already pending for minion id {id} (in minions_pre, not yet accepted)")
+        } else {
+            format!("another key is already known for minion id {id}")
+        }
+    }
+
     /// The accepted public PEM of `id`: what the master pins the minion's TLS key to.
     pub fn accepted_key(&self, id: &str) -> Option<String> {
         self.key_text(KeyState::Accepted, id)
@@ -632,6 +646,10 @@ mod tests {
             Some(k2.as_str())
         );
         assert_eq!(s.states_of("db1"), [KeyState::Accepted, KeyState::Denied]);
+        assert_eq!(
+            s.denial_reason("db1"),
+            "another key is already accepted for minion id db1"
+        );
         // The right key still works.
         assert_eq!(s.authorize("db1", &k1, &OPEN).unwrap(), KeyState::Accepted);
 
@@ -642,6 +660,11 @@ mod tests {
         assert_eq!(
             s.key_text(KeyState::Pending, "db2").as_deref(),
             Some(k1.as_str())
+        );
+        // ... and said so truthfully: the other key is pending, not accepted.
+        assert_eq!(
+            s.denial_reason("db2"),
+            "another key is already pending for minion id db2 (in minions_pre, not yet accepted)"
         );
     }
 

@@ -43,20 +43,11 @@ pub struct RunnerOutput {
 }
 
 impl RunnerOutput {
-    /// Plain data; an empty or false result exits 1, as salt-run does.
+    /// Plain data, exit code 0 whatever it is: salt-run exits 0 for an empty or false result
+    /// too (`jobs.lookup_jid` of an unknown jid prints nothing and exits 0); only a failed
+    /// runner exits non-zero.
     pub fn data(data: Value) -> RunnerOutput {
-        let retcode = i32::from(is_empty(&data));
-        RunnerOutput { data, outputter: None, retcode }
-    }
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null | Value::Bool(false) => true,
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::String(s) => s.is_empty(),
-        _ => false,
+        RunnerOutput { data, outputter: None, retcode: 0 }
     }
 }
 

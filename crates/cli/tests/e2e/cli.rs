@@ -170,3 +170,176 @@ fn versions() {
         assert!(text.starts_with(&format!("{program} 3008.4 (Argon)")), "{text}");
     }
 }
+
+/// Issue 7 items 16 and 17, against what Salt 3008.4 printed for the same commands: a listed id
+/// without a key is not waited for, comes last as not responding (also with --hide-timeout, not
+/// with --static) and makes the exit code 1; a target that matches nothing still renders `{}`
+/// through the chosen outputter.
+#[test]
+fn a_listed_id_without_a_key_is_reported_and_no_match_renders_empty() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let hint = |jid: &str| {
+        format!("Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
+    };
+    let nested = |id: &str, text: &str| format!("{id}:\n{}", text.lines().map(|l| format!("    {l}\n")).collect::<String>());
+
+    let started = Instant::now();
+    let r = c.salt(&["-v", "-L", "minion1,ghost", "test.ping"]);
+    assert!(started.elapsed() < Duration::from_secs(4), "no wait for an id that has no key");
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
+    let header = format!("Executing job with jid {jid}\n{}\n\n", "-".repeat(23 + jid.len()));
+    assert_eq!(r.stdout, format!("{header}minion1:\n    True\n{}", nested("ghost", &hint(&jid))));
+    assert_eq!((r.code, r.stderr.as_str()), (1, "ERROR: Minions returned with non-zero exit code\n"));
+
+    // --out json: one document per minion, the missing id last.
+    let r = c.salt(&["--show-jid", "-L", "ghost,minion1", "test.ping", "--out", "json"]);
+    assert_eq!(r.code, 1);
+    let (first, rest) = r.stdout.split_once('\n').unwrap();
+    let jid = first.trim_start_matches("jid: ");
+    let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(rest).into_iter().map(Result::unwrap).collect();
+    assert_eq!(docs, [serde_json::json!({"minion1": true}), serde_json::json!({"ghost": hint(jid)})], "{}", r.stdout);
+
+    // --hide-timeout does not hide it; --static leaves it out (and exits 0), as Salt 3008 does.
+    let r = c.salt(&["--show-jid", "--hide-timeout", "-L", "minion1,ghost", "test.ping"]);
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("jid: ").to_string();
+    assert_eq!((r.code, r.stdout.as_str()), (1, format!("jid: {jid}\nminion1:\n    True\n{}", nested("ghost", &hint(&jid))).as_str()));
+    let r = c.salt(&["--static", "-L", "minion1,ghost", "test.ping", "--out", "json"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "{\n    \"minion1\": true\n}\n"));
+
+    // A target matching nothing: the message, then `{}` through the chosen outputter.
+    let r = c.salt(&["nomatch*", "test.ping", "--out", "json"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (2, "No minions matched the target. No command was sent, no jid was assigned.\n{}\n", "ERROR: No return received\n")
+    );
+    let r = c.salt(&["-L", "ghost", "test.ping", "--out", "yaml"]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, "No minions matched the target. No command was sent, no jid was assigned.\n{}\n"));
+    // The nested and txt outputters render `{}` as nothing at all.
+    for out in ["nested", "txt"] {
+        let r = c.salt(&["nomatch*", "test.ping", "--out", out]);
+        assert_eq!((r.code, r.stdout.as_str()), (2, "No minions matched the target. No command was sent, no jid was assigned.\n"), "{out}");
+    }
+}
+
+/// Issue 7 item 20: salt-call without --local says nothing at the default log level.
+#[test]
+fn salt_call_without_local_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("minion"),
+        format!(
+            "id: caller\nroot_dir: {}\n",
+            dir.path().join("root").display()
+        ),
+    )
+    .unwrap();
+    let r = run(bin("salt-call"), dir.path(), &["test.ping"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "local:\n    True\n", "")
+    );
+}
+
+/// Issue 7 item 19 and item 6 (the log): the console shows `[WARNING ] text` without colour
+/// codes off a terminal; the log file has Salt's line format and is owner-only, an older
+/// world-readable one tightened at start.
+#[test]
+fn console_and_log_file_lines_are_salts_and_the_log_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cluster::new("time_out: 5");
+    let log = c.root().join("var/log/salt/master");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = std::process::Command::new(bin("salt-master"))
+        .arg("-c")
+        .arg(c.etc())
+        .args(["-l", "warning"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let sock = c.root().join("var/run/salt/master/master.sock");
+    wait_for(
+        || sock.exists(),
+        Duration::from_secs(20),
+        "the master's control socket",
+    );
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = format!(
+        "{}: unknown option 'time_out', did you mean 'timeout'?",
+        c.etc().join("master").display()
+    );
+    assert!(
+        stderr.lines().any(|l| l == format!("[WARNING ] {warning}")),
+        "{stderr:?}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "no colour into a pipe: {stderr:?}"
+    );
+
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.ends_with(&warning))
+        .unwrap_or_else(|| panic!("{text}"));
+    // 2026-12-01 15:00:00,123 [salt_config...:NNN ][WARNING ][pid] text
+    let shape: String = line[..23]
+        .chars()
+        .map(|ch| if ch.is_ascii_digit() { 'd' } else { ch })
+        .collect();
+    assert_eq!(shape, "dddd-dd-dd dd:dd:dd,ddd", "{line}");
+    assert!(line[23..].starts_with(" ["), "{line}");
+    assert!(
+        line.contains(&format!("][WARNING ][{pid}] {warning}")),
+        "{line}"
+    );
+}
+
+/// Issue 7 item 22: the differences from Salt that README.md lists as deliberate still hold.
+#[test]
+fn deliberate_differences_from_salt_hold() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+
+    // --out quiet prints nothing (Salt 3008 falls back to nested with an error).
+    let r = c.salt(&["minion1", "test.ping", "--out", "quiet"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+
+    // --version names this project after the Salt version it follows.
+    for program in ["salt", "salt-run", "salt-key", "salt-call", "salt-master", "salt-minion"] {
+        let out = std::process::Command::new(bin(program)).arg("--version").output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{program} 3008.4 (Argon) [saltrs {}]\n", env!("CARGO_PKG_VERSION")));
+    }
+
+    // jobs.exit_success reports False for a failed job (on local_cache here).
+    let r = c.salt(&["-v", "minion1", "cmd.run", "exit 3"]);
+    assert_eq!(r.code, 1);
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.salt_run(&["jobs.exit_success", &jid, "--out=json"]);
+        if r.stdout.contains("minion1") || Instant::now() > deadline {
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"minion1": false}), "{}", r.stderr);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // salt-run exits 1 when the runner fails (Salt 3008.4 exits 0).
+    let r = c.salt_run(&["jobs.lookup_jid"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r = c.salt_run(&["jobs.no_such_runner"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+}

@@ -116,3 +116,61 @@ fn deleting_an_accepted_key_cuts_the_minion_off() {
     assert_eq!(r.code, 2);
     assert!(c.master_log().contains("the key of minion minion1 is no longer accepted"), "{}", c.master_log());
 }
+
+/// Issue 7 item 11: a second key for an id whose first key is still pending is denied, and the
+/// denial says the other key is pending, not accepted.
+#[test]
+fn a_second_key_for_a_pending_id_is_denied_as_pending() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_minion("minion1", "");
+    let pre = c.master_pki().join("minions_pre/minion1");
+    wait_for(|| pre.exists(), Duration::from_secs(20), "minion1 pending");
+
+    let impostor_etc = c.dir.path().join("etc-impostor");
+    std::fs::create_dir_all(&impostor_etc).unwrap();
+    std::fs::write(
+        impostor_etc.join("minion"),
+        format!(
+            "id: minion1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {}\n",
+            c.dir.path().join("root-impostor").display(),
+            c.port
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin("salt-minion"))
+        .arg("-c")
+        .arg(&impostor_etc)
+        .arg("-l")
+        .arg("error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the impostor gives up: {stderr}"
+    );
+    assert!(
+        stderr.contains("another key is already pending for minion id minion1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("already accepted"), "{stderr}");
+    assert!(
+        c.master_log()
+            .contains("denied minion minion1: another key is already pending"),
+        "{}",
+        c.master_log()
+    );
+    let listed = c.salt_key(&["-L"]);
+    assert_eq!(
+        listed.stdout,
+        "Accepted Keys:\nDenied Keys:\nminion1\nUnaccepted Keys:\nminion1\nRejected Keys:\n"
+    );
+    // salt-key's json lists the groups in Salt 3008's order (issue 7 item 21).
+    let listed = c.salt_key(&["-L", "--out", "json"]);
+    assert_eq!(
+        listed.stdout,
+        "{\n    \"minions_pre\": [\n        \"minion1\"\n    ],\n    \"minions_rejected\": [],\n    \"minions\": [],\n    \"minions_denied\": [\n        \"minion1\"\n    ]\n}\n"
+    );
+}

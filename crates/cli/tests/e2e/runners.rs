@@ -25,7 +25,7 @@ fn jobs_runner_reads_the_job_cache() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let r = loop {
         let r = c.salt_run(&["jobs.lookup_jid", &jid]);
-        if r.code == 0 || Instant::now() > deadline {
+        if !r.stdout.is_empty() || Instant::now() > deadline {
             break r;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -63,9 +63,23 @@ fn jobs_runner_reads_the_job_cache() {
     let last: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(last.get(&jid).is_some(), "{last}");
 
-    // Unknown and invalid jids.
+    // Unknown and invalid jids. An empty result prints nothing and exits 0, as in Salt (the
+    // transcript's `rc=1` there was grep's; see its erratum).
     let r = c.salt_run(&["jobs.lookup_jid", "20000101000000000000"]);
-    assert_eq!((r.code, r.stdout.as_str()), (1, "\n"));
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+    let r = c.salt_run(&["jobs.lookup_jid", "20000101000000000000", "--out=json"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "{}\n"));
+    // Arguments the runner does not take: Salt's text and a non-zero exit.
+    let r = c.salt_run(&["jobs.lookup_jid"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (1, "Passed invalid arguments: lookup_jid() missing 1 required positional argument: 'jid'\n"),
+        "{}",
+        r.stderr
+    );
+    let r = c.salt_run(&["jobs.list_jobs", "bogus=1"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.starts_with("Passed invalid arguments: "), "{}", r.stdout);
     let r = c.salt_run(&["jobs.lookup_jid", "../../etc/passwd"]);
     assert_ne!(r.code, 0);
     assert!(r.stdout.contains("invalid jid"), "{}{}", r.stdout, r.stderr);
@@ -86,7 +100,7 @@ fn ctrl_c_prints_the_hint_and_the_job_finishes() {
     let mut c = Cluster::new("");
     c.start_master();
     c.start_accepted(&["minion1"]);
-    let child = Command::new(bin("salt"))
+    let mut child = Command::new(bin("salt"))
         .arg("-c")
         .arg(c.etc())
         .args(["minion1", "test.sleep", "2", "--show-jid"])
@@ -94,16 +108,19 @@ fn ctrl_c_prints_the_hint_and_the_job_finishes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // The jid line means the job is published and the CLI waits: interrupt it then.
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+    let jid = first.trim_end().trim_start_matches("jid: ").to_string();
+    assert_eq!(jid.len(), 20, "{first:?}");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let jid = stdout.lines().next().unwrap().trim_start_matches("jid: ").to_string();
     assert_eq!(out.status.code(), Some(1));
+    // Salt 3008's order: the notice, then the jid and the hint.
     assert_eq!(
         stderr,
-        format!("\nThis job's jid is: {jid}\nExiting gracefully on Ctrl-c\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}\n")
+        format!("\nExiting gracefully on Ctrl-c\nThis job's jid is: {jid}\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}\n")
     );
     // The job goes on; its result lands in the job cache.
     c.wait_lookup(&jid, "minion1:\n    True\n", Duration::from_secs(10));
@@ -306,7 +323,7 @@ fn a_full_disk_on_the_master_loses_no_return() {
     assert!(r.stdout.ends_with("minion1:\n    during\n"), "{}", r.stdout);
     let jid = jid_of(&r.stdout);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(c.salt_run(&["jobs.lookup_jid", &jid]).stdout, "\n", "nothing stored while the disk is full");
+    assert_eq!(c.salt_run(&["jobs.lookup_jid", &jid]).stdout, "", "nothing stored while the disk is full");
     let kept = c.minion_cachedir("minion1").join("outbox").join(&jid);
     assert!(kept.exists(), "the minion keeps the unacknowledged return");
     // Room again: the minion's next resend is stored, acknowledged and dropped from its outbox.

@@ -322,6 +322,15 @@ fn execute(
     }
 }
 
+/// The order in which Salt 3008's `salt-key -L` hands all four groups to the outputter, seen in
+/// `--out json`/`yaml` (the `key` outputter sorts its headings itself).
+const LIST_ALL_ORDER: [KeyState; 4] = [
+    KeyState::Pending,
+    KeyState::Rejected,
+    KeyState::Accepted,
+    KeyState::Denied,
+];
+
 /// Salt's `Key.list_status`: one group for `acc…`, `pre…`/`un…`, `rej…`, `den…`, or all four for
 /// `all…` (the local keys Salt also gathers are dropped before display, as in Salt).
 fn list_status(store: &KeyStore, arg: &str) -> Map<String, Value> {
@@ -334,7 +343,7 @@ fn list_status(store: &KeyStore, arg: &str) -> Map<String, Value> {
     } else if arg.starts_with("den") {
         vec![KeyState::Denied]
     } else {
-        KeyState::ALL.to_vec()
+        LIST_ALL_ORDER.to_vec()
     };
     let mut data = Map::new();
     for st in states {

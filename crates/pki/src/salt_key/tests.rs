@@ -259,8 +259,8 @@ fn out_json_goes_through_salt_output() {
     let out = e.ok(&["-L", "--out", "json"], "");
     assert_eq!(
         out,
-        "{\n    \"minions\": [\n        \"m1\"\n    ],\n    \"minions_pre\": [],\n    \
-\"minions_rejected\": [],\n    \"minions_denied\": []\n}\n"
+        "{\n    \"minions_pre\": [],\n    \"minions_rejected\": [],\n    \"minions\": [\n        \
+\"m1\"\n    ],\n    \"minions_denied\": []\n}\n"
     );
 }
 
