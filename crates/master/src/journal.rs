@@ -39,6 +39,8 @@ struct State {
 pub(crate) struct Journal {
     dir: Option<PathBuf>,
     state: Mutex<State>,
+    /// Writing is failing (a full disk): logged once, not per publish.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl Journal {
@@ -48,24 +50,34 @@ impl Journal {
         if let Some(dir) = &dir {
             salt_proto::private::create_dir_all(dir)?;
         }
-        Ok(Journal { dir, state: Mutex::new(State::default()) })
+        Ok(Journal { dir, state: Mutex::new(State::default()), failing: Default::default() })
     }
 
-    /// Writes `entry` durably; the CLI may print the jid only once this returned Ok.
-    pub(crate) fn record(&self, entry: &Entry) -> std::io::Result<()> {
+    /// Writes `entry` durably, before the CLI is told the jid. A failure (a full disk) is logged
+    /// once until writing works again; the job still goes out, unjournaled.
+    pub(crate) fn record(&self, entry: &Entry) {
+        use std::sync::atomic::Ordering;
         let jid = &entry.publish.jid;
-        if let Some(dir) = &self.dir {
-            let bytes = salt_proto::frame::encode(entry).map_err(std::io::Error::other)?;
-            let tmp = dir.join(format!(".{jid}.tmp"));
-            let mut file = salt_proto::private::create(&tmp)?;
-            std::io::Write::write_all(&mut file, &bytes)?;
-            file.sync_data()?;
-            std::fs::rename(&tmp, dir.join(jid))?;
-            std::fs::File::open(dir)?.sync_all()?;
+        let Some(dir) = &self.dir else { return };
+        match write_synced(dir, jid, entry) {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("publish journal: writing works again");
+                }
+                let minions = entry.minions.iter().cloned().collect();
+                self.lock().outstanding.insert(jid.clone(), (minions, entry.publish.expires_at_ms));
+            }
+            Err(e) => {
+                let tmp = dir.join(format!(".{jid}.tmp"));
+                let _ = std::fs::remove_file(tmp);
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "cannot write the publish journal in {}: {e}; jobs still go out, but one published just before a master crash would be lost",
+                        dir.display()
+                    );
+                }
+            }
         }
-        let minions = entry.minions.iter().cloned().collect();
-        self.lock().outstanding.insert(jid.clone(), (minions, entry.publish.expires_at_ms));
-        Ok(())
     }
 
     /// `minion` returned for `jid`; the entry goes once every minion has.
@@ -160,6 +172,11 @@ impl Journal {
         expired.len()
     }
 
+    #[cfg(test)]
+    fn is_outstanding(&self, jid: &str) -> bool {
+        self.lock().outstanding.contains_key(jid)
+    }
+
     fn remove_file(&self, jid: &str) {
         if let (Some(dir), Ok(())) = (&self.dir, salt_proto::jid::validate_jid(jid)) {
             let _ = std::fs::remove_file(dir.join(jid));
@@ -169,6 +186,16 @@ impl Journal {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn write_synced(dir: &Path, jid: &str, entry: &Entry) -> std::io::Result<()> {
+    let bytes = salt_proto::frame::encode(entry).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{jid}.tmp"));
+    let mut file = salt_proto::private::create(&tmp)?;
+    std::io::Write::write_all(&mut file, &bytes)?;
+    file.sync_data()?;
+    std::fs::rename(&tmp, dir.join(jid))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -198,7 +225,7 @@ mod tests {
     fn an_entry_lives_until_every_minion_returned() {
         let tmp = tempfile::tempdir().unwrap();
         let journal = Journal::open(Some(tmp.path())).unwrap();
-        journal.record(&entry("20261201150000000001", &["a", "b"], u64::MAX)).unwrap();
+        journal.record(&entry("20261201150000000001", &["a", "b"], u64::MAX));
         let file = tmp.path().join("publishes/20261201150000000001");
         assert!(file.exists());
         journal.returned("20261201150000000001", "a");
@@ -208,11 +235,23 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_that_cannot_be_written_lets_the_job_go_unjournaled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(Some(tmp.path())).unwrap();
+        std::fs::remove_dir(tmp.path().join("publishes")).unwrap();
+        journal.record(&entry("20261201150000000001", &["a"], u64::MAX));
+        assert!(!journal.is_outstanding("20261201150000000001"));
+        std::fs::create_dir(tmp.path().join("publishes")).unwrap();
+        journal.record(&entry("20261201150000000002", &["a"], u64::MAX));
+        assert!(journal.is_outstanding("20261201150000000002"));
+    }
+
+    #[test]
     fn a_restarted_master_sends_valid_publishes_again_and_drops_expired_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let before = Journal::open(Some(tmp.path())).unwrap();
-        before.record(&entry("20261201150000000001", &["a", "b"], 2_000)).unwrap();
-        before.record(&entry("20261201150000000002", &["a"], 500)).unwrap();
+        before.record(&entry("20261201150000000001", &["a", "b"], 2_000));
+        before.record(&entry("20261201150000000002", &["a"], 500));
         std::fs::write(tmp.path().join("publishes/.20261201150000000003.tmp"), b"half").unwrap();
 
         let after = Journal::open(Some(tmp.path())).unwrap();

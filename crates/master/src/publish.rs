@@ -110,11 +110,11 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
     let reachable: Vec<String> = minions.iter().filter(|m| !not_connected.contains(m)).cloned().collect();
     // On disk before anything is sent or the jid is printed: a master that dies now sends the
     // job when it comes back (see crate::journal).
+    // If the journal cannot be written (a full disk), the job still goes out: refusing every
+    // job would be worse than losing this one to a second fault, a master crash in the next
+    // instant. The failure is logged once per outage.
     let entry = Entry { publish: template, load, minions: reachable };
-    master.journal().record(&entry).map_err(|e| {
-        tracing::error!("cannot record job {jid} in the publish journal: {e}");
-        NotPublished::Invalid(format!("The master cannot record the job ({e}); nothing was sent"))
-    })?;
+    master.journal().record(&entry);
     master.store_load(Record::Load { jid: jid.clone(), load: entry.load, minions: minions.clone() });
     for minion in &entry.minions {
         send_publish(master, &Publish { minion: minion.clone(), ..entry.publish.clone() });
