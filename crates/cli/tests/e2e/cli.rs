@@ -115,7 +115,7 @@ fn several_minions_targets_and_missing_ones() {
 
     // A stopped minion: known to the master but not connected.
     c.stop_minion("web1");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(|| c.salt_run(&["manage.down"]).stdout.contains("web1"), Duration::from_secs(10), "the master to see web1 gone");
     let started = Instant::now();
     let r = c.salt(&["web1", "test.ping"]);
     assert_eq!(r.code, 1);

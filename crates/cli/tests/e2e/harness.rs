@@ -115,6 +115,9 @@ impl Cluster {
     }
 
     pub fn start_master(&mut self) {
+        // A master killed with SIGKILL leaves its socket; wait for the new one, not that.
+        let sock = self.root().join("var/run/salt/master/master.sock");
+        let _ = std::fs::remove_file(&sock);
         let child = Command::new(bin("salt-master"))
             .env(CLUSTER_TAG, &self.tag)
             .arg("-c")
@@ -126,7 +129,6 @@ impl Cluster {
             .spawn()
             .unwrap();
         self.master = Some(Daemon(child));
-        let sock = self.root().join("var/run/salt/master/master.sock");
         wait_for(|| sock.exists(), Duration::from_secs(20), "the master's control socket");
     }
 
@@ -249,6 +251,82 @@ pub fn run(program: PathBuf, etc: &Path, args: &[&str]) -> Run {
     cmd.arg("-c").arg(etc).args(args).stdin(Stdio::null());
     let out = cmd.output().unwrap();
     out.into()
+}
+
+/// `salt-run state.event` running in the background, its lines read as they come. `ready`
+/// returns once the stream is live, so a test never sleeps and hopes it subscribed in time;
+/// every read has a timeout, so a missed event fails the test rather than hanging it.
+pub struct EventWatch {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl EventWatch {
+    /// Every event of the cluster's master, from now on (once [`EventWatch::ready`] returned).
+    pub fn start(c: &Cluster) -> EventWatch {
+        let mut child = Command::new(bin("salt-run"))
+            .arg("-c")
+            .arg(c.etc())
+            .args(["state.event", "*"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut watch = EventWatch { child, lines };
+        watch.ready(c);
+        watch
+    }
+
+    /// Runs a runner (which fires `salt/run/<jid>/new`) until the stream shows an event, then
+    /// drops what came so far.
+    fn ready(&mut self, c: &Cluster) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            c.salt_run(&["manage.present"]);
+            if self.lines.recv_timeout(Duration::from_millis(300)).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the event stream never started");
+        }
+        while self.lines.recv_timeout(Duration::from_millis(200)).is_ok() {}
+    }
+
+    /// The next event whose tag `wanted` accepts, as (tag, data); fails after `timeout`.
+    pub fn expect(&mut self, wanted: impl Fn(&str) -> bool, timeout: Duration) -> (String, serde_json::Value) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no such event within {timeout:?}"));
+            let (tag, data) = line.split_once('\t').unwrap_or((line.as_str(), "null"));
+            if wanted(tag) {
+                return (tag.to_string(), serde_json::from_str(data).unwrap_or(serde_json::Value::Null));
+            }
+        }
+    }
+
+    /// The tags of the events that came within `quiet` of each other, until none came.
+    pub fn drain(&mut self, quiet: Duration) -> Vec<String> {
+        std::iter::from_fn(|| self.lines.recv_timeout(quiet).ok())
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+impl Drop for EventWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration, what: &str) {

@@ -76,7 +76,6 @@ fn minions_come_back_after_a_master_restart() {
     c.start_master();
     c.start_accepted(&["minion1", "minion2"]);
     c.stop_master();
-    std::thread::sleep(Duration::from_millis(300));
     c.start_master();
     // Both reconnect on their own (jittered back-off) with their accepted keys.
     c.wait_connected("minion1");
@@ -93,21 +92,10 @@ fn deleting_an_accepted_key_cuts_the_minion_off() {
     let mut c = Cluster::new("");
     c.start_master();
     c.start_accepted(&["minion1"]);
-    let events = std::process::Command::new(bin("salt-run"))
-        .arg("-c")
-        .arg(c.etc())
-        .args(["state.event", "salt/key", "count=1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut events = EventWatch::start(&c);
     let r = c.salt_key(&["-d", "minion1", "-y"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let out = events.wait_with_output().unwrap();
-    let line = String::from_utf8_lossy(&out.stdout).to_string();
-    let (tag, data) = line.trim_end().split_once('\t').unwrap();
-    assert_eq!(tag, "salt/key");
-    let data: serde_json::Value = serde_json::from_str(data).unwrap();
+    let (_, data) = events.expect(|tag| tag == "salt/key", Duration::from_secs(10));
     assert_eq!((&data["act"], &data["id"], &data["result"]), (&serde_json::json!("delete"), &serde_json::json!("minion1"), &serde_json::json!(true)));
     // The master drops the connection; the minion comes back and waits for acceptance again.
     let pre = c.master_pki().join("minions_pre/minion1");

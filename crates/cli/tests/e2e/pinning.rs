@@ -33,7 +33,6 @@ fn a_master_key_changed_after_pinning_is_refused() {
     for file in ["master.pem", "master.pub"] {
         std::fs::remove_file(c.master_pki().join(file)).unwrap();
     }
-    let _ = std::fs::remove_file(c.root().join("var/run/salt/master/master.sock"));
     c.start_master();
     wait_for(
         || c.minion_log("minion1").contains("differs from the cached master key"),

@@ -132,21 +132,14 @@ fn manage_runners_and_the_event_stream() {
     c.start_master();
     c.start_accepted(&["minion1", "minion2"]);
 
-    let mut events = Command::new(bin("salt-run"))
-        .arg("-c")
-        .arg(c.etc())
-        .args(["state.event", "salt/job/*", "count=3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut events = EventWatch::start(&c);
     let r = c.salt(&["-v", "minion1", "test.ping"]);
     let jid = jid_of(&r.stdout);
-    let lines: Vec<String> = BufReader::new(events.stdout.take().unwrap()).lines().map(Result::unwrap).collect();
-    assert_eq!(events.wait().unwrap().code(), Some(0));
-    let tags: Vec<&str> = lines.iter().map(|l| l.split('\t').next().unwrap()).collect();
+    let prefix = format!("salt/job/{jid}/");
+    let seen: Vec<(String, serde_json::Value)> = (0..3).map(|_| events.expect(|t| t.starts_with(&prefix), Duration::from_secs(10))).collect();
+    let tags: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(tags, [format!("salt/job/{jid}/new"), format!("salt/job/{jid}/publish"), format!("salt/job/{jid}/ret/minion1")]);
-    let ret: serde_json::Value = serde_json::from_str(lines[2].split('\t').nth(1).unwrap()).unwrap();
+    let ret = &seen[2].1;
     assert_eq!(ret["return"], true);
     assert_eq!(ret["cmd"], "_return");
     assert!(ret["_stamp"].as_str().unwrap().ends_with("+00:00"));
@@ -154,30 +147,53 @@ fn manage_runners_and_the_event_stream() {
     let r = c.salt_run(&["manage.up", "--out=json"]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!(["minion1", "minion2"]));
     c.stop_minion("minion2");
-    std::thread::sleep(Duration::from_millis(500));
-    let r = c.salt_run(&["manage.status", "--out=json"]);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"down": ["minion2"], "up": ["minion1"]}));
+    let want = serde_json::json!({"down": ["minion2"], "up": ["minion1"]});
+    let status = || serde_json::from_str::<serde_json::Value>(&c.salt_run(&["manage.status", "--out=json"]).stdout).unwrap();
+    wait_for(|| status() == want, Duration::from_secs(10), "manage.status to show minion2 down");
     let r = c.salt_run(&["manage.down"]);
     assert_eq!(r.stdout, "- minion2\n");
     let r = c.salt_run(&["manage.present", "--out=json"]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!(["minion1"]));
+
+    // `count=N` ends the stream after N matching events, with exit code 0.
+    let mut counted = Command::new(bin("salt-run"))
+        .arg("-c")
+        .arg(c.etc())
+        .args(["state.event", "salt/run/*/new", "count=1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        c.salt_run(&["manage.present"]);
+        if let Some(status) = counted.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = counted.kill();
+            panic!("state.event count=1 never ended");
+        }
+    };
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<String> = BufReader::new(counted.stdout.take().unwrap()).lines().map_while(Result::ok).collect();
+    assert!(lines.len() == 1 && lines[0].starts_with("salt/run/") && lines[0].contains("/new\t"), "{lines:?}");
 }
 
 #[test]
 fn old_jobs_are_purged_but_long_running_ones_are_kept() {
-    let mut c = Cluster::new("keep_jobs_seconds: 4\nloop_interval: 1\n");
+    let mut c = Cluster::new("keep_jobs_seconds: 6\nloop_interval: 1\n");
     c.start_master();
     c.start_accepted(&["minion1"]);
     let r = c.salt(&["-v", "minion1", "test.ping"]);
     let quick = jid_of(&r.stdout);
-    let r = c.salt(&["-v", "minion1", "test.sleep", "6", "-t", "15"]);
+    let r = c.salt(&["-v", "minion1", "test.sleep", "4", "-t", "15"]);
     assert_eq!(r.code, 0);
     let slow = jid_of(&r.stdout);
-    // The slow job was published > 4 s ago, but its return is fresh: it is kept whole while the
-    // quick job, all of it older than 4 s, goes. (The CLI had the return from the event bus;
-    // the store gets it a moment later.)
+    // Once the quick job (all of it older than 6 s) is gone, the slow job's jid is older than
+    // 6 s too, but its return is 4 s younger: it is kept whole. (The CLI had the return from
+    // the event bus; the store gets it a moment later.)
     c.wait_lookup(&slow, "minion1:\n    True\n", Duration::from_secs(2));
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(5);
     let job = loop {
         let r = c.salt_run(&["jobs.list_job", &quick, "--out=json"]);
         let job: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -189,7 +205,11 @@ fn old_jobs_are_purged_but_long_running_ones_are_kept() {
     assert_eq!(job["Error"], "Cannot contact returner or no job with this jid", "{job}");
     assert_eq!(job["Result"], serde_json::json!({}));
     let r = c.salt_run(&["jobs.lookup_jid", &slow]);
-    assert_eq!(r.stdout, "minion1:\n    True\n", "the long-running job is still whole");
+    assert_eq!(r.stdout, "minion1:\n    True\n", "the long-running job's return is kept");
+    // lookup_jid answers without the load; list_job shows the load is kept too.
+    let r = c.salt_run(&["jobs.list_job", &slow, "--out=json"]);
+    let job: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(job.get("Error").is_none() && job["Function"] == "test.sleep", "the long-running job's load is kept: {job}");
 }
 
 #[test]
@@ -216,9 +236,9 @@ fn a_master_killed_while_returns_flow_loses_none() {
             r.stdout.trim().trim_start_matches("Executed command with job ID: ").to_string()
         })
         .collect();
-    // kill -9 while the returns arrive; they are either on the master's disk (acknowledged) or
-    // still held by the minion, which sends them again after it reconnects.
-    std::thread::sleep(Duration::from_millis(1000));
+    // kill -9 while the returns arrive (the first is stored); they are either on the master's
+    // disk (acknowledged) or still held by the minion, which sends them again after it reconnects.
+    c.wait_lookup(&jids[0], "minion1:\n    job0\n", Duration::from_secs(20));
     c.stop_master();
     c.start_master();
     c.wait_connected("minion1");
@@ -308,21 +328,20 @@ fn a_full_disk_on_the_master_loses_no_return() {
         c.salt(&["minion1", "test.ping"]);
     }
     assert!(c.master_log().contains(failed), "the disk never filled");
-    let mut events = Command::new(bin("salt-run"))
-        .arg("-c")
-        .arg(c.etc())
-        .args(["state.event", "salt/job/*/ret/minion1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut events = EventWatch::start(&c);
+    let resends_before = c.minion_log("minion1").matches("sending them again").count();
     // The CLI still gets the return (from the event bus); the job cache cannot take it, so the
     // master does not acknowledge it and the minion keeps it.
     let r = c.salt(&["-v", "minion1", "cmd.run", "echo during"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.ends_with("minion1:\n    during\n"), "{}", r.stdout);
     let jid = jid_of(&r.stdout);
-    std::thread::sleep(Duration::from_secs(3));
+    // At least one resend has come and gone unacknowledged.
+    wait_for(
+        || c.minion_log("minion1").matches("sending them again").count() > resends_before,
+        Duration::from_secs(15),
+        "the minion to send the unacknowledged return again",
+    );
     assert_eq!(c.salt_run(&["jobs.lookup_jid", &jid]).stdout, "", "nothing stored while the disk is full");
     let kept = c.minion_cachedir("minion1").join("outbox").join(&jid);
     assert!(kept.exists(), "the minion keeps the unacknowledged return");
@@ -335,11 +354,9 @@ fn a_full_disk_on_the_master_loses_no_return() {
     assert!(log.contains("returns are spooled for the job cache again"), "{log}");
     // Sent several times, the return fired one event.
     assert!(c.minion_log("minion1").contains("sending them again"));
-    let _ = events.kill();
-    let lines: Vec<String> = BufReader::new(events.stdout.take().unwrap()).lines().map_while(Result::ok).collect();
-    let tag = format!("salt/job/{jid}/ret/minion1\t");
-    assert_eq!(lines.iter().filter(|l| l.starts_with(&tag)).count(), 1, "{lines:#?}");
-    let _ = events.wait();
+    let tags = events.drain(Duration::from_millis(500));
+    let tag = format!("salt/job/{jid}/ret/minion1");
+    assert_eq!(tags.iter().filter(|t| **t == tag).count(), 1, "{tags:#?}");
 }
 
 #[test]
@@ -349,7 +366,8 @@ fn jobs_active_shows_running_jobs_and_where() {
     c.start_accepted(&["minion1"]);
     let r = c.salt(&["minion1", "cmd.run", "sleep 30", "--async"]);
     let jid = r.stdout.trim().trim_start_matches("Executed command with job ID: ").to_string();
-    std::thread::sleep(Duration::from_millis(500));
+    let proc_file = c.minion_cachedir("minion1").join("proc").join(&jid);
+    wait_for(|| proc_file.exists(), Duration::from_secs(10), "the job's proc file");
     let r = c.salt_run(&["jobs.active", "--out=json"]);
     let active: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
     let job = &active[&jid];
@@ -372,13 +390,13 @@ fn a_long_wait_shows_progress_on_a_terminal_only() {
     let cmd = format!("{} -c {} minion1 test.sleep 3; sleep 30", bin("salt").display(), c.etc().display());
     let tmux = |args: &[&str]| std::process::Command::new("tmux").args(args).output().expect("tmux (apt-get install tmux)");
     assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "20", &cmd]).status.success());
-    std::thread::sleep(Duration::from_millis(2000));
-    let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
-    std::thread::sleep(Duration::from_millis(2000));
-    let after = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
+    let capture = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
+    let (mut screen, mut after) = (String::new(), String::new());
+    wait_for(|| { screen = capture(); screen.contains("[0/1 minions returned, ") }, Duration::from_secs(10), "the progress line");
+    wait_for(|| { after = capture(); after.contains("minion1:\n    True") }, Duration::from_secs(15), "the result");
     tmux(&["kill-session", "-t", &session]);
     assert!(screen.contains("[0/1 minions returned, 1s]") || screen.contains("[0/1 minions returned, 2s]"), "{screen}");
-    assert!(after.contains("minion1:\n    True") && !after.contains("minions returned"), "the progress line is cleared: {after}");
+    assert!(!after.contains("minions returned"), "the progress line is cleared: {after}");
     // In a pipe: only the result (the other tests compare whole outputs byte for byte).
     let r = c.salt(&["minion1", "test.sleep", "2"]);
     assert_eq!(r.stdout, "minion1:\n    True\n");
