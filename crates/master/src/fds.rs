@@ -14,11 +14,11 @@ pub fn raise_open_files_limit(wanted: u64) -> u64 {
         tracing::warn!("cannot read the open files limit: {}", std::io::Error::last_os_error());
         return 0;
     }
-    let before = lim.rlim_cur as u64;
-    let hard = lim.rlim_max as u64;
+    let before: u64 = lim.rlim_cur;
+    let hard: u64 = lim.rlim_max;
     let target = wanted.min(hard);
     if target > before {
-        lim.rlim_cur = target as libc::rlim_t;
+        lim.rlim_cur = target;
         // SAFETY: setrlimit reads the struct we pass; raising the soft limit up to the hard one
         // needs no privilege.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {

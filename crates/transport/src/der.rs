@@ -1,8 +1,18 @@
 //! Just enough DER to find the SubjectPublicKeyInfo inside an X.509 certificate; pulling in a
 //! full X.509 parser for one field is not worth its weight.
 
-/// Reads one TLV at the start of `input`: (tag, whole TLV, content, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One TLV read from the start of some input.
+struct Tlv<'a> {
+    tag: u8,
+    /// The whole TLV: tag, length and content.
+    whole: &'a [u8],
+    content: &'a [u8],
+    /// What follows it.
+    rest: &'a [u8],
+}
+
+/// Reads one TLV at the start of `input`.
+fn tlv(input: &[u8]) -> Option<Tlv<'_>> {
     let tag = *input.first()?;
     let first = *input.get(1)? as usize;
     let (len, header) = if first < 0x80 {
@@ -22,21 +32,21 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
     if end > input.len() {
         return None;
     }
-    Some((tag, &input[..end], &input[header..end], &input[end..]))
+    Some(Tlv { tag, whole: &input[..end], content: &input[header..end], rest: &input[end..] })
 }
 
 /// Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
 /// signature, issuer, validity, subject, subjectPublicKeyInfo, ... }, ... }
 pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
-    let (_, _, cert_body, _) = tlv(cert)?;
-    let (_, _, mut tbs, _) = tlv(cert_body)?;
+    let cert_body = tlv(cert)?.content;
+    let mut tbs = tlv(cert_body)?.content;
     if tbs.first() == Some(&0xa0) {
-        tbs = tlv(tbs)?.3;
+        tbs = tlv(tbs)?.rest;
     }
     // serialNumber, signature, issuer, validity, subject
     for _ in 0..5 {
-        tbs = tlv(tbs)?.3;
+        tbs = tlv(tbs)?.rest;
     }
-    let (tag, whole, _, _) = tlv(tbs)?;
-    (tag == 0x30).then_some(whole)
+    let spki = tlv(tbs)?;
+    (spki.tag == 0x30).then_some(spki.whole)
 }
