@@ -8,7 +8,8 @@
 //! `cargo test`, where libtest captures what a passing test prints: the line
 //! `SKIPPED <test>: <reason>` is written straight to the terminal (`/dev/tty`, when there is
 //! one), to stderr (shown with `--nocapture`), and appended to the file `SALTRS_SKIP_LOG`
-//! names, if set (`.ci/run` prints that file at the end). Under `CI=true` a skip is a failure.
+//! names, if set (`.ci/run` prints that file at the end). Under `CI=true` a skip is a failure
+//! (the panic message says why; the line still goes to `SALTRS_SKIP_LOG`).
 //!
 //! Only an unreachable server is a reason to skip. A server that answers but refuses the login,
 //! lacks the database, or is misconfigured fails the test: [`require_server`] checks that the
@@ -49,21 +50,19 @@ pub fn skip(reason: impl Display) {
 /// [`skip`], with or without the line on the terminal (this crate's own tests go without).
 fn skip_to(reason: impl Display, terminal: bool) {
     let line = format!("SKIPPED {}: {reason}", test_name());
+    // Listed even under CI, where it then fails, so `.ci/run`'s list names it.
+    report(&line, terminal && !ci());
     if ci() {
         panic!("{line} (CI=true: a skip is a failure)");
     }
-    report(&line, terminal);
 }
 
 fn report(line: &str, terminal: bool) {
     // libtest captures stderr; the terminal itself is not captured.
-    if let Ok(mut tty) = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/tty")
-        .map_err(drop)
-        .and_then(|f| if terminal { Ok(f) } else { Err(()) })
-    {
-        let _ = writeln!(tty, "{line}");
+    if terminal {
+        if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+            let _ = writeln!(tty, "{line}");
+        }
     }
     eprintln!("{line}");
     if let Some(path) = std::env::var_os(SKIP_LOG_VAR).filter(|p| !p.is_empty()) {
@@ -100,6 +99,18 @@ pub fn reachable(host: &str, port: u16) -> std::io::Result<()> {
 /// A true answer says only that the server takes connections: the test must then treat a
 /// refused login or a missing database as a failure, never as a skip.
 pub fn require_server(service: &str, host: &str, port: u16, how: &str) -> bool {
+    // A Unix socket directory (PostgreSQL's `host=/run/postgresql`).
+    if host.starts_with('/') {
+        let socket = Path::new(host).join(format!(".s.PGSQL.{port}"));
+        if socket.exists() {
+            return true;
+        }
+        skip(format!(
+            "no {service} server: {} does not exist; start one (scripts/services.sh start) or set {how}",
+            socket.display()
+        ));
+        return false;
+    }
     match reachable(host, port) {
         Ok(()) => true,
         Err(e) => {
