@@ -25,6 +25,10 @@ DIR=${SALTRS_SERVICES_DIR:-/var/tmp/saltrs-services}
 MY_PORT=${SALTRS_PRIVATE_MYSQL_PORT:-13306}
 PG_PORT=${SALTRS_PRIVATE_PG_PORT:-15432}
 ENV_FILE=$DIR/env
+# Where the machine's own servers would be (overridable to try the fallback on a machine
+# that has them).
+USUAL_MY_PORT=${SALTRS_USUAL_MYSQL_PORT:-3306}
+USUAL_PG_PORT=${SALTRS_USUAL_PG_PORT:-5432}
 
 say() { echo "services: $*" >&2; }
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -143,26 +147,26 @@ ENV
 
 check() {
   local rc=0
-  if mysql_ok 3306; then echo "mariadb takes a passwordless root on 127.0.0.1:3306"
-  else echo "mariadb: no passwordless root over TCP on 127.0.0.1:3306"; rc=1; fi
-  if pg_ok 5432; then echo "postgresql takes a passwordless postgres on 127.0.0.1:5432"
-  else echo "postgresql: no passwordless postgres over TCP on 127.0.0.1:5432"; rc=1; fi
+  if mysql_ok "$USUAL_MY_PORT"; then echo "mariadb takes a passwordless root on 127.0.0.1:$USUAL_MY_PORT"
+  else echo "mariadb: no passwordless root over TCP on 127.0.0.1:$USUAL_MY_PORT"; rc=1; fi
+  if pg_ok "$USUAL_PG_PORT"; then echo "postgresql takes a passwordless postgres on 127.0.0.1:$USUAL_PG_PORT"
+  else echo "postgresql: no passwordless postgres over TCP on 127.0.0.1:$USUAL_PG_PORT"; rc=1; fi
   return $rc
 }
 
 # start [private]: the usual servers when they take the tests' logins, else private ones.
 start() {
-  local private=${1:-} my_port=3306 pg_port=5432
+  local private=${1:-} my_port=$USUAL_MY_PORT pg_port=$USUAL_PG_PORT
   command -v mariadb >/dev/null || apt_install mariadb-client || return 1
   command -v psql >/dev/null || apt_install postgresql-client || return 1
   mkdir -p "$DIR"
-  if [ -n "$private" ] || ! mysql_ok 3306; then
-    [ -n "$private" ] || say "no usable MariaDB on 127.0.0.1:3306 (the tests need a passwordless root over TCP)"
+  if [ -n "$private" ] || ! mysql_ok "$USUAL_MY_PORT"; then
+    [ -n "$private" ] || say "no usable MariaDB on 127.0.0.1:$USUAL_MY_PORT (the tests need a passwordless root over TCP)"
     start_private_mysql || return 1
     my_port=$MY_PORT
   fi
-  if [ -n "$private" ] || ! pg_ok 5432; then
-    [ -n "$private" ] || say "no usable PostgreSQL on 127.0.0.1:5432 (the tests need a passwordless postgres over TCP)"
+  if [ -n "$private" ] || ! pg_ok "$USUAL_PG_PORT"; then
+    [ -n "$private" ] || say "no usable PostgreSQL on 127.0.0.1:$USUAL_PG_PORT (the tests need a passwordless postgres over TCP)"
     start_private_pg || return 1
     pg_port=$PG_PORT
   fi
