@@ -113,11 +113,11 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         }
     }
 
-    // In the daemon: the pipe that tells the waiting `salt-master -d` it may exit.
-    let mut ready = None;
+    // In the daemon: the pipe that tells the waiting `salt-master -d` how the start went.
+    let mut ready = Ready(None);
     if flags.daemon {
         match daemonize() {
-            Ok(fd) => ready = Some(fd),
+            Ok(fd) => ready = Ready(Some(File::from(fd))),
             Err(e) => {
                 eprintln!("{name}: cannot daemonise: {e}");
                 return 1;
@@ -139,13 +139,17 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         if let Err(e) = lock.write_pid() {
             tracing::error!("cannot write pid file {}: {e}", lock.path.display());
             if flags.daemon {
+                ready.failed(&format!(
+                    "{name}: cannot write pid file {}: {e}",
+                    lock.path.display()
+                ));
                 return 1;
             }
         }
     }
-    if let Some(ready) = ready.take() {
-        // The pid file is complete: `-d` may return (with 0) to its caller.
-        let _ = File::from(ready).write_all(b"1");
+    // A minion is started once its pid file is written (it dials out; nothing to bind).
+    if program == Program::Minion {
+        ready.ok();
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -158,9 +162,9 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let result = runtime.block_on(async move {
+    let result = runtime.block_on(async {
         match program {
-            Program::Master => salt_master::run(config, shutdown_signal()).await,
+            Program::Master => run_master(config, &mut ready).await,
             Program::Minion => salt_minion::run(config, shutdown_signal()).await,
         }
     });
@@ -170,12 +174,67 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
-            if !flags.daemon {
+            if flags.daemon {
+                // The waiting `-d` prints it, if it is still waiting (a start that failed).
+                ready.failed(&format!("{name}: {e:#}"));
+            } else {
                 eprintln!("{name}: {e:#}");
             }
             1
         }
     }
+}
+
+/// The daemon's end of the pipe its `-d` caller waits on: one byte `1` when started, or `E`
+/// and the error when the start failed (the caller prints it and exits 1). Either is sent
+/// once; later calls do nothing.
+struct Ready(Option<File>);
+
+impl Ready {
+    fn ok(&mut self) {
+        if let Some(mut pipe) = self.0.take() {
+            let _ = pipe.write_all(b"1");
+        }
+    }
+
+    fn failed(&mut self, message: &str) {
+        if let Some(mut pipe) = self.0.take() {
+            let _ = pipe.write_all(format!("E{message}").as_bytes());
+        }
+    }
+}
+
+/// Runs the master. A daemonised one tells its caller it started once its control socket is
+/// new (the socket is made after the minion port is bound), so `salt-master -d` on a port
+/// already in use exits 1 with the bind error on the terminal instead of 0.
+async fn run_master(config: salt_config::Config, ready: &mut Ready) -> anyhow::Result<()> {
+    let socket = salt_config::master_control_socket(&config);
+    let id = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let stale = id(&socket);
+    let run = salt_master::run(config, shutdown_signal());
+    tokio::pin!(run);
+    if ready.0.is_some() {
+        // A master that takes longer than this to bind is reported as started.
+        let give_up = tokio::time::sleep(std::time::Duration::from_secs(30));
+        tokio::pin!(give_up);
+        loop {
+            tokio::select! {
+                result = &mut run => return result,
+                _ = &mut give_up => break,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                    if id(&socket).is_some_and(|now| Some(now) != stale) {
+                        break;
+                    }
+                }
+            }
+        }
+        ready.ok();
+    }
+    run.await
 }
 
 /// SIGTERM or SIGINT.
@@ -262,9 +321,11 @@ impl Drop for PidFile {
 /// The classic double fork: detach from the terminal and the session, with stdio on /dev/null.
 /// Must run before any thread (the tokio runtime) exists.
 ///
-/// The process that called it waits (it does not return) until the daemon writes a byte to
-/// the returned pipe, which it does once its pid file is written; it then exits 0, or 1 when
-/// the daemon ended before that. So `salt-master -d && cat PIDFILE` never reads an empty file.
+/// The process that called it waits (it does not return) until the daemon says, on the
+/// returned pipe, that it started ([`Ready`]: its pid file is written, and a master is
+/// listening); it then exits 0. When the daemon reports an error, or ends without a word, it
+/// prints the error and exits 1. So `salt-master -d && cat PIDFILE` never reads an empty
+/// file, and a master that cannot bind is not reported as started.
 fn daemonize() -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
@@ -279,16 +340,26 @@ fn daemonize() -> std::io::Result<std::os::fd::OwnedFd> {
             0 => {}
             _ => {
                 libc::close(write_end);
-                let mut byte = 0u8;
-                let code = loop {
-                    match libc::read(read_end, (&mut byte as *mut u8).cast(), 1) {
-                        1 => break 0,
+                // Everything the daemon sends, until it closes its end (or dies).
+                let mut message = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match libc::read(read_end, buf.as_mut_ptr().cast(), buf.len()) {
+                        n if n > 0 => message.extend_from_slice(&buf[..n as usize]),
                         -1 if std::io::Error::last_os_error().kind()
                             == std::io::ErrorKind::Interrupted => {}
-                        _ => break 1,
+                        _ => break,
                     }
-                };
-                libc::_exit(code);
+                    if message.first() == Some(&b'1') {
+                        libc::_exit(0);
+                    }
+                }
+                if let Some(text) = message.strip_prefix(b"E") {
+                    let mut text = text.to_vec();
+                    text.push(b'\n');
+                    libc::write(2, text.as_ptr().cast(), text.len());
+                }
+                libc::_exit(1);
             }
         }
         libc::close(read_end);

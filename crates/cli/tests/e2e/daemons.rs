@@ -219,3 +219,36 @@ fn a_second_minion_is_refused_and_the_first_stays_connected() {
         r.stderr
     );
 }
+
+#[test]
+fn a_daemonised_master_that_cannot_bind_says_so_and_exits_non_zero() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    // Another master, its own root dir and pid file, on the same port.
+    let other = tempfile::tempdir().unwrap();
+    let etc = other.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let root = other.path().join("root");
+    std::fs::write(
+        etc.join("master"),
+        format!(
+            "root_dir: {}\ninterface: 127.0.0.1\nret_port: {}\n",
+            root.display(),
+            c.port
+        ),
+    )
+    .unwrap();
+    let r = run_to_exit("salt-master", &etc, &["-d"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.starts_with("salt-master: ") && r.stderr.contains(&c.port.to_string()),
+        "the bind error on the terminal: {}",
+        r.stderr
+    );
+    assert!(
+        !root.join("var/run/salt-master.pid").exists(),
+        "no pid file is left behind"
+    );
+    let r = c.salt_key(&["-L"]);
+    assert_eq!(r.code, 0, "the first master still answers: {}", r.stderr);
+}
