@@ -116,6 +116,220 @@ const OTHER_KNOWN: &[&str] = &[
     "id",
 ];
 
+/// What the value of a known option must be. [`value_kinds`] is the one place that says which
+/// option is which; [`check_value`] is the check [`crate::Config`] runs on every file it reads,
+/// so a wrong type or an absurd value stops the daemon with a message naming the file, the
+/// option, the value and what was expected, instead of a default quietly taking its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A TCP port, 1 to 65535.
+    Port,
+    /// A whole number from `min` to `max` (seconds, milliseconds, counts, bytes: `unit` says
+    /// which, for the message). As `Config::u64` reads it: an integer, an integral float
+    /// (`5.0`) or a decimal string (`"5"`).
+    Int {
+        min: u64,
+        max: u64,
+        unit: &'static str,
+    },
+    /// A YAML boolean (`true`/`false`, `yes`/`no`, `on`/`off`; not `1`, not `y`).
+    Bool,
+    /// One returner name (`local_cache`, `mysql`, ...).
+    Returner,
+    /// No returner (`""`) or one returner name.
+    OptionalReturner,
+    /// Returner names: one name, a comma-separated string of names, or a YAML list of names;
+    /// empty for none.
+    Returners,
+}
+
+/// The longest time any option may say, in its own unit: a hundred years of seconds. Larger
+/// values are typos, and would overflow a clock.
+const MAX_TIME: u64 = 100 * 365 * 24 * 3600;
+
+const SECONDS: Kind = Kind::Int {
+    min: 0,
+    max: MAX_TIME,
+    unit: "seconds",
+};
+const SECONDS_AT_LEAST_1: Kind = Kind::Int {
+    min: 1,
+    max: MAX_TIME,
+    unit: "seconds",
+};
+const MILLISECONDS: Kind = Kind::Int {
+    min: 0,
+    max: MAX_TIME,
+    unit: "milliseconds",
+};
+const COUNT: Kind = Kind::Int {
+    min: 0,
+    max: u32::MAX as u64,
+    unit: "",
+};
+
+/// The smallest `max_frame_bytes` we accept: below this even a job load or a key listing
+/// does not fit, and every CLI call fails.
+pub const MIN_MAX_FRAME_BYTES: u64 = 64 * 1024;
+
+/// The typed options, with what each must be. Options not listed here are not checked (Salt
+/// has hundreds we never read); every option our programs read as a number, a boolean or a
+/// returner name is listed.
+pub fn value_kinds() -> &'static [(&'static str, Kind)] {
+    &[
+        // Ports.
+        ("ret_port", Kind::Port),
+        ("publish_port", Kind::Port),
+        ("master_port", Kind::Port),
+        // Times.
+        ("timeout", SECONDS),
+        ("gather_job_timeout", SECONDS),
+        ("keep_jobs_seconds", SECONDS),
+        (
+            "keep_jobs",
+            Kind::Int {
+                min: 0,
+                max: MAX_TIME / 3600,
+                unit: "hours",
+            },
+        ),
+        ("loop_interval", SECONDS_AT_LEAST_1),
+        ("publish_ttl", SECONDS_AT_LEAST_1),
+        ("acceptance_wait_time", SECONDS),
+        ("acceptance_wait_time_max", SECONDS),
+        ("random_reauth_delay", SECONDS),
+        ("return_retry_timer", SECONDS),
+        ("return_retry_timer_max", SECONDS),
+        ("event_return_queue_max_seconds", SECONDS),
+        ("auth_timeout", SECONDS),
+        ("recon_default", MILLISECONDS),
+        ("recon_max", MILLISECONDS),
+        // Counts and sizes.
+        ("event_return_queue", COUNT),
+        ("minion_jid_queue_hwm", COUNT),
+        ("worker_threads", COUNT),
+        ("max_open_files", COUNT),
+        (
+            "max_event_size",
+            Kind::Int {
+                min: 1,
+                max: u32::MAX as u64,
+                unit: "bytes",
+            },
+        ),
+        (
+            "max_frame_bytes",
+            Kind::Int {
+                min: MIN_MAX_FRAME_BYTES,
+                // Frames carry a 32-bit length.
+                max: u32::MAX as u64,
+                unit: "bytes",
+            },
+        ),
+        // Booleans.
+        ("auto_accept", Kind::Bool),
+        ("open_mode", Kind::Bool),
+        ("unique_jid", Kind::Bool),
+        ("show_jid", Kind::Bool),
+        ("show_timeout", Kind::Bool),
+        ("cli_summary", Kind::Bool),
+        ("job_cache", Kind::Bool),
+        ("job_cache_store_endtime", Kind::Bool),
+        ("minion_data_cache", Kind::Bool),
+        ("archive_jobs", Kind::Bool),
+        ("cache_jobs", Kind::Bool),
+        ("multiprocessing", Kind::Bool),
+        ("recon_randomize", Kind::Bool),
+        ("permissive_pki_access", Kind::Bool),
+        // Returner names.
+        ("master_job_cache", Kind::Returner),
+        ("ext_job_cache", Kind::OptionalReturner),
+        ("event_return", Kind::Returners),
+        ("return", Kind::Returners),
+    ]
+}
+
+/// The kind of `key`'s value, when it is a typed option.
+pub fn kind_of(key: &str) -> Option<Kind> {
+    value_kinds()
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, kind)| *kind)
+}
+
+/// Checks one option's value against its kind. `Err` is what was expected, for the message.
+/// Options that are not typed pass.
+pub fn check_value(key: &str, value: &serde_json::Value) -> Result<(), String> {
+    let Some(kind) = kind_of(key) else {
+        return Ok(());
+    };
+    let ok = match kind {
+        Kind::Port => whole_number(value).is_some_and(|n| (1..=65535).contains(&n)),
+        Kind::Int { min, max, .. } => whole_number(value).is_some_and(|n| (min..=max).contains(&n)),
+        Kind::Bool => value.is_boolean(),
+        Kind::Returner => value.as_str().is_some_and(is_returner_name),
+        Kind::OptionalReturner => value
+            .as_str()
+            .is_some_and(|s| s.is_empty() || is_returner_name(s)),
+        Kind::Returners => match value {
+            Value::Null => true,
+            Value::String(s) => s
+                .split(',')
+                .map(str::trim)
+                .all(|n| n.is_empty() || is_returner_name(n)),
+            Value::Array(items) => items
+                .iter()
+                .all(|i| i.as_str().is_some_and(is_returner_name)),
+            _ => false,
+        },
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(expected(kind))
+    }
+}
+
+/// What a value of `kind` must be, in words.
+fn expected(kind: Kind) -> String {
+    match kind {
+        Kind::Port => "a port number from 1 to 65535".into(),
+        Kind::Int { min, max, unit } => {
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" ({unit})")
+            };
+            format!("a whole number from {min} to {max}{unit}")
+        }
+        Kind::Bool => "a boolean (true or false)".into(),
+        Kind::Returner => "one returner name, e.g. local_cache or mysql".into(),
+        Kind::OptionalReturner => "one returner name, or '' for none".into(),
+        Kind::Returners => {
+            "a returner name, a comma-separated string or a list of returner names".into()
+        }
+    }
+}
+
+/// A whole number as `Config::u64` reads it: a non-negative integer, an integral float, or a
+/// decimal string.
+fn whole_number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A returner module name: letters, digits and `_` (Salt's module names).
+fn is_returner_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 const MINION: &str = r##"{
   "interface": "0.0.0.0",
   "master": "salt",

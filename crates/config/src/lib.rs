@@ -17,7 +17,11 @@
 //! * an unreadable (not missing) main file is an error (Salt silently uses defaults);
 //! * `conf_file` is set to the path looked at even when the file is missing;
 //! * no `SALT_MASTER_CONFIG`/`SALT_CONFIG_DIR` variables, no `.template` copying, no `sdb://`,
-//!   no option type validation warnings (`_validate_opts`), no `file_roots` glob expansion;
+//!   no `file_roots` glob expansion;
+//! * a wrong type or an absurd value for a typed option (ports, times, counts, sizes,
+//!   booleans, returner names: see `defaults::value_kinds`) is an error naming the file, the
+//!   option, the value and what was expected (Salt's `_validate_opts` only logs a warning and
+//!   then falls back or fails later);
 //! * the minion `id` stays null when not configured: call [`guess_id`] (Salt uses the fqdn).
 
 pub mod args;
@@ -33,7 +37,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-pub use defaults::DEFAULT_MAX_FRAME_BYTES;
+pub use defaults::{DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES};
 pub use paths::guess_id;
 
 /// Which daemon's configuration to load.
@@ -89,6 +93,15 @@ pub enum ConfigError {
         pattern: String,
         message: String,
     },
+    /// A known option with a value of the wrong type, or out of its range.
+    #[error("Error in configuration file: {path} - invalid value for '{key}': {value}; expected {expected}")]
+    BadValue {
+        path: String,
+        key: String,
+        /// The value as written (a string in quotes, anything else as compact JSON).
+        value: String,
+        expected: String,
+    },
 }
 
 /// The merged options of one daemon.
@@ -110,6 +123,7 @@ impl Config {
         let mut warnings = Vec::new();
         let mut overrides = match read_conf_file(&main)? {
             Some(map) => {
+                check_values(&map, &main.display().to_string())?;
                 check_keys(&map, &main.display().to_string(), &mut warnings);
                 map
             }
@@ -141,6 +155,7 @@ impl Config {
     /// `source_name` names the text in errors and warnings.
     pub fn from_yaml_str(role: Role, yaml: &str, source_name: &str) -> Result<Config, ConfigError> {
         let overrides = parse_conf(yaml, source_name)?;
+        check_values(&overrides, source_name)?;
         let mut warnings = Vec::new();
         check_keys(&overrides, source_name, &mut warnings);
         Ok(Config::apply(role, overrides, warnings))
@@ -404,6 +419,7 @@ fn include_config(
             let Some(mut opts) = read_conf_file(&file)? else {
                 continue;
             };
+            check_values(&opts, &file.display().to_string())?;
             check_keys(&opts, &file.display().to_string(), warnings);
             if let Some(nested) = opts.get("include").cloned() {
                 let nested = include_config(&nested, &file, verbose, warnings)?;
@@ -481,6 +497,26 @@ fn check_keys(map: &Map<String, Value>, source: &str, warnings: &mut Vec<String>
     }
 }
 
+/// The first option of `map` whose value is of the wrong type or out of range for a known
+/// option ([`defaults::value_kinds`]), as an error naming the file `source`.
+fn check_values(map: &Map<String, Value>, source: &str) -> Result<(), ConfigError> {
+    for (key, value) in map {
+        if let Err(expected) = defaults::check_value(key, value) {
+            let value = match value {
+                Value::String(s) => format!("'{s}'"),
+                other => other.to_string(),
+            };
+            return Err(ConfigError::BadValue {
+                path: source.to_owned(),
+                key: key.clone(),
+                value,
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn str_of(map: &Map<String, Value>, key: &str) -> Option<String> {
     map.get(key)?.as_str().map(str::to_owned)
 }
@@ -514,5 +550,8 @@ mod tests;
 /// The master's local control socket (`sock_dir/master.sock`), where `salt`, `salt-run` and
 /// `saltutil.runner` reach the master.
 pub fn master_control_socket(config: &Config) -> PathBuf {
-    config.path("sock_dir").unwrap_or_else(|| PathBuf::from("/var/run/salt/master")).join("master.sock")
+    config
+        .path("sock_dir")
+        .unwrap_or_else(|| PathBuf::from("/var/run/salt/master"))
+        .join("master.sock")
 }

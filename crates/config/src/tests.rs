@@ -111,14 +111,163 @@ fn file_values_override_defaults_and_unknown_keys_are_kept() {
 }
 
 #[test]
-fn only_a_real_true_enables_auto_accept() {
-    let cfg =
-        Config::from_yaml_str(Role::Master, "auto_accept: 1\nopen_mode: 'True'\n", "m").unwrap();
-    assert_eq!(cfg.bool("auto_accept"), Some(false));
+fn only_a_real_boolean_is_a_boolean() {
+    // Salt would read `auto_accept: 1` and `y` (a string in PyYAML) as not-true; we refuse them.
+    for yaml in [
+        "auto_accept: 1\n",
+        "open_mode: 'True'\n",
+        "auto_accept: y\n",
+    ] {
+        let err = Config::from_yaml_str(Role::Master, yaml, "m").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected a boolean (true or false)"),
+            "{yaml}: {err}"
+        );
+    }
+    let cfg = Config::from_yaml_str(Role::Master, "auto_accept: on\nopen_mode: no\n", "m").unwrap();
+    assert_eq!(cfg.bool("auto_accept"), Some(true));
     assert_eq!(cfg.bool("open_mode"), Some(false));
-    // `y` is a string in PyYAML, so it does not enable anything either.
-    let cfg = Config::from_yaml_str(Role::Master, "auto_accept: y\n", "m").unwrap();
-    assert_eq!(cfg.bool("auto_accept"), Some(false));
+}
+
+/// The message for `yaml` as the master file `path`.
+fn bad_value(yaml: &str) -> String {
+    let err = Config::from_yaml_str(Role::Master, yaml, "/etc/salt/master").unwrap_err();
+    assert!(
+        matches!(err, ConfigError::BadValue { .. }),
+        "{yaml}: {err:?}"
+    );
+    err.to_string()
+}
+
+#[test]
+fn wrong_types_name_the_file_key_value_and_what_was_expected() {
+    assert_eq!(
+        bad_value("ret_port: abc\n"),
+        "Error in configuration file: /etc/salt/master - invalid value for 'ret_port': 'abc'; \
+         expected a port number from 1 to 65535"
+    );
+    assert_eq!(
+        bad_value("master_job_cache: [mysql, pgjsonb]\n"),
+        "Error in configuration file: /etc/salt/master - invalid value for 'master_job_cache': \
+         [\"mysql\",\"pgjsonb\"]; expected one returner name, e.g. local_cache or mysql"
+    );
+    let msg = bad_value("keep_jobs_seconds: forever\n");
+    assert!(
+        msg.contains("'keep_jobs_seconds': 'forever'; expected a whole number from 0 to"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("(seconds)"), "{msg}");
+    let msg = bad_value("max_frame_bytes: 100\n");
+    assert!(
+        msg.contains(
+            "'max_frame_bytes': 100; expected a whole number from 65536 to 4294967295 (bytes)"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn each_kind_refuses_what_it_should() {
+    for yaml in [
+        // Ports.
+        "ret_port: 0",
+        "ret_port: 70000",
+        "publish_port: -1",
+        "ret_port: 4506.5",
+        "ret_port: ~",
+        "ret_port: [4506]",
+        "ret_port: true",
+        // Times and counts.
+        "timeout: -1",
+        "timeout: 2.5",
+        "timeout: five",
+        "gather_job_timeout: {a: 1}",
+        "keep_jobs_seconds: 99999999999999",
+        "loop_interval: 0",
+        "publish_ttl: 0",
+        "keep_jobs: -24",
+        "event_return_queue: -1",
+        // Sizes.
+        "max_frame_bytes: 65535",
+        "max_frame_bytes: 8589934592",
+        "max_frame_bytes: 64MiB",
+        "max_event_size: 0",
+        // Booleans.
+        "unique_jid: 'yes'",
+        "job_cache: 0",
+        "show_jid: ~",
+        "cli_summary: [true]",
+        // Returner names.
+        "master_job_cache: ''",
+        "master_job_cache: 5",
+        "master_job_cache: 'my sql'",
+        "ext_job_cache: [mysql]",
+        "event_return: {mysql: 1}",
+        "event_return: [mysql, 3]",
+        "event_return: 'mysql;drop'",
+    ] {
+        bad_value(&format!("{yaml}\n"));
+    }
+    let cfg = Config::from_yaml_str(Role::Minion, "return: [mysql, 3]\n", "/etc/salt/minion");
+    assert!(cfg.unwrap_err().to_string().contains("'return'"));
+}
+
+#[test]
+fn right_types_pass_in_every_spelling_config_reads() {
+    let yaml = "ret_port: '14506'\npublish_port: 14505.0\ntimeout: 0\nkeep_jobs_seconds: 0\n\
+                loop_interval: 1\nmax_frame_bytes: 65536\nunique_jid: yes\njob_cache: False\n\
+                master_job_cache: local_cache\next_job_cache: ''\nevent_return: mysql, pgjsonb\n\
+                return: [mysql, sqlite3]\nrecon_max: 5000\n";
+    let cfg = Config::from_yaml_str(Role::Master, yaml, "m").unwrap();
+    assert_eq!(cfg.u64("ret_port"), Some(14506));
+    assert_eq!(cfg.u64("publish_port"), Some(14505));
+    assert_eq!(cfg.u64("max_frame_bytes"), Some(65536));
+    assert_eq!(cfg.str_list("event_return"), vec!["mysql", "pgjsonb"]);
+    // An empty option is no returner.
+    Config::from_yaml_str(Role::Master, "event_return: ''\nreturn: ~\n", "m").unwrap();
+    // Options that are not typed are not checked.
+    Config::from_yaml_str(Role::Master, "mysql.port: abc\nworker_threadz: x\n", "m").unwrap();
+}
+
+#[test]
+fn a_bad_value_in_an_included_file_names_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "master", "ret_port: 14506\n");
+    write(dir.path(), "master.d/10-port.conf", "ret_port: abc\n");
+    let err = Config::load(Role::Master, dir.path())
+        .unwrap_err()
+        .to_string();
+    let conf = dir.path().join("master.d/10-port.conf");
+    assert!(
+        err.contains(&format!(
+            "{} - invalid value for 'ret_port'",
+            conf.display()
+        )),
+        "{err}"
+    );
+    write(dir.path(), "master.d/10-port.conf", "ret_port: 14507\n");
+    write(dir.path(), "master", "ret_port: abc\n");
+    let err = Config::load(Role::Master, dir.path())
+        .unwrap_err()
+        .to_string();
+    let main = dir.path().join("master");
+    assert!(
+        err.contains(&format!(
+            "{} - invalid value for 'ret_port'",
+            main.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_typed_default_passes_its_own_check() {
+    for role in [Role::Master, Role::Minion] {
+        for (key, value) in defaults::defaults(role) {
+            assert_eq!(defaults::check_value(&key, &value), Ok(()), "{role} {key}");
+        }
+    }
 }
 
 #[test]

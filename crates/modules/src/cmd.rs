@@ -1222,7 +1222,7 @@ mod tests {
     #[tokio::test]
     async fn run_false_runs_the_word_false_like_salt() {
         if !std::path::Path::new("/bin/bash").exists() {
-            eprintln!("skipping: /bin/bash not present");
+            saltrs_testkit::skip("/bin/bash is not present; install bash");
             return;
         }
         // The CLI YAML-loads 'false' to a boolean; Salt runs str(False).
@@ -1539,11 +1539,7 @@ mod tests {
     async fn runas_nobody() {
         // SAFETY: getuid has no preconditions.
         if unsafe { libc::getuid() } != 0 {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "runas test needs root under CI"
-            );
-            eprintln!("skipping runas test: not root");
+            saltrs_testkit::skip("the runas test needs root; run the tests as root");
             return;
         }
         let out = run(

@@ -771,15 +771,12 @@ mod tests {
     /// dpkg, as root. One test, because dpkg and apt share a lock.
     #[tokio::test]
     async fn install_version_list_remove_for_real() {
-        let ci = std::env::var("CI").as_deref() == Ok("true");
         // SAFETY: getuid has no preconditions.
         let root = unsafe { libc::getuid() } == 0;
         if !which("dpkg-deb") || backend() != Some(Backend::Apt) || !root {
-            assert!(
-                !ci,
-                "pkg test needs root, dpkg-deb and apt (CI=true makes a skip a failure)"
+            saltrs_testkit::skip(
+                "the real pkg test needs root, dpkg-deb and apt-get; run as root on Debian",
             );
-            eprintln!("skipping the real pkg test: needs root, dpkg-deb and apt-get");
             return;
         }
         let name = "salt-rs-modules-testpkg";

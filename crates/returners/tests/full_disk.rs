@@ -4,17 +4,16 @@
 //! SQLite stores (`local_cache`, `sqlite3`) on a full disk fail clearly and work again once
 //! there is room.
 //!
-//! The disk is a 256 KiB tmpfs mounted for the test, which needs root (`mount`); elsewhere the
-//! test is skipped with a message, except under CI=true, where that is a failure.
+//! The disk is a small tmpfs mounted for the test (`saltrs_testkit::Tmpfs`), which needs root;
+//! elsewhere the test is skipped with a message, except under CI=true, where that is a failure.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use salt_returners::spool::{Record, Spool};
 use salt_returners::{Capability, Load, Result, Returner};
+use saltrs_testkit::Tmpfs;
 use serde_json::json;
 
 /// A store that is down: records stay in the spool, on disk.
@@ -57,53 +56,15 @@ fn ret(n: u64) -> Record {
     Record::Return { ret: ret.as_object().unwrap().clone() }
 }
 
-/// A tmpfs of `size` mounted on `dir` until dropped.
-struct Tmpfs<'a>(&'a Path);
-
-impl Tmpfs<'_> {
-    fn mount<'a>(dir: &'a Path, size: &str) -> Option<Tmpfs<'a>> {
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status().is_ok_and(|s| s.success());
-        if ok {
-            return Some(Tmpfs(dir));
-        }
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "cannot mount a tmpfs (needs root) and CI=true does not allow skipping");
-        eprintln!("skipped: mounting a small tmpfs to fill needs root; run as root to include this test");
-        None
-    }
-}
-
-impl Drop for Tmpfs<'_> {
-    fn drop(&mut self) {
-        // Lazily: the spool's tasks may still hold their files while the runtime winds down.
-        let _ = Command::new("umount").arg("-l").arg(self.0).status();
-    }
-}
-
-/// Writes `path` until the disk is full.
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0u8; 4096];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-            Err(e) => panic!("filling the disk: {e}"),
-        }
-    }
-    let _ = f.sync_all();
-}
-
 #[tokio::test]
 async fn a_full_disk_fails_the_push_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_disk) = Tmpfs::mount(dir.path(), "256k") else { return };
+    let Some(disk) = Tmpfs::mount(dir.path(), "256k") else { return };
     let spool = Spool::open(&dir.path().join("spool"), Arc::new(Down)).unwrap();
     for n in 0..10 {
         spool.push(vec![ret(n)]).await.unwrap();
     }
-    fill(&dir.path().join("filler"));
+    disk.fill("filler");
     // What is left of the segment's last page may still take a record or two.
     let mut n = 10;
     let err = loop {
@@ -141,14 +102,14 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
 
 /// Fills the disk under `store` until a return does not fit, then makes room: the next
 /// return is stored at once and reads back (the store does not stay broken).
-async fn recovers_when_there_is_room(disk: &Path, store: &dyn Returner) {
+async fn recovers_when_there_is_room(disk: &Tmpfs, store: &dyn Returner) {
     let big = |n: u64| {
         let r = json!({"jid": format!("2026112500000000{n:04}"), "id": "minion1", "fun": "test.echo", "fun_args": [],
                        "return": {"n": n, "out": "x".repeat(20_000)}, "retcode": 0, "success": true});
         r.as_object().unwrap().clone()
     };
     store.returner_batch(&[big(1)]).await.unwrap();
-    fill(&disk.join("filler"));
+    let filler = disk.fill("filler");
     let mut n = 2;
     let err = loop {
         match store.returner_batch(&[big(n)]).await {
@@ -158,7 +119,7 @@ async fn recovers_when_there_is_room(disk: &Path, store: &dyn Returner) {
         assert!(n < 50, "{}: the disk never filled", store.name());
     };
     assert!(err.to_string().contains("full"), "{}: {err}", store.name());
-    std::fs::remove_file(disk.join("filler")).unwrap();
+    std::fs::remove_file(filler).unwrap();
     let started = std::time::Instant::now();
     store.returner_batch(&[big(n)]).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5), "{}: took {:?}", store.name(), started.elapsed());
@@ -169,17 +130,17 @@ async fn recovers_when_there_is_room(disk: &Path, store: &dyn Returner) {
 #[tokio::test]
 async fn local_cache_on_a_full_disk_recovers_when_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_disk) = Tmpfs::mount(dir.path(), "1m") else { return };
+    let Some(disk) = Tmpfs::mount(dir.path(), "1m") else { return };
     let cache = salt_returners::local_cache::LocalCache::open(dir.path()).await.unwrap();
-    recovers_when_there_is_room(dir.path(), &cache).await;
+    recovers_when_there_is_room(&disk, &cache).await;
 }
 
 #[tokio::test]
 async fn sqlite3_on_a_full_disk_recovers_when_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_disk) = Tmpfs::mount(dir.path(), "1m") else { return };
+    let Some(disk) = Tmpfs::mount(dir.path(), "1m") else { return };
     let config = salt_returners::sqlite3::Sqlite3Config { database: dir.path().join("salt.db"), timeout: Duration::from_secs(5), unique_jid: false };
     let store = salt_returners::sqlite3::Sqlite3::open_with(config).unwrap();
     store.create_schema().await.unwrap();
-    recovers_when_there_is_room(dir.path(), &store).await;
+    recovers_when_there_is_room(&disk, &store).await;
 }

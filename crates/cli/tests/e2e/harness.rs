@@ -337,40 +337,5 @@ pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration, what: &str) {
     }
 }
 
-/// A small tmpfs mounted on a directory until dropped, to fill up: a full disk. Mounting needs
-/// root; elsewhere `mount` returns None after saying the test is skipped (under CI=true, it fails).
-pub struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(Tmpfs(dir.to_path_buf()));
-        }
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "cannot mount a tmpfs (needs root) and CI=true does not allow skipping");
-        eprintln!("skipped: filling a small tmpfs needs root to mount it; run as root to include this test");
-        None
-    }
-
-    /// Writes a file until the disk is full; removing it makes room again.
-    pub fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.0.join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 4096];
-        while f.write(&chunk).is_ok_and(|n| n > 0) {}
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazily: daemons may still hold files there for a moment.
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+/// A small tmpfs to fill (a full disk), shared with the returners' tests; skips without root.
+pub use saltrs_testkit::Tmpfs;

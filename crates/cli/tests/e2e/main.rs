@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod daemons;
 mod jobs;
 mod keys;
 mod limits;

@@ -3,8 +3,9 @@
 //! in the middle of a burst of returns.
 //!
 //! Needs MariaDB on `SALTRS_TEST_MYSQL_HOST:SALTRS_TEST_MYSQL_PORT` (default 127.0.0.1:3306) with a
-//! passwordless `root` reachable through the `mariadb` client. Without it the tests are skipped,
-//! except under CI=true, where that is a failure.
+//! passwordless `root` reachable over TCP through the `mariadb` client. Without a server there,
+//! the tests are skipped (`saltrs_testkit::require_server`), except under CI=true, where that is
+//! a failure; a server that refuses the login fails them.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -35,11 +36,8 @@ impl Db {
     fn create(tag: &str) -> Option<Db> {
         let host = std::env::var("SALTRS_TEST_MYSQL_HOST").unwrap_or_else(|_| "127.0.0.1".into());
         let port: u16 = std::env::var("SALTRS_TEST_MYSQL_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3306);
-        if TcpStream::connect((host.as_str(), port)).is_err() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("MariaDB is not reachable on {host}:{port} and CI=true does not allow skipping");
-            }
-            eprintln!("skipping: no MariaDB on {host}:{port} (set SALTRS_TEST_MYSQL_HOST / SALTRS_TEST_MYSQL_PORT)");
+        let how = "SALTRS_TEST_MYSQL_HOST and SALTRS_TEST_MYSQL_PORT (a MariaDB with a passwordless root over TCP)";
+        if !saltrs_testkit::require_server("MariaDB", &host, port, how) {
             return None;
         }
         let name = format!("saltrs_e2e_{tag}_{}", std::process::id());

@@ -317,7 +317,7 @@ fn a_full_disk_on_the_master_loses_no_return() {
     wait_for(|| pre.exists(), Duration::from_secs(20), "minion1 pending");
     c.salt_key(&["-a", "minion1", "-y"]);
     c.wait_connected("minion1");
-    let filler = disk.fill();
+    let filler = disk.fill("filler");
     // What is left of the spool's last page may take a small record or two: ping until a
     // return does not fit. A larger return cannot fit after that.
     let failed = "cannot spool returns for the job cache";

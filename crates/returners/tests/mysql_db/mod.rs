@@ -34,16 +34,24 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// A new database with `tables`, or None (after saying so) when the server is unreachable.
+    /// A new database with `tables`, or None when the server is unreachable: the test is then
+    /// skipped (a failure under CI=true). A server that answers but refuses the login or the
+    /// `CREATE DATABASE` fails the test.
     pub async fn create(tables: Tables) -> Option<TestDb> {
         static N: AtomicUsize = AtomicUsize::new(0);
         let admin = MySqlConnectOptions::from_str(&server_url()).expect("SALTRS_TEST_MYSQL is a mysql:// URL").charset("utf8mb4");
+        let how = format!("{VAR}=mysql://USER[:PASSWORD]@HOST:PORT (a user that may create databases)");
+        if !saltrs_testkit::require_server("MySQL/MariaDB", admin.get_host(), admin.get_port(), &how) {
+            return None;
+        }
         let pool = match MySqlPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_with(admin.clone()).await {
             Ok(p) => p,
-            Err(e) => {
-                eprintln!("mysql: {e}");
-                return None;
-            }
+            Err(e) => panic!(
+                "mysql: the server at {}:{} answers but the test cannot use it as {:?} ({VAR}): {e}",
+                admin.get_host(),
+                admin.get_port(),
+                admin.get_username()
+            ),
         };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let name = format!("saltrs_t_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));

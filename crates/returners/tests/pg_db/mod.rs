@@ -23,12 +23,20 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// A new, empty database, or None (after saying why) when the server is unreachable.
+    /// A new, empty database, or None when the server is unreachable: the test is then
+    /// skipped (a failure under CI=true). A server that answers but refuses the login fails
+    /// the test.
     pub async fn create() -> Option<TestDb> {
         static N: AtomicUsize = AtomicUsize::new(0);
         let admin = PgConnectOptions::from_str(&server_url())
             .expect("SALTRS_TEST_POSTGRES is a postgres:// URL")
             .database("postgres");
+        let how = format!(
+            "{VAR}=postgres://USER[:PASSWORD]@HOST:PORT (a user that may create databases)"
+        );
+        if !saltrs_testkit::require_server("PostgreSQL", admin.get_host(), admin.get_port(), &how) {
+            return None;
+        }
         let pool = match PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
@@ -36,10 +44,12 @@ impl TestDb {
             .await
         {
             Ok(p) => p,
-            Err(e) => {
-                eprintln!("postgres: {e}");
-                return None;
-            }
+            Err(e) => panic!(
+                "postgres: the server at {}:{} answers but the test cannot use it as {:?} ({VAR}): {e}",
+                admin.get_host(),
+                admin.get_port(),
+                admin.get_username()
+            ),
         };
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -146,15 +156,4 @@ impl Drop for TestDb {
         })
         .join();
     }
-}
-
-/// A test that needs the server and cannot reach it: skipped, or a failure under `CI=true`.
-#[allow(dead_code)]
-pub fn skip() {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "postgres: the server {VAR} names is unreachable, and CI=true does not allow skipping"
-        );
-    }
-    eprintln!("skipping: no PostgreSQL server (set {VAR})");
 }

@@ -5,8 +5,8 @@
 //! opener, and one line `conformance!(name, opener);`, where `opener` is
 //! an `async fn() -> Option<Backend>` that returns an EMPTY store (a fresh database or schema
 //! per call: the listing tests assert exact job lists). A backend that needs a server returns
-//! `None` when the variable naming it is unset, after calling [`skip`], which turns the skip
-//! into a failure under `CI=true`.
+//! `None` when the server is unreachable, after `saltrs_testkit::require_server` has reported
+//! the skip (a failure under `CI=true`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,15 +98,6 @@ impl Traits {
     };
 }
 
-/// Reports a backend that cannot run here; under `CI=true` that is a failure, not a skip.
-#[allow(dead_code)]
-pub fn skip(backend: &str, var: &str) -> Option<Backend> {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{backend}: {var} is not set, and CI=true does not allow skipping");
-    }
-    eprintln!("skipping the {backend} conformance tests: set {var} to run them");
-    None
-}
 
 
 /// The tests, each against one empty store.
