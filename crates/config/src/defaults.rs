@@ -10,6 +10,8 @@
 //! Our own keys (not Salt's):
 //! * `max_frame_bytes` (both roles, default 64 MiB): the largest frame our transport accepts
 //!   from a peer.
+//! * `publish_ttl` (master, 300 s) and `publisher_returner_acl` (master): how long a publish stays
+//!   valid, and who besides root may choose a returner.
 
 use serde_json::{Map, Value};
 
@@ -98,6 +100,9 @@ const OTHER_KNOWN: &[&str] = &[
     "proxy_merge_grains_in_module",
     "proxy_merge_pillar_in_opts",
     "proxy_merge_pillar_in_opts_strategy",
+    // Our own keys (see the README's Configuration).
+    "publish_ttl",
+    "publisher_returner_acl",
     "proxy_mines_pillar",
     "rest_timeout",
     "return",
