@@ -312,13 +312,14 @@ async fn req_jobs_get_a_jid_and_a_load() {
         let jid = got["m1"]["jid"].as_str().unwrap().to_string();
         assert!(salt_proto::jid::is_jid(&jid), "{jid}");
         assert_eq!(s.get_load(&jid).await.unwrap().unwrap()["fun"], "test.ping");
-        // nocache jobs are not stored.
+        // nocache jobs are not stored: a minion seen only there is not known afterwards.
         s.returner(&obj(
-            r#"{"id": "m1", "jid": "nocache", "fun": "test.ping", "return": true}"#,
+            r#"{"id": "m-nocache", "jid": "nocache", "fun": "test.ping", "return": true}"#,
         ))
         .await
         .unwrap();
         assert_eq!(s.get_minions().await.unwrap(), ["m1"]);
+        assert!(!s.get_fun("test.ping").await.unwrap().contains_key("m-nocache"));
     }
 }
 

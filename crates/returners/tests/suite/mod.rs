@@ -310,7 +310,13 @@ pub mod cases {
             }
         }
         // "nocache" as the jid itself: not stored, not an error.
-        s.returner(&ret("nocache", "m1", "test.ping", json!(true))).await.unwrap();
+        s.returner(&ret("nocache", "m-nocache", "test.ping", json!(true))).await.unwrap();
+        if s.supports(Capability::GetMinions) {
+            assert!(!s.get_minions().await.unwrap().iter().any(|m| m == "m-nocache"), "a nocache return was stored");
+        }
+        if s.supports(Capability::GetFun) {
+            assert!(!s.get_fun("test.ping").await.unwrap().contains_key("m-nocache"), "a nocache return was stored");
+        }
         // A malformed jid is refused.
         assert!(s.prep_jid(false, Some("../../etc")).await.is_err());
         assert!(s.returner(&ret("../../etc", "m1", "test.ping", json!(true))).await.is_err());
