@@ -15,10 +15,12 @@ async fn pgjsonb() -> Option<Backend> {
     let db = pg_db::TestDb::create().await?;
     let store = Pgjsonb::open_with(db.config()).unwrap();
     schema::create(&store).await.unwrap();
+    let age = pg_db::ager(&db);
     Some(Backend {
         store: Arc::new(store),
         _guard: Box::new(db),
         traits: Traits::PGJSONB,
+        age: Some(age),
     })
 }
 

@@ -15,10 +15,12 @@ async fn postgres() -> Option<Backend> {
     let db = pg_db::TestDb::create().await?;
     let store = Postgres::open_with(db.config()).unwrap();
     schema::create(&store).await.unwrap();
+    let age = pg_db::ager(&db);
     Some(Backend {
         store: Arc::new(store),
         _guard: Box::new(db),
         traits: Traits::SQL,
+        age: Some(age),
     })
 }
 

@@ -14,7 +14,8 @@ async fn sqlite3() -> Option<Backend> {
     let config = Sqlite3Config { database: dir.path().join("salt.db"), timeout: Duration::from_secs(5), unique_jid: false };
     let store = Sqlite3::open_with(config).unwrap();
     store.create_schema().await.unwrap();
-    Some(Backend { store: Arc::new(store), _guard: Box::new(dir), traits: Traits::SQLITE3 })
+    // No purge in Salt's sqlite3 returner: nothing to age.
+    Some(Backend { store: Arc::new(store), _guard: Box::new(dir), traits: Traits::SQLITE3, age: None })
 }
 
 conformance!(sqlite3, sqlite3);

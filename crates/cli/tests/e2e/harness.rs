@@ -20,6 +20,14 @@ pub fn bin(name: &str) -> PathBuf {
     PathBuf::from(var)
 }
 
+/// Held by the tests that load the machine for seconds (thousands of publishes or connections,
+/// returns of tens of megabytes), so that two of them never run at once on CI's two cores and
+/// starve the tests that measure time.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

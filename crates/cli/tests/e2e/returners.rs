@@ -206,6 +206,7 @@ impl Outage {
 
 #[test]
 fn database_outage_during_a_burst_loses_nothing_and_duplicates_nothing() {
+    let _heavy = heavy();
     let Some(db) = Db::create("burst") else { return };
     let proxy = Outage::new((db.host.clone(), db.port));
     let mut c = Cluster::new(&format!("master_job_cache: mysql\n{}", db.config(proxy.port)));
@@ -221,7 +222,7 @@ fn database_outage_during_a_burst_loses_nothing_and_duplicates_nothing() {
         c.wait_connected(id);
     }
 
-    // 1,000 publishes to 10 minions (10,000 returns) from 8 CLIs at once; the database goes
+    // 1,000 publishes to 10 minions (10,000 returns) from 4 CLIs at once; the database goes
     // away a third of the way in.
     let burst = 1000;
     let r = c.salt(&["*", "test.ping", "--async"]);
@@ -229,7 +230,7 @@ fn database_outage_during_a_burst_loses_nothing_and_duplicates_nothing() {
     let sent = std::sync::atomic::AtomicUsize::new(1);
     let slowest = Mutex::new(Duration::ZERO);
     std::thread::scope(|scope| {
-        for _ in 0..8 {
+        for _ in 0..4 {
             scope.spawn(|| loop {
                 let i = sent.fetch_add(1, Ordering::SeqCst);
                 if i >= burst {

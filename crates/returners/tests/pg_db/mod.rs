@@ -133,6 +133,21 @@ impl TestDb {
     }
 }
 
+/// Ages the rows of `db` behind the store's back (the conformance suite's `Backend::age`).
+#[allow(dead_code)]
+pub fn ager(db: &TestDb) -> Box<dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync> {
+    let pool = db.pool.clone();
+    Box::new(move |secs| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            for table in ["salt_returns", "salt_events"] {
+                let sql = format!("UPDATE {table} SET alter_time = alter_time - make_interval(secs => $1)");
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secs as f64).execute(&pool).await.unwrap();
+            }
+        })
+    })
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         // Drop runs outside async: a short-lived runtime on its own thread does the cleanup.
