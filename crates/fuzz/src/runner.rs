@@ -14,7 +14,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,11 @@ use crate::targets::Target;
 
 /// Corpus entries beyond the seeds are capped at this many (replaced at random when full).
 const MAX_CORPUS: usize = 2048;
+
+/// Only inputs up to this size join the corpus: otherwise it drifts towards the largest
+/// inputs the mutations make and every run gets slower. Large inputs still come from the
+/// mutations (nesting runs, duplicated ranges) and the generators.
+const MAX_CORPUS_ENTRY: usize = 4096;
 
 pub struct Options {
     pub iterations: u64,
@@ -50,9 +55,11 @@ struct Shared {
     /// The input being run (pointer/length into the loop's buffer), published before each run.
     ptr: AtomicPtr<u8>,
     len: AtomicUsize,
-    /// Iteration number of the input being run, and when it started (ms since `origin`).
+    /// Iteration number of the input being run.
     iteration: AtomicU64,
-    started_ms: AtomicU64,
+    /// The fuzz thread's CPU-time clock, so a loaded machine does not look like a hang.
+    cpu_clock: AtomicI32,
+    has_cpu_clock: AtomicBool,
     running: AtomicBool,
     done: AtomicBool,
 }
@@ -74,7 +81,8 @@ pub fn run(target: &'static Target, opts: &Options) -> Result<Summary, String> {
         ptr: AtomicPtr::new(std::ptr::null_mut()),
         len: AtomicUsize::new(0),
         iteration: AtomicU64::new(0),
-        started_ms: AtomicU64::new(0),
+        cpu_clock: AtomicI32::new(0),
+        has_cpu_clock: AtomicBool::new(false),
         running: AtomicBool::new(false),
         done: AtomicBool::new(false),
     });
@@ -88,7 +96,7 @@ pub fn run(target: &'static Target, opts: &Options) -> Result<Summary, String> {
         let hang = opts.hang;
         let crash_dir = opts.crash_dir.clone();
         let seed = opts.seed;
-        std::thread::spawn(move || watchdog(target, seed, &crash_dir, &shared, origin, hang))
+        std::thread::spawn(move || watchdog(target, seed, &crash_dir, &shared, hang))
     };
 
     let worker = {
@@ -118,6 +126,12 @@ fn fuzz_loop(
     shared: &Shared,
     origin: Instant,
 ) -> Result<Summary, String> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: asks for the calling thread's own CPU-time clock id.
+    if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
+        shared.cpu_clock.store(clock, Ordering::SeqCst);
+        shared.has_cpu_clock.store(true, Ordering::SeqCst);
+    }
     let mut rng = Rng::new(opts.seed ^ hash_str(target.name));
     let seeds = (target.seeds)();
     let mut corpus: Vec<Vec<u8>> = seeds.clone();
@@ -162,9 +176,6 @@ fn fuzz_loop(
             .store(input.as_ptr() as *mut u8, Ordering::SeqCst);
         shared.len.store(input.len(), Ordering::SeqCst);
         shared.iteration.store(inputs, Ordering::SeqCst);
-        shared
-            .started_ms
-            .store(origin.elapsed().as_millis() as u64, Ordering::SeqCst);
         shared.running.store(true, Ordering::SeqCst);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| (target.run)(&input)));
         shared.running.store(false, Ordering::SeqCst);
@@ -172,7 +183,9 @@ fn fuzz_loop(
         match outcome {
             Ok(true) => {
                 valid += 1;
-                if corpus.len() < seeds.len() + MAX_CORPUS {
+                if input.len() > MAX_CORPUS_ENTRY {
+                    // Counted, not kept.
+                } else if corpus.len() < seeds.len() + MAX_CORPUS {
                     corpus.push(input);
                 } else if rng.one_in(16) {
                     let i = seeds.len() + rng.below(MAX_CORPUS);
@@ -226,24 +239,45 @@ fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn watchdog(
-    target: &Target,
-    seed: u64,
-    crash_dir: &Path,
-    shared: &Shared,
-    origin: Instant,
-    hang: Duration,
-) {
+/// CPU time used so far by the fuzz thread, when its clock is known.
+fn thread_cpu(shared: &Shared) -> Option<Duration> {
+    if !shared.has_cpu_clock.load(Ordering::SeqCst) {
+        return None;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a plain syscall on a clock id from pthread_getcpuclockid; should the fuzz thread
+    // have just ended, it fails (or reads a harmless number), which is not memory-unsafe.
+    let rc = unsafe { libc::clock_gettime(shared.cpu_clock.load(Ordering::SeqCst), &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// Reports an input that has used more than `hang` of CPU time (or 30 times that of wall
+/// time, for an input that blocks), and ends the process.
+fn watchdog(target: &Target, seed: u64, crash_dir: &Path, shared: &Shared, hang: Duration) {
     let step = (hang / 10).clamp(Duration::from_millis(10), Duration::from_millis(200));
+    let mut seen: Option<(u64, Duration, Instant)> = None;
     while !shared.done.load(Ordering::SeqCst) {
         std::thread::sleep(step);
         if !shared.running.load(Ordering::SeqCst) {
+            seen = None;
             continue;
         }
         let iteration = shared.iteration.load(Ordering::SeqCst);
-        let started = shared.started_ms.load(Ordering::SeqCst);
-        let now = origin.elapsed().as_millis() as u64;
-        if now.saturating_sub(started) < hang.as_millis() as u64 {
+        let cpu = thread_cpu(shared);
+        let stuck = match seen {
+            Some((i, cpu0, wall0)) if i == iteration => match cpu {
+                Some(now) => now.saturating_sub(cpu0) >= hang || wall0.elapsed() >= hang * 30,
+                None => wall0.elapsed() >= hang,
+            },
+            _ => {
+                seen = Some((iteration, cpu.unwrap_or_default(), Instant::now()));
+                false
+            }
+        };
+        if !stuck {
             continue;
         }
         // The loop is stuck in this input, so its buffer is not going anywhere.
@@ -261,6 +295,11 @@ fn watchdog(
         let input = unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec();
         let path = save(crash_dir, target.name, seed, iteration, "hang", &input);
         let why = format!("one input ran for more than {} ms", hang.as_millis());
+        let why = if cpu.is_some() {
+            format!("{why} of CPU time")
+        } else {
+            why
+        };
         report(target.name, "HANG", &why, seed, iteration, &input, &path);
         std::process::exit(3);
     }
