@@ -35,7 +35,46 @@ pub static TARGETS: &[&Target] = &[
 ];
 
 pub fn find(name: &str) -> Option<&'static Target> {
-    TARGETS.iter().copied().find(|t| t.name == name)
+    TARGETS
+        .iter()
+        .copied()
+        .chain([&SELFTEST])
+        .find(|t| t.name == name)
+}
+
+/// Checks the harness itself (not part of `all`): `SALT_FUZZ_SELFTEST=panic|hang|overflow
+/// salt-fuzz selftest -n 1` must report a panic, a hang or an abort with its input.
+pub static SELFTEST: Target = Target {
+    name: "selftest",
+    about: "the harness's own check: SALT_FUZZ_SELFTEST=panic|hang|overflow",
+    seeds: || {
+        vec![std::env::var("SALT_FUZZ_SELFTEST")
+            .unwrap_or_default()
+            .into_bytes()]
+    },
+    dict: &[],
+    nest: &[],
+    generate: |_| Vec::new(),
+    run: selftest,
+    max_len: 64,
+};
+
+fn selftest(input: &[u8]) -> bool {
+    match input {
+        b"panic" => panic!("self-test panic"),
+        b"hang" => loop {
+            std::hint::spin_loop();
+        },
+        b"overflow" => recurse(std::hint::black_box(1)) > 0,
+        _ => false,
+    }
+}
+
+#[allow(unconditional_recursion)]
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 64]);
+    recurse(n + 1).wrapping_add(frame[7])
 }
 
 /// Fuzz input as text: valid UTF-8 as is, anything else with replacement characters.
