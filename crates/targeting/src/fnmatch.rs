@@ -115,14 +115,19 @@ fn class_ranges(body: &[char]) -> Vec<(char, char)> {
 pub(crate) struct Glob {
     pattern: String,
     toks: Vec<Tok>,
+    /// Every token but `*` takes exactly one character, so a shorter name cannot match.
+    min_len: usize,
 }
 
 impl Glob {
     pub(crate) fn new(pattern: &str) -> Glob {
         let pat: Vec<char> = pattern.chars().collect();
+        let toks = tokenize(&pat);
+        let min_len = toks.iter().filter(|t| **t != Tok::Star).count();
         Glob {
             pattern: pattern.to_owned(),
-            toks: tokenize(&pat),
+            toks,
+            min_len,
         }
     }
 
@@ -135,6 +140,12 @@ impl Glob {
     pub(crate) fn matches(&self, name: &str) -> bool {
         let toks = &self.toks;
         let s: Vec<char> = name.chars().collect();
+        // Without this, a 64 KiB target such as `*?*?*?...` cost len(name) * 64 Ki steps for
+        // every minion; with it, the patterns that get that far have at most len(name)
+        // single-character tokens.
+        if s.len() < self.min_len {
+            return false;
+        }
 
         // Greedy matching that backtracks only to the most recent `*`: enough for globs, and
         // O(len(name) * len(pattern)) in the worst case.
@@ -236,6 +247,21 @@ mod tests {
         for &(name, pat, want) in cases {
             assert_eq!(fnmatch(name, pat), want, "fnmatch({name:?}, {pat:?})");
         }
+    }
+
+    /// Found while writing the fuzzer's target target (reading the matcher): the backtracking
+    /// match costs len(name) * len(pattern), and a target may be 64 KiB. A name shorter than the
+    /// pattern's single-character tokens is now refused at once.
+    #[test]
+    fn names_shorter_than_the_pattern_are_refused_at_once() {
+        let pattern = "*?".repeat(32 * 1024);
+        assert!(!fnmatch(&"a".repeat(255), &pattern));
+        assert!(fnmatch(&"a".repeat(32 * 1024), &pattern));
+        assert!(fnmatch("abc", "*?*?*?*"));
+        assert!(!fnmatch("ab", "*?*?*?*"));
+        assert!(fnmatch("", "*"));
+        assert!(fnmatch("web1", "w[a-z]b?"));
+        assert!(!fnmatch("web", "w[a-z]b?"));
     }
 
     /// Found by salt-fuzz (target target): 64 KiB of `[` took a second to parse (each `[`
