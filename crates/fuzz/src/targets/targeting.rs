@@ -159,6 +159,9 @@ fn grains(value: Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
+/// A 255-character id: `a`, `?`-friendly and `*a*a`-friendly all the way.
+const LONG_ID: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
 fn minions() -> &'static [(&'static str, Map<String, Value>)] {
     static MINIONS: OnceLock<Vec<(&'static str, Map<String, Value>)>> = OnceLock::new();
     MINIONS.get_or_init(|| {
@@ -173,6 +176,8 @@ fn minions() -> &'static [(&'static str, Map<String, Value>)] {
             ),
             ("db-2.example.com", grains(json!({"os": "Ubuntu", "ipv4": "192.168.1.1", "roles": "db"}))),
             ("a", Map::new()),
+            // The longest id there can be: globs cost up to len(id) * len(pattern).
+            (LONG_ID, grains(json!({"os": "Debian", "long": LONG_ID}))),
             ("ünïcødé", grains(json!({"os": ["Debian", "Ubuntu"], "deep": {"x": {"y": {"z": "w"}}}}))),
         ]
     })
