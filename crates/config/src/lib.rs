@@ -142,10 +142,11 @@ impl Config {
             .unwrap_or_else(|| defaults::defaults(role)["default_include"].clone());
         // Only the main file's `include` counts here; included files follow their own.
         let include = overrides.get("include").cloned();
-        let included = include_config(&default_include, &main, false, &mut warnings)?;
+        let mut chain = vec![file_identity(&main)];
+        let included = include_config(&default_include, &main, false, &mut warnings, &mut chain)?;
         overrides.extend(included);
         if let Some(include) = include {
-            let included = include_config(&include, &main, true, &mut warnings)?;
+            let included = include_config(&include, &main, true, &mut warnings, &mut chain)?;
             overrides.extend(included);
         }
         Ok(Config::apply(role, overrides, warnings))
@@ -384,11 +385,17 @@ fn not_a_document(path: &str, python_type: &'static str) -> ConfigError {
 /// `salt.config.include_config`: each pattern (relative ones are relative to the directory
 /// of `orig_path`, `~` is expanded) is globbed and its files read in sorted order; files
 /// merge deeply into each other (lists are unioned); a file's own `include` is followed.
+///
+/// `chain` holds the files whose includes are being read (the main file first): a file that
+/// includes one of them again is an error. Salt recurses until Python's recursion limit; we
+/// recursed until the stack overflowed and the process died (found by salt-fuzz with
+/// `include: master` in the master file).
 fn include_config(
     include: &Value,
     orig_path: &Path,
     verbose: bool,
     warnings: &mut Vec<String>,
+    chain: &mut Vec<PathBuf>,
 ) -> Result<Map<String, Value>, ConfigError> {
     let patterns: Vec<String> = match include {
         Value::String(s) if !s.is_empty() => vec![s.clone()],
@@ -416,19 +423,38 @@ fn include_config(
             ));
         }
         for file in matches {
+            let identity = file_identity(&file);
+            if chain.contains(&identity) {
+                return Err(ConfigError::BadInclude {
+                    path: orig_path.display().to_string(),
+                    pattern: pattern.clone(),
+                    message: format!(
+                        "{} is already being included (an include cycle)",
+                        file.display()
+                    ),
+                });
+            }
             let Some(mut opts) = read_conf_file(&file)? else {
                 continue;
             };
             check_values(&opts, &file.display().to_string())?;
             check_keys(&opts, &file.display().to_string(), warnings);
             if let Some(nested) = opts.get("include").cloned() {
-                let nested = include_config(&nested, &file, verbose, warnings)?;
-                opts.extend(nested);
+                chain.push(identity);
+                let nested = include_config(&nested, &file, verbose, warnings, chain);
+                chain.pop();
+                opts.extend(nested?);
             }
             dict_update(&mut configuration, opts);
         }
     }
     Ok(configuration)
+}
+
+/// A file's canonical path (so `./master`, `master` and a symlink to it are one file), or
+/// the path itself when it cannot be resolved.
+fn file_identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// `salt.utils.dictupdate.update(dest, upd, recursive_update=True, merge_lists=True)`.

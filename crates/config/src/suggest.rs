@@ -4,10 +4,17 @@
 /// adjacent transpositions counting as one edit) at most 2, or at most 1 for names of four
 /// characters or fewer, where two edits would make almost anything match. Ties go to the
 /// first name in `known`.
+///
+/// The lengths are compared first: they differ by at least the distance, so a long key (a
+/// config file can hold a 60 KB one) costs a length check per known name, not a full table.
 pub fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = if unknown.chars().count() <= 4 { 1 } else { 2 };
+    let len = unknown.chars().count();
+    let limit = if len <= 4 { 1 } else { 2 };
     let mut best: Option<(usize, &str)> = None;
     for candidate in known {
+        if candidate.chars().count().abs_diff(len) > limit {
+            continue;
+        }
         let d = distance(unknown, candidate);
         if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, candidate));
@@ -64,5 +71,16 @@ mod tests {
         // Short names allow one edit only.
         assert_eq!(closest("usr", known), Some("user"));
         assert_eq!(closest("ab", known), None);
+    }
+
+    /// Found by salt-fuzz (config target): a 60 KB key in a config file took seconds, one
+    /// full edit-distance table per known option. Now it is a length check per option.
+    #[test]
+    fn long_names_are_not_compared_cell_by_cell() {
+        let long = "x".repeat(100_000);
+        let known: Vec<String> = (0..1000).map(|i| format!("option_{i}")).collect();
+        assert_eq!(closest(&long, known.iter().map(String::as_str)), None);
+        let near = format!("{}y", "x".repeat(9));
+        assert_eq!(closest(&near, ["xxxxxxxxxx"]), Some("xxxxxxxxxx"));
     }
 }

@@ -121,9 +121,17 @@ pub fn load_with_kind(src: &str) -> Result<(Value, Kind), YamlError> {
                 _ => return Err(error_at(&span, "unbalanced mapping end")),
             },
             Event::Alias(id) => {
-                let Some((value, kind)) = builder.anchors.get(&id).cloned() else {
+                let Some(anchored) = builder.anchors.get(&id) else {
                     return Err(error_at(&span, "found undefined alias"));
                 };
+                if builder.stack.len() + anchored.depth > MAX_DEPTH {
+                    return Err(error_at(
+                        &span,
+                        format!("this alias nests the document deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                let (value, kind, nodes) = (anchored.value.clone(), anchored.kind, anchored.nodes);
+                builder.spend(nodes, &span)?;
                 builder.item(Item::Node(value, kind), 0, span)?;
             }
             // Stream/document boundaries, comments and anchor metadata carry no data.
@@ -142,11 +150,51 @@ enum Item {
     ValueKey,
 }
 
+/// How many nodes anchors and aliases may copy in one document. An alias copies its anchor's
+/// value, so a few lines of aliases of aliases ("billion laughs") describe billions of nodes;
+/// building them hung the loader (found by salt-fuzz). Real configs copy a few small maps.
+pub const MAX_ALIAS_NODES: usize = 1_000_000;
+
+/// The deepest nesting a document may reach through aliases (the parser itself stops at 255
+/// flow and 255 block levels); libyaml's limit.
+pub const MAX_DEPTH: usize = 1000;
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Value, Kind)>,
+    anchors: HashMap<usize, Anchored>,
     root: Option<(Value, Kind)>,
+    /// Nodes copied so far for anchors and aliases, against [`MAX_ALIAS_NODES`].
+    copied: usize,
+}
+
+/// An anchored node, with its size and depth measured once.
+struct Anchored {
+    value: Value,
+    kind: Kind,
+    nodes: usize,
+    depth: usize,
+}
+
+/// Nodes in `value` and its depth (a scalar is 0, `[1]` is 1), without recursion.
+fn measure(value: &Value) -> (usize, usize) {
+    let (mut nodes, mut depth) = (0, 0);
+    let mut todo = vec![(value, 0usize)];
+    while let Some((v, d)) = todo.pop() {
+        nodes += 1;
+        match v {
+            Value::Array(items) => {
+                depth = depth.max(d + 1);
+                todo.extend(items.iter().map(|i| (i, d + 1)));
+            }
+            Value::Object(map) => {
+                depth = depth.max(d + 1);
+                todo.extend(map.values().map(|i| (i, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    (nodes, depth)
 }
 
 enum Frame {
@@ -168,9 +216,28 @@ enum PendingKey {
 }
 
 impl Builder {
+    fn spend(&mut self, nodes: usize, span: &Span) -> Result<(), YamlError> {
+        self.copied = self.copied.saturating_add(nodes);
+        if self.copied > MAX_ALIAS_NODES {
+            return Err(error_at(
+                span,
+                format!("anchors and aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+            ));
+        }
+        Ok(())
+    }
+
     fn item(&mut self, item: Item, anchor: usize, span: Span) -> Result<(), YamlError> {
         if let (Item::Node(value, kind), true) = (&item, anchor != 0) {
-            self.anchors.insert(anchor, (value.clone(), *kind));
+            let (nodes, depth) = measure(value);
+            self.spend(nodes, &span)?;
+            let anchored = Anchored {
+                value: value.clone(),
+                kind: *kind,
+                nodes,
+                depth,
+            };
+            self.anchors.insert(anchor, anchored);
         }
         let in_key_position =
             matches!(self.stack.last(), Some(Frame::Map(m)) if m.pending.is_none());
@@ -587,6 +654,41 @@ mod tests {
         let value = v(src);
         let keys: Vec<_> = value["c"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["q", "p"]);
+    }
+
+    /// Found by salt-fuzz (yaml target): nine lines of aliases of aliases describe 9^9 nodes
+    /// and the loader hung building them. Now it stops with an error.
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut src = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for name in "bcdefgh".chars() {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            src.push_str(&format!("{name}: &{name} [{refs}]\n"));
+            prev = name;
+        }
+        let err = load(&src).unwrap_err();
+        assert!(err.message.contains("expand to more than"), "{err}");
+        // Ordinary reuse is unaffected.
+        assert_eq!(
+            v("a: &a {x: 1}\nb: [*a, *a, *a]\n")["b"],
+            json!([{"x": 1}, {"x": 1}, {"x": 1}])
+        );
+    }
+
+    /// Found alongside: each alias may add its anchor's depth, so a chain of deep anchors nests
+    /// far past the parser's own limit; drop and serialisation of such a value recurse per level.
+    #[test]
+    fn aliases_cannot_nest_past_the_depth_limit() {
+        let deep = |inner: &str| format!("{}{inner}{}", "[".repeat(200), "]".repeat(200));
+        let mut src = format!("a0: &a0 {}\n", deep("x"));
+        for i in 1..10 {
+            src.push_str(&format!("a{i}: &a{i} {}\n", deep(&format!("*a{}", i - 1))));
+        }
+        let err = load(&src).unwrap_err();
+        assert!(err.message.contains("deeper than 1000 levels"), "{err}");
+        let ok = format!("a0: &a0 {}\nb: {}\n", deep("x"), deep("*a0"));
+        assert!(load(&ok).is_ok());
     }
 
     #[test]
