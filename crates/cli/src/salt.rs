@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use salt_config::{Config, Role};
 use salt_output::Outputter;
-use salt_proto::frame::{read_frame, write_frame};
+use salt_proto::frame::{read_frame, write_frame, FrameError};
 use salt_proto::message::{ClientReply, ClientRequest, PublishRequest};
 use serde_json::{json, Map, Value};
 use tokio::net::unix::OwnedWriteHalf;
@@ -251,6 +251,9 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
     let gather = Duration::from_secs(flags.gather_job_timeout.or_else(|| config.u64("gather_job_timeout")).unwrap_or(10));
     let show_missing = flags.verbose || !flags.hide_timeout;
 
+    // Frames are read by a task of their own: a read cut off by the select below (the progress
+    // tick, a deadline) would drop the part of a large frame already read, and lose the stream.
+    let mut frames = read_frames(reader, max);
     let mut wait = Wait::new(&jid, &minions, &not_connected, timeout, gather);
     let mut results: Vec<(String, Shown)> = Vec::new();
     let mut progress = Progress::new(minions.len() - not_connected.len());
@@ -264,8 +267,8 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
                 eprintln!("{}", ctrl_c_text(&jid));
                 return 1;
             }
-            frame = read_frame::<ClientReply, _>(&mut reader, max) => match frame {
-                Ok(ClientReply::Event { tag, data }) => {
+            frame = frames.recv() => match frame {
+                Some(Ok(ClientReply::Event { tag, data })) => {
                     if let Some((id, shown)) = wait.on_event(&tag, data) {
                         progress.clear();
                         if !flags.static_output {
@@ -274,9 +277,9 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
                         results.push((id, shown));
                     }
                 }
-                Ok(ClientReply::Published { jid: poll_jid, .. }) => wait.on_poll_published(poll_jid),
-                Ok(_) => {}
-                Err(_) => {
+                Some(Ok(ClientReply::Published { jid: poll_jid, .. })) => wait.on_poll_published(poll_jid),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
                     eprintln!("ERROR: the connection to the master was lost while waiting for job {jid}");
                     break;
                 }
@@ -408,6 +411,22 @@ struct Poll {
     jid: Option<String>,
     asked: BTreeSet<String>,
     running: BTreeSet<String>,
+}
+
+/// Reads the master's replies into a channel until the connection ends (its error is the last
+/// item), so that waiting for the next one is cancel-safe.
+fn read_frames(mut reader: tokio::net::unix::OwnedReadHalf, max: usize) -> tokio::sync::mpsc::Receiver<Result<ClientReply, FrameError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let frame = read_frame::<ClientReply, _>(&mut reader, max).await;
+            let end = frame.is_err();
+            if tx.send(frame).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl Wait {

@@ -157,7 +157,14 @@ fn jobs_run_side_by_side_and_a_crash_stays_in_its_job() {
     unsafe { libc::kill(third["pid"].as_i64().unwrap() as i32, libc::SIGABRT) };
     let r = crashing.join().unwrap();
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert_eq!(r.stdout, "minion1:\n    The minion function caused an exception: the job process crashed (SIGABRT)\n");
+    assert_eq!(
+        r.stdout,
+        "minion1:\n    The minion function caused an exception: the job process crashed (SIGABRT)\n",
+        "stderr: {}\nmaster log: {}\nminion log: {}",
+        r.stderr,
+        c.master_log().lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+        c.minion_log("minion1").lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
     wait_for(|| processes(&["sleep", "103"]).is_empty(), Duration::from_secs(10), "the crashed job's sleep to be cleaned up");
 
     let r = c.salt(&["minion1", "test.ping"]);

@@ -327,7 +327,16 @@ fn a_return_larger_than_a_frame_arrives_truncated_with_its_retcode() {
     c.start_accepted(&["minion1"]);
     let r = c.salt(&["minion1", "cmd.run", "head -c 200000000 /dev/zero | tr '\\0' x; exit 3", "--out", "json", "--show-jid", "-t", "120"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stdout.contains("... output truncated: "), "no truncation marker in {} bytes of output", r.stdout.len());
+    let tail = |log: String| log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
+    assert!(
+        r.stdout.contains("... output truncated: "),
+        "no truncation marker in {} bytes of output: {}\nstderr: {}\nmaster log (last lines first):\n{}\nminion log:\n{}",
+        r.stdout.len(),
+        &r.stdout[..r.stdout.len().min(2000)],
+        r.stderr,
+        tail(c.master_log()),
+        tail(c.minion_log("minion1"))
+    );
     let jid = r.stdout.lines().find_map(|l| l.strip_prefix("jid: ")).expect("jid printed").to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
