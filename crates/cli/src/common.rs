@@ -59,7 +59,8 @@ pub(crate) fn printer(program: &str, flags: OutputFlags) -> Result<Printer, i32>
 
 /// A tokio runtime: one thread for the CLI's I/O, or a pool where functions run.
 pub(crate) fn runtime(program: &str, multi_thread: bool) -> Result<tokio::runtime::Runtime, i32> {
-    let mut builder = if multi_thread { tokio::runtime::Builder::new_multi_thread() } else { tokio::runtime::Builder::new_current_thread() };
+    let mut builder =
+        if multi_thread { tokio::runtime::Builder::new_multi_thread() } else { tokio::runtime::Builder::new_current_thread() };
     builder.enable_all().build().map_err(|e| {
         eprintln!("{program}: cannot start: {e}");
         1

@@ -52,9 +52,7 @@ struct Flags {
 
 pub fn main(program: Program, argv: Vec<String>) -> i32 {
     // The minion re-executes itself to run each job in its own process.
-    if program == Program::Minion
-        && argv.get(1).map(String::as_str) == Some(salt_minion::job_process::RUN_JOB_ARG)
-    {
+    if program == Program::Minion && argv.get(1).map(String::as_str) == Some(salt_minion::job_process::RUN_JOB_ARG) {
         return salt_minion::job_process::main();
     }
     let (name, role) = match program {
@@ -69,11 +67,7 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let console_name = flags
-        .log_level
-        .clone()
-        .or_else(|| config.str("log_level").map(str::to_string))
-        .unwrap_or_else(|| "warning".into());
+    let console_name = flags.log_level.clone().or_else(|| config.str("log_level").map(str::to_string)).unwrap_or_else(|| "warning".into());
     let file_name = flags
         .log_file_level
         .clone()
@@ -95,13 +89,8 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         match PidFile::lock(path) {
             Ok(lock) => pid_lock = Some(lock),
             Err(PidFileError::Running(holder)) => {
-                let holder = holder
-                    .map(|p| format!("pid {p}"))
-                    .unwrap_or_else(|| "another process".into());
-                eprintln!(
-                    "{name}: An instance is already running. Exiting ({holder} holds the lock on {})",
-                    path.display()
-                );
+                let holder = holder.map(|p| format!("pid {p}")).unwrap_or_else(|| "another process".into());
+                eprintln!("{name}: An instance is already running. Exiting ({holder} holds the lock on {})", path.display());
                 return 1;
             }
             Err(PidFileError::Io(e)) => {
@@ -125,11 +114,7 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         }
     }
     logging::init(
-        if flags.daemon {
-            tracing_subscriber::filter::LevelFilter::OFF
-        } else {
-            console
-        },
+        if flags.daemon { tracing_subscriber::filter::LevelFilter::OFF } else { console },
         log_file.as_deref().map(|p| (p, file_level)),
     );
     for warning in config.warnings() {
@@ -139,10 +124,7 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         if let Err(e) = lock.write_pid() {
             tracing::error!("cannot write pid file {}: {e}", lock.path.display());
             if flags.daemon {
-                ready.failed(&format!(
-                    "{name}: cannot write pid file {}: {e}",
-                    lock.path.display()
-                ));
+                ready.failed(&format!("{name}: cannot write pid file {}: {e}", lock.path.display()));
                 return 1;
             }
         }
@@ -152,10 +134,7 @@ pub fn main(program: Program, argv: Vec<String>) -> i32 {
         ready.ok();
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the runtime: {e}");
@@ -209,11 +188,7 @@ impl Ready {
 /// already in use exits 1 with the bind error on the terminal instead of 0.
 async fn run_master(config: salt_config::Config, ready: &mut Ready) -> anyhow::Result<()> {
     let socket = salt_config::master_control_socket(&config);
-    let id = |path: &Path| {
-        std::fs::symlink_metadata(path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-    };
+    let id = |path: &Path| std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
     let stale = id(&socket);
     let run = salt_master::run(config, shutdown_signal());
     tokio::pin!(run);
@@ -288,18 +263,14 @@ impl PidFile {
             }
             return Err(PidFileError::Io(err));
         }
-        Ok(PidFile {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(PidFile { file, path: path.to_path_buf() })
     }
 
     /// Replaces the file's content with this process's pid (call after daemonising).
     fn write_pid(&mut self) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.file.rewind()?;
-        self.file
-            .write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        self.file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
         self.file.sync_data()
     }
 }
@@ -346,8 +317,7 @@ fn daemonize() -> std::io::Result<std::os::fd::OwnedFd> {
                 loop {
                     match libc::read(read_end, buf.as_mut_ptr().cast(), buf.len()) {
                         n if n > 0 => message.extend_from_slice(&buf[..n as usize]),
-                        -1 if std::io::Error::last_os_error().kind()
-                            == std::io::ErrorKind::Interrupted => {}
+                        -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
                         _ => break,
                     }
                     if message.first() == Some(&b'1') {

@@ -45,10 +45,8 @@ pub fn level(name: &str) -> Result<LevelFilter, String> {
 pub fn init(console: LevelFilter, log_file: Option<(&Path, LevelFilter)>) {
     // SAFETY: isatty has no preconditions.
     let color = unsafe { libc::isatty(2) == 1 };
-    let console_layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .event_format(ConsoleFormat { color })
-        .with_filter(console);
+    let console_layer =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(ConsoleFormat { color }).with_filter(console);
     let file_layer = log_file.and_then(|(path, lvl)| match open_log_file(path) {
         Ok(file) => Some(
             tracing_subscriber::fmt::layer()
@@ -62,10 +60,7 @@ pub fn init(console: LevelFilter, log_file: Option<(&Path, LevelFilter)>) {
             None
         }
     });
-    let _ = tracing_subscriber::registry()
-        .with(console_layer)
-        .with(file_layer)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(console_layer).with(file_layer).try_init();
 }
 
 /// Opens `path` for appending, owner-only: a new file is created with mode 0600 and an existing
@@ -74,11 +69,7 @@ pub fn open_log_file(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+    let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
     // `mode` applies only to a file this call created; an older one keeps its bits.
     if file.metadata()?.permissions().mode() & 0o077 != 0 {
         file.set_permissions(Permissions::from_mode(0o600))?;
@@ -108,12 +99,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let fields = Fields::of(event);
         let level = *event.metadata().level();
         let name = salt_level_name(&level);
@@ -140,21 +126,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let fields = Fields::of(event);
         let meta = event.metadata();
         let target = fields.log_target.as_deref().unwrap_or(meta.target());
-        let line = meta
-            .line()
-            .map(u64::from)
-            .or(fields.log_line)
-            .map(|l| l.to_string())
-            .unwrap_or_default();
+        let line = meta.line().map(u64::from).or(fields.log_line).map(|l| l.to_string()).unwrap_or_default();
         writeln!(
             writer,
             "{} [{target:<17}:{line:<4}][{:<8}][{}] {}",
@@ -222,9 +198,7 @@ impl Visit for Fields {
 
 /// Now in local time as Salt's log file shows it: `2026-12-01 15:00:00,123`.
 fn local_timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs() as libc::time_t;
     // SAFETY: an all-zero `tm` is a valid value (integers and a null zone pointer).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -254,20 +228,13 @@ mod tests {
     fn salt_level_names() {
         assert_eq!(super::level("warning").unwrap(), super::LevelFilter::WARN);
         assert_eq!(super::level("garbage").unwrap(), super::LevelFilter::TRACE);
-        assert!(super::level("loud")
-            .unwrap_err()
-            .contains("invalid log level"));
+        assert!(super::level("loud").unwrap_err().contains("invalid log level"));
     }
 
     /// What a subscriber with `format` writes for the events `emit` sends.
     fn capture<F>(format: F, emit: impl FnOnce()) -> String
     where
-        F: FormatEvent<
-                tracing_subscriber::Registry,
-                tracing_subscriber::fmt::format::DefaultFields,
-            > + Send
-            + Sync
-            + 'static,
+        F: FormatEvent<tracing_subscriber::Registry, tracing_subscriber::fmt::format::DefaultFields> + Send + Sync + 'static,
     {
         #[derive(Clone)]
         struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -283,10 +250,7 @@ mod tests {
         let buf = Buf(Arc::new(Mutex::new(Vec::new())));
         let writer = buf.clone();
         let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(move || writer.clone())
-                .event_format(format)
-                .with_filter(LevelFilter::TRACE),
+            tracing_subscriber::fmt::layer().with_writer(move || writer.clone()).event_format(format).with_filter(LevelFilter::TRACE),
         );
         tracing::subscriber::with_default(subscriber, emit);
         let out = buf.0.lock().unwrap().clone();
@@ -312,20 +276,14 @@ mod tests {
         let out = capture(FileFormat, || tracing::warn!("disk full"));
         // 2026-12-01 15:00:00,123 [saltrs::logging::tests:NNN ][WARNING ][pid] disk full
         let (stamp, rest) = out.split_at(23);
-        let shape: String = stamp
-            .chars()
-            .map(|c| if c.is_ascii_digit() { 'd' } else { c })
-            .collect();
+        let shape: String = stamp.chars().map(|c| if c.is_ascii_digit() { 'd' } else { c }).collect();
         assert_eq!(shape, "dddd-dd-dd dd:dd:dd,ddd");
         let (place, rest) = rest.strip_prefix(" [").unwrap().split_once(']').unwrap();
         let (module, line) = place.rsplit_once(':').unwrap();
         assert_eq!(module, "saltrs::logging::tests");
         assert_eq!(line.len(), 4, "{line:?}");
         assert!(line.trim_end().parse::<u32>().is_ok(), "{line:?}");
-        assert_eq!(
-            rest,
-            format!("[WARNING ][{}] disk full\n", std::process::id())
-        );
+        assert_eq!(rest, format!("[WARNING ][{}] disk full\n", std::process::id()));
     }
 
     #[test]
@@ -339,15 +297,8 @@ mod tests {
         std::fs::write(&old, "earlier line\n").unwrap();
         std::fs::set_permissions(&old, Permissions::from_mode(0o644)).unwrap();
         let mut f = open_log_file(&old).unwrap();
-        assert_eq!(
-            std::fs::metadata(&old).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&old).unwrap().permissions().mode() & 0o777, 0o600);
         std::io::Write::write_all(&mut f, b"later line\n").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&old).unwrap(),
-            "earlier line\nlater line\n",
-            "appended, not truncated"
-        );
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "earlier line\nlater line\n", "appended, not truncated");
     }
 }

@@ -114,11 +114,7 @@ async fn stream_events(stream: UnixStream, arg: Vec<Value>) -> i32 {
     loop {
         match read_frame::<ClientReply, _>(&mut reader, DEFAULT_MAX_FRAME).await {
             Ok(ClientReply::Event { tag, data }) => {
-                let json = if pretty {
-                    salt_output::json_dumps(&data, Some(4), true)
-                } else {
-                    salt_output::json_dumps(&data, None, false)
-                };
+                let json = if pretty { salt_output::json_dumps(&data, Some(4), true) } else { salt_output::json_dumps(&data, None, false) };
                 println!("{tag}\t{json}");
                 if count > 0 {
                     count -= 1;

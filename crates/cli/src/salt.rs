@@ -167,14 +167,7 @@ fn build_request(flags: &Flags) -> Result<PublishRequest, String> {
             kwargs.insert("metadata".into(), v);
         }
     }
-    Ok(PublishRequest {
-        tgt,
-        tgt_type: tgt_type.into(),
-        fun,
-        arg,
-        ret: flags.returner.clone().unwrap_or_default(),
-        kwargs,
-    })
+    Ok(PublishRequest { tgt, tgt_type: tgt_type.into(), fun, arg, ret: flags.returner.clone().unwrap_or_default(), kwargs })
 }
 
 /// One return as the CLI shows it.
@@ -474,7 +467,9 @@ impl Wait {
     /// A return for our job is shown; a find_job answer updates who is still running.
     fn on_event(&mut self, tag: &str, data: Value) -> Option<(String, Shown)> {
         let mut parts = tag.splitn(5, '/');
-        let (Some("salt"), Some("job"), Some(jid), Some("ret"), Some(id)) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some("salt"), Some("job"), Some(jid), Some("ret"), Some(id)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return None;
         };
         if jid == self.jid {
@@ -520,7 +515,6 @@ impl Wait {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -33,9 +33,7 @@ pub fn condition_input(args: Vec<Value>, kwargs: Map<String, Value>) -> Vec<Valu
     let mut out: Vec<Value> = args
         .into_iter()
         .map(|arg| match &arg {
-            Value::Number(n) if (n.is_i64() || n.is_u64()) && n.to_string().len() == 20 => {
-                Value::String(n.to_string())
-            }
+            Value::Number(n) if (n.is_i64() || n.is_u64()) && n.to_string().len() == 20 => Value::String(n.to_string()),
             _ => arg,
         })
         .collect();
@@ -58,11 +56,7 @@ pub fn split_kwargs(arg: &[Value]) -> (Vec<Value>, Map<String, Value>) {
     for item in arg {
         match item {
             Value::Object(map) if map.get("__kwarg__") == Some(&Value::Bool(true)) => {
-                kwargs.extend(
-                    map.iter()
-                        .filter(|(k, _)| *k != "__kwarg__")
-                        .map(|(k, v)| (k.clone(), v.clone())),
-                );
+                kwargs.extend(map.iter().filter(|(k, _)| *k != "__kwarg__").map(|(k, v)| (k.clone(), v.clone())));
             }
             other => positional.push(other.clone()),
         }
@@ -80,9 +74,7 @@ pub fn parse_kwarg(arg: &str) -> Option<(&str, &str)> {
     let first = chars.next()?;
     // `[^\d\W]`: a word character that is not a digit. (Python also admits the rare
     // non-decimal numerics such as `²` here; we do not.)
-    if !(first.is_alphabetic() || first == '_')
-        || !chars.all(|c| is_word(c) || c == '.' || c == '-')
-    {
+    if !(first.is_alphabetic() || first == '_') || !chars.all(|c| is_word(c) || c == '.' || c == '-') {
         return None;
     }
     if rest.starts_with('=') {
@@ -162,14 +154,8 @@ mod tests {
         for hashed in ["# hash at beginning", "Hello world! # hash elsewhere"] {
             assert_eq!(yamlify_arg(hashed), json!(hashed));
         }
-        assert_eq!(
-            yamlify_arg(r####"["foo", "bar", "###"]"####),
-            json!(["foo", "bar", "###"])
-        );
-        assert_eq!(
-            yamlify_arg(r####"{"foo": "###"}"####),
-            json!({"foo": "###"})
-        );
+        assert_eq!(yamlify_arg(r####"["foo", "bar", "###"]"####), json!(["foo", "bar", "###"]));
+        assert_eq!(yamlify_arg(r####"{"foo": "###"}"####), json!({"foo": "###"}));
         assert_eq!(yamlify_arg("None"), Value::Null);
         for item in ["- foo", "foo: bar"] {
             assert_eq!(yamlify_arg(item), json!(item));
@@ -229,20 +215,13 @@ mod tests {
         // The transcript's `test.arg 1 two a=b 'c={x: 1}'` publish.
         assert_eq!(
             parse_input(&strings(&["1", "two", "a=b", "c={x: 1}"])),
-            vec![
-                json!(1),
-                json!("two"),
-                json!({"__kwarg__": true, "a": "b", "c": {"x": 1}})
-            ]
+            vec![json!(1), json!("two"), json!({"__kwarg__": true, "a": "b", "c": {"x": 1}})]
         );
         assert_eq!(parse_input(&strings(&["false"])), vec![json!(false)]);
         assert_eq!(parse_input(&strings(&["ls /"])), vec![json!("ls /")]);
         assert_eq!(parse_input(&[]), Vec::<Value>::new());
         // Later duplicates win but keep the first position, as in a Python dict.
-        assert_eq!(
-            parse_input(&strings(&["a=1", "b=2", "a=3"])),
-            vec![json!({"__kwarg__": true, "a": 3, "b": 2})]
-        );
+        assert_eq!(parse_input(&strings(&["a=1", "b=2", "a=3"])), vec![json!({"__kwarg__": true, "a": 3, "b": 2})]);
         let kw = &parse_input(&strings(&["x=1", "y=z"]))[0];
         assert_eq!(kw.as_object().unwrap().keys().next().unwrap(), "__kwarg__");
     }
@@ -250,27 +229,17 @@ mod tests {
     #[test]
     fn jid_like_ints_become_strings() {
         // test_args.py::test_condition_input_string, and the transcript's find_job publish.
-        assert_eq!(
-            parse_input(&strings(&["20261125003937184047"])),
-            vec![json!("20261125003937184047")]
-        );
+        assert_eq!(parse_input(&strings(&["20261125003937184047"])), vec![json!("20261125003937184047")]);
         assert_eq!(
             condition_input(vec![json!(2014102020132567558u64), json!(12)], Map::new()),
             vec![json!(2014102020132567558u64), json!(12)]
         );
-        assert_eq!(
-            condition_input(vec![json!(10141020201325675584u64)], Map::new()),
-            vec![json!("10141020201325675584")]
-        );
+        assert_eq!(condition_input(vec![json!(10141020201325675584u64)], Map::new()), vec![json!("10141020201325675584")]);
     }
 
     #[test]
     fn split_kwargs_reverses_condition_input() {
-        let arg = vec![
-            json!(1),
-            json!("two"),
-            json!({"__kwarg__": true, "a": "b", "c": {"x": 1}}),
-        ];
+        let arg = vec![json!(1), json!("two"), json!({"__kwarg__": true, "a": "b", "c": {"x": 1}})];
         let (args, kwargs) = split_kwargs(&arg);
         assert_eq!(args, vec![json!(1), json!("two")]);
         assert_eq!(Value::Object(kwargs), json!({"a": "b", "c": {"x": 1}}));

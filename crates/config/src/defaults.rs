@@ -38,13 +38,7 @@ pub const ROOT_DIR_OPTIONS_MASTER: &[&str] = &[
 pub const LOG_PATH_OPTIONS_MASTER: &[&str] = &["log_file", "key_logfile", "ssh_log_file"];
 
 /// Options that `apply_minion_config` passes to `prepend_root_dir`.
-pub const ROOT_DIR_OPTIONS_MINION: &[&str] = &[
-    "pki_dir",
-    "cachedir",
-    "sock_dir",
-    "extension_modules",
-    "pidfile",
-];
+pub const ROOT_DIR_OPTIONS_MINION: &[&str] = &["pki_dir", "cachedir", "sock_dir", "extension_modules", "pidfile"];
 pub const LOG_PATH_OPTIONS_MINION: &[&str] = &["log_file", "key_logfile"];
 
 /// The defaults for `role`, in Salt's key order.
@@ -54,10 +48,7 @@ pub fn defaults(role: Role) -> Map<String, Value> {
         Role::Minion => MINION,
     };
     let mut map: Map<String, Value> = serde_json::from_str(text).expect("defaults are valid JSON");
-    map.insert(
-        "max_frame_bytes".into(),
-        Value::from(DEFAULT_MAX_FRAME_BYTES),
-    );
+    map.insert("max_frame_bytes".into(), Value::from(DEFAULT_MAX_FRAME_BYTES));
     map
 }
 
@@ -132,11 +123,7 @@ pub enum Kind {
     /// A whole number from `min` to `max` (seconds, milliseconds, counts, bytes: `unit` says
     /// which, for the message). As `Config::u64` reads it: an integer, an integral float
     /// (`5.0`) or a decimal string (`"5"`).
-    Int {
-        min: u64,
-        max: u64,
-        unit: &'static str,
-    },
+    Int { min: u64, max: u64, unit: &'static str },
     /// A YAML boolean (`true`/`false`, `yes`/`no`, `on`/`off`; not `1`, not `y`).
     Bool,
     /// One returner name (`local_cache`, `mysql`, ...).
@@ -152,26 +139,10 @@ pub enum Kind {
 /// values are typos, and would overflow a clock.
 const MAX_TIME: u64 = 100 * 365 * 24 * 3600;
 
-const SECONDS: Kind = Kind::Int {
-    min: 0,
-    max: MAX_TIME,
-    unit: "seconds",
-};
-const SECONDS_AT_LEAST_1: Kind = Kind::Int {
-    min: 1,
-    max: MAX_TIME,
-    unit: "seconds",
-};
-const MILLISECONDS: Kind = Kind::Int {
-    min: 0,
-    max: MAX_TIME,
-    unit: "milliseconds",
-};
-const COUNT: Kind = Kind::Int {
-    min: 0,
-    max: u32::MAX as u64,
-    unit: "",
-};
+const SECONDS: Kind = Kind::Int { min: 0, max: MAX_TIME, unit: "seconds" };
+const SECONDS_AT_LEAST_1: Kind = Kind::Int { min: 1, max: MAX_TIME, unit: "seconds" };
+const MILLISECONDS: Kind = Kind::Int { min: 0, max: MAX_TIME, unit: "milliseconds" };
+const COUNT: Kind = Kind::Int { min: 0, max: u32::MAX as u64, unit: "" };
 
 /// The smallest `max_frame_bytes` we accept: below this even a job load or a key listing
 /// does not fit, and every CLI call fails.
@@ -190,14 +161,7 @@ pub fn value_kinds() -> &'static [(&'static str, Kind)] {
         ("timeout", SECONDS),
         ("gather_job_timeout", SECONDS),
         ("keep_jobs_seconds", SECONDS),
-        (
-            "keep_jobs",
-            Kind::Int {
-                min: 0,
-                max: MAX_TIME / 3600,
-                unit: "hours",
-            },
-        ),
+        ("keep_jobs", Kind::Int { min: 0, max: MAX_TIME / 3600, unit: "hours" }),
         ("loop_interval", SECONDS_AT_LEAST_1),
         ("publish_ttl", SECONDS_AT_LEAST_1),
         ("acceptance_wait_time", SECONDS),
@@ -214,14 +178,7 @@ pub fn value_kinds() -> &'static [(&'static str, Kind)] {
         ("minion_jid_queue_hwm", COUNT),
         ("worker_threads", COUNT),
         ("max_open_files", COUNT),
-        (
-            "max_event_size",
-            Kind::Int {
-                min: 1,
-                max: u32::MAX as u64,
-                unit: "bytes",
-            },
-        ),
+        ("max_event_size", Kind::Int { min: 1, max: u32::MAX as u64, unit: "bytes" }),
         (
             "max_frame_bytes",
             Kind::Int {
@@ -256,10 +213,7 @@ pub fn value_kinds() -> &'static [(&'static str, Kind)] {
 
 /// The kind of `key`'s value, when it is a typed option.
 pub fn kind_of(key: &str) -> Option<Kind> {
-    value_kinds()
-        .iter()
-        .find(|(name, _)| *name == key)
-        .map(|(_, kind)| *kind)
+    value_kinds().iter().find(|(name, _)| *name == key).map(|(_, kind)| *kind)
 }
 
 /// Checks one option's value against its kind. `Err` is what was expected, for the message.
@@ -273,18 +227,11 @@ pub fn check_value(key: &str, value: &serde_json::Value) -> Result<(), String> {
         Kind::Int { min, max, .. } => whole_number(value).is_some_and(|n| (min..=max).contains(&n)),
         Kind::Bool => value.is_boolean(),
         Kind::Returner => value.as_str().is_some_and(is_returner_name),
-        Kind::OptionalReturner => value
-            .as_str()
-            .is_some_and(|s| s.is_empty() || is_returner_name(s)),
+        Kind::OptionalReturner => value.as_str().is_some_and(|s| s.is_empty() || is_returner_name(s)),
         Kind::Returners => match value {
             Value::Null => true,
-            Value::String(s) => s
-                .split(',')
-                .map(str::trim)
-                .all(|n| n.is_empty() || is_returner_name(n)),
-            Value::Array(items) => items
-                .iter()
-                .all(|i| i.as_str().is_some_and(is_returner_name)),
+            Value::String(s) => s.split(',').map(str::trim).all(|n| n.is_empty() || is_returner_name(n)),
+            Value::Array(items) => items.iter().all(|i| i.as_str().is_some_and(is_returner_name)),
             _ => false,
         },
     };
@@ -300,19 +247,13 @@ fn expected(kind: Kind) -> String {
     match kind {
         Kind::Port => "a port number from 1 to 65535".into(),
         Kind::Int { min, max, unit } => {
-            let unit = if unit.is_empty() {
-                String::new()
-            } else {
-                format!(" ({unit})")
-            };
+            let unit = if unit.is_empty() { String::new() } else { format!(" ({unit})") };
             format!("a whole number from {min} to {max}{unit}")
         }
         Kind::Bool => "a boolean (true or false)".into(),
         Kind::Returner => "one returner name, e.g. local_cache or mysql".into(),
         Kind::OptionalReturner => "one returner name, or '' for none".into(),
-        Kind::Returners => {
-            "a returner name, a comma-separated string or a list of returner names".into()
-        }
+        Kind::Returners => "a returner name, a comma-separated string or a list of returner names".into(),
     }
 }
 
@@ -320,11 +261,9 @@ fn expected(kind: Kind) -> String {
 /// decimal string.
 fn whole_number(value: &Value) -> Option<u64> {
     match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-                .map(|f| f as u64)
-        }),
+        Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))
+        }
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -994,13 +933,7 @@ mod tests {
     #[test]
     fn known_options_cover_both_roles_and_extras() {
         let known = known_options();
-        for key in [
-            "auto_accept",
-            "master_finger",
-            "return",
-            "include",
-            "max_frame_bytes",
-        ] {
+        for key in ["auto_accept", "master_finger", "return", "include", "max_frame_bytes"] {
             assert!(known.iter().any(|k| k == key), "{key}");
         }
     }

@@ -68,31 +68,14 @@ impl fmt::Display for Role {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("Error parsing configuration file: {path} - {message} (line {line}, column {column})")]
-    Yaml {
-        path: String,
-        message: String,
-        line: usize,
-        column: usize,
-    },
+    Yaml { path: String, message: String, line: usize, column: usize },
     /// The file parsed, but to a scalar or list instead of a mapping.
     #[error("Error parsing configuration file: {path} - conf should be a document, not <class '{python_type}'>.")]
-    NotADocument {
-        path: String,
-        python_type: &'static str,
-    },
+    NotADocument { path: String, python_type: &'static str },
     #[error("Error reading configuration file: {path} - {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "Error parsing configuration file: {path} - invalid include glob '{pattern}': {message}"
-    )]
-    BadInclude {
-        path: String,
-        pattern: String,
-        message: String,
-    },
+    Io { path: String, source: std::io::Error },
+    #[error("Error parsing configuration file: {path} - invalid include glob '{pattern}': {message}")]
+    BadInclude { path: String, pattern: String, message: String },
     /// A known option with a value of the wrong type, or out of its range.
     #[error("Error in configuration file: {path} - invalid value for '{key}': {value}; expected {expected}")]
     BadValue {
@@ -129,17 +112,12 @@ impl Config {
             }
             None => Map::new(),
         };
-        overrides.insert(
-            "conf_file".into(),
-            Value::String(main.display().to_string()),
-        );
+        overrides.insert("conf_file".into(), Value::String(main.display().to_string()));
 
         // Salt: overrides.update(include_config(default_include)), then the same for `include`.
         // Each is a shallow update of the main file; files within one include merge deeply.
-        let default_include = overrides
-            .get("default_include")
-            .cloned()
-            .unwrap_or_else(|| defaults::defaults(role)["default_include"].clone());
+        let default_include =
+            overrides.get("default_include").cloned().unwrap_or_else(|| defaults::defaults(role)["default_include"].clone());
         // Only the main file's `include` counts here; included files follow their own.
         let include = overrides.get("include").cloned();
         let mut chain = vec![file_identity(&main)];
@@ -183,59 +161,31 @@ impl Config {
         }
         if let Some(cache) = str_of(&opts, "cachedir") {
             if role == Role::Master {
-                opts.insert(
-                    "token_dir".into(),
-                    Value::String(paths::join(&cache, "tokens")),
-                );
-                opts.insert(
-                    "syndic_dir".into(),
-                    Value::String(paths::join(&cache, "syndics")),
-                );
+                opts.insert("token_dir".into(), Value::String(paths::join(&cache, "tokens")));
+                opts.insert("syndic_dir".into(), Value::String(paths::join(&cache, "syndics")));
             }
             if !truthy(opts.get("extension_modules")) {
-                opts.insert(
-                    "extension_modules".into(),
-                    Value::String(paths::join(&cache, "extmods")),
-                );
+                opts.insert("extension_modules".into(), Value::String(paths::join(&cache, "extmods")));
             }
         }
         if role == Role::Master && !truthy(opts.get("id")) {
             let root = str_of(&opts, "root_dir").unwrap_or_else(|| "/".into());
-            opts.insert(
-                "id".into(),
-                Value::String(format!("{}_master", guess_id(Path::new(&root)))),
-            );
+            opts.insert("id".into(), Value::String(format!("{}_master", guess_id(Path::new(&root)))));
         }
 
         let (root_opts, log_opts) = match role {
-            Role::Master => (
-                defaults::ROOT_DIR_OPTIONS_MASTER,
-                defaults::LOG_PATH_OPTIONS_MASTER,
-            ),
-            Role::Minion => (
-                defaults::ROOT_DIR_OPTIONS_MINION,
-                defaults::LOG_PATH_OPTIONS_MINION,
-            ),
+            Role::Master => (defaults::ROOT_DIR_OPTIONS_MASTER, defaults::LOG_PATH_OPTIONS_MASTER),
+            Role::Minion => (defaults::ROOT_DIR_OPTIONS_MINION, defaults::LOG_PATH_OPTIONS_MINION),
         };
         // Log settings may be syslog URLs ("udp://host:514"), which are not paths.
         let mut keys: Vec<&str> = root_opts.to_vec();
-        keys.extend(
-            log_opts
-                .iter()
-                .filter(|k| str_of(&opts, k).is_some_and(|v| !paths::has_url_scheme(&v))),
-        );
+        keys.extend(log_opts.iter().filter(|k| str_of(&opts, k).is_some_and(|v| !paths::has_url_scheme(&v))));
         paths::prepend_root_dir(&mut opts, &keys);
 
         // Only a real `true` enables these.
-        opts.insert(
-            "open_mode".into(),
-            Value::Bool(opts.get("open_mode") == Some(&Value::Bool(true))),
-        );
+        opts.insert("open_mode".into(), Value::Bool(opts.get("open_mode") == Some(&Value::Bool(true))));
         if role == Role::Master {
-            opts.insert(
-                "auto_accept".into(),
-                Value::Bool(opts.get("auto_accept") == Some(&Value::Bool(true))),
-            );
+            opts.insert("auto_accept".into(), Value::Bool(opts.get("auto_accept") == Some(&Value::Bool(true))));
             if opts.get("nodegroups").is_none_or(Value::is_null) {
                 opts.insert("nodegroups".into(), Value::Object(Map::new()));
             }
@@ -248,11 +198,7 @@ impl Config {
             let joined = items.iter().map(python_str).collect::<Vec<_>>().join(",");
             opts.insert("return".into(), Value::String(joined));
         }
-        Config {
-            role,
-            opts,
-            warnings,
-        }
+        Config { role, opts, warnings }
     }
 
     pub fn warnings(&self) -> &[String] {
@@ -277,11 +223,9 @@ impl Config {
     /// YAML: an integral float (`5.0`) or a decimal string (`"4506"`).
     pub fn u64(&self, key: &str) -> Option<u64> {
         match self.opts.get(key)? {
-            Value::Number(n) => n.as_u64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-                    .map(|f| f as u64)
-            }),
+            Value::Number(n) => {
+                n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))
+            }
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
         }
@@ -302,17 +246,8 @@ impl Config {
     /// Items are trimmed; empty items are dropped; a missing/null option is empty.
     pub fn str_list(&self, key: &str) -> Vec<String> {
         match self.opts.get(key) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(python_str)
-                .filter(|s| !s.is_empty())
-                .collect(),
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some(Value::Array(items)) => items.iter().map(python_str).filter(|s| !s.is_empty()).collect(),
+            Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
             Some(Value::Null) | None => Vec::new(),
             Some(other) => vec![python_str(other)],
         }
@@ -333,12 +268,7 @@ fn read_conf_file(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(ConfigError::Io {
-                path: path.display().to_string(),
-                source,
-            })
-        }
+        Err(source) => return Err(ConfigError::Io { path: path.display().to_string(), source }),
     };
     parse_conf(&text, &path.display().to_string()).map(Some)
 }
@@ -346,24 +276,15 @@ fn read_conf_file(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError
 /// Parses one config text: a mapping, or nothing (an empty or falsy document is `{}`, as
 /// Salt's `safe_load(...) or {}`). A numeric `id` becomes a string.
 fn parse_conf(text: &str, path: &str) -> Result<Map<String, Value>, ConfigError> {
-    let value = yaml::load(text).map_err(|e| ConfigError::Yaml {
-        path: path.to_owned(),
-        message: e.message,
-        line: e.line,
-        column: e.column,
-    })?;
+    let value =
+        yaml::load(text).map_err(|e| ConfigError::Yaml { path: path.to_owned(), message: e.message, line: e.line, column: e.column })?;
     let mut map = match value {
         Value::Object(map) => map,
         falsy if !truthy(Some(&falsy)) => Map::new(),
         Value::String(_) => return Err(not_a_document(path, "str")),
         Value::Array(_) => return Err(not_a_document(path, "list")),
         Value::Bool(_) => return Err(not_a_document(path, "bool")),
-        Value::Number(n) => {
-            return Err(not_a_document(
-                path,
-                if n.is_f64() { "float" } else { "int" },
-            ))
-        }
+        Value::Number(n) => return Err(not_a_document(path, if n.is_f64() { "float" } else { "int" })),
         Value::Null => unreachable!("null is falsy"),
     };
     if let Some(id) = map.get("id") {
@@ -376,10 +297,7 @@ fn parse_conf(text: &str, path: &str) -> Result<Map<String, Value>, ConfigError>
 }
 
 fn not_a_document(path: &str, python_type: &'static str) -> ConfigError {
-    ConfigError::NotADocument {
-        path: path.to_owned(),
-        python_type,
-    }
+    ConfigError::NotADocument { path: path.to_owned(), python_type }
 }
 
 /// `salt.config.include_config`: each pattern (relative ones are relative to the directory
@@ -406,21 +324,14 @@ fn include_config(
     let mut configuration = Map::new();
     for pattern in patterns {
         let pattern = paths::expand_user(&pattern);
-        let full = if Path::new(&pattern).is_absolute() {
-            PathBuf::from(&pattern)
-        } else {
-            base.join(&pattern)
-        };
+        let full = if Path::new(&pattern).is_absolute() { PathBuf::from(&pattern) } else { base.join(&pattern) };
         let matches = paths::glob(&full).map_err(|message| ConfigError::BadInclude {
             path: orig_path.display().to_string(),
             pattern: pattern.clone(),
             message,
         })?;
         if matches.is_empty() && verbose {
-            warnings.push(format!(
-                "Warning parsing configuration file: \"include\" path/glob '{}' matches no files",
-                full.display()
-            ));
+            warnings.push(format!("Warning parsing configuration file: \"include\" path/glob '{}' matches no files", full.display()));
         }
         for file in matches {
             let identity = file_identity(&file);
@@ -428,10 +339,7 @@ fn include_config(
                 return Err(ConfigError::BadInclude {
                     path: orig_path.display().to_string(),
                     pattern: pattern.clone(),
-                    message: format!(
-                        "{} is already being included (an include cycle)",
-                        file.display()
-                    ),
+                    message: format!("{} is already being included (an include cycle)", file.display()),
                 });
             }
             let Some(mut opts) = read_conf_file(&file)? else {
@@ -486,21 +394,12 @@ fn adjust_log_file_override(overrides: &mut Map<String, Value>, default_log_file
     match str_of(overrides, "log_file").filter(|f| !f.is_empty()) {
         Some(file) if Path::new(&file).is_absolute() => {}
         Some(file) => {
-            overrides.insert(
-                "log_file".into(),
-                Value::String(paths::join(&log_dir, &file)),
-            );
+            overrides.insert("log_file".into(), Value::String(paths::join(&log_dir, &file)));
         }
         None => {
             let default = default_log_file.as_str().unwrap_or_default();
-            let name = Path::new(default)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            overrides.insert(
-                "log_file".into(),
-                Value::String(paths::join(&log_dir, &name)),
-            );
+            let name = Path::new(default).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            overrides.insert("log_file".into(), Value::String(paths::join(&log_dir, &name)));
         }
     }
 }
@@ -516,9 +415,7 @@ fn check_keys(map: &Map<String, Value>, source: &str, warnings: &mut Vec<String>
             continue;
         }
         if let Some(suggestion) = suggest::closest(key, known.iter().map(String::as_str)) {
-            warnings.push(format!(
-                "{source}: unknown option '{key}', did you mean '{suggestion}'?"
-            ));
+            warnings.push(format!("{source}: unknown option '{key}', did you mean '{suggestion}'?"));
         }
     }
 }
@@ -532,12 +429,7 @@ fn check_values(map: &Map<String, Value>, source: &str) -> Result<(), ConfigErro
                 Value::String(s) => format!("'{s}'"),
                 other => other.to_string(),
             };
-            return Err(ConfigError::BadValue {
-                path: source.to_owned(),
-                key: key.clone(),
-                value,
-                expected,
-            });
+            return Err(ConfigError::BadValue { path: source.to_owned(), key: key.clone(), value, expected });
         }
     }
     Ok(())
@@ -576,8 +468,5 @@ mod tests;
 /// The master's local control socket (`sock_dir/master.sock`), where `salt`, `salt-run` and
 /// `saltutil.runner` reach the master.
 pub fn master_control_socket(config: &Config) -> PathBuf {
-    config
-        .path("sock_dir")
-        .unwrap_or_else(|| PathBuf::from("/var/run/salt/master"))
-        .join("master.sock")
+    config.path("sock_dir").unwrap_or_else(|| PathBuf::from("/var/run/salt/master")).join("master.sock")
 }

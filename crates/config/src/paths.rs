@@ -42,9 +42,7 @@ fn abspath(path: &str) -> String {
     if path.starts_with('/') {
         return normpath(path);
     }
-    let cwd = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/".into());
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| "/".into());
     normpath(&format!("{cwd}/{path}"))
 }
 
@@ -59,9 +57,7 @@ pub fn prepend_root_dir(opts: &mut Map<String, Value>, keys: &[&str]) {
         };
         // The part below root_dir when the path already starts with it (Salt keeps only a
         // non-empty remainder, so a path equal to root_dir is prefixed again, as in Salt).
-        let under_root = path
-            .strip_prefix(&root)
-            .filter(|rest| rest.starts_with('/') && root != "/");
+        let under_root = path.strip_prefix(&root).filter(|rest| rest.starts_with('/') && root != "/");
         let new = join(&root, under_root.unwrap_or(path));
         opts.insert((*key).to_owned(), Value::String(new));
     }
@@ -73,13 +69,8 @@ pub fn has_url_scheme(value: &str) -> bool {
         return false;
     };
     let scheme = &value[..colon];
-    scheme
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// `os.path.expanduser` for `~` and `~/...`.
@@ -111,11 +102,7 @@ pub fn glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
                 .build()
                 .map_err(|e| e.to_string())?
                 .compile_matcher();
-            let dir = if base.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                base.as_path()
-            };
+            let dir = if base.as_os_str().is_empty() { Path::new(".") } else { base.as_path() };
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -143,12 +130,7 @@ pub fn glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
 pub fn guess_id(root_dir: &Path) -> String {
     let cached = root_dir.join("etc/salt/minion_id");
     if let Ok(text) = std::fs::read_to_string(cached) {
-        let name = text
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .trim_start_matches('\u{feff}');
+        let name = text.lines().next().unwrap_or_default().trim().trim_start_matches('\u{feff}');
         if !name.is_empty() && name != "localhost" {
             return name.to_owned();
         }
@@ -168,14 +150,9 @@ fn hostname() -> String {
 
 /// `salt.utils.user.get_user()`: the name of the effective user (the `user` default).
 pub fn effective_user() -> String {
-    let euid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned))
-        });
+    let euid = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned))
+    });
     if let (Some(euid), Ok(passwd)) = (euid, std::fs::read_to_string("/etc/passwd")) {
         for line in passwd.lines() {
             let fields: Vec<&str> = line.split(':').collect();
@@ -184,10 +161,7 @@ pub fn effective_user() -> String {
             }
         }
     }
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "root".into())
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "root".into())
 }
 
 #[cfg(test)]
@@ -218,12 +192,7 @@ mod tests {
         .as_object()
         .unwrap()
         .clone();
-        prepend_root_dir(
-            &mut opts,
-            &[
-                "pki_dir", "cachedir", "sock_dir", "pidfile", "log_file", "missing",
-            ],
-        );
+        prepend_root_dir(&mut opts, &["pki_dir", "cachedir", "sock_dir", "pidfile", "log_file", "missing"]);
         assert_eq!(opts["pki_dir"], "/tmp/r/etc/salt/pki/master");
         // Already under root_dir: unchanged.
         assert_eq!(opts["cachedir"], "/tmp/r/var/cache/salt");
@@ -236,10 +205,7 @@ mod tests {
 
     #[test]
     fn prepend_with_default_root_keeps_paths() {
-        let mut opts = json!({"root_dir": "/", "pki_dir": "/etc/salt/pki/minion"})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut opts = json!({"root_dir": "/", "pki_dir": "/etc/salt/pki/minion"}).as_object().unwrap().clone();
         prepend_root_dir(&mut opts, &["pki_dir"]);
         assert_eq!(opts["pki_dir"], "/etc/salt/pki/minion");
     }
@@ -263,10 +229,7 @@ mod tests {
         std::fs::create_dir(d.join("dir.conf")).unwrap();
         let found = glob(&d.join("*.conf")).unwrap();
         assert_eq!(found, vec![d.join("a.conf"), d.join("b.conf")]);
-        assert_eq!(
-            glob(&dir.path().join("*.d/a.*")).unwrap(),
-            vec![d.join("a.conf")]
-        );
+        assert_eq!(glob(&dir.path().join("*.d/a.*")).unwrap(), vec![d.join("a.conf")]);
         assert!(glob(&dir.path().join("nothing/*.conf")).unwrap().is_empty());
     }
 

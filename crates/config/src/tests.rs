@@ -16,26 +16,11 @@ fn master_defaults_without_a_file() {
     assert_eq!(cfg.str("interface"), Some("0.0.0.0"));
     assert_eq!(cfg.u64("ret_port"), Some(4506));
     assert_eq!(cfg.u64("publish_port"), Some(4505));
-    assert_eq!(
-        cfg.path("pki_dir"),
-        Some(PathBuf::from("/etc/salt/pki/master"))
-    );
-    assert_eq!(
-        cfg.path("cachedir"),
-        Some(PathBuf::from("/var/cache/salt/master"))
-    );
-    assert_eq!(
-        cfg.path("sock_dir"),
-        Some(PathBuf::from("/var/run/salt/master"))
-    );
-    assert_eq!(
-        cfg.path("log_file"),
-        Some(PathBuf::from("/var/log/salt/master"))
-    );
-    assert_eq!(
-        cfg.path("pidfile"),
-        Some(PathBuf::from("/var/run/salt-master.pid"))
-    );
+    assert_eq!(cfg.path("pki_dir"), Some(PathBuf::from("/etc/salt/pki/master")));
+    assert_eq!(cfg.path("cachedir"), Some(PathBuf::from("/var/cache/salt/master")));
+    assert_eq!(cfg.path("sock_dir"), Some(PathBuf::from("/var/run/salt/master")));
+    assert_eq!(cfg.path("log_file"), Some(PathBuf::from("/var/log/salt/master")));
+    assert_eq!(cfg.path("pidfile"), Some(PathBuf::from("/var/run/salt-master.pid")));
     assert_eq!(cfg.str("autosign_file"), Some("/etc/salt/autosign.conf"));
     assert_eq!(cfg.str("log_level"), Some("warning"));
     assert_eq!(cfg.get("log_level_logfile"), Some(&Value::Null));
@@ -96,7 +81,8 @@ fn minion_defaults() {
 
 #[test]
 fn file_values_override_defaults_and_unknown_keys_are_kept() {
-    let yaml = "ret_port: 14506\nauto_accept: yes\nmysql.host: db1\nmysql:\n  port: 3307\nid: 1234\nreturn: [mysql, redis]\nhash_type: SHA512\n";
+    let yaml =
+        "ret_port: 14506\nauto_accept: yes\nmysql.host: db1\nmysql:\n  port: 3307\nid: 1234\nreturn: [mysql, redis]\nhash_type: SHA512\n";
     let cfg = Config::from_yaml_str(Role::Master, yaml, "master").unwrap();
     assert_eq!(cfg.u64("ret_port"), Some(14506));
     assert_eq!(cfg.bool("auto_accept"), Some(true));
@@ -113,17 +99,9 @@ fn file_values_override_defaults_and_unknown_keys_are_kept() {
 #[test]
 fn only_a_real_boolean_is_a_boolean() {
     // Salt would read `auto_accept: 1` and `y` (a string in PyYAML) as not-true; we refuse them.
-    for yaml in [
-        "auto_accept: 1\n",
-        "open_mode: 'True'\n",
-        "auto_accept: y\n",
-    ] {
+    for yaml in ["auto_accept: 1\n", "open_mode: 'True'\n", "auto_accept: y\n"] {
         let err = Config::from_yaml_str(Role::Master, yaml, "m").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("expected a boolean (true or false)"),
-            "{yaml}: {err}"
-        );
+        assert!(err.to_string().contains("expected a boolean (true or false)"), "{yaml}: {err}");
     }
     let cfg = Config::from_yaml_str(Role::Master, "auto_accept: on\nopen_mode: no\n", "m").unwrap();
     assert_eq!(cfg.bool("auto_accept"), Some(true));
@@ -133,10 +111,7 @@ fn only_a_real_boolean_is_a_boolean() {
 /// The message for `yaml` as the master file `path`.
 fn bad_value(yaml: &str) -> String {
     let err = Config::from_yaml_str(Role::Master, yaml, "/etc/salt/master").unwrap_err();
-    assert!(
-        matches!(err, ConfigError::BadValue { .. }),
-        "{yaml}: {err:?}"
-    );
+    assert!(matches!(err, ConfigError::BadValue { .. }), "{yaml}: {err:?}");
     err.to_string()
 }
 
@@ -153,18 +128,10 @@ fn wrong_types_name_the_file_key_value_and_what_was_expected() {
          [\"mysql\",\"pgjsonb\"]; expected one returner name, e.g. local_cache or mysql"
     );
     let msg = bad_value("keep_jobs_seconds: forever\n");
-    assert!(
-        msg.contains("'keep_jobs_seconds': 'forever'; expected a whole number from 0 to"),
-        "{msg}"
-    );
+    assert!(msg.contains("'keep_jobs_seconds': 'forever'; expected a whole number from 0 to"), "{msg}");
     assert!(msg.ends_with("(seconds)"), "{msg}");
     let msg = bad_value("max_frame_bytes: 100\n");
-    assert!(
-        msg.contains(
-            "'max_frame_bytes': 100; expected a whole number from 65536 to 4294967295 (bytes)"
-        ),
-        "{msg}"
-    );
+    assert!(msg.contains("'max_frame_bytes': 100; expected a whole number from 65536 to 4294967295 (bytes)"), "{msg}");
 }
 
 #[test]
@@ -235,30 +202,14 @@ fn a_bad_value_in_an_included_file_names_that_file() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "master", "ret_port: 14506\n");
     write(dir.path(), "master.d/10-port.conf", "ret_port: abc\n");
-    let err = Config::load(Role::Master, dir.path())
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(Role::Master, dir.path()).unwrap_err().to_string();
     let conf = dir.path().join("master.d/10-port.conf");
-    assert!(
-        err.contains(&format!(
-            "{} - invalid value for 'ret_port'",
-            conf.display()
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{} - invalid value for 'ret_port'", conf.display())), "{err}");
     write(dir.path(), "master.d/10-port.conf", "ret_port: 14507\n");
     write(dir.path(), "master", "ret_port: abc\n");
-    let err = Config::load(Role::Master, dir.path())
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(Role::Master, dir.path()).unwrap_err().to_string();
     let main = dir.path().join("master");
-    assert!(
-        err.contains(&format!(
-            "{} - invalid value for 'ret_port'",
-            main.display()
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{} - invalid value for 'ret_port'", main.display())), "{err}");
 }
 
 #[test]
@@ -278,18 +229,9 @@ fn root_dir_is_prepended_to_path_options() {
     // Already under root_dir: kept.
     assert_eq!(cfg.str("cachedir"), Some("/tmp/salt-root/cache"));
     // Defaults move under root_dir too.
-    assert_eq!(
-        cfg.str("sock_dir"),
-        Some("/tmp/salt-root/var/run/salt/master")
-    );
-    assert_eq!(
-        cfg.str("pidfile"),
-        Some("/tmp/salt-root/var/run/salt-master.pid")
-    );
-    assert_eq!(
-        cfg.str("autosign_file"),
-        Some("/tmp/salt-root/etc/salt/autosign.conf")
-    );
+    assert_eq!(cfg.str("sock_dir"), Some("/tmp/salt-root/var/run/salt/master"));
+    assert_eq!(cfg.str("pidfile"), Some("/tmp/salt-root/var/run/salt-master.pid"));
+    assert_eq!(cfg.str("autosign_file"), Some("/tmp/salt-root/etc/salt/autosign.conf"));
     // token_dir derives from the cachedir before prepending, then is prepended once.
     assert_eq!(cfg.str("token_dir"), Some("/tmp/salt-root/cache/tokens"));
     // Relative paths are relative to root_dir; URLs are left alone.
@@ -305,10 +247,7 @@ fn minion_root_dir_and_log_dir() {
     let cfg = Config::from_yaml_str(Role::Minion, yaml, "minion").unwrap();
     assert_eq!(cfg.str("pki_dir"), Some("/r/etc/salt/pki/minion"));
     assert_eq!(cfg.str("cachedir"), Some("/r/var/cache/salt/minion"));
-    assert_eq!(
-        cfg.str("extension_modules"),
-        Some("/r/var/cache/salt/minion/extmods")
-    );
+    assert_eq!(cfg.str("extension_modules"), Some("/r/var/cache/salt/minion/extmods"));
     // log_dir relocates the default log file name; root_dir then applies.
     assert_eq!(cfg.str("log_file"), Some("/r/logs/minion"));
 }
@@ -323,21 +262,9 @@ fn long_sock_dir_falls_back_under_cachedir() {
 #[test]
 fn master_d_merges_in_sorted_order_over_the_main_file() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "master",
-        "timeout: 7\nshow_jid: true\nfile_roots:\n  base: [/a]\n",
-    );
-    write(
-        dir.path(),
-        "master.d/20-b.conf",
-        "timeout: 9\nnodes: [x, y]\nnested: {b: 2}\n",
-    );
-    write(
-        dir.path(),
-        "master.d/10-a.conf",
-        "timeout: 8\ncli_summary: true\nnodes: [w, x]\nnested: {a: 1}\n",
-    );
+    write(dir.path(), "master", "timeout: 7\nshow_jid: true\nfile_roots:\n  base: [/a]\n");
+    write(dir.path(), "master.d/20-b.conf", "timeout: 9\nnodes: [x, y]\nnested: {b: 2}\n");
+    write(dir.path(), "master.d/10-a.conf", "timeout: 8\ncli_summary: true\nnodes: [w, x]\nnested: {a: 1}\n");
     write(dir.path(), "master.d/ignored.txt", "timeout: 100\n");
     write(dir.path(), "master.d/.hidden.conf", "timeout: 101\n");
     let cfg = Config::load(Role::Master, dir.path()).unwrap();
@@ -361,18 +288,10 @@ fn main_file_replaces_whole_values_from_defaults() {
 #[test]
 fn include_option_and_custom_default_include() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "minion",
-        "default_include: conf.d/*.yml\ninclude: [extra/one.conf, missing/*.conf]\nmaster: m0\n",
-    );
+    write(dir.path(), "minion", "default_include: conf.d/*.yml\ninclude: [extra/one.conf, missing/*.conf]\nmaster: m0\n");
     write(dir.path(), "conf.d/a.yml", "master: m1\nmaster_port: 1\n");
     write(dir.path(), "minion.d/x.conf", "master: never\n");
-    write(
-        dir.path(),
-        "extra/one.conf",
-        "master: m2\ninclude: two.conf\n",
-    );
+    write(dir.path(), "extra/one.conf", "master: m2\ninclude: two.conf\n");
     write(dir.path(), "extra/two.conf", "cache_jobs: true\n");
     let cfg = Config::load(Role::Minion, dir.path()).unwrap();
     assert_eq!(cfg.str("master"), Some("m2"));
@@ -381,10 +300,7 @@ fn include_option_and_custom_default_include() {
     let missing = dir.path().join("missing/*.conf");
     assert_eq!(
         cfg.warnings(),
-        [format!(
-            "Warning parsing configuration file: \"include\" path/glob '{}' matches no files",
-            missing.display()
-        )]
+        [format!("Warning parsing configuration file: \"include\" path/glob '{}' matches no files", missing.display())]
     );
 }
 
@@ -410,30 +326,17 @@ fn typo_warning_names_the_included_file() {
     write(dir.path(), "master.d/a.conf", "timout: 3\n");
     let cfg = Config::load(Role::Master, dir.path()).unwrap();
     let file = dir.path().join("master.d/a.conf");
-    assert_eq!(
-        cfg.warnings(),
-        [format!(
-            "{}: unknown option 'timout', did you mean 'timeout'?",
-            file.display()
-        )]
-    );
+    assert_eq!(cfg.warnings(), [format!("{}: unknown option 'timout', did you mean 'timeout'?", file.display())]);
 }
 
 #[test]
 fn broken_yaml_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "master",
-        "interface: 0.0.0.0\nret_port: 4506\n  publish_port: 4505\n",
-    );
+    write(dir.path(), "master", "interface: 0.0.0.0\nret_port: 4506\n  publish_port: 4505\n");
     let err = Config::load(Role::Master, dir.path()).unwrap_err();
     let text = err.to_string();
     let file = dir.path().join("master").display().to_string();
-    assert!(
-        text.starts_with(&format!("Error parsing configuration file: {file} - ")),
-        "{text}"
-    );
+    assert!(text.starts_with(&format!("Error parsing configuration file: {file} - ")), "{text}");
     assert!(text.contains("(line 3, column"), "{text}");
     match err {
         ConfigError::Yaml { line, .. } => assert_eq!(line, 3),
@@ -486,10 +389,7 @@ include: ./a.conf
 ",
     );
     let err = Config::load(Role::Master, dir.path()).unwrap_err();
-    assert!(
-        err.to_string().contains("a.conf is already being included"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("a.conf is already being included"), "{err}");
     write(
         dir.path(),
         "master",
@@ -537,28 +437,18 @@ include: ./a.conf
 
 #[test]
 fn duplicate_keys_are_an_error() {
-    let err =
-        Config::from_yaml_str(Role::Master, "timeout: 1\ntimeout: 2\n", "master").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Error parsing configuration file: master - found conflicting ID 'timeout' (line 2, column 1)"
-    );
+    let err = Config::from_yaml_str(Role::Master, "timeout: 1\ntimeout: 2\n", "master").unwrap_err();
+    assert_eq!(err.to_string(), "Error parsing configuration file: master - found conflicting ID 'timeout' (line 2, column 1)");
 }
 
 #[test]
 fn non_mapping_documents() {
     let err = Config::from_yaml_str(Role::Master, "just a string\n", "master").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Error parsing configuration file: master - conf should be a document, not <class 'str'>."
-    );
+    assert_eq!(err.to_string(), "Error parsing configuration file: master - conf should be a document, not <class 'str'>.");
     assert!(Config::from_yaml_str(Role::Master, "- a\n", "m").is_err());
     // Falsy documents count as empty (`safe_load(...) or {}`).
     for empty in ["", "~\n", "false\n", "[]\n", "0\n"] {
-        assert!(
-            Config::from_yaml_str(Role::Master, empty, "m").is_ok(),
-            "{empty:?}"
-        );
+        assert!(Config::from_yaml_str(Role::Master, empty, "m").is_ok(), "{empty:?}");
     }
 }
 
@@ -584,8 +474,5 @@ fn unreadable_main_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     // A directory where the file should be cannot be read.
     fs::create_dir(dir.path().join("master")).unwrap();
-    assert!(matches!(
-        Config::load(Role::Master, dir.path()),
-        Err(ConfigError::Io { .. })
-    ));
+    assert!(matches!(Config::load(Role::Master, dir.path()), Err(ConfigError::Io { .. })));
 }

@@ -42,11 +42,7 @@ pub struct YamlError {
 
 impl fmt::Display for YamlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (line {}, column {})",
-            self.message, self.line, self.column
-        )
+        write!(f, "{} (line {}, column {})", self.message, self.line, self.column)
     }
 }
 
@@ -82,10 +78,7 @@ pub fn load_with_kind(src: &str) -> Result<(Value, Kind), YamlError> {
             Event::DocumentStart(..) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(error_at(
-                        &span,
-                        "expected a single document in the stream, but found another document",
-                    ));
+                    return Err(error_at(&span, "expected a single document in the stream, but found another document"));
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -94,22 +87,14 @@ pub fn load_with_kind(src: &str) -> Result<(Value, Kind), YamlError> {
             }
             Event::SequenceStart(_, anchor, tag) => {
                 check_collection_tag(tag.as_deref(), "seq", &span)?;
-                builder.stack.push(Frame::Seq {
-                    items: Vec::new(),
-                    anchor,
-                });
+                builder.stack.push(Frame::Seq { items: Vec::new(), anchor });
             }
             Event::MappingStart(_, anchor, tag) => {
                 check_collection_tag(tag.as_deref(), "map", &span)?;
-                builder.stack.push(Frame::Map(MapFrame {
-                    anchor,
-                    ..MapFrame::default()
-                }));
+                builder.stack.push(Frame::Map(MapFrame { anchor, ..MapFrame::default() }));
             }
             Event::SequenceEnd => match builder.stack.pop() {
-                Some(Frame::Seq { items, anchor }) => {
-                    builder.item(Item::Node(Value::Array(items), Kind::List), anchor, span)?
-                }
+                Some(Frame::Seq { items, anchor }) => builder.item(Item::Node(Value::Array(items), Kind::List), anchor, span)?,
                 _ => return Err(error_at(&span, "unbalanced sequence end")),
             },
             Event::MappingEnd => match builder.stack.pop() {
@@ -125,10 +110,7 @@ pub fn load_with_kind(src: &str) -> Result<(Value, Kind), YamlError> {
                     return Err(error_at(&span, "found undefined alias"));
                 };
                 if builder.stack.len() + anchored.depth > MAX_DEPTH {
-                    return Err(error_at(
-                        &span,
-                        format!("this alias nests the document deeper than {MAX_DEPTH} levels"),
-                    ));
+                    return Err(error_at(&span, format!("this alias nests the document deeper than {MAX_DEPTH} levels")));
                 }
                 let (value, kind, nodes) = (anchored.value.clone(), anchored.kind, anchored.nodes);
                 builder.spend(nodes, &span)?;
@@ -219,10 +201,7 @@ impl Builder {
     fn spend(&mut self, nodes: usize, span: &Span) -> Result<(), YamlError> {
         self.copied = self.copied.saturating_add(nodes);
         if self.copied > MAX_ALIAS_NODES {
-            return Err(error_at(
-                span,
-                format!("anchors and aliases expand to more than {MAX_ALIAS_NODES} nodes"),
-            ));
+            return Err(error_at(span, format!("anchors and aliases expand to more than {MAX_ALIAS_NODES} nodes")));
         }
         Ok(())
     }
@@ -231,16 +210,10 @@ impl Builder {
         if let (Item::Node(value, kind), true) = (&item, anchor != 0) {
             let (nodes, depth) = measure(value);
             self.spend(nodes, &span)?;
-            let anchored = Anchored {
-                value: value.clone(),
-                kind: *kind,
-                nodes,
-                depth,
-            };
+            let anchored = Anchored { value: value.clone(), kind: *kind, nodes, depth };
             self.anchors.insert(anchor, anchored);
         }
-        let in_key_position =
-            matches!(self.stack.last(), Some(Frame::Map(m)) if m.pending.is_none());
+        let in_key_position = matches!(self.stack.last(), Some(Frame::Map(m)) if m.pending.is_none());
         let (value, kind) = match item {
             Item::Node(value, kind) => (value, kind),
             Item::Merge if in_key_position => {
@@ -281,13 +254,7 @@ impl MapFrame {
                         match entry {
                             Value::Object(map) => maps.push(map),
                             other => {
-                                return Err(error_at(
-                                    &span,
-                                    format!(
-                                        "expected a mapping for merging, but found {}",
-                                        node_name(&other)
-                                    ),
-                                ))
+                                return Err(error_at(&span, format!("expected a mapping for merging, but found {}", node_name(&other))))
                             }
                         }
                     }
@@ -298,19 +265,13 @@ impl MapFrame {
                 other => {
                     return Err(error_at(
                         &span,
-                        format!(
-                            "expected a mapping or list of mappings for merging, but found {}",
-                            node_name(&other)
-                        ),
+                        format!("expected a mapping or list of mappings for merging, but found {}", node_name(&other)),
                     ))
                 }
             }
         }
         let explicit: HashSet<&str> = self.entries.iter().map(|(k, _, _)| k.as_str()).collect();
-        let merged: Vec<_> = merged
-            .into_iter()
-            .filter(|(k, _, _)| !explicit.contains(k.as_str()))
-            .collect();
+        let merged: Vec<_> = merged.into_iter().filter(|(k, _, _)| !explicit.contains(k.as_str())).collect();
         let mut out = Map::new();
         for (key, value, span) in merged.into_iter().chain(self.entries) {
             if out.contains_key(&key) {
@@ -366,18 +327,10 @@ fn tag_text(tag: &Tag) -> String {
 }
 
 fn no_constructor(tag: &str, span: &Span) -> YamlError {
-    error_at(
-        span,
-        format!("could not determine a constructor for the tag '{tag}'"),
-    )
+    error_at(span, format!("could not determine a constructor for the tag '{tag}'"))
 }
 
-fn scalar(
-    text: &str,
-    style: ScalarStyle,
-    tag: Option<&Tag>,
-    span: &Span,
-) -> Result<Item, YamlError> {
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, span: &Span) -> Result<Item, YamlError> {
     let explicit = match tag {
         Some(t) if is_non_specific(t) => None,
         Some(t) => Some(t),
@@ -392,9 +345,7 @@ fn scalar(
     };
     let bad = |what: &str| error_at(span, format!("invalid {what} value '{text}'"));
     let node = match core_name(tag).as_deref() {
-        Some("str") | Some("timestamp") | Some("python/unicode") => {
-            (Value::String(text.to_owned()), Kind::Str)
-        }
+        Some("str") | Some("timestamp") | Some("python/unicode") => (Value::String(text.to_owned()), Kind::Str),
         Some("null") => (Value::Null, Kind::Null),
         Some("bool") => match text.to_ascii_lowercase().as_str() {
             "yes" | "true" | "on" => (Value::Bool(true), Kind::Bool),
@@ -402,10 +353,7 @@ fn scalar(
             _ => return Err(bad("bool")),
         },
         Some("int") => (construct_int(text).ok_or_else(|| bad("int"))?, Kind::Int),
-        Some("float") => (
-            construct_float(text).ok_or_else(|| bad("float"))?,
-            Kind::Float,
-        ),
+        Some("float") => (construct_float(text).ok_or_else(|| bad("float"))?, Kind::Float),
         _ => return Err(no_constructor(&tag_text(tag), span)),
     };
     Ok(Item::Node(node.0, node.1))
@@ -414,10 +362,8 @@ fn scalar(
 fn int_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(
-            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
-        )
-        .expect("valid int regex")
+        Regex::new(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$")
+            .expect("valid int regex")
     })
 }
 
@@ -435,24 +381,16 @@ fn float_re() -> &'static Regex {
 fn resolve_plain(text: &str, span: &Span) -> Result<Item, YamlError> {
     let node = match text {
         "" | "~" | "null" | "Null" | "NULL" => (Value::Null, Kind::Null),
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            (Value::Bool(true), Kind::Bool)
-        }
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            (Value::Bool(false), Kind::Bool)
-        }
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => (Value::Bool(true), Kind::Bool),
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => (Value::Bool(false), Kind::Bool),
         "<<" => return Ok(Item::Merge),
         "=" => return Ok(Item::ValueKey),
-        _ if float_re().is_match(text) => (
-            construct_float(text)
-                .ok_or_else(|| error_at(span, format!("invalid float value '{text}'")))?,
-            Kind::Float,
-        ),
-        _ if int_re().is_match(text) => (
-            construct_int(text)
-                .ok_or_else(|| error_at(span, format!("invalid int value '{text}'")))?,
-            Kind::Int,
-        ),
+        _ if float_re().is_match(text) => {
+            (construct_float(text).ok_or_else(|| error_at(span, format!("invalid float value '{text}'")))?, Kind::Float)
+        }
+        _ if int_re().is_match(text) => {
+            (construct_int(text).ok_or_else(|| error_at(span, format!("invalid int value '{text}'")))?, Kind::Int)
+        }
         _ => (Value::String(text.to_owned()), Kind::Str),
     };
     Ok(Item::Node(node.0, node.1))
@@ -486,19 +424,12 @@ fn construct_int(raw: &str) -> Option<Value> {
     } else if body.starts_with('0') {
         u128::from_str_radix(body, 8).ok()
     } else if body.contains(':') {
-        body.split(':').try_fold(0u128, |acc, part| {
-            acc.checked_mul(60)?.checked_add(part.parse::<u128>().ok()?)
-        })
+        body.split(':').try_fold(0u128, |acc, part| acc.checked_mul(60)?.checked_add(part.parse::<u128>().ok()?))
     } else if body.bytes().all(|b| b.is_ascii_digit()) {
         match body.parse::<u128>() {
             Ok(n) => Some(n),
             // Python ints are unbounded: keep the digits rather than fail.
-            Err(_) => {
-                return Some(Value::String(format!(
-                    "{}{body}",
-                    if negative { "-" } else { "" }
-                )))
-            }
+            Err(_) => return Some(Value::String(format!("{}{body}", if negative { "-" } else { "" }))),
         }
     } else {
         None
@@ -549,19 +480,11 @@ fn construct_float(raw: &str) -> Option<Value> {
 
 fn scan_error(err: ScanError) -> YamlError {
     let marker = err.marker();
-    YamlError {
-        message: err.info(),
-        line: marker.line(),
-        column: marker.col() + 1,
-    }
+    YamlError { message: err.info(), line: marker.line(), column: marker.col() + 1 }
 }
 
 fn error_at(span: &Span, message: impl Into<String>) -> YamlError {
-    YamlError {
-        message: message.into(),
-        line: span.start.line(),
-        column: span.start.col() + 1,
-    }
+    YamlError { message: message.into(), line: span.start.line(), column: span.start.col() + 1 }
 }
 
 #[cfg(test)]
@@ -580,18 +503,12 @@ mod tests {
             json!([true, false, true, false, true, false, "y", "n", "Y", "yEs"])
         );
         // Quoted scalars are never resolved.
-        assert_eq!(
-            v("['yes', \"on\", '1', '~']"),
-            json!(["yes", "on", "1", "~"])
-        );
+        assert_eq!(v("['yes', \"on\", '1', '~']"), json!(["yes", "on", "1", "~"]));
     }
 
     #[test]
     fn nulls() {
-        assert_eq!(
-            v("[~, null, Null, NULL, nULL]"),
-            json!([null, null, null, null, "nULL"])
-        );
+        assert_eq!(v("[~, null, Null, NULL, nULL]"), json!([null, null, null, null, "nULL"]));
         assert_eq!(v("a:\n"), json!({"a": null}));
         assert_eq!(v(""), Value::Null);
         assert_eq!(v("# only a comment\n"), Value::Null);
@@ -609,10 +526,7 @@ mod tests {
 
     #[test]
     fn floats_need_a_dot() {
-        assert_eq!(
-            v("[1.5, -0.25, .5, 1.0e+3, 1e3, 1.e+2, 1:30.5]"),
-            json!([1.5, -0.25, 0.5, 1000.0, "1e3", 100.0, 90.5])
-        );
+        assert_eq!(v("[1.5, -0.25, .5, 1.0e+3, 1e3, 1.e+2, 1:30.5]"), json!([1.5, -0.25, 0.5, 1000.0, "1e3", 100.0, 90.5]));
         assert_eq!(v("[.inf, -.Inf, .NaN]"), json!([".inf", "-.Inf", ".NaN"]));
         assert_eq!(load_with_kind(".inf").unwrap().1, Kind::Float);
     }
@@ -624,10 +538,7 @@ mod tests {
 
     #[test]
     fn explicit_tags() {
-        assert_eq!(
-            v("[!!str 12, !!int '12', !!float '2', !!bool 'on', !!null 'x', ! 12]"),
-            json!(["12", 12, 2.0, true, null, 12])
-        );
+        assert_eq!(v("[!!str 12, !!int '12', !!float '2', !!bool 'on', !!null 'x', ! 12]"), json!(["12", 12, 2.0, true, null, 12]));
         assert!(load("!!binary aGVsbG8=").is_err());
         let err = load("a: !custom 1").unwrap_err();
         assert!(err.message.contains("'!custom'"), "{err}");
@@ -635,20 +546,14 @@ mod tests {
 
     #[test]
     fn mapping_keys_become_json_strings() {
-        assert_eq!(
-            v("{1: a, true: b, ~: c, 1.5: d}"),
-            json!({"1": "a", "true": "b", "null": "c", "1.5": "d"})
-        );
+        assert_eq!(v("{1: a, true: b, ~: c, 1.5: d}"), json!({"1": "a", "true": "b", "null": "c", "1.5": "d"}));
         assert!(load("? [a, b]\n: c\n").is_err());
     }
 
     #[test]
     fn anchors_aliases_and_merge_keys() {
         let src = "base: &b {x: 1, y: 2}\nother: *b\nchild:\n  <<: *b\n  y: 3\n";
-        assert_eq!(
-            v(src),
-            json!({"base": {"x": 1, "y": 2}, "other": {"x": 1, "y": 2}, "child": {"x": 1, "y": 3}})
-        );
+        assert_eq!(v(src), json!({"base": {"x": 1, "y": 2}, "other": {"x": 1, "y": 2}, "child": {"x": 1, "y": 3}}));
         // A merge list is taken last-to-first.
         let src = "a: &a {p: 1}\nb: &b {q: 2}\nc:\n  <<: [*a, *b]\n";
         let value = v(src);
@@ -670,10 +575,7 @@ mod tests {
         let err = load(&src).unwrap_err();
         assert!(err.message.contains("expand to more than"), "{err}");
         // Ordinary reuse is unaffected.
-        assert_eq!(
-            v("a: &a {x: 1}\nb: [*a, *a, *a]\n")["b"],
-            json!([{"x": 1}, {"x": 1}, {"x": 1}])
-        );
+        assert_eq!(v("a: &a {x: 1}\nb: [*a, *a, *a]\n")["b"], json!([{"x": 1}, {"x": 1}, {"x": 1}]));
     }
 
     /// Found alongside: each alias may add its anchor's depth, so a chain of deep anchors nests

@@ -27,21 +27,14 @@ use std::time::Duration;
 use runner::Options;
 use targets::{Target, TARGETS};
 
-const USAGE: &str =
-    "usage: salt-fuzz <target|all|list> [--iterations N] [--seconds S] [--seed X] [--hang-ms MS] \
+const USAGE: &str = "usage: salt-fuzz <target|all|list> [--iterations N] [--seconds S] [--seed X] [--hang-ms MS] \
 [--stack-kib KIB] [--crash-dir DIR] [--keep-going] [--quiet] | salt-fuzz <target> --replay FILE";
 
 fn parse_count(s: &str) -> Result<u64, String> {
     let t = s.replace('_', "");
     if let Some((m, e)) = t.split_once(['e', 'E']) {
-        let (m, e): (u64, u32) = (
-            m.parse().map_err(|_| format!("bad number {s:?}"))?,
-            e.parse().map_err(|_| format!("bad number {s:?}"))?,
-        );
-        return 10u64
-            .checked_pow(e)
-            .and_then(|p| p.checked_mul(m))
-            .ok_or_else(|| format!("{s} is too large"));
+        let (m, e): (u64, u32) = (m.parse().map_err(|_| format!("bad number {s:?}"))?, e.parse().map_err(|_| format!("bad number {s:?}"))?);
+        return 10u64.checked_pow(e).and_then(|p| p.checked_mul(m)).ok_or_else(|| format!("{s} is too large"));
     }
     t.parse().map_err(|_| format!("bad number {s:?}"))
 }
@@ -69,12 +62,7 @@ fn parse_cli() -> Result<Cli, String> {
             "--iterations" | "-n" => iterations = Some(parse_count(&value(&arg)?)?),
             "--seconds" | "-s" => {
                 let v = value(&arg)?;
-                seconds = Some(
-                    v.parse::<f64>()
-                        .ok()
-                        .filter(|s| *s > 0.0)
-                        .ok_or_else(|| format!("bad --seconds {v:?}"))?,
-                );
+                seconds = Some(v.parse::<f64>().ok().filter(|s| *s > 0.0).ok_or_else(|| format!("bad --seconds {v:?}"))?);
             }
             "--seed" => seed = parse_count(&value(&arg)?)?,
             "--hang-ms" => hang_ms = parse_count(&value(&arg)?)?,
@@ -105,11 +93,7 @@ fn parse_cli() -> Result<Cli, String> {
         keep_going,
         quiet,
     };
-    Ok(Cli {
-        which,
-        opts,
-        replay,
-    })
+    Ok(Cli { which, opts, replay })
 }
 
 fn main() -> ExitCode {
@@ -136,12 +120,7 @@ fn main() -> ExitCode {
     let chosen: Vec<&'static Target> = if cli.which == "all" {
         TARGETS.to_vec()
     } else {
-        match cli
-            .which
-            .split(',')
-            .map(|n| targets::find(n).ok_or(n))
-            .collect::<Result<Vec<_>, _>>()
-        {
+        match cli.which.split(',').map(|n| targets::find(n).ok_or(n)).collect::<Result<Vec<_>, _>>() {
             Ok(v) => v,
             Err(name) => {
                 eprintln!("salt-fuzz: unknown target {name:?}; `salt-fuzz list` names them");
@@ -196,11 +175,7 @@ fn main() -> ExitCode {
     targets::cleanup();
     let total: u64 = summaries.iter().map(|s| s.inputs).sum();
     if summaries.len() > 1 {
-        println!(
-            "salt-fuzz: {total} inputs over {} targets, {}",
-            summaries.len(),
-            if failed { "FAILED" } else { "no crash or hang" }
-        );
+        println!("salt-fuzz: {total} inputs over {} targets, {}", summaries.len(), if failed { "FAILED" } else { "no crash or hang" });
     }
     if failed {
         ExitCode::FAILURE

@@ -15,10 +15,8 @@ pub struct Hints {
     pub max_len: usize,
 }
 
-const INTERESTING_8: &[u8] = &[
-    0, 1, 0x7f, 0x80, 0xff, 0xc0, 0xc1, 0xc4, 0xd9, 0xdc, 0xdd, 0xde, 0xdf, 0x90, 0x9f, 0x80, 0x8f,
-    0xa0, 0xbf, b'\n', b' ', b'\0',
-];
+const INTERESTING_8: &[u8] =
+    &[0, 1, 0x7f, 0x80, 0xff, 0xc0, 0xc1, 0xc4, 0xd9, 0xdc, 0xdd, 0xde, 0xdf, 0x90, 0x9f, 0x80, 0x8f, 0xa0, 0xbf, b'\n', b' ', b'\0'];
 
 const INTERESTING_32: &[u32] = &[
     0,
@@ -44,10 +42,7 @@ const INTERESTING_32: &[u32] = &[
     u32::MAX,
 ];
 
-const DEPTHS: &[usize] = &[
-    64, 100, 101, 127, 128, 129, 255, 256, 257, 511, 512, 1000, 1023, 1024, 1025, 2000, 10_000,
-    100_000,
-];
+const DEPTHS: &[usize] = &[64, 100, 101, 127, 128, 129, 255, 256, 257, 511, 512, 1000, 1023, 1024, 1025, 2000, 10_000, 100_000];
 
 /// Applies one to eight stacked mutations to a copy of `base`.
 pub fn mutate(rng: &mut Rng, base: &[u8], corpus: &[Vec<u8>], hints: &Hints) -> Vec<u8> {
@@ -81,17 +76,9 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>], hints: &Hi
         3 => {
             // An interesting integer, big- or little-endian, 1, 2 or 4 bytes, over or into the data.
             let v = *rng.pick(INTERESTING_32);
-            let bytes = if rng.one_in(2) {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            };
+            let bytes = if rng.one_in(2) { v.to_be_bytes() } else { v.to_le_bytes() };
             let width = *rng.pick(&[1usize, 2, 4]);
-            let bytes = if rng.one_in(2) {
-                &bytes[4 - width..]
-            } else {
-                &bytes[..width]
-            };
+            let bytes = if rng.one_in(2) { &bytes[4 - width..] } else { &bytes[..width] };
             let at = pos(rng, data);
             if rng.one_in(2) && at + bytes.len() <= data.len() {
                 data[at..at + bytes.len()].copy_from_slice(bytes);
@@ -149,12 +136,7 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>], hints: &Hi
             let token = *rng.pick(hints.nest);
             let depth = *rng.pick(DEPTHS);
             let at = pos(rng, data);
-            let run: Vec<u8> = token
-                .iter()
-                .copied()
-                .cycle()
-                .take(token.len() * depth)
-                .collect();
+            let run: Vec<u8> = token.iter().copied().cycle().take(token.len() * depth).collect();
             data.splice(at..at, run);
         }
         14 if data.len() > 1 => {
@@ -179,11 +161,7 @@ mod tests {
 
     #[test]
     fn mutations_stay_within_the_limit_and_are_deterministic() {
-        let hints = Hints {
-            dict: &[b"and", b"or"],
-            nest: &[b"( "],
-            max_len: 300,
-        };
+        let hints = Hints { dict: &[b"and", b"or"], nest: &[b"( "], max_len: 300 };
         let corpus = vec![b"a and b".to_vec(), b"L@x,y".to_vec()];
         let (mut r1, mut r2) = (Rng::new(3), Rng::new(3));
         for _ in 0..10_000 {

@@ -44,20 +44,14 @@ impl Rng {
     /// Small numbers much more often than large ones (1..=max).
     pub fn skewed(&mut self, max: usize) -> usize {
         let bits = self.below(usize::BITS as usize - max.leading_zeros() as usize + 1);
-        let n = if bits == 0 {
-            1
-        } else {
-            1 + (self.next_u64() as usize & ((1usize << bits) - 1))
-        };
+        let n = if bits == 0 { 1 } else { 1 + (self.next_u64() as usize & ((1usize << bits) - 1)) };
         n.min(max)
     }
 }
 
 /// FNV-1a, to derive a per-target stream from the run's seed.
 pub fn hash_str(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]

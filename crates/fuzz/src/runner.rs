@@ -87,8 +87,7 @@ pub fn run(target: &'static Target, opts: &Options) -> Result<Summary, String> {
         done: AtomicBool::new(false),
     });
     let origin = Instant::now();
-    std::fs::create_dir_all(&opts.crash_dir)
-        .map_err(|e| format!("cannot create {}: {e}", opts.crash_dir.display()))?;
+    std::fs::create_dir_all(&opts.crash_dir).map_err(|e| format!("cannot create {}: {e}", opts.crash_dir.display()))?;
     arm_abort_handler(target, opts, &shared);
 
     let watchdog = {
@@ -101,31 +100,21 @@ pub fn run(target: &'static Target, opts: &Options) -> Result<Summary, String> {
 
     let worker = {
         let shared = shared.clone();
-        let opts = Options {
-            crash_dir: opts.crash_dir.clone(),
-            ..*opts
-        };
+        let opts = Options { crash_dir: opts.crash_dir.clone(), ..*opts };
         std::thread::Builder::new()
             .name(format!("fuzz-{}", target.name))
             .stack_size(opts.stack_bytes)
             .spawn(move || fuzz_loop(target, &opts, &shared, origin))
             .map_err(|e| e.to_string())?
     };
-    let result = worker
-        .join()
-        .map_err(|_| "the fuzz thread died".to_string());
+    let result = worker.join().map_err(|_| "the fuzz thread died".to_string());
     shared.done.store(true, Ordering::SeqCst);
     let _ = watchdog.join();
     CURRENT.store(std::ptr::null_mut(), Ordering::SeqCst);
     result?
 }
 
-fn fuzz_loop(
-    target: &'static Target,
-    opts: &Options,
-    shared: &Shared,
-    origin: Instant,
-) -> Result<Summary, String> {
+fn fuzz_loop(target: &'static Target, opts: &Options, shared: &Shared, origin: Instant) -> Result<Summary, String> {
     let mut clock: libc::clockid_t = 0;
     // SAFETY: asks for the calling thread's own CPU-time clock id.
     if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
@@ -135,11 +124,7 @@ fn fuzz_loop(
     let mut rng = Rng::new(opts.seed ^ hash_str(target.name));
     let seeds = (target.seeds)();
     let mut corpus: Vec<Vec<u8>> = seeds.clone();
-    let hints = Hints {
-        dict: target.dict,
-        nest: target.nest,
-        max_len: target.max_len,
-    };
+    let hints = Hints { dict: target.dict, nest: target.nest, max_len: target.max_len };
     let deadline = opts.seconds.map(|s| origin + Duration::from_secs_f64(s));
     let (mut inputs, mut valid, mut crashes) = (0u64, 0u64, 0u64);
     let mut last_report = Instant::now();
@@ -171,9 +156,7 @@ fn fuzz_loop(
             mutate(&mut rng, &corpus[base], &corpus, &hints)
         };
 
-        shared
-            .ptr
-            .store(input.as_ptr() as *mut u8, Ordering::SeqCst);
+        shared.ptr.store(input.as_ptr() as *mut u8, Ordering::SeqCst);
         shared.len.store(input.len(), Ordering::SeqCst);
         shared.iteration.store(inputs, Ordering::SeqCst);
         shared.running.store(true, Ordering::SeqCst);
@@ -196,37 +179,15 @@ fn fuzz_loop(
             Err(payload) => {
                 crashes += 1;
                 let msg = panic_message(&payload);
-                let path = save(
-                    &opts.crash_dir,
-                    target.name,
-                    opts.seed,
-                    inputs - 1,
-                    "panic",
-                    &input,
-                );
-                report(
-                    target.name,
-                    "PANIC",
-                    &msg,
-                    opts.seed,
-                    inputs - 1,
-                    &input,
-                    &path,
-                );
+                let path = save(&opts.crash_dir, target.name, opts.seed, inputs - 1, "panic", &input);
+                report(target.name, "PANIC", &msg, opts.seed, inputs - 1, &input, &path);
                 if !opts.keep_going {
                     break;
                 }
             }
         }
     }
-    Ok(Summary {
-        target: target.name,
-        inputs,
-        valid,
-        elapsed: origin.elapsed(),
-        crashes,
-        corpus: corpus.len(),
-    })
+    Ok(Summary { target: target.name, inputs, valid, elapsed: origin.elapsed(), crashes, corpus: corpus.len() })
 }
 
 fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
@@ -244,10 +205,7 @@ fn thread_cpu(shared: &Shared) -> Option<Duration> {
     if !shared.has_cpu_clock.load(Ordering::SeqCst) {
         return None;
     }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a plain syscall on a clock id from pthread_getcpuclockid; should the fuzz thread
     // have just ended, it fails (or reads a harmless number), which is not memory-unsafe.
     let rc = unsafe { libc::clock_gettime(shared.cpu_clock.load(Ordering::SeqCst), &mut ts) };
@@ -281,13 +239,8 @@ fn watchdog(target: &Target, seed: u64, crash_dir: &Path, shared: &Shared, hang:
             continue;
         }
         // The loop is stuck in this input, so its buffer is not going anywhere.
-        let (ptr, len) = (
-            shared.ptr.load(Ordering::SeqCst),
-            shared.len.load(Ordering::SeqCst),
-        );
-        if shared.iteration.load(Ordering::SeqCst) != iteration
-            || !shared.running.load(Ordering::SeqCst)
-        {
+        let (ptr, len) = (shared.ptr.load(Ordering::SeqCst), shared.len.load(Ordering::SeqCst));
+        if shared.iteration.load(Ordering::SeqCst) != iteration || !shared.running.load(Ordering::SeqCst) {
             continue;
         }
         // SAFETY: the fuzz thread keeps `input` alive and unmodified while `running` is set
@@ -295,11 +248,7 @@ fn watchdog(target: &Target, seed: u64, crash_dir: &Path, shared: &Shared, hang:
         let input = unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec();
         let path = save(crash_dir, target.name, seed, iteration, "hang", &input);
         let why = format!("one input ran for more than {} ms", hang.as_millis());
-        let why = if cpu.is_some() {
-            format!("{why} of CPU time")
-        } else {
-            why
-        };
+        let why = if cpu.is_some() { format!("{why} of CPU time") } else { why };
         report(target.name, "HANG", &why, seed, iteration, &input, &path);
         std::process::exit(3);
     }
@@ -313,40 +262,19 @@ fn save(dir: &Path, target: &str, seed: u64, iteration: u64, kind: &str, input: 
     path
 }
 
-fn report(
-    target: &str,
-    kind: &str,
-    why: &str,
-    seed: u64,
-    iteration: u64,
-    input: &[u8],
-    path: &Path,
-) {
+fn report(target: &str, kind: &str, why: &str, seed: u64, iteration: u64, input: &[u8], path: &Path) {
     eprintln!("salt-fuzz: {kind} in target {target} (seed {seed}, iteration {iteration}): {why}");
-    eprintln!(
-        "salt-fuzz: input ({} bytes), saved to {}:",
-        input.len(),
-        path.display()
-    );
+    eprintln!("salt-fuzz: input ({} bytes), saved to {}:", input.len(), path.display());
     const SHOWN: usize = 512;
-    let hex: String = input
-        .iter()
-        .take(SHOWN)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = input.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
     eprintln!("{hex}{}", if input.len() > SHOWN { " ..." } else { "" });
-    eprintln!(
-        "salt-fuzz: replay with: salt-fuzz {target} --replay {}",
-        path.display()
-    );
+    eprintln!("salt-fuzz: replay with: salt-fuzz {target} --replay {}", path.display());
 }
 
 /// Installs `SIGABRT`/`SIGSEGV`/`SIGBUS` handlers that save the current input: a stack
 /// overflow aborts the process, and this is the only chance to say which input did it.
 fn arm_abort_handler(target: &Target, opts: &Options, shared: &Arc<Shared>) {
-    let path = opts
-        .crash_dir
-        .join(format!("{}-abort-seed{}.bin", target.name, opts.seed));
+    let path = opts.crash_dir.join(format!("{}-abort-seed{}.bin", target.name, opts.seed));
     let msg = format!(
         "\nsalt-fuzz: ABORT in target {} (seed {}): the process is dying (a stack overflow?); the input is saved to {}; replay with: salt-fuzz {} --replay {}\n",
         target.name,
@@ -356,15 +284,11 @@ fn arm_abort_handler(target: &Target, opts: &Options, shared: &Arc<Shared>) {
         path.display()
     )
     .into_bytes();
-    let cpath =
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in path");
+    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in path");
     ABORT_PATH.store(cpath.as_ptr() as *mut _, Ordering::SeqCst);
     ABORT_MSG.store(msg.as_ptr() as *mut _, Ordering::SeqCst);
     ABORT_MSG_LEN.store(msg.len(), Ordering::SeqCst);
-    *ABORT_INFO.lock().unwrap_or_else(|e| e.into_inner()) = Some(AbortInfo {
-        _path: cpath,
-        _msg: msg,
-    });
+    *ABORT_INFO.lock().unwrap_or_else(|e| e.into_inner()) = Some(AbortInfo { _path: cpath, _msg: msg });
     CURRENT.store(Arc::as_ptr(shared) as *mut Shared, Ordering::SeqCst);
 
     static INSTALLED: std::sync::Once = std::sync::Once::new();
@@ -406,11 +330,7 @@ extern "C" fn on_fatal_signal(sig: libc::c_int) {
                 libc::close(fd);
             }
             if !msg.is_null() {
-                libc::write(
-                    2,
-                    msg as *const libc::c_void,
-                    ABORT_MSG_LEN.load(Ordering::SeqCst),
-                );
+                libc::write(2, msg as *const libc::c_void, ABORT_MSG_LEN.load(Ordering::SeqCst));
             }
             // The input in hex, at most 512 bytes of it, without allocating.
             let mut buf = [0u8; 128];
@@ -448,19 +368,9 @@ pub fn replay(target: &'static Target, path: &Path) -> Result<(), String> {
     let took = started.elapsed();
     match outcome {
         Ok(valid) => {
-            println!(
-                "{}: no crash in {:.3} s (input {})",
-                target.name,
-                took.as_secs_f64(),
-                if valid { "valid" } else { "refused" }
-            );
+            println!("{}: no crash in {:.3} s (input {})", target.name, took.as_secs_f64(), if valid { "valid" } else { "refused" });
             Ok(())
         }
-        Err(payload) => Err(format!(
-            "{}: PANIC after {:.3} s: {}",
-            target.name,
-            took.as_secs_f64(),
-            panic_message(&payload)
-        )),
+        Err(payload) => Err(format!("{}: PANIC after {:.3} s: {}", target.name, took.as_secs_f64(), panic_message(&payload))),
     }
 }

@@ -53,7 +53,10 @@ pub fn may_run_runners(caller: &Caller) -> Result<(), String> {
     if caller.is_privileged() {
         Ok(())
     } else {
-        Err(format!("Authorization error occurred. User {} may not run runners or read the event bus; only root and the master's user may", caller.name))
+        Err(format!(
+            "Authorization error occurred. User {} may not run runners or read the event bus; only root and the master's user may",
+            caller.name
+        ))
     }
 }
 

@@ -42,7 +42,9 @@ pub async fn serve(master: Arc<Master>, listener: UnixListener) {
                 // Take the waiting client with the reserved descriptor and tell it why.
                 reserve.release();
                 if let Ok((stream, _)) = listener.accept().await {
-                    let message = format!("The salt master cannot take this request: it has run out of file descriptors ({e}). See the master's log.");
+                    let message = format!(
+                        "The salt master cannot take this request: it has run out of file descriptors ({e}). See the master's log."
+                    );
                     answer_and_close(stream, ClientReply::Error { message }).await;
                 }
                 reserve.restore();
@@ -127,7 +129,8 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
         match request {
             ClientRequest::Publish(req) => match publish(&master, &caller, req) {
                 Ok(p) => {
-                    let reply = ClientReply::Published { jid: p.jid, minions: p.minions, missing: p.missing, not_connected: p.not_connected };
+                    let reply =
+                        ClientReply::Published { jid: p.jid, minions: p.minions, missing: p.missing, not_connected: p.not_connected };
                     if tx.send(reply).await.is_err() {
                         break Ok(());
                     }

@@ -74,7 +74,11 @@ pub(crate) async fn maintenance(master: Arc<crate::Master>) {
         master.journal().expire(crate::minions::unix_millis());
         let now_dropped = master.bus().dropped();
         if now_dropped > dropped {
-            tracing::warn!("event bus: {} events dropped for slow subscribers in the last {} s ({now_dropped} since start)", now_dropped - dropped, interval.as_secs());
+            tracing::warn!(
+                "event bus: {} events dropped for slow subscribers in the last {} s ({now_dropped} since start)",
+                now_dropped - dropped,
+                interval.as_secs()
+            );
             dropped = now_dropped;
         }
         if let Some(store) = job_cache.as_ref().filter(|s| keep > 0 && s.supports(Capability::CleanOldJobs)) {
@@ -87,12 +91,16 @@ pub(crate) async fn maintenance(master: Arc<crate::Master>) {
         for sink in &sinks {
             let stats = sink.spool.stats();
             if stats.depth > 0 && stats.oldest_age_secs >= interval.as_secs() {
-                tracing::warn!("spool for returner '{}': {} records waiting, oldest {} s", sink.store.name(), stats.depth, stats.oldest_age_secs);
+                tracing::warn!(
+                    "spool for returner '{}': {} records waiting, oldest {} s",
+                    sink.store.name(),
+                    stats.depth,
+                    stats.oldest_age_secs
+                );
             }
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -134,7 +134,10 @@ impl Journal {
             live.push(entry);
         }
         if !live.is_empty() {
-            tracing::warn!("publish journal: {} jobs published before the master stopped are sent again as their minions connect", live.len());
+            tracing::warn!(
+                "publish journal: {} jobs published before the master stopped are sent again as their minions connect",
+                live.len()
+            );
         }
         live
     }

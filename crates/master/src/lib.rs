@@ -5,8 +5,8 @@
 pub mod acl;
 pub mod client;
 mod event_return;
-pub mod fds;
 pub mod events;
+pub mod fds;
 mod jobcache;
 mod journal;
 mod limits;
@@ -42,12 +42,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let master = Arc::new(Master::new(config).await?);
     let listener = minions::bind(&master).await?;
     let control = client::bind(&master)?;
-    tracing::info!(
-        "salt-master {} listening on {} (master id {})",
-        salt_proto::VERSION,
-        listener.local_addr()?,
-        master.id()
-    );
+    tracing::info!("salt-master {} listening on {} (master id {})", salt_proto::VERSION, listener.local_addr()?, master.id());
     let accept_minions = tokio::spawn(minions::serve(master.clone(), listener));
     let accept_clients = tokio::spawn(client::serve(master.clone(), control));
     let key_watch = tokio::spawn(minions::watch_keys(master.clone()));

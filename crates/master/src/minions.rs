@@ -120,11 +120,8 @@ async fn handle(
 ) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
     keepalive(&tcp);
-    let tls = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(tcp))
-        .await
-        .map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
-    let peer_key = salt_transport::peer_public_key(tls.get_ref().1.peer_certificates())
-        .ok_or_else(|| anyhow::anyhow!("no client key"))?;
+    let tls = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(tcp)).await.map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
+    let peer_key = salt_transport::peer_public_key(tls.get_ref().1.peer_certificates()).ok_or_else(|| anyhow::anyhow!("no client key"))?;
     let (mut reader, mut writer) = tokio::io::split(tls);
 
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<MinionMessage, _>(&mut reader, PRE_AUTH_MAX_FRAME)).await {
@@ -200,7 +197,10 @@ async fn authenticate<W: AsyncWrite + Unpin>(master: &Master, hello: &Hello, key
         KeyState::Rejected => (MasterMessage::Rejected { reason: format!("the key of minion {id} has been rejected") }, "reject"),
         KeyState::Denied => {
             let reason = master.keys().denial_reason(&id);
-            tracing::error!("denied minion {id}: {reason}; the key it presented (fingerprint {}) was put in minions_denied", salt_transport::fingerprint(key));
+            tracing::error!(
+                "denied minion {id}: {reason}; the key it presented (fingerprint {}) was put in minions_denied",
+                salt_transport::fingerprint(key)
+            );
             (MasterMessage::Denied { reason }, "denied")
         }
     };
@@ -261,7 +261,11 @@ async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
     // Minions cut a return nested too deep to be read back from a store; so does the master,
     // for one that did not.
     if salt_proto::nesting::cut_deeper(&mut ret.ret) {
-        tracing::warn!("the return of job {} from {id} was nested deeper than {} levels; the deeper part was cut", ret.jid, salt_proto::nesting::MAX_DEPTH);
+        tracing::warn!(
+            "the return of job {} from {id} was nested deeper than {} levels; the deeper part was cut",
+            ret.jid,
+            salt_proto::nesting::MAX_DEPTH
+        );
     }
     let mut load = ret.to_load();
     // Salt's stored load ends with `_stamp` then `ts`; a placeholder keeps `_stamp` in place
@@ -323,12 +327,16 @@ pub(crate) async fn watch_keys(master: std::sync::Arc<Master>) {
         let current = key_states(&master);
         for (id, state) in &current {
             if states.get(id) != Some(state) {
-                fire_key_event(&master, id, match state {
-                    KeyState::Accepted => "accept",
-                    KeyState::Pending => "pend",
-                    KeyState::Rejected => "reject",
-                    KeyState::Denied => "denied",
-                });
+                fire_key_event(
+                    &master,
+                    id,
+                    match state {
+                        KeyState::Accepted => "accept",
+                        KeyState::Pending => "pend",
+                        KeyState::Rejected => "reject",
+                        KeyState::Denied => "denied",
+                    },
+                );
             }
         }
         for id in states.keys().filter(|id| !current.contains_key(*id)) {

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use crate::acl::{self, Caller};
 use crate::events::Event;
 use crate::journal::Entry;
-use salt_returners::spool::Record;
 use crate::minions::{send_publish, unix_millis};
 use crate::Master;
+use salt_returners::spool::Record;
 
 /// Events queued for one publisher before they are dropped.
 pub(crate) const EVENT_QUEUE: usize = 65536;

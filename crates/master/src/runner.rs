@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use crate::acl::Caller;
-use salt_returners::spool::Record;
 use crate::Master;
+use salt_returners::spool::Record;
 
 pub(crate) async fn run(master: &Arc<Master>, user: &str, req: RunnerRequest) -> ClientReply {
     let jid = master.new_jid();
@@ -72,7 +72,9 @@ fn kept_copy(data: &Value) -> Value {
     if size <= RUNNER_OUTPUT_KEPT {
         data.clone()
     } else {
-        Value::String(format!("... output truncated: 0 of {size} bytes (larger than {RUNNER_OUTPUT_KEPT}; the whole output went to the caller)"))
+        Value::String(format!(
+            "... output truncated: 0 of {size} bytes (larger than {RUNNER_OUTPUT_KEPT}; the whole output went to the caller)"
+        ))
     }
 }
 

@@ -293,9 +293,7 @@ impl Master {
             if salt_proto::id::validate_minion_id(&id).is_err() {
                 continue;
             }
-            let data = std::fs::read(entry.path().join("data.p"))
-                .ok()
-                .and_then(|b| rmp_serde::from_slice::<Value>(&b).ok());
+            let data = std::fs::read(entry.path().join("data.p")).ok().and_then(|b| rmp_serde::from_slice::<Value>(&b).ok());
             if let Some(Value::Object(g)) = data.and_then(|d| d.get("grains").cloned()) {
                 grains.insert(id, Arc::new(g));
             }
@@ -309,4 +307,3 @@ impl Master {
         self.grains.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
-

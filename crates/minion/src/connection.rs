@@ -88,10 +88,7 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
     let Some(master_key) = pin.seen_key() else { return Ended::Retry("the master presented no key".into()) };
     let (mut reader, mut writer) = tokio::io::split(tls);
 
-    let hello = MinionMessage::Hello(Hello {
-        protocol: salt_proto::PROTOCOL_VERSION,
-        id: minion.id.clone(),
-    });
+    let hello = MinionMessage::Hello(Hello { protocol: salt_proto::PROTOCOL_VERSION, id: minion.id.clone() });
     if let Err(e) = write_frame(&mut writer, &hello, PRE_AUTH_MAX_FRAME).await {
         return Ended::Retry(format!("sending hello failed: {e}"));
     }
@@ -109,8 +106,12 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
             let wait = cfg.u64("acceptance_wait_time").unwrap_or(retry_secs).max(1);
             return Ended::Pending(Duration::from_secs(wait));
         }
-        Ok(Ok(MasterMessage::Rejected { reason })) => return Ended::Fatal(format!("The Salt Master has rejected this minion's public key: {reason}")),
-        Ok(Ok(MasterMessage::Denied { reason })) => return Ended::Fatal(format!("The Salt Master has denied this minion's public key: {reason}")),
+        Ok(Ok(MasterMessage::Rejected { reason })) => {
+            return Ended::Fatal(format!("The Salt Master has rejected this minion's public key: {reason}"))
+        }
+        Ok(Ok(MasterMessage::Denied { reason })) => {
+            return Ended::Fatal(format!("The Salt Master has denied this minion's public key: {reason}"))
+        }
         Ok(Ok(MasterMessage::Refused { reason })) => return Ended::Fatal(format!("The Salt Master refused this minion: {reason}")),
         Ok(Ok(_)) => return Ended::Retry("the master answered the hello with something else".into()),
         Ok(Err(e)) => return Ended::Retry(format!("no answer to hello: {e}")),
@@ -146,7 +147,10 @@ async fn send_returns<W: AsyncWrite + Unpin>(minion: &Minion, writer: &mut W, ma
         // A return too large for a frame is cut to fit, visibly, rather than never arrive.
         match salt_proto::fit::fit_return(&mut ret, max) {
             Ok(salt_proto::fit::Fitted::Cut { from, to }) => {
-                tracing::warn!("the return of job {} is {from} bytes, over max_frame_bytes ({max}); its output was truncated to {to} bytes", ret.jid)
+                tracing::warn!(
+                    "the return of job {} is {from} bytes, over max_frame_bytes ({max}); its output was truncated to {to} bytes",
+                    ret.jid
+                )
             }
             Ok(salt_proto::fit::Fitted::Whole) => {}
             Err(e) => {

@@ -386,7 +386,10 @@ mod tests {
         );
         assert_eq!((out.retcode, out.success), (1, false));
         let out = judge("j", 0, exit(0), b"\xc1garbage", "").unwrap();
-        assert!(out.ret.as_str().unwrap().starts_with("The minion function caused an exception: the job process sent an unreadable result"), "{out:?}");
+        assert!(
+            out.ret.as_str().unwrap().starts_with("The minion function caused an exception: the job process sent an unreadable result"),
+            "{out:?}"
+        );
     }
 
     fn publish(fun: &str, arg: Vec<Value>) -> Publish {

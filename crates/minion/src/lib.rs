@@ -7,9 +7,9 @@ pub mod connection;
 pub mod job_process;
 pub mod jobs;
 pub mod outbox;
-pub mod returners;
 pub mod proc_dir;
 pub mod process_tree;
+pub mod returners;
 mod saltutil;
 
 use std::path::PathBuf;
@@ -62,9 +62,7 @@ impl Minion {
         }
         let proc_dir = proc_dir::ProcDir::new(&cachedir);
         // Files of jobs that died with a previous minion; jobs still running keep theirs.
-        proc_dir
-            .clean_stale(proc_dir::job_process_alive)
-            .with_context(|| format!("cannot prepare {}", proc_dir.path().display()))?;
+        proc_dir.clean_stale(proc_dir::job_process_alive).with_context(|| format!("cannot prepare {}", proc_dir.path().display()))?;
         let multiprocessing = config.bool("multiprocessing").unwrap_or(true);
         let job_exe = match std::env::current_exe() {
             Ok(exe) => Some(exe),

@@ -79,8 +79,8 @@ impl Outbox {
         salt_proto::jid::validate_jid(jid).ok()?;
         let ret = std::fs::read(dir.join(jid)).ok().and_then(|b| salt_proto::frame::decode::<JobReturn>(&b).ok())?;
         let mut queue = self.lock();
-        let known = queue.iter().any(|r| r.jid == jid)
-            || self.unacked.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r.jid == jid);
+        let known =
+            queue.iter().any(|r| r.jid == jid) || self.unacked.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r.jid == jid);
         if known {
             return None;
         }
@@ -128,7 +128,10 @@ impl Outbox {
     /// A return that can never be sent leaves the outbox for `dead-letter.jsonl` beside it, with
     /// the reason, instead of being tried again at every start.
     pub fn dead_letter(&self, ret: &JobReturn, reason: &str) {
-        tracing::error!("the return of job {} cannot be sent to the master ({reason}); it is kept in the outbox's dead-letter file", ret.jid);
+        tracing::error!(
+            "the return of job {} cannot be sent to the master ({reason}); it is kept in the outbox's dead-letter file",
+            ret.jid
+        );
         let Some(dir) = &self.dir else { return };
         let line = serde_json::json!({ "reason": reason, "return": ret });
         let file = dir.with_file_name("outbox-dead-letter.jsonl");
@@ -208,8 +211,16 @@ mod tests {
 
     fn ret(jid: &str) -> JobReturn {
         JobReturn {
-            id: "m".into(), jid: jid.into(), fun: "test.ping".into(), fun_args: vec![], ret: true.into(),
-            retcode: 0, success: true, user: None, out: None, metadata: None,
+            id: "m".into(),
+            jid: jid.into(),
+            fun: "test.ping".into(),
+            fun_args: vec![],
+            ret: true.into(),
+            retcode: 0,
+            success: true,
+            user: None,
+            out: None,
+            metadata: None,
         }
     }
 

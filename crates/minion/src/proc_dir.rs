@@ -259,10 +259,7 @@ mod tests {
     fn a_live_process_with_the_job_cmdline_passes_the_guard() {
         // `sh -c script --run-job <jid>`: the shell's cmdline carries the pair; the `; true`
         // keeps the shell from exec'ing sleep in its place.
-        let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 30; true", RUN_JOB_ARG, JID])
-            .spawn()
-            .unwrap();
+        let mut child = std::process::Command::new("/bin/sh").args(["-c", "sleep 30; true", RUN_JOB_ARG, JID]).spawn().unwrap();
         let pid = child.id();
         wait_until(|| job_process_alive(pid, JID));
         assert!(!job_process_alive(pid, "20261125003832838506"), "another jid");

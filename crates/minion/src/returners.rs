@@ -58,7 +58,11 @@ impl MinionReturners {
     }
 
     fn spool_for(&self, name: &str, ret_config: Option<&str>, ret_kwargs: Option<&Map<String, Value>>) -> std::io::Result<Spool> {
-        let key = format!("{name}\0{}\0{}", ret_config.unwrap_or(""), ret_kwargs.map(|k| Value::Object(k.clone()).to_string()).unwrap_or_default());
+        let key = format!(
+            "{name}\0{}\0{}",
+            ret_config.unwrap_or(""),
+            ret_kwargs.map(|k| Value::Object(k.clone()).to_string()).unwrap_or_default()
+        );
         let mut spools = self.spools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(spool) = spools.get(&key) {
             return Ok(spool.clone());
@@ -122,11 +126,22 @@ mod tests {
     #[test]
     fn record_matches_salts_minion_side_full_ret() {
         let ret = JobReturn {
-            id: "minion1".into(), jid: "20261125003807139737".into(), fun: "test.ping".into(), fun_args: vec![],
-            ret: json!(true), retcode: 0, success: true, user: Some("root".into()), out: None, metadata: None,
+            id: "minion1".into(),
+            jid: "20261125003807139737".into(),
+            fun: "test.ping".into(),
+            fun_args: vec![],
+            ret: json!(true),
+            retcode: 0,
+            success: true,
+            user: Some("root".into()),
+            out: None,
+            metadata: None,
         };
         let text = serde_json::to_string(&minion_record(&ret, None, None)).unwrap();
-        assert_eq!(text, r#"{"success":true,"return":true,"retcode":0,"jid":"20261125003807139737","fun":"test.ping","fun_args":[],"user":"root","id":"minion1"}"#);
+        assert_eq!(
+            text,
+            r#"{"success":true,"return":true,"retcode":0,"jid":"20261125003807139737","fun":"test.ping","fun_args":[],"user":"root","id":"minion1"}"#
+        );
         let kw = json!({"pass": "hunter2", "db": "other"});
         let rec = minion_record(&ret, Some("alternative"), kw.as_object());
         assert_eq!(rec["ret_kwargs"], json!({"pass": salt_returners::redact::REDACTED, "db": "other"}));

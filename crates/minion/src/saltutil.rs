@@ -36,11 +36,16 @@ fn is_this_minion(pid: u32) -> bool {
 const RUNNING_DOC: &str = "Return the data on all running salt processes on the minion\n\nCLI Example:\n\n    salt '*' saltutil.running";
 const IS_RUNNING_DOC: &str = "If the named function is running return the data associated with it/them.\nThe argument can be a glob\n\nCLI Example:\n\n    salt '*' saltutil.is_running state.highstate";
 const FIND_JOB_DOC: &str = "Return the data for a specific job id that is currently running.\n\njid\n    The job id to search for and return data.\n\nCLI Example:\n\n    salt '*' saltutil.find_job <job id>\n\nNote that the find_job function only returns job information when the job is still running. If\nthe job is currently running, the output looks something like this:\n\n    # salt my-minion saltutil.find_job 20160503150049487736\n    my-minion:\n        ----------\n        arg:\n            - 30\n        fun:\n            test.sleep\n        jid:\n            20160503150049487736\n        pid:\n            9601\n        ret:\n        tgt:\n            my-minion\n        tgt_type:\n            glob\n        user:\n            root\n\nIf the job has already completed, the job cannot be found and therefore the function returns\nan empty dictionary, which looks like this on the CLI:\n\n    # salt my-minion saltutil.find_job 20160503150049487736\n    my-minion:\n        ----------";
-const SIGNAL_JOB_DOC: &str = "Sends a signal to the named salt job's process\n\nCLI Example:\n\n    salt '*' saltutil.signal_job <job id> 15";
-const TERM_JOB_DOC: &str = "Sends a termination signal (SIGTERM 15) to the named salt job's process\n\nCLI Example:\n\n    salt '*' saltutil.term_job <job id>";
-const TERM_ALL_JOBS_DOC: &str = "Sends a termination signal (SIGTERM 15) to all currently running jobs\n\nCLI Example:\n\n    salt '*' saltutil.term_all_jobs";
-const KILL_JOB_DOC: &str = "Sends a kill signal (SIGKILL 9) to the named salt job's process\n\nCLI Example:\n\n    salt '*' saltutil.kill_job <job id>";
-const KILL_ALL_JOBS_DOC: &str = "Sends a kill signal (SIGKILL 9) to all currently running jobs\n\nCLI Example:\n\n    salt '*' saltutil.kill_all_jobs";
+const SIGNAL_JOB_DOC: &str =
+    "Sends a signal to the named salt job's process\n\nCLI Example:\n\n    salt '*' saltutil.signal_job <job id> 15";
+const TERM_JOB_DOC: &str =
+    "Sends a termination signal (SIGTERM 15) to the named salt job's process\n\nCLI Example:\n\n    salt '*' saltutil.term_job <job id>";
+const TERM_ALL_JOBS_DOC: &str =
+    "Sends a termination signal (SIGTERM 15) to all currently running jobs\n\nCLI Example:\n\n    salt '*' saltutil.term_all_jobs";
+const KILL_JOB_DOC: &str =
+    "Sends a kill signal (SIGKILL 9) to the named salt job's process\n\nCLI Example:\n\n    salt '*' saltutil.kill_job <job id>";
+const KILL_ALL_JOBS_DOC: &str =
+    "Sends a kill signal (SIGKILL 9) to all currently running jobs\n\nCLI Example:\n\n    salt '*' saltutil.kill_all_jobs";
 
 /// Adds the job functions to `registry`.
 pub fn register(registry: &mut Registry) {
@@ -69,11 +74,7 @@ impl<'a> Jobs<'a> {
     }
 
     fn running(&self) -> Vec<Map<String, Value>> {
-        self.dir
-            .running(alive)
-            .into_iter()
-            .filter(|j| j.get("jid").and_then(Value::as_str) != Some(self.own_jid))
-            .collect()
+        self.dir.running(alive).into_iter().filter(|j| j.get("jid").and_then(Value::as_str) != Some(self.own_jid)).collect()
     }
 
     fn find(&self, jid: &str) -> Option<Map<String, Value>> {
@@ -241,8 +242,11 @@ CLI Example:
 /// config (`<this minion's config dir>/master`), through the master's local socket.
 fn runner(ctx: Arc<JobContext>, args: Args) -> Reply {
     Box::pin(async move {
-        let b = Signature::parse("runner(name, arg=None, kwarg=None, full_return=False, saltenv='base', jid=None, **kwargs)").bind(&args)?;
-        let name = b.opt_str("name").ok_or_else(|| ModuleError::InvalidArguments("runner() missing 1 required positional argument: 'name'".into()))?;
+        let b =
+            Signature::parse("runner(name, arg=None, kwarg=None, full_return=False, saltenv='base', jid=None, **kwargs)").bind(&args)?;
+        let name = b
+            .opt_str("name")
+            .ok_or_else(|| ModuleError::InvalidArguments("runner() missing 1 required positional argument: 'name'".into()))?;
         let mut runner_args: Vec<Value> = match b.get("arg") {
             Value::Null => Vec::new(),
             Value::Array(items) => items.clone(),
@@ -270,7 +274,8 @@ fn runner(ctx: Arc<JobContext>, args: Args) -> Reply {
                 master_conf.display()
             )));
         }
-        let config = salt_config::Config::load(salt_config::Role::Master, &conf_dir).map_err(|e| ModuleError::CommandExecution(e.to_string()))?;
+        let config =
+            salt_config::Config::load(salt_config::Role::Master, &conf_dir).map_err(|e| ModuleError::CommandExecution(e.to_string()))?;
         let socket = salt_config::master_control_socket(&config);
         let (data, fun_jid) = call_runner(&socket, &name, runner_args.clone()).await?;
         if salt_modules::truthy(b.get("full_return")) {
@@ -289,7 +294,8 @@ fn runner(ctx: Arc<JobContext>, args: Args) -> Reply {
 async fn call_runner(socket: &std::path::Path, fun: &str, arg: Vec<Value>) -> Result<(Value, String), ModuleError> {
     use salt_proto::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
     use salt_proto::message::{ClientReply, ClientRequest, RunnerRequest};
-    let unreachable = |e: &dyn std::fmt::Display| ModuleError::CommandExecution(format!("cannot reach the master at {}: {e}", socket.display()));
+    let unreachable =
+        |e: &dyn std::fmt::Display| ModuleError::CommandExecution(format!("cannot reach the master at {}: {e}", socket.display()));
     let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| unreachable(&e))?;
     let (mut reader, mut writer) = stream.into_split();
     write_frame(&mut writer, &ClientRequest::Runner(RunnerRequest { fun: fun.to_string(), arg }), DEFAULT_MAX_FRAME)
@@ -467,10 +473,16 @@ mod tests {
         let out = call(tmp.path(), "saltutil.find_job", json!([])).await;
         assert_eq!(
             out.ret,
-            json!(format!("Passed invalid arguments to saltutil.find_job: find_job() missing 1 required positional argument: 'jid'\n{FIND_JOB_DOC}"))
+            json!(format!(
+                "Passed invalid arguments to saltutil.find_job: find_job() missing 1 required positional argument: 'jid'\n{FIND_JOB_DOC}"
+            ))
         );
         let out = call(tmp.path(), "saltutil.signal_job", json!(["20261125003832838505"])).await;
-        assert!(out.ret.as_str().unwrap().starts_with("Passed invalid arguments to saltutil.signal_job: signal_job() missing 1 required positional argument: 'sig'"));
+        assert!(out
+            .ret
+            .as_str()
+            .unwrap()
+            .starts_with("Passed invalid arguments to saltutil.signal_job: signal_job() missing 1 required positional argument: 'sig'"));
         let out = call(tmp.path(), "saltutil.running", json!(["x"])).await;
         assert!(out.ret.as_str().unwrap().contains("running() takes 0 positional arguments but 1 was given"), "{}", out.ret);
         // Unknown jid: Salt's empty answers.

@@ -43,10 +43,7 @@ impl Args {
 
     /// Convenience for tests and internal callers.
     pub fn positional(values: Vec<Value>) -> Args {
-        Args {
-            positional: values,
-            kwargs: Map::new(),
-        }
+        Args { positional: values, kwargs: Map::new() }
     }
 }
 
@@ -77,12 +74,8 @@ fn yamlify(s: &str) -> Value {
     }
     match t {
         "None" | "null" | "Null" | "NULL" | "~" => return Value::Null,
-        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
-            return Value::Bool(true)
-        }
-        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
-            return Value::Bool(false)
-        }
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Value::Bool(true),
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => return Value::Bool(false),
         _ => {}
     }
     if let Ok(i) = t.parse::<i64>() {
@@ -134,11 +127,7 @@ pub fn py_repr(v: &Value) -> String {
             _ => n.to_string(),
         },
         Value::String(s) => {
-            let quote = if s.contains('\'') && !s.contains('"') {
-                '"'
-            } else {
-                '\''
-            };
+            let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
             let mut out = String::with_capacity(s.len() + 2);
             out.push(quote);
             for c in s.chars() {
@@ -162,10 +151,7 @@ pub fn py_repr(v: &Value) -> String {
         }
         Value::Object(o) => format!(
             "{{{}}}",
-            o.iter()
-                .map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            o.iter().map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v))).collect::<Vec<_>>().join(", ")
         ),
     }
 }
@@ -186,24 +172,14 @@ impl Signature {
     pub fn parse(spec: &str) -> Signature {
         let open = spec.find('(').expect("signature needs '('");
         let close = spec.rfind(')').expect("signature needs ')'");
-        let mut sig = Signature {
-            name: spec[..open].trim().to_string(),
-            params: Vec::new(),
-            varargs: false,
-            varkwargs: false,
-        };
-        for part in spec[open + 1..close]
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
+        let mut sig = Signature { name: spec[..open].trim().to_string(), params: Vec::new(), varargs: false, varkwargs: false };
+        for part in spec[open + 1..close].split(',').map(str::trim).filter(|p| !p.is_empty()) {
             if part.starts_with("**") {
                 sig.varkwargs = true;
             } else if part.starts_with('*') {
                 sig.varargs = true;
             } else if let Some((name, default)) = part.split_once('=') {
-                sig.params
-                    .push((name.trim().to_string(), Some(parse_literal(default.trim()))));
+                sig.params.push((name.trim().to_string(), Some(parse_literal(default.trim()))));
             } else {
                 sig.params.push((part.to_string(), None));
             }
@@ -217,17 +193,10 @@ impl Signature {
     pub fn bind(&self, args: &Args) -> Result<Bound, ModuleError> {
         let is_param = |k: &str| self.params.iter().any(|(n, _)| n == k);
         if !self.varkwargs {
-            let invalid: Vec<String> = args
-                .kwargs
-                .iter()
-                .filter(|(k, _)| !is_param(k))
-                .map(|(k, v)| format!("{k}={}", py_str(v)))
-                .collect();
+            let invalid: Vec<String> =
+                args.kwargs.iter().filter(|(k, _)| !is_param(k)).map(|(k, v)| format!("{k}={}", py_str(v))).collect();
             if !invalid.is_empty() {
-                return Err(ModuleError::Invocation(format!(
-                    "The following keyword arguments are not valid: {}",
-                    invalid.join(", ")
-                )));
+                return Err(ModuleError::Invocation(format!("The following keyword arguments are not valid: {}", invalid.join(", "))));
             }
         }
         let mut values = Map::new();
@@ -244,10 +213,7 @@ impl Signature {
         for (k, v) in &args.kwargs {
             if is_param(k) {
                 if values.contains_key(k) {
-                    return Err(ModuleError::InvalidArguments(format!(
-                        "{}() got multiple values for argument '{k}'",
-                        self.name
-                    )));
+                    return Err(ModuleError::InvalidArguments(format!("{}() got multiple values for argument '{k}'", self.name)));
                 }
                 values.insert(k.clone(), v.clone());
             } else {
@@ -255,16 +221,10 @@ impl Signature {
             }
         }
         if !self.varargs && args.positional.len() > self.params.len() {
-            return Err(ModuleError::InvalidArguments(
-                self.too_many(args.positional.len()),
-            ));
+            return Err(ModuleError::InvalidArguments(self.too_many(args.positional.len())));
         }
-        let missing: Vec<&str> = self
-            .params
-            .iter()
-            .filter(|(n, d)| d.is_none() && !values.contains_key(n))
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let missing: Vec<&str> =
+            self.params.iter().filter(|(n, d)| d.is_none() && !values.contains_key(n)).map(|(n, _)| n.as_str()).collect();
         if !missing.is_empty() {
             return Err(ModuleError::InvalidArguments(format!(
                 "{}() missing {} required positional argument{}: {}",
@@ -277,27 +237,17 @@ impl Signature {
         // Fill defaults in declaration order so `values` reads like the signature.
         let mut ordered = Map::new();
         for (name, default) in &self.params {
-            let v = values
-                .remove(name)
-                .or_else(|| default.clone())
-                .unwrap_or(Value::Null);
+            let v = values.remove(name).or_else(|| default.clone()).unwrap_or(Value::Null);
             ordered.insert(name.clone(), v);
         }
-        Ok(Bound {
-            values: ordered,
-            varargs,
-            varkwargs,
-        })
+        Ok(Bound { values: ordered, varargs, varkwargs })
     }
 
     fn too_many(&self, given: usize) -> String {
         let total = self.params.len();
         let required = self.params.iter().filter(|(_, d)| d.is_none()).count();
         let takes = if required == total {
-            format!(
-                "{total} positional argument{}",
-                if total == 1 { "" } else { "s" }
-            )
+            format!("{total} positional argument{}", if total == 1 { "" } else { "s" })
         } else {
             format!("from {required} to {total} positional arguments")
         };
@@ -323,10 +273,7 @@ fn parse_literal(s: &str) -> Value {
         "False" => Value::Bool(false),
         "[]" => Value::Array(Vec::new()),
         "{}" => Value::Object(Map::new()),
-        _ if s.len() >= 2
-            && ((s.starts_with('"') && s.ends_with('"'))
-                || (s.starts_with('\'') && s.ends_with('\''))) =>
-        {
+        _ if s.len() >= 2 && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\''))) => {
             Value::String(s[1..s.len() - 1].to_string())
         }
         _ => {
@@ -355,10 +302,7 @@ impl Bound {
     /// (Salt functions pass their `**kwargs` on, so an option the outer function does not
     /// name still reaches the helper that does); `Null` when absent.
     pub fn get(&self, name: &str) -> &Value {
-        self.values
-            .get(name)
-            .or_else(|| self.varkwargs.get(name))
-            .unwrap_or(&Value::Null)
+        self.values.get(name).or_else(|| self.varkwargs.get(name)).unwrap_or(&Value::Null)
     }
 
     /// `None` for Python `None`, otherwise `str(value)`.
@@ -391,13 +335,9 @@ mod tests {
 
     #[test]
     fn publish_args_split_into_positional_and_kwargs() {
-        let a =
-            args(json!([1, "two", {"__kwarg__": true, "a": "b", "c": {"x": 1}}, "k=5", "x==y"]));
+        let a = args(json!([1, "two", {"__kwarg__": true, "a": "b", "c": {"x": 1}}, "k=5", "x==y"]));
         assert_eq!(a.positional, vec![json!(1), json!("two"), json!("x==y")]);
-        assert_eq!(
-            Value::Object(a.kwargs),
-            json!({"a": "b", "c": {"x": 1}, "k": 5})
-        );
+        assert_eq!(Value::Object(a.kwargs), json!({"a": "b", "c": {"x": 1}, "k": 5}));
         // A dict without the marker stays positional.
         let a = args(json!([{"a": 1}]));
         assert_eq!(a.positional, vec![json!({"a": 1})]);
@@ -430,24 +370,10 @@ mod tests {
 
     #[test]
     fn truthiness_is_pythons() {
-        for v in [
-            json!(null),
-            json!(false),
-            json!(0),
-            json!(0.0),
-            json!(""),
-            json!([]),
-            json!({}),
-        ] {
+        for v in [json!(null), json!(false), json!(0), json!(0.0), json!(""), json!([]), json!({})] {
             assert!(!truthy(&v), "{v} should be falsy");
         }
-        for v in [
-            json!(true),
-            json!(1),
-            json!("0"),
-            json!([0]),
-            json!({"a": null}),
-        ] {
+        for v in [json!(true), json!(1), json!("0"), json!([0]), json!({"a": null})] {
             assert!(truthy(&v), "{v} should be truthy");
         }
     }
@@ -455,15 +381,8 @@ mod tests {
     #[test]
     fn bind_fills_defaults_and_extras() {
         let sig = Signature::parse("run(cmd, cwd=None, rstrip=True, code=42, s='x', **kwargs)");
-        let b = sig
-            .bind(&args(
-                json!(["ls", "/tmp", {"__kwarg__": true, "code": 3, "zz": 1}]),
-            ))
-            .unwrap();
-        assert_eq!(
-            Value::Object(b.values.clone()),
-            json!({"cmd": "ls", "cwd": "/tmp", "rstrip": true, "code": 3, "s": "x"})
-        );
+        let b = sig.bind(&args(json!(["ls", "/tmp", {"__kwarg__": true, "code": 3, "zz": 1}]))).unwrap();
+        assert_eq!(Value::Object(b.values.clone()), json!({"cmd": "ls", "cwd": "/tmp", "rstrip": true, "code": 3, "s": "x"}));
         assert_eq!(b.extra("zz"), Some(&json!(1)));
         assert_eq!(b.opt_str("cwd").as_deref(), Some("/tmp"));
         assert!(b.flag("rstrip"));
@@ -474,57 +393,35 @@ mod tests {
         let err = |spec: &str, v: Value| Signature::parse(spec).bind(&args(v)).unwrap_err();
         assert_eq!(
             err("echo(text)", json!([])),
-            ModuleError::InvalidArguments(
-                "echo() missing 1 required positional argument: 'text'".into()
-            )
+            ModuleError::InvalidArguments("echo() missing 1 required positional argument: 'text'".into())
         );
         assert_eq!(
             err("f(a, b, c)", json!([])),
-            ModuleError::InvalidArguments(
-                "f() missing 3 required positional arguments: 'a', 'b', and 'c'".into()
-            )
+            ModuleError::InvalidArguments("f() missing 3 required positional arguments: 'a', 'b', and 'c'".into())
         );
         assert_eq!(
             err("f(a, b)", json!([])),
-            ModuleError::InvalidArguments(
-                "f() missing 2 required positional arguments: 'a' and 'b'".into()
-            )
+            ModuleError::InvalidArguments("f() missing 2 required positional arguments: 'a' and 'b'".into())
         );
-        assert_eq!(
-            err("ping()", json!([1])),
-            ModuleError::InvalidArguments(
-                "ping() takes 0 positional arguments but 1 was given".into()
-            )
-        );
+        assert_eq!(err("ping()", json!([1])), ModuleError::InvalidArguments("ping() takes 0 positional arguments but 1 was given".into()));
         assert_eq!(
             err("echo(text)", json!([1, 2])),
-            ModuleError::InvalidArguments(
-                "echo() takes 1 positional argument but 2 were given".into()
-            )
+            ModuleError::InvalidArguments("echo() takes 1 positional argument but 2 were given".into())
         );
         assert_eq!(
             err("retcode(code=42)", json!([1, 2])),
-            ModuleError::InvalidArguments(
-                "retcode() takes from 0 to 1 positional arguments but 2 were given".into()
-            )
+            ModuleError::InvalidArguments("retcode() takes from 0 to 1 positional arguments but 2 were given".into())
         );
         assert_eq!(
             err("echo(text)", json!(["a", {"__kwarg__": true, "text": "b"}])),
             ModuleError::InvalidArguments("echo() got multiple values for argument 'text'".into())
         );
         assert_eq!(
-            err(
-                "ping()",
-                json!([{"__kwarg__": true, "foo": "bar", "n": true}])
-            ),
-            ModuleError::Invocation(
-                "The following keyword arguments are not valid: foo=bar, n=True".into()
-            )
+            err("ping()", json!([{"__kwarg__": true, "foo": "bar", "n": true}])),
+            ModuleError::Invocation("The following keyword arguments are not valid: foo=bar, n=True".into())
         );
         // *args swallows extra positionals.
-        let b = Signature::parse("doc(*args)")
-            .bind(&args(json!(["a", "b"])))
-            .unwrap();
+        let b = Signature::parse("doc(*args)").bind(&args(json!(["a", "b"]))).unwrap();
         assert_eq!(b.varargs, vec![json!("a"), json!("b")]);
     }
 }

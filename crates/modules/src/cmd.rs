@@ -21,10 +21,7 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use crate::{
-    fnmatch, py_repr, py_str, truthy, Args, Bound, JobContext, ModuleError, Registry, Returned,
-    Signature,
-};
+use crate::{fnmatch, py_repr, py_str, truthy, Args, Bound, JobContext, ModuleError, Registry, Returned, Signature};
 
 type Result<T> = std::result::Result<T, ModuleError>;
 
@@ -33,12 +30,7 @@ pub const OUTPUT_CAP: usize = 64 << 20;
 
 /// The shell commands run under unless `shell=` says otherwise.
 pub(crate) fn default_shell() -> String {
-    if std::path::Path::new("/bin/bash").exists() {
-        "/bin/bash"
-    } else {
-        "/bin/sh"
-    }
-    .to_string()
+    if std::path::Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" }.to_string()
 }
 
 pub(crate) fn register(r: &mut Registry) {
@@ -166,63 +158,27 @@ struct Ran {
 }
 
 fn run(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    CmdFunction {
-        sig: RUN_SIG,
-        stderr: Stderr::Merged,
-        python_shell,
-        reply: reply_run,
-    }
-    .call(ctx, args)
+    CmdFunction { sig: RUN_SIG, stderr: Stderr::Merged, python_shell, reply: reply_run }.call(ctx, args)
 }
 
 fn shell(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    CmdFunction {
-        sig: SHELL_SIG,
-        stderr: Stderr::Merged,
-        python_shell: python_shell_for_cmd_shell,
-        reply: reply_stdout,
-    }
-    .call(ctx, args)
+    CmdFunction { sig: SHELL_SIG, stderr: Stderr::Merged, python_shell: python_shell_for_cmd_shell, reply: reply_stdout }.call(ctx, args)
 }
 
 fn run_stdout(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    CmdFunction {
-        sig: RUN_STDOUT_SIG,
-        stderr: Stderr::Apart,
-        python_shell,
-        reply: reply_stdout,
-    }
-    .call(ctx, args)
+    CmdFunction { sig: RUN_STDOUT_SIG, stderr: Stderr::Apart, python_shell, reply: reply_stdout }.call(ctx, args)
 }
 
 fn run_stderr(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    CmdFunction {
-        sig: RUN_STDERR_SIG,
-        stderr: Stderr::Apart,
-        python_shell,
-        reply: reply_stderr,
-    }
-    .call(ctx, args)
+    CmdFunction { sig: RUN_STDERR_SIG, stderr: Stderr::Apart, python_shell, reply: reply_stderr }.call(ctx, args)
 }
 
 fn run_all(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    CmdFunction {
-        sig: RUN_ALL_SIG,
-        stderr: Stderr::AsAsked,
-        python_shell,
-        reply: reply_all,
-    }
-    .call(ctx, args)
+    CmdFunction { sig: RUN_ALL_SIG, stderr: Stderr::AsAsked, python_shell, reply: reply_all }.call(ctx, args)
 }
 
 fn retcode(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
-    CmdFunction {
-        sig: RETCODE_SIG,
-        stderr: Stderr::Merged,
-        python_shell,
-        reply: reply_retcode,
-    }
-    .call(ctx, args)
+    CmdFunction { sig: RETCODE_SIG, stderr: Stderr::Merged, python_shell, reply: reply_retcode }.call(ctx, args)
 }
 
 /// What sets one cmd.* function apart from the others; everything else is the same path.
@@ -290,33 +246,16 @@ fn reply_stderr(b: &Bound, ran: Ran) -> Result<Returned> {
 /// cmd.run_all: a dict of pid, retcode, stdout and stderr.
 fn reply_all(b: &Bound, ran: Ran) -> Result<Returned> {
     let hide = b.flag("hide_output");
-    let (stdout, stderr) = if hide {
-        (String::new(), String::new())
-    } else {
-        (ran.out.stdout, ran.out.stderr)
-    };
+    let (stdout, stderr) = if hide { (String::new(), String::new()) } else { (ran.out.stdout, ran.out.stderr) };
     let retcode = ran.out.retcode.map(Value::from).unwrap_or(Value::Null);
     let pid = Value::from(ran.out.pid);
     // Salt builds this dict in a different order on the timeout path; keep both.
     let entries: [(&str, Value); 4] = if ran.out.timed_out {
-        [
-            ("stdout", stdout.into()),
-            ("stderr", stderr.into()),
-            ("retcode", retcode),
-            ("pid", pid),
-        ]
+        [("stdout", stdout.into()), ("stderr", stderr.into()), ("retcode", retcode), ("pid", pid)]
     } else {
-        [
-            ("pid", pid),
-            ("retcode", retcode),
-            ("stdout", stdout.into()),
-            ("stderr", stderr.into()),
-        ]
+        [("pid", pid), ("retcode", retcode), ("stdout", stdout.into()), ("stderr", stderr.into())]
     };
-    let map: Map<String, Value> = entries
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     Ok(Returned::with_retcode(map, ran.context_retcode))
 }
 
@@ -380,24 +319,15 @@ struct Spec {
 
 /// Validate the options the way `cmdmod._run` does (same order, same texts), run the
 /// command, and apply the retcode options.
-async fn execute(
-    ctx: &JobContext,
-    b: &Bound,
-    merge_stderr: bool,
-    python_shell: bool,
-) -> Result<Ran> {
+async fn execute(ctx: &JobContext, b: &Bound, merge_stderr: bool, python_shell: bool) -> Result<Ran> {
     let spec = prepare(ctx, b, merge_stderr, python_shell)?;
     let success_retcodes = int_list(b.get("success_retcodes"))?;
     let out = spawn_and_wait(spec).await?;
     let mut retcode = out.retcode;
     if let Some(code) = retcode {
         if !out.timed_out {
-            let ok_out = str_list(b.get("success_stdout"))
-                .iter()
-                .any(|s| out.stdout.contains(s.as_str()));
-            let ok_err = str_list(b.get("success_stderr"))
-                .iter()
-                .any(|s| out.stderr.contains(s.as_str()));
+            let ok_out = str_list(b.get("success_stdout")).iter().any(|s| out.stdout.contains(s.as_str()));
+            let ok_err = str_list(b.get("success_stderr")).iter().any(|s| out.stderr.contains(s.as_str()));
             if success_retcodes.contains(&code) || ok_out || ok_err {
                 retcode = Some(0);
             }
@@ -405,15 +335,8 @@ async fn execute(
     }
     // Salt leaves the job retcode at 0 when a command times out; we report the 1 that
     // cmd.run_all shows, so a timed-out job is not counted a success.
-    let context_retcode = if b.flag("ignore_retcode") || b.flag("bg") {
-        0
-    } else {
-        retcode.unwrap_or(0)
-    };
-    Ok(Ran {
-        out: RunOutput { retcode, ..out },
-        context_retcode,
-    })
+    let context_retcode = if b.flag("ignore_retcode") || b.flag("bg") { 0 } else { retcode.unwrap_or(0) };
+    Ok(Ran { out: RunOutput { retcode, ..out }, context_retcode })
 }
 
 fn prepare(ctx: &JobContext, b: &Bound, merge_stderr: bool, python_shell: bool) -> Result<Spec> {
@@ -426,38 +349,26 @@ fn prepare(ctx: &JobContext, b: &Bound, merge_stderr: bool, python_shell: bool) 
                 Some(name) => lookup_user(name).map(|u| u.home),
                 None => std::env::var("HOME").ok().or_else(current_home),
             };
-            home.filter(|h| readable(h))
-                .unwrap_or_else(|| "/".to_string())
+            home.filter(|h| readable(h)).unwrap_or_else(|| "/".to_string())
         }
     };
     let shell = b.opt_str("shell").unwrap_or_else(default_shell);
     if !is_executable_file(&shell) {
-        return Err(ModuleError::CommandExecution(format!(
-            "The shell {shell} is not available"
-        )));
+        return Err(ModuleError::CommandExecution(format!("The shell {shell} is not available")));
     }
     if let Some(template) = b.opt_str("template") {
-        return Err(ModuleError::CommandExecution(format!(
-            "Attempted to render file paths with unavailable engine {template}"
-        )));
+        return Err(ModuleError::CommandExecution(format!("Attempted to render file paths with unavailable engine {template}")));
     }
     if !ctx.jid.is_empty() && !permitted(&ctx.opts, &cmd) {
-        return Err(ModuleError::CommandExecution(format!(
-            "The shell command \"{}\" is not permitted",
-            py_str(&cmd)
-        )));
+        return Err(ModuleError::CommandExecution(format!("The shell command \"{}\" is not permitted", py_str(&cmd))));
     }
     let user_env = parse_env(b.get("env"));
     let user = match &runas {
-        Some(name) => Some(lookup_user(name).ok_or_else(|| {
-            ModuleError::CommandExecution(format!("User '{name}' is not available"))
-        })?),
+        Some(name) => Some(lookup_user(name).ok_or_else(|| ModuleError::CommandExecution(format!("User '{name}' is not available")))?),
         None => None,
     };
     let group = match b.opt_str("group").filter(|s| !s.is_empty()) {
-        Some(name) => Some(lookup_group(&name).ok_or_else(|| {
-            ModuleError::CommandExecution(format!("Group '{name}' is not available"))
-        })?),
+        Some(name) => Some(lookup_group(&name).ok_or_else(|| ModuleError::CommandExecution(format!("Group '{name}' is not available")))?),
         None => None,
     };
 
@@ -479,81 +390,47 @@ fn prepare(ctx: &JobContext, b: &Bound, merge_stderr: bool, python_shell: bool) 
             env.entry(k.to_string()).or_insert_with(|| "C".to_string());
         }
     }
-    let mut run_env: BTreeMap<OsString, OsString> = if b.flag("clean_env") {
-        BTreeMap::new()
-    } else {
-        std::env::vars_os().collect()
-    };
+    let mut run_env: BTreeMap<OsString, OsString> = if b.flag("clean_env") { BTreeMap::new() } else { std::env::vars_os().collect() };
     if !user_env.iter().any(|(k, _)| k == "NOTIFY_SOCKET") {
         run_env.remove(&OsString::from("NOTIFY_SOCKET"));
     }
-    run_env.extend(
-        env.into_iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-    );
+    run_env.extend(env.into_iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
     if let Some(prefix) = b.opt_str("prepend_path") {
-        let path = run_env
-            .get(&OsString::from("PATH"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let path = run_env.get(&OsString::from("PATH")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
         run_env.insert("PATH".into(), format!("{prefix}:{path}").into());
     }
 
-    let umask =
-        match b.opt_str("umask") {
-            None => None,
-            Some(raw) => {
-                let digits = raw.trim_start_matches('0');
-                if digits.is_empty() {
-                    return Err(ModuleError::CommandExecution(
-                        "Zero umask is not allowed.".into(),
-                    ));
-                }
-                Some(u32::from_str_radix(digits, 8).map_err(|_| {
-                    ModuleError::CommandExecution(format!("Invalid umask: '{raw}'"))
-                })?)
+    let umask = match b.opt_str("umask") {
+        None => None,
+        Some(raw) => {
+            let digits = raw.trim_start_matches('0');
+            if digits.is_empty() {
+                return Err(ModuleError::CommandExecution("Zero umask is not allowed.".into()));
             }
-        };
+            Some(u32::from_str_radix(digits, 8).map_err(|_| ModuleError::CommandExecution(format!("Invalid umask: '{raw}'")))?)
+        }
+    };
     if !cwd.starts_with('/') || !std::path::Path::new(&cwd).is_dir() {
-        return Err(ModuleError::CommandExecution(format!(
-            "Specified cwd '{cwd}' either not absolute or does not exist"
-        )));
+        return Err(ModuleError::CommandExecution(format!("Specified cwd '{cwd}' either not absolute or does not exist")));
     }
 
     let (program, display) = if python_shell {
         match &cmd {
-            Value::Array(items) => (
-                Program::Shell {
-                    shell,
-                    script: items.iter().map(py_str).collect(),
-                },
-                py_repr(&cmd),
-            ),
+            Value::Array(items) => (Program::Shell { shell, script: items.iter().map(py_str).collect() }, py_repr(&cmd)),
             other => {
                 let s = py_str(other);
-                (
-                    Program::Shell {
-                        shell,
-                        script: vec![s.clone()],
-                    },
-                    s,
-                )
+                (Program::Shell { shell, script: vec![s.clone()] }, s)
             }
         }
     } else {
         let argv: Vec<String> = match &cmd {
             Value::Array(items) => items.iter().map(py_str).collect(),
-            other => shlex_split(&py_str(other))
-                .map_err(|e| ModuleError::Exception(format!("ValueError: {e}")))?,
+            other => shlex_split(&py_str(other)).map_err(|e| ModuleError::Exception(format!("ValueError: {e}")))?,
         };
         if argv.is_empty() {
-            return Err(ModuleError::Exception(
-                "IndexError: list index out of range".into(),
-            ));
+            return Err(ModuleError::Exception("IndexError: list index out of range".into()));
         }
-        let display = py_repr(&Value::Array(
-            argv.iter().cloned().map(Value::String).collect(),
-        ));
+        let display = py_repr(&Value::Array(argv.iter().cloned().map(Value::String).collect()));
         (Program::Argv(argv), display)
     };
 
@@ -568,19 +445,11 @@ fn prepare(ctx: &JobContext, b: &Bound, merge_stderr: bool, python_shell: bool) 
             if secs == 0.0 {
                 None
             } else {
-                Some((
-                    Duration::from_secs_f64(secs.max(0.0)),
-                    py_str(b.get("timeout")),
-                ))
+                Some((Duration::from_secs_f64(secs.max(0.0)), py_str(b.get("timeout"))))
             }
         }
         Value::Bool(false) => None,
-        other => {
-            return Err(ModuleError::Exception(format!(
-                "TimedProcTimeoutError: Error: timeout {} must be a number",
-                py_str(other)
-            )))
-        }
+        other => return Err(ModuleError::Exception(format!("TimedProcTimeoutError: Error: timeout {} must be a number", py_str(other)))),
     };
 
     Ok(Spec {
@@ -607,13 +476,8 @@ pub async fn run_argv(argv: &[String], env: &[(String, String)]) -> Result<RunOu
     for k in LOCALE_VARS {
         run_env.insert(k.into(), "C".into());
     }
-    run_env.extend(
-        env.iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-    );
-    let display = py_repr(&Value::Array(
-        argv.iter().cloned().map(Value::String).collect(),
-    ));
+    run_env.extend(env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    let display = py_repr(&Value::Array(argv.iter().cloned().map(Value::String).collect()));
     spawn_and_wait(Spec {
         program: Program::Argv(argv.to_vec()),
         display,
@@ -662,44 +526,25 @@ async fn spawn_and_wait(spec: Spec) -> Result<RunOutput> {
             c
         }
     };
-    command
-        .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(&spec.env)
-        .process_group(0);
+    command.current_dir(&spec.cwd).env_clear().envs(&spec.env).process_group(0);
     install_identity(&mut command, spec.user.clone(), spec.group, spec.umask);
 
     if spec.bg {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = command.spawn().map_err(|e| spawn_error(&spec, &e))?;
         let pid = child.id().unwrap_or(0);
         // Reap it whenever it ends; nobody waits for a background command's result.
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        return Ok(RunOutput {
-            pid,
-            retcode: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            timed_out: false,
-        });
+        return Ok(RunOutput { pid, retcode: None, stdout: String::new(), stderr: String::new(), timed_out: false });
     }
 
-    command.stdin(if spec.stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    command.stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let merged_reader = if spec.merge_stderr {
         let (read, write) = pipe().map_err(|e| spawn_error(&spec, &e))?;
         let write2 = write.try_clone().map_err(|e| spawn_error(&spec, &e))?;
-        command
-            .stdout(Stdio::from(write))
-            .stderr(Stdio::from(write2));
+        command.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
         Some(read)
     } else {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -711,22 +556,13 @@ async fn spawn_and_wait(spec: Spec) -> Result<RunOutput> {
     // sees EOF when the command's side closes.
     drop(command);
     let pid = child.id().unwrap_or(0);
-    let mut group = GroupKill {
-        pgid: pid as libc::pid_t,
-        armed: true,
-    };
+    let mut group = GroupKill { pgid: pid as libc::pid_t, armed: true };
 
     let stdout: Box<dyn AsyncRead + Unpin + Send> = match merged_reader {
-        Some(fd) => Box::new(
-            tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-                .map_err(|e| spawn_error(&spec, &e))?,
-        ),
+        Some(fd) => Box::new(tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(|e| spawn_error(&spec, &e))?),
         None => Box::new(child.stdout.take().expect("stdout is piped")),
     };
-    let stderr: Option<Box<dyn AsyncRead + Unpin + Send>> = child
-        .stderr
-        .take()
-        .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>);
+    let stderr: Option<Box<dyn AsyncRead + Unpin + Send>> = child.stderr.take().map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>);
     let stdin_pipe = child.stdin.take();
     let stdin_data = spec.stdin.clone();
     let cap = spec.cap;
@@ -744,8 +580,7 @@ async fn spawn_and_wait(spec: Spec) -> Result<RunOutput> {
                 None => (Vec::new(), false),
             }
         };
-        let (_, out, err, status) =
-            tokio::join!(feed, read_capped(stdout, cap), err_read, child.wait());
+        let (_, out, err, status) = tokio::join!(feed, read_capped(stdout, cap), err_read, child.wait());
         (out, err, status)
     };
 
@@ -768,10 +603,7 @@ async fn spawn_and_wait(spec: Spec) -> Result<RunOutput> {
     // Finished on its own: anything it deliberately left running in the background stays.
     group.armed = false;
     let status = status.map_err(|e| ModuleError::Exception(format!("OSError: {e}")))?;
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|s| -s))
-        .unwrap_or(1);
+    let code = status.code().or_else(|| status.signal().map(|s| -s)).unwrap_or(1);
     Ok(RunOutput {
         pid,
         retcode: Some(code),
@@ -841,9 +673,7 @@ fn decode((bytes, truncated): (Vec<u8>, bool), rstrip: bool, cap: usize) -> Stri
         text.truncate(text.trim_end().len());
     }
     if truncated {
-        text.push_str(&format!(
-            "\n[output truncated: the command wrote more than {cap} bytes]"
-        ));
+        text.push_str(&format!("\n[output truncated: the command wrote more than {cap} bytes]"));
     }
     text
 }
@@ -856,33 +686,19 @@ fn spawn_error(spec: &Spec, e: &std::io::Error) -> ModuleError {
         "{{'cwd': {}, 'shell': {}, 'timeout': {}, 'bg': {}}}",
         py_repr(&Value::String(spec.cwd.clone())),
         if shell { "True" } else { "False" },
-        spec.timeout
-            .as_ref()
-            .map(|(_, t)| t.clone())
-            .unwrap_or_else(|| "None".into()),
+        spec.timeout.as_ref().map(|(_, t)| t.clone()).unwrap_or_else(|| "None".into()),
         if spec.bg { "True" } else { "False" },
     );
     let reason = match (e.raw_os_error(), &spec.program) {
         (Some(errno), Program::Argv(argv)) => {
-            format!(
-                "[Errno {errno}] {}: {}",
-                strerror(errno),
-                py_repr(&Value::String(argv[0].clone()))
-            )
+            format!("[Errno {errno}] {}: {}", strerror(errno), py_repr(&Value::String(argv[0].clone())))
         }
         (Some(errno), Program::Shell { shell, .. }) => {
-            format!(
-                "[Errno {errno}] {}: {}",
-                strerror(errno),
-                py_repr(&Value::String(shell.clone()))
-            )
+            format!("[Errno {errno}] {}: {}", strerror(errno), py_repr(&Value::String(shell.clone())))
         }
         (None, _) => e.to_string(),
     };
-    ModuleError::CommandExecution(format!(
-        "Unable to run command '{}' with the context '{context}', reason: {reason}",
-        spec.display
-    ))
+    ModuleError::CommandExecution(format!("Unable to run command '{}' with the context '{context}', reason: {reason}", spec.display))
 }
 
 fn strerror(errno: i32) -> String {
@@ -895,18 +711,11 @@ fn strerror(errno: i32) -> String {
 
 /// Switch to the runas user / group and set the umask in the child before exec, as Salt's
 /// `chugid_and_umask` does (primary group, supplementary groups via initgroups, then uid).
-fn install_identity(
-    command: &mut Command,
-    user: Option<User>,
-    group: Option<u32>,
-    umask: Option<u32>,
-) {
+fn install_identity(command: &mut Command, user: Option<User>, group: Option<u32>, umask: Option<u32>) {
     if user.is_none() && group.is_none() && umask.is_none() {
         return;
     }
-    let name = user
-        .as_ref()
-        .and_then(|u| CString::new(u.name.clone()).ok());
+    let name = user.as_ref().and_then(|u| CString::new(u.name.clone()).ok());
     let ids = user.as_ref().map(|u| (u.uid, u.gid));
     // SAFETY: the closure runs in the forked child before exec and only calls
     // async-signal-safe-in-practice libc functions on data prepared before the fork.
@@ -945,23 +754,13 @@ struct User {
 fn lookup_user(name: &str) -> Option<User> {
     let c_name = CString::new(name).ok()?;
     // SAFETY: getpwnam_r gets a NUL-terminated name and passwd_entry's out-parameters.
-    let entry = passwd_entry(|pwd, buf, len, result| unsafe {
-        libc::getpwnam_r(c_name.as_ptr(), pwd, buf, len, result)
-    })?;
-    Some(User {
-        name: name.to_string(),
-        uid: entry.uid,
-        gid: entry.gid,
-        home: entry.home.unwrap_or_default(),
-    })
+    let entry = passwd_entry(|pwd, buf, len, result| unsafe { libc::getpwnam_r(c_name.as_ptr(), pwd, buf, len, result) })?;
+    Some(User { name: name.to_string(), uid: entry.uid, gid: entry.gid, home: entry.home.unwrap_or_default() })
 }
 
 fn current_home() -> Option<String> {
     // SAFETY: getpwuid_r gets passwd_entry's out-parameters; getuid has no preconditions.
-    passwd_entry(|pwd, buf, len, result| unsafe {
-        libc::getpwuid_r(libc::getuid(), pwd, buf, len, result)
-    })?
-    .home
+    passwd_entry(|pwd, buf, len, result| unsafe { libc::getpwuid_r(libc::getuid(), pwd, buf, len, result) })?.home
 }
 
 /// What we keep of a passwd entry.
@@ -976,12 +775,7 @@ struct PasswdEntry {
 /// entry to fill, the buffer, its length and the result pointer, and returns the call's
 /// result. What we need is copied out before the buffer goes.
 fn passwd_entry(
-    getpw_r: impl FnOnce(
-        *mut libc::passwd,
-        *mut libc::c_char,
-        libc::size_t,
-        *mut *mut libc::passwd,
-    ) -> libc::c_int,
+    getpw_r: impl FnOnce(*mut libc::passwd, *mut libc::c_char, libc::size_t, *mut *mut libc::passwd) -> libc::c_int,
 ) -> Option<PasswdEntry> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: zeroed passwd is a valid out-parameter; getpw*_r fills it with pointers
@@ -992,16 +786,8 @@ fn passwd_entry(
     if rc != 0 || result.is_null() {
         return None;
     }
-    let home = (!pwd.pw_dir.is_null()).then(|| {
-        unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }
-            .to_string_lossy()
-            .into_owned()
-    });
-    Some(PasswdEntry {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-        home,
-    })
+    let home = (!pwd.pw_dir.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }.to_string_lossy().into_owned());
+    Some(PasswdEntry { uid: pwd.pw_uid, gid: pwd.pw_gid, home })
 }
 
 fn lookup_group(name: &str) -> Option<u32> {
@@ -1010,15 +796,7 @@ fn lookup_group(name: &str) -> Option<u32> {
     // SAFETY: as in passwd_entry, for group entries.
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::group = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c_name.as_ptr(),
-            &mut grp,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let rc = unsafe { libc::getgrnam_r(c_name.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
     if rc != 0 || result.is_null() {
         return None;
     }
@@ -1030,8 +808,7 @@ fn readable(path: &str) -> bool {
 }
 
 fn is_executable_file(path: &str) -> bool {
-    std::path::Path::new(path).is_file()
-        && CString::new(path).is_ok_and(|p| unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0)
+    std::path::Path::new(path).is_file() && CString::new(path).is_ok_and(|p| unsafe { libc::access(p.as_ptr(), libc::X_OK) } == 0)
 }
 
 /// Salt's `_parse_env`: a dict, or a list of dicts merged; anything else is ignored. `None`
@@ -1039,11 +816,7 @@ fn is_executable_file(path: &str) -> bool {
 fn parse_env(env: &Value) -> Vec<(String, String)> {
     let pairs: Vec<(&String, &Value)> = match env {
         Value::Object(map) => map.iter().collect(),
-        Value::Array(items) => items
-            .iter()
-            .filter_map(Value::as_object)
-            .flat_map(|m| m.iter())
-            .collect(),
+        Value::Array(items) => items.iter().filter_map(Value::as_object).flat_map(|m| m.iter()).collect(),
         _ => Vec::new(),
     };
     pairs
@@ -1075,9 +848,7 @@ fn permitted(opts: &Map<String, Value>, cmd: &Value) -> bool {
             _ => Vec::new(),
         }
     };
-    let denied = globs("cmd_blacklist_glob")
-        .iter()
-        .any(|g| fnmatch(&text, g));
+    let denied = globs("cmd_blacklist_glob").iter().any(|g| fnmatch(&text, g));
     let allow = globs("cmd_whitelist_glob");
     !denied && (allow.is_empty() || allow.iter().any(|g| fnmatch(&text, g)))
 }
@@ -1085,10 +856,7 @@ fn permitted(opts: &Map<String, Value>, cmd: &Value) -> bool {
 /// `success_retcodes`: a list or a comma-separated string of integers.
 fn int_list(v: &Value) -> Result<Vec<i32>> {
     let bad = || ModuleError::Invocation("success_retcodes must be a list of integers".into());
-    str_list(v)
-        .iter()
-        .map(|s| s.trim().parse::<i32>().map_err(|_| bad()))
-        .collect()
+    str_list(v).iter().map(|s| s.trim().parse::<i32>().map_err(|_| bad())).collect()
 }
 
 /// Salt's `split_input`: a list as is, a string split on commas, nothing for `None`.
@@ -1184,14 +952,8 @@ mod tests {
 
     #[test]
     fn shlex_like_python() {
-        assert_eq!(
-            shlex_split("echo 'a b' | cat").unwrap(),
-            vec!["echo", "a b", "|", "cat"]
-        );
-        assert_eq!(
-            shlex_split(r#"a "b \"c\" \d" e\ f ''"#).unwrap(),
-            vec!["a", r#"b "c" \d"#, "e f", ""]
-        );
+        assert_eq!(shlex_split("echo 'a b' | cat").unwrap(), vec!["echo", "a b", "|", "cat"]);
+        assert_eq!(shlex_split(r#"a "b \"c\" \d" e\ f ''"#).unwrap(), vec!["a", r#"b "c" \d"#, "e f", ""]);
         assert_eq!(shlex_split("  ").unwrap(), Vec::<String>::new());
         assert_eq!(shlex_split("'open").unwrap_err(), "No closing quotation");
         assert_eq!(shlex_split("x\\").unwrap_err(), "No escaped character");
@@ -1210,10 +972,7 @@ mod tests {
     #[tokio::test]
     async fn run_merges_stderr_and_sets_retcode() {
         let out = run("cmd.run", json!(["echo out; echo err >&2; exit 4"])).await;
-        assert_eq!(
-            (out.ret, out.retcode, out.success, out.out),
-            (json!("out\nerr"), 4, false, None)
-        );
+        assert_eq!((out.ret, out.retcode, out.success, out.out), (json!("out\nerr"), 4, false, None));
         let out = run("cmd.run", json!(["ls /"])).await;
         assert!(out.ret.as_str().unwrap().lines().any(|l| l == "tmp"));
         assert_eq!((out.retcode, out.success), (0, true));
@@ -1227,10 +986,7 @@ mod tests {
         }
         // The CLI YAML-loads 'false' to a boolean; Salt runs str(False).
         let out = run("cmd.run", json!([false])).await;
-        assert_eq!(
-            out.ret,
-            json!("/bin/bash: line 1: False: command not found")
-        );
+        assert_eq!(out.ret, json!("/bin/bash: line 1: False: command not found"));
         assert_eq!((out.retcode, out.success), (127, false));
     }
 
@@ -1238,32 +994,12 @@ mod tests {
     async fn run_all_keeps_streams_apart() {
         let out = run("cmd.run_all", json!(["echo out; echo err >&2; exit 2"])).await;
         let r = out.ret.as_object().unwrap();
-        assert_eq!(
-            r.keys().collect::<Vec<_>>(),
-            vec!["pid", "retcode", "stdout", "stderr"]
-        );
-        assert_eq!(
-            (
-                r["retcode"].clone(),
-                r["stdout"].clone(),
-                r["stderr"].clone()
-            ),
-            (json!(2), json!("out"), json!("err"))
-        );
+        assert_eq!(r.keys().collect::<Vec<_>>(), vec!["pid", "retcode", "stdout", "stderr"]);
+        assert_eq!((r["retcode"].clone(), r["stdout"].clone(), r["stderr"].clone()), (json!(2), json!("out"), json!("err")));
         assert!(r["pid"].as_u64().unwrap() > 0);
         assert_eq!(out.retcode, 2);
-        let out = run(
-            "cmd.run_all",
-            json!([
-                "echo out; echo err >&2",
-                kw(json!({"redirect_stderr": true}))
-            ]),
-        )
-        .await;
-        assert_eq!(
-            (out.ret["stdout"].clone(), out.ret["stderr"].clone()),
-            (json!("out\nerr"), json!(""))
-        );
+        let out = run("cmd.run_all", json!(["echo out; echo err >&2", kw(json!({"redirect_stderr": true}))])).await;
+        assert_eq!((out.ret["stdout"].clone(), out.ret["stderr"].clone()), (json!("out\nerr"), json!("")));
     }
 
     #[tokio::test]
@@ -1282,174 +1018,82 @@ mod tests {
     async fn cwd_env_stdin_and_rstrip() {
         let out = run("cmd.run", json!(["pwd", "/tmp"])).await;
         assert_eq!(out.ret, json!("/tmp"));
-        let out = run(
-            "cmd.run",
-            json!([
-                "echo $FOO-$LC_MESSAGES",
-                kw(json!({"env": {"FOO": "bar", "N": 1}}))
-            ]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["echo $FOO-$LC_MESSAGES", kw(json!({"env": {"FOO": "bar", "N": 1}}))])).await;
         assert_eq!(out.ret, json!("bar-C"));
         let out = run(
             "cmd.run",
-            json!([
-                "echo $ONLY; echo ${HOME:-nohome}",
-                kw(json!({"env": {"ONLY": "x"}, "clean_env": true, "reset_system_locale": false}))
-            ]),
+            json!(["echo $ONLY; echo ${HOME:-nohome}", kw(json!({"env": {"ONLY": "x"}, "clean_env": true, "reset_system_locale": false}))]),
         )
         .await;
         assert_eq!(out.ret, json!("x\nnohome"));
         let out = run("cmd.run", json!(["cat", kw(json!({"stdin": "one\\ntwo"}))])).await;
         assert_eq!(out.ret, json!("one\ntwo"));
-        let out = run(
-            "cmd.run",
-            json!(["printf 'a  \\n\\n'", kw(json!({"rstrip": false}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["printf 'a  \\n\\n'", kw(json!({"rstrip": false}))])).await;
         assert_eq!(out.ret, json!("a  \n\n"));
-        let out = run(
-            "cmd.run",
-            json!(["echo x", kw(json!({"prepend_path": "/opt/zz"}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["echo x", kw(json!({"prepend_path": "/opt/zz"}))])).await;
         assert_eq!(out.ret, json!("x"));
-        let out = run(
-            "cmd.run",
-            json!(["echo $PATH", kw(json!({"prepend_path": "/opt/zz"}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["echo $PATH", kw(json!({"prepend_path": "/opt/zz"}))])).await;
         assert!(out.ret.as_str().unwrap().starts_with("/opt/zz:"));
     }
 
     #[tokio::test]
     async fn python_shell_false_does_not_use_a_shell() {
-        let out = run(
-            "cmd.run",
-            json!(["echo 'a b' | cat", kw(json!({"python_shell": false}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["echo 'a b' | cat", kw(json!({"python_shell": false}))])).await;
         assert_eq!(out.ret, json!("a b | cat"));
-        let out = run(
-            "cmd.run",
-            json!(["no-such-binary-xyz", kw(json!({"python_shell": false}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["no-such-binary-xyz", kw(json!({"python_shell": false}))])).await;
         assert_eq!(out.retcode, 1);
         let text = out.ret.as_str().unwrap();
-        assert!(
-            text.starts_with(
-                "ERROR: Unable to run command '['no-such-binary-xyz']' with the context '"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("reason: [Errno 2] No such file or directory: 'no-such-binary-xyz'"),
-            "{text}"
-        );
+        assert!(text.starts_with("ERROR: Unable to run command '['no-such-binary-xyz']' with the context '"), "{text}");
+        assert!(text.ends_with("reason: [Errno 2] No such file or directory: 'no-such-binary-xyz'"), "{text}");
     }
 
     #[tokio::test]
     async fn option_errors_use_salts_texts() {
         let out = run("cmd.run", json!(["ls", "/no/such/dir"])).await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR: Specified cwd '/no/such/dir' either not absolute or does not exist")
-        );
+        assert_eq!(out.ret, json!("ERROR: Specified cwd '/no/such/dir' either not absolute or does not exist"));
         assert_eq!((out.retcode, out.out.as_deref()), (1, Some("nested")));
         let out = run("cmd.run", json!(["ls", "relative"])).await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR: Specified cwd 'relative' either not absolute or does not exist")
-        );
-        let out = run(
-            "cmd.run",
-            json!(["id", kw(json!({"runas": "no-such-user-xyz"}))]),
-        )
-        .await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR: User 'no-such-user-xyz' is not available")
-        );
+        assert_eq!(out.ret, json!("ERROR: Specified cwd 'relative' either not absolute or does not exist"));
+        let out = run("cmd.run", json!(["id", kw(json!({"runas": "no-such-user-xyz"}))])).await;
+        assert_eq!(out.ret, json!("ERROR: User 'no-such-user-xyz' is not available"));
         let out = run("cmd.run", json!(["id", kw(json!({"shell": "/no/shell"}))])).await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR: The shell /no/shell is not available")
-        );
+        assert_eq!(out.ret, json!("ERROR: The shell /no/shell is not available"));
         let out = run("cmd.run", json!(["id", kw(json!({"umask": "0"}))])).await;
         assert_eq!(out.ret, json!("ERROR: Zero umask is not allowed."));
         let out = run("cmd.run", json!(["id", kw(json!({"umask": "9z"}))])).await;
         assert_eq!(out.ret, json!("ERROR: Invalid umask: '9z'"));
         let out = run("cmd.run", json!(["id", kw(json!({"template": "jinja"}))])).await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR: Attempted to render file paths with unavailable engine jinja")
-        );
-        let out = run(
-            "cmd.run",
-            json!(["id", kw(json!({"success_retcodes": "a"}))]),
-        )
-        .await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR executing 'cmd.run': success_retcodes must be a list of integers")
-        );
+        assert_eq!(out.ret, json!("ERROR: Attempted to render file paths with unavailable engine jinja"));
+        let out = run("cmd.run", json!(["id", kw(json!({"success_retcodes": "a"}))])).await;
+        assert_eq!(out.ret, json!("ERROR executing 'cmd.run': success_retcodes must be a list of integers"));
         let out = run("cmd.run", json!([])).await;
-        assert!(out.ret.as_str().unwrap().starts_with(
-            "Passed invalid arguments to cmd.run: run() missing 1 required positional argument: 'cmd'\n"
-        ));
+        assert!(out
+            .ret
+            .as_str()
+            .unwrap()
+            .starts_with("Passed invalid arguments to cmd.run: run() missing 1 required positional argument: 'cmd'\n"));
     }
 
     #[tokio::test]
     async fn retcode_options() {
-        let out = run(
-            "cmd.run",
-            json!(["exit 3", kw(json!({"success_retcodes": [3]}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["exit 3", kw(json!({"success_retcodes": [3]}))])).await;
         assert_eq!((out.retcode, out.success), (0, true));
-        let out = run(
-            "cmd.run_all",
-            json!(["echo fine; exit 5", kw(json!({"success_stdout": "fine"}))]),
-        )
-        .await;
+        let out = run("cmd.run_all", json!(["echo fine; exit 5", kw(json!({"success_stdout": "fine"}))])).await;
         assert_eq!((out.ret["retcode"].clone(), out.retcode), (json!(0), 0));
-        let out = run(
-            "cmd.run",
-            json!(["exit 3", kw(json!({"ignore_retcode": true}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["exit 3", kw(json!({"ignore_retcode": true}))])).await;
         assert_eq!((out.retcode, out.success), (0, true));
-        let out = run(
-            "cmd.run",
-            json!(["echo bad; exit 3", kw(json!({"raise_err": true}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["echo bad; exit 3", kw(json!({"raise_err": true}))])).await;
         assert_eq!(out.ret, json!("ERROR: bad"));
-        let out = run(
-            "cmd.run",
-            json!(["echo secret", kw(json!({"hide_output": true}))]),
-        )
-        .await;
+        let out = run("cmd.run", json!(["echo secret", kw(json!({"hide_output": true}))])).await;
         assert_eq!(out.ret, json!(""));
     }
 
     #[tokio::test]
     async fn blacklisted_command_is_refused() {
-        let opts = json!({"cmd_blacklist_glob": ["rm *"]})
-            .as_object()
-            .unwrap()
-            .clone();
+        let opts = json!({"cmd_blacklist_glob": ["rm *"]}).as_object().unwrap().clone();
         let ctx = ctx_with(Registry::builtin(), opts);
-        let out = ctx
-            .registry
-            .clone()
-            .execute(ctx, "cmd.run", &[json!("rm -rf /nothing")])
-            .await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR: The shell command \"rm -rf /nothing\" is not permitted")
-        );
+        let out = ctx.registry.clone().execute(ctx, "cmd.run", &[json!("rm -rf /nothing")]).await;
+        assert_eq!(out.ret, json!("ERROR: The shell command \"rm -rf /nothing\" is not permitted"));
     }
 
     /// Processes whose command line contains `marker`.
@@ -1478,18 +1122,9 @@ mod tests {
         let out = run("cmd.run_all", json!([cmd, kw(json!({"timeout": 1}))])).await;
         assert!(started.elapsed() < Duration::from_secs(10));
         let r = out.ret.as_object().unwrap();
-        assert_eq!(
-            r.keys().collect::<Vec<_>>(),
-            vec!["stdout", "stderr", "retcode", "pid"]
-        );
-        assert_eq!(
-            r["stdout"],
-            json!(format!("{cmd} : Timed out after 1 seconds"))
-        );
-        assert_eq!(
-            (r["stderr"].clone(), r["retcode"].clone()),
-            (json!(""), json!(1))
-        );
+        assert_eq!(r.keys().collect::<Vec<_>>(), vec!["stdout", "stderr", "retcode", "pid"]);
+        assert_eq!(r["stdout"], json!(format!("{cmd} : Timed out after 1 seconds")));
+        assert_eq!((r["stderr"].clone(), r["retcode"].clone()), (json!(""), json!(1)));
         assert_eq!((out.retcode, out.success), (1, false));
         // SIGKILL is synchronous for the group, but give /proc a moment to settle.
         let mut left = processes_with(marker);
@@ -1511,10 +1146,7 @@ mod tests {
         let marker = "100.5353";
         let ctx = crate::registry::tests::ctx();
         let reg = ctx.registry.clone();
-        let job = tokio::spawn(async move {
-            reg.execute(ctx, "cmd.run", &[json!(format!("sleep {marker}; echo x"))])
-                .await
-        });
+        let job = tokio::spawn(async move { reg.execute(ctx, "cmd.run", &[json!(format!("sleep {marker}; echo x"))]).await });
         for _ in 0..50 {
             if !processes_with(marker).is_empty() {
                 break;
@@ -1542,14 +1174,9 @@ mod tests {
             saltrs_testkit::skip("the runas test needs root; run the tests as root");
             return;
         }
-        let out = run(
-            "cmd.run",
-            json!([
-                "id -un; pwd; echo $HOME $USER; touch /root/.salt-rs-runas-probe",
-                kw(json!({"runas": "nobody"}))
-            ]),
-        )
-        .await;
+        let out =
+            run("cmd.run", json!(["id -un; pwd; echo $HOME $USER; touch /root/.salt-rs-runas-probe", kw(json!({"runas": "nobody"}))]))
+                .await;
         let text = out.ret.as_str().unwrap().to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "nobody");
@@ -1572,10 +1199,7 @@ mod tests {
         let started = std::time::Instant::now();
         let out = run("cmd.run_all", json!(["sleep 3", kw(json!({"bg": true}))])).await;
         assert!(started.elapsed() < Duration::from_secs(2));
-        assert_eq!(
-            (out.ret["retcode"].clone(), out.ret["stdout"].clone()),
-            (Value::Null, json!(""))
-        );
+        assert_eq!((out.ret["retcode"].clone(), out.ret["stdout"].clone()), (Value::Null, json!("")));
         assert_eq!(out.retcode, 0);
         let pid = out.ret["pid"].as_i64().unwrap() as libc::pid_t;
         // SAFETY: kill(2) has no memory-safety preconditions.
@@ -1587,10 +1211,7 @@ mod tests {
         let mut spec_env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
         spec_env.insert("X".into(), "1".into());
         let out = spawn_and_wait(Spec {
-            program: Program::Shell {
-                shell: default_shell(),
-                script: vec!["head -c 100000 /dev/zero | tr '\\0' a".into()],
-            },
+            program: Program::Shell { shell: default_shell(), script: vec!["head -c 100000 /dev/zero | tr '\\0' a".into()] },
             display: "x".into(),
             cwd: "/".into(),
             env: spec_env,
@@ -1606,10 +1227,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(
-            out.stdout,
-            "aaaaaaaaaa\n[output truncated: the command wrote more than 10 bytes]"
-        );
+        assert_eq!(out.stdout, "aaaaaaaaaa\n[output truncated: the command wrote more than 10 bytes]");
         assert_eq!(out.retcode, Some(0));
     }
 
@@ -1621,19 +1239,8 @@ mod tests {
 
     #[tokio::test]
     async fn run_argv_for_other_modules() {
-        let out = run_argv(
-            &[
-                "sh".into(),
-                "-c".into(),
-                "echo $LC_MESSAGES-$Z; echo e >&2".into(),
-            ],
-            &[("Z".into(), "z".into())],
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            (out.stdout.as_str(), out.stderr.as_str(), out.retcode),
-            ("C-z", "e", Some(0))
-        );
+        let out =
+            run_argv(&["sh".into(), "-c".into(), "echo $LC_MESSAGES-$Z; echo e >&2".into()], &[("Z".into(), "z".into())]).await.unwrap();
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str(), out.retcode), ("C-z", "e", Some(0)));
     }
 }

@@ -25,8 +25,8 @@ mod test;
 
 pub use args::{py_repr, py_str, truthy, Args, Bound, Signature};
 pub use cmd::{run_argv, RunOutput};
-pub use salt_targeting::fnmatch::fnmatch;
 pub use registry::Registry;
+pub use salt_targeting::fnmatch::fnmatch;
 
 /// The Salt release this implementation emulates; `test.version` returns it and the
 /// `saltversion` grain carries it.
@@ -69,18 +69,12 @@ pub struct Returned {
 impl Returned {
     /// A plain return value that does not set a retcode.
     pub fn value(value: impl Into<Value>) -> Returned {
-        Returned {
-            value: value.into(),
-            retcode: None,
-        }
+        Returned { value: value.into(), retcode: None }
     }
 
     /// A return value together with `__context__["retcode"]`.
     pub fn with_retcode(value: impl Into<Value>, retcode: i32) -> Returned {
-        Returned {
-            value: value.into(),
-            retcode: Some(retcode),
-        }
+        Returned { value: value.into(), retcode: Some(retcode) }
     }
 }
 
@@ -107,5 +101,4 @@ pub enum ModuleError {
 
 /// The signature every registered function has. Handlers are plain `fn`s so the table is
 /// `Copy` and cheap to share; the future they return runs in its own task.
-pub type Handler =
-    fn(Arc<JobContext>, Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>>;
+pub type Handler = fn(Arc<JobContext>, Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>>;

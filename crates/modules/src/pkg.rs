@@ -11,9 +11,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{Map, Value};
 
-use crate::{
-    fnmatch, py_str, run_argv, truthy, Args, JobContext, ModuleError, Registry, Returned, Signature,
-};
+use crate::{fnmatch, py_str, run_argv, truthy, Args, JobContext, ModuleError, Registry, Returned, Signature};
 
 type Result<T> = std::result::Result<T, ModuleError>;
 
@@ -33,10 +31,7 @@ fn backend() -> Option<Backend> {
         if which("dpkg-query") && which("apt-get") {
             Some(Backend::Apt)
         } else if which("rpm") {
-            ["dnf", "yum"]
-                .into_iter()
-                .find(|t| which(t))
-                .map(Backend::Rpm)
+            ["dnf", "yum"].into_iter().find(|t| which(t)).map(Backend::Rpm)
         } else {
             None
         }
@@ -44,9 +39,7 @@ fn backend() -> Option<Backend> {
 }
 
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
 }
 
 pub(crate) fn register(r: &mut Registry) {
@@ -60,17 +53,11 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 /// What apt and dpkg need to never ask a question.
-const DPKG_ENV: [(&str, &str); 3] = [
-    ("DEBIAN_FRONTEND", "noninteractive"),
-    ("APT_LISTBUGS_FRONTEND", "none"),
-    ("APT_LISTCHANGES_FRONTEND", "none"),
-];
+const DPKG_ENV: [(&str, &str); 3] =
+    [("DEBIAN_FRONTEND", "noninteractive"), ("APT_LISTBUGS_FRONTEND", "none"), ("APT_LISTCHANGES_FRONTEND", "none")];
 
 fn dpkg_env() -> Vec<(String, String)> {
-    DPKG_ENV
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    DPKG_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 async fn run(argv: &[&str]) -> Result<crate::RunOutput> {
@@ -82,15 +69,8 @@ async fn installed(backend: Backend, removed: bool) -> Result<PkgList> {
     match backend {
         Backend::Apt => {
             let arch = run(&["dpkg", "--print-architecture"]).await?.stdout;
-            let listing = query(
-                "dpkg-query",
-                &[
-                    "dpkg-query",
-                    "--showformat=${Status} ${Package} ${Version} ${Architecture}\n",
-                    "-W",
-                ],
-            )
-            .await?;
+            let listing =
+                query("dpkg-query", &["dpkg-query", "--showformat=${Status} ${Package} ${Version} ${Architecture}\n", "-W"]).await?;
             Ok(parse_dpkg_query(&listing, arch.trim(), removed))
         }
         Backend::Rpm(_) => {
@@ -98,16 +78,8 @@ async fn installed(backend: Backend, removed: bool) -> Result<PkgList> {
                 return Ok(PkgList::new());
             }
             let arch = run(&["uname", "-m"]).await?.stdout;
-            let listing = query(
-                "rpm -qa",
-                &[
-                    "rpm",
-                    "-qa",
-                    "--queryformat",
-                    "%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n",
-                ],
-            )
-            .await?;
+            let listing =
+                query("rpm -qa", &["rpm", "-qa", "--queryformat", "%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n"]).await?;
             Ok(parse_rpm_qa(&listing, arch.trim()))
         }
     }
@@ -118,10 +90,7 @@ async fn installed(backend: Backend, removed: bool) -> Result<PkgList> {
 async fn query(what: &str, argv: &[&str]) -> Result<String> {
     let out = run(argv).await?;
     if out.retcode != Some(0) {
-        return Err(ModuleError::CommandExecution(format!(
-            "{what} failed: {}",
-            out.stderr
-        )));
+        return Err(ModuleError::CommandExecution(format!("{what} failed: {}", out.stderr)));
     }
     Ok(out.stdout)
 }
@@ -141,11 +110,7 @@ fn parse_dpkg_query(text: &str, native_arch: &str, removed: bool) -> PkgList {
             continue;
         }
         let (name, version, arch) = (f[3], f[4], f[5]);
-        let name = if arch == native_arch || arch == "all" {
-            name.to_string()
-        } else {
-            format!("{name}:{arch}")
-        };
+        let name = if arch == native_arch || arch == "all" { name.to_string() } else { format!("{name}:{arch}") };
         pkgs.entry(name).or_default().push(version.to_string());
     }
     pkgs
@@ -165,11 +130,7 @@ fn parse_rpm_qa(text: &str, native_arch: &str) -> PkgList {
             "(none)" | "" | "0" => format!("{ver}-{rel}"),
             e => format!("{e}:{ver}-{rel}"),
         };
-        let name = if arch == native_arch || arch == "noarch" {
-            name.to_string()
-        } else {
-            format!("{name}.{arch}")
-        };
+        let name = if arch == native_arch || arch == "noarch" { name.to_string() } else { format!("{name}.{arch}") };
         pkgs.entry(name).or_default().push(version);
     }
     pkgs
@@ -197,22 +158,13 @@ fn compare(old: &PkgList, new: &PkgList) -> Map<String, Value> {
         };
         match (old.get(key), new.get(key)) {
             (None, Some(n)) => {
-                changes.insert(
-                    key.clone(),
-                    entry(("old", String::new()), ("new", stringify(n))),
-                );
+                changes.insert(key.clone(), entry(("old", String::new()), ("new", stringify(n))));
             }
             (Some(o), None) => {
-                changes.insert(
-                    key.clone(),
-                    entry(("new", String::new()), ("old", stringify(o))),
-                );
+                changes.insert(key.clone(), entry(("new", String::new()), ("old", stringify(o))));
             }
             (Some(o), Some(n)) if o != n => {
-                changes.insert(
-                    key.clone(),
-                    entry(("old", stringify(o)), ("new", stringify(n))),
-                );
+                changes.insert(key.clone(), entry(("old", stringify(o)), ("new", stringify(n))));
             }
             _ => {}
         }
@@ -225,20 +177,14 @@ fn compare(old: &PkgList, new: &PkgList) -> Map<String, Value> {
 fn error_with_info(message: &str, errors: Vec<String>, changes: Map<String, Value>) -> ModuleError {
     let mut info = Map::new();
     info.insert("changes".into(), Value::Object(changes));
-    info.insert(
-        "errors".into(),
-        errors.into_iter().map(Value::String).collect(),
-    );
+    info.insert("errors".into(), errors.into_iter().map(Value::String).collect());
     let mut prefix = message.to_string();
     if !prefix.ends_with(['.', '?', '!']) {
         prefix.push('.');
     }
     let mut lines = Vec::new();
     nested(&Value::Object(info), 0, "", &mut lines);
-    ModuleError::CommandExecution(format!(
-        "{prefix} Additional info follows:\n\n{}",
-        lines.join("\n")
-    ))
+    ModuleError::CommandExecution(format!("{prefix} Additional info follows:\n\n{}", lines.join("\n")))
 }
 
 /// Salt's nested outputter without colours (the layout `_nested_output` produces).
@@ -269,11 +215,7 @@ fn nested(v: &Value, indent: usize, prefix: &str, out: &mut Vec<String>) {
         }
         Value::String(s) => {
             for (i, line) in s.lines().enumerate() {
-                let p = if i == 0 {
-                    prefix.to_string()
-                } else {
-                    " ".repeat(prefix.len())
-                };
+                let p = if i == 0 { prefix.to_string() } else { " ".repeat(prefix.len()) };
                 out.push(format!("{pad}{p}{line}"));
             }
         }
@@ -289,33 +231,21 @@ enum Targets {
     Files(Vec<(String, String)>),
 }
 
-fn parse_targets(
-    name: Option<String>,
-    pkgs: &Value,
-    sources: &Value,
-    version: Option<String>,
-) -> Result<Targets> {
+fn parse_targets(name: Option<String>, pkgs: &Value, sources: &Value, version: Option<String>) -> Result<Targets> {
     if let Value::Array(items) = sources {
         let mut files = Vec::new();
         for item in items {
             let Some(map) = item.as_object() else {
-                return Err(ModuleError::Invocation(
-                    "Invalid 'sources' list: each item must be a single-key dict of name: path"
-                        .into(),
-                ));
+                return Err(ModuleError::Invocation("Invalid 'sources' list: each item must be a single-key dict of name: path".into()));
             };
             for (pkg, src) in map {
                 let path = py_str(src);
                 let path = path.strip_prefix("file://").unwrap_or(&path).to_string();
                 if !path.starts_with('/') {
-                    return Err(ModuleError::Invocation(format!(
-                        "Source for package '{pkg}' must be a local absolute path, got '{path}'"
-                    )));
+                    return Err(ModuleError::Invocation(format!("Source for package '{pkg}' must be a local absolute path, got '{path}'")));
                 }
                 if !std::path::Path::new(&path).is_file() {
-                    return Err(ModuleError::CommandExecution(format!(
-                        "Unable to cache {path}"
-                    )));
+                    return Err(ModuleError::CommandExecution(format!("Unable to cache {path}")));
                 }
                 files.push((pkg.clone(), path));
             }
@@ -326,10 +256,7 @@ fn parse_targets(
         let mut repo = Vec::new();
         for item in items {
             match item {
-                Value::Object(map) => repo.extend(
-                    map.iter()
-                        .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| py_str(v)))),
-                ),
+                Value::Object(map) => repo.extend(map.iter().map(|(k, v)| (k.clone(), (!v.is_null()).then(|| py_str(v))))),
                 other => repo.push((py_str(other), None)),
             }
         }
@@ -337,18 +264,9 @@ fn parse_targets(
     }
     match name {
         Some(name) => {
-            let names: Vec<&str> = name
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .collect();
+            let names: Vec<&str> = name.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
             let version = if names.len() == 1 { version } else { None };
-            Ok(Targets::Repo(
-                names
-                    .into_iter()
-                    .map(|n| (n.to_string(), version.clone()))
-                    .collect(),
-            ))
+            Ok(Targets::Repo(names.into_iter().map(|n| (n.to_string(), version.clone())).collect()))
         }
         None => Ok(Targets::Repo(Vec::new())),
     }
@@ -492,19 +410,12 @@ CLI Example:
 fn remove(_: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
     async move {
         let b = Signature::parse("remove(name=None, pkgs=None, **kwargs)").bind(&args)?;
-        let backend =
-            backend().ok_or_else(|| ModuleError::CommandExecution("no package manager".into()))?;
-        let Targets::Repo(pkgs) =
-            parse_targets(b.opt_str("name"), b.get("pkgs"), &Value::Null, None)?
-        else {
+        let backend = backend().ok_or_else(|| ModuleError::CommandExecution("no package manager".into()))?;
+        let Targets::Repo(pkgs) = parse_targets(b.opt_str("name"), b.get("pkgs"), &Value::Null, None)? else {
             unreachable!("no sources given")
         };
         let old = installed(backend, false).await?;
-        let targets: Vec<String> = pkgs
-            .into_iter()
-            .map(|(n, _)| n)
-            .filter(|n| old.contains_key(n))
-            .collect();
+        let targets: Vec<String> = pkgs.into_iter().map(|(n, _)| n).filter(|n| old.contains_key(n)).collect();
         if targets.is_empty() {
             return Ok(Returned::value(Map::new()));
         }
@@ -541,8 +452,7 @@ CLI Example:
 fn version(_: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
     async move {
         let b = Signature::parse("version(*names, **kwargs)").bind(&args)?;
-        let backend =
-            backend().ok_or_else(|| ModuleError::CommandExecution("no package manager".into()))?;
+        let backend = backend().ok_or_else(|| ModuleError::CommandExecution("no package manager".into()))?;
         let as_list = b.extra("versions_as_list").is_some_and(truthy);
         let names: Vec<String> = b.varargs.iter().map(py_str).collect();
         let mut ret = Map::new();
@@ -570,9 +480,7 @@ fn version(_: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned
         }
         // One plain name: just its version.
         if ret.len() == 1 && !globbed {
-            return Ok(Returned::value(
-                ret.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
-            ));
+            return Ok(Returned::value(ret.into_iter().next().map(|(_, v)| v).unwrap_or_default()));
         }
         Ok(Returned::value(ret))
     }
@@ -590,27 +498,11 @@ CLI Example:
 
 fn list_pkgs(_: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
     async move {
-        let b = Signature::parse(
-            "list_pkgs(versions_as_list=False, removed=False, purge_desired=False, **kwargs)",
-        )
-        .bind(&args)?;
-        let backend =
-            backend().ok_or_else(|| ModuleError::CommandExecution("no package manager".into()))?;
+        let b = Signature::parse("list_pkgs(versions_as_list=False, removed=False, purge_desired=False, **kwargs)").bind(&args)?;
+        let backend = backend().ok_or_else(|| ModuleError::CommandExecution("no package manager".into()))?;
         let pkgs = installed(backend, b.flag("removed")).await?;
         let as_list = b.flag("versions_as_list");
-        let ret: Map<String, Value> = pkgs
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    if as_list {
-                        v.into()
-                    } else {
-                        stringify(&v).into()
-                    },
-                )
-            })
-            .collect();
+        let ret: Map<String, Value> = pkgs.into_iter().map(|(k, v)| (k, if as_list { v.into() } else { stringify(&v).into() })).collect();
         Ok(Returned::value(ret))
     }
     .boxed()
@@ -641,10 +533,7 @@ mod tests {
             ])
         );
         let removed = parse_dpkg_query(text, "amd64", true);
-        assert_eq!(
-            removed,
-            PkgList::from([("oldpkg".into(), vec!["1.0".into()])])
-        );
+        assert_eq!(removed, PkgList::from([("oldpkg".into(), vec!["1.0".into()])]));
     }
 
     #[test]
@@ -661,16 +550,9 @@ mod tests {
 
     #[test]
     fn compare_like_salt() {
-        let old = PkgList::from([
-            ("a".into(), vec!["1".into()]),
-            ("b".into(), vec!["1".into()]),
-            ("c".into(), vec!["1".into()]),
-        ]);
-        let new = PkgList::from([
-            ("b".into(), vec!["2".into()]),
-            ("c".into(), vec!["1".into()]),
-            ("d".into(), vec!["1".into(), "2".into()]),
-        ]);
+        let old = PkgList::from([("a".into(), vec!["1".into()]), ("b".into(), vec!["1".into()]), ("c".into(), vec!["1".into()])]);
+        let new =
+            PkgList::from([("b".into(), vec!["2".into()]), ("c".into(), vec!["1".into()]), ("d".into(), vec!["1".into(), "2".into()])]);
         let c = compare(&old, &new);
         assert_eq!(
             serde_json::to_string(&c).unwrap(),
@@ -682,11 +564,7 @@ mod tests {
     fn error_info_text() {
         let mut changes = Map::new();
         changes.insert("p".into(), json!({"old": "", "new": "1.0"}));
-        let e = error_with_info(
-            "Problem encountered installing package(s)",
-            vec!["E: one\nE: two".into()],
-            changes,
-        );
+        let e = error_with_info("Problem encountered installing package(s)", vec!["E: one\nE: two".into()], changes);
         assert_eq!(
             e,
             ModuleError::CommandExecution(
@@ -700,41 +578,16 @@ mod tests {
 
     #[test]
     fn targets() {
-        let Targets::Repo(t) = parse_targets(
-            Some("a, b".into()),
-            &Value::Null,
-            &Value::Null,
-            Some("1".into()),
-        )
-        .unwrap() else {
-            panic!()
-        };
+        let Targets::Repo(t) = parse_targets(Some("a, b".into()), &Value::Null, &Value::Null, Some("1".into())).unwrap() else { panic!() };
         assert_eq!(t, vec![("a".into(), None), ("b".into(), None)]);
-        let Targets::Repo(t) = parse_targets(
-            Some("a".into()),
-            &Value::Null,
-            &Value::Null,
-            Some("1".into()),
-        )
-        .unwrap() else {
-            panic!()
-        };
+        let Targets::Repo(t) = parse_targets(Some("a".into()), &Value::Null, &Value::Null, Some("1".into())).unwrap() else { panic!() };
         assert_eq!(t, vec![("a".into(), Some("1".into()))]);
-        let Targets::Repo(t) =
-            parse_targets(None, &json!(["x", {"y": "2"}]), &Value::Null, None).unwrap()
-        else {
-            panic!()
-        };
+        let Targets::Repo(t) = parse_targets(None, &json!(["x", {"y": "2"}]), &Value::Null, None).unwrap() else { panic!() };
         assert_eq!(t, vec![("x".into(), None), ("y".into(), Some("2".into()))]);
-        assert!(matches!(
-            parse_targets(None, &Value::Null, &json!([{"x": "salt://x.deb"}]), None),
-            Err(ModuleError::Invocation(_))
-        ));
+        assert!(matches!(parse_targets(None, &Value::Null, &json!([{"x": "salt://x.deb"}]), None), Err(ModuleError::Invocation(_))));
         assert_eq!(
             parse_targets(None, &Value::Null, &json!([{"x": "/no/such.deb"}]), None).err(),
-            Some(ModuleError::CommandExecution(
-                "Unable to cache /no/such.deb".into()
-            ))
+            Some(ModuleError::CommandExecution("Unable to cache /no/such.deb".into()))
         );
     }
 
@@ -743,11 +596,7 @@ mod tests {
         let root = dir.join(format!("{name}-{version}"));
         std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
         std::fs::create_dir_all(root.join("usr/share/doc").join(name)).unwrap();
-        std::fs::write(
-            root.join("usr/share/doc").join(name).join("README"),
-            "salt-rs pkg test\n",
-        )
-        .unwrap();
+        std::fs::write(root.join("usr/share/doc").join(name).join("README"), "salt-rs pkg test\n").unwrap();
         std::fs::write(
             root.join("DEBIAN/control"),
             format!(
@@ -774,32 +623,19 @@ mod tests {
         // SAFETY: getuid has no preconditions.
         let root = unsafe { libc::getuid() } == 0;
         if !which("dpkg-deb") || backend() != Some(Backend::Apt) || !root {
-            saltrs_testkit::skip(
-                "the real pkg test needs root, dpkg-deb and apt-get; run as root on Debian",
-            );
+            saltrs_testkit::skip("the real pkg test needs root, dpkg-deb and apt-get; run as root on Debian");
             return;
         }
         let name = "salt-rs-modules-testpkg";
-        let _ = std::process::Command::new("dpkg")
-            .args(["--purge", name])
-            .output();
+        let _ = std::process::Command::new("dpkg").args(["--purge", name]).output();
         let dir = std::env::temp_dir().join(format!("salt-modules-pkg-{}", std::process::id()));
         let deb = build_deb(&dir, name, "1.0");
 
         let out = job("pkg.version", json!([name])).await;
         assert_eq!(out.ret, json!(""));
 
-        let out = job(
-            "pkg.install",
-            json!([{"__kwarg__": true, "sources": [{name: deb}]}]),
-        )
-        .await;
-        assert_eq!(
-            out.ret,
-            json!({name: {"old": "", "new": "1.0"}}),
-            "{:?}",
-            out.ret
-        );
+        let out = job("pkg.install", json!([{"__kwarg__": true, "sources": [{name: deb}]}])).await;
+        assert_eq!(out.ret, json!({name: {"old": "", "new": "1.0"}}), "{:?}", out.ret);
         assert_eq!((out.retcode, out.success), (0, true));
 
         let out = job("pkg.version", json!([name])).await;
@@ -810,11 +646,7 @@ mod tests {
         assert_eq!(out.ret, json!({name: "1.0"}));
         let out = job("pkg.list_pkgs", json!([])).await;
         assert_eq!(out.ret[name], json!("1.0"));
-        let out = job(
-            "pkg.list_pkgs",
-            json!([{"__kwarg__": true, "versions_as_list": true}]),
-        )
-        .await;
+        let out = job("pkg.list_pkgs", json!([{"__kwarg__": true, "versions_as_list": true}])).await;
         assert_eq!(out.ret[name], json!(["1.0"]));
 
         // Already installed at that version: nothing to do.
@@ -822,10 +654,7 @@ mod tests {
         assert_eq!(out.ret, json!({}));
 
         let out = job("pkg.remove", json!([name])).await;
-        assert_eq!(
-            serde_json::to_string(&out.ret).unwrap(),
-            format!(r#"{{"{name}":{{"new":"","old":"1.0"}}}}"#)
-        );
+        assert_eq!(serde_json::to_string(&out.ret).unwrap(), format!(r#"{{"{name}":{{"new":"","old":"1.0"}}}}"#));
         let out = job("pkg.remove", json!([name])).await;
         assert_eq!(out.ret, json!({}));
         let out = job("pkg.version", json!([name])).await;
@@ -835,21 +664,15 @@ mod tests {
         let out = job("pkg.install", json!(["salt-rs-no-such-package-xyz"])).await;
         let text = out.ret.as_str().unwrap();
         assert!(
-            text.starts_with("ERROR: Problem encountered installing package(s). Additional info follows:\n\nchanges:\n    ----------\nerrors:\n    - "),
+            text.starts_with(
+                "ERROR: Problem encountered installing package(s). Additional info follows:\n\nchanges:\n    ----------\nerrors:\n    - "
+            ),
             "{text}"
         );
-        assert!(
-            text.contains("Unable to locate package salt-rs-no-such-package-xyz"),
-            "{text}"
-        );
-        assert_eq!(
-            (out.retcode, out.success, out.out.as_deref()),
-            (1, false, Some("nested"))
-        );
+        assert!(text.contains("Unable to locate package salt-rs-no-such-package-xyz"), "{text}");
+        assert_eq!((out.retcode, out.success, out.out.as_deref()), (1, false, Some("nested")));
 
         let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::process::Command::new("dpkg")
-            .args(["--purge", name])
-            .output();
+        let _ = std::process::Command::new("dpkg").args(["--purge", name]).output();
     }
 }

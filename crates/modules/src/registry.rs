@@ -51,8 +51,7 @@ impl Registry {
     /// Record why `module` failed to load; calls into it then get Salt's
     /// `" Possible reasons: '<reason>'"` suffix.
     pub fn set_module_error(&mut self, module: &str, reason: &str) {
-        self.module_errors
-            .insert(module.to_string(), reason.to_string());
+        self.module_errors.insert(module.to_string(), reason.to_string());
     }
 
     pub fn contains(&self, fun: &str) -> bool {
@@ -80,17 +79,11 @@ impl Registry {
         let args = Args::from_publish(arg);
         // The handler is called inside the task so a panic before its first await is
         // contained too.
-        let mut task = AbortOnDrop(tokio::spawn(
-            async move { (entry.handler)(ctx, args).await },
-        ));
+        let mut task = AbortOnDrop(tokio::spawn(async move { (entry.handler)(ctx, args).await }));
         let result = match task.await_result().await {
             Ok(r) => r,
             Err(join) => {
-                let msg = if join.is_panic() {
-                    panic_message(join.into_panic())
-                } else {
-                    "the job was cancelled".to_string()
-                };
+                let msg = if join.is_panic() { panic_message(join.into_panic()) } else { "the job was cancelled".to_string() };
                 Err(ModuleError::Exception(msg))
             }
         };
@@ -115,12 +108,7 @@ impl Registry {
             docs.insert(fun.to_string(), Value::String(message));
             Value::Object(docs)
         };
-        Outcome {
-            ret,
-            retcode: EX_GENERIC,
-            success: false,
-            out: Some("nested".into()),
-        }
+        Outcome { ret, retcode: EX_GENERIC, success: false, out: Some("nested".into()) }
     }
 }
 
@@ -130,20 +118,13 @@ fn success_outcome(returned: Returned) -> Outcome {
     let mut retcode = returned.retcode.unwrap_or(0);
     if retcode == 0 {
         if let Value::Object(map) = &returned.value {
-            let failed = ["result", "success"]
-                .iter()
-                .any(|k| map.get(*k).is_some_and(|v| !crate::truthy(v)));
+            let failed = ["result", "success"].iter().any(|k| map.get(*k).is_some_and(|v| !crate::truthy(v)));
             if failed {
                 retcode = EX_GENERIC;
             }
         }
     }
-    Outcome {
-        ret: returned.value,
-        retcode,
-        success: retcode == 0,
-        out: None,
-    }
+    Outcome { ret: returned.value, retcode, success: retcode == 0, out: None }
 }
 
 /// The texts of `Minion._thread_return`'s exception handlers.
@@ -158,12 +139,7 @@ fn error_outcome(fun: &str, doc: &str, err: ModuleError) -> Outcome {
         ModuleError::Exception(m) => format!("The minion function caused an exception: {m}"),
     };
     tracing::warn!(function = fun, "{text}");
-    Outcome {
-        ret: Value::String(text),
-        retcode: EX_GENERIC,
-        success: false,
-        out: Some("nested".into()),
-    }
+    Outcome { ret: Value::String(text), retcode: EX_GENERIC, success: false, out: Some("nested".into()) }
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -179,9 +155,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 struct AbortOnDrop(tokio::task::JoinHandle<Result<Returned, ModuleError>>);
 
 impl AbortOnDrop {
-    async fn await_result(
-        &mut self,
-    ) -> Result<Result<Returned, ModuleError>, tokio::task::JoinError> {
+    async fn await_result(&mut self) -> Result<Result<Returned, ModuleError>, tokio::task::JoinError> {
         (&mut self.0).await
     }
 }
@@ -210,12 +184,7 @@ pub(crate) mod tests {
             pub_data: pub_data.as_object().unwrap().clone(),
             grains: Arc::new(crate::grains::collect("minion1", &Map::new())),
             opts: Arc::new(opts),
-            returners: Arc::new(vec![
-                "local_cache".into(),
-                "mysql".into(),
-                "local".into(),
-                "syslog".into(),
-            ]),
+            returners: Arc::new(vec!["local_cache".into(), "mysql".into(), "local".into(), "syslog".into()]),
             registry: Arc::new(registry),
         })
     }
@@ -231,69 +200,38 @@ pub(crate) mod tests {
         reg.execute(ctx, fun, arg.as_array().unwrap()).await
     }
 
-    fn boom(
-        _: Arc<JobContext>,
-        _: Args,
-    ) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
+    fn boom(_: Arc<JobContext>, _: Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
         async { panic!("kaboom") }.boxed()
     }
 
-    fn sync_boom(
-        _: Arc<JobContext>,
-        _: Args,
-    ) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
+    fn sync_boom(_: Arc<JobContext>, _: Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
         panic!("before the future")
     }
 
-    fn failing_dict(
-        _: Arc<JobContext>,
-        _: Args,
-    ) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
+    fn failing_dict(_: Arc<JobContext>, _: Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
         async { Ok(Returned::value(json!({"result": false, "comment": "nope"}))) }.boxed()
     }
 
-    fn cmd_error(
-        _: Arc<JobContext>,
-        _: Args,
-    ) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
+    fn cmd_error(_: Arc<JobContext>, _: Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
         async { Err(ModuleError::CommandExecution("disk on fire".into())) }.boxed()
     }
 
-    fn invocation_error(
-        _: Arc<JobContext>,
-        _: Args,
-    ) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
+    fn invocation_error(_: Arc<JobContext>, _: Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>> {
         async { Err(ModuleError::Invocation("bad input".into())) }.boxed()
     }
 
     #[tokio::test]
     async fn unknown_function_texts() {
         let out = run("foo.bar", json!([])).await;
-        assert_eq!(
-            out,
-            Outcome {
-                ret: json!("'foo.bar' is not available."),
-                retcode: 1,
-                success: false,
-                out: Some("nested".into())
-            }
-        );
+        assert_eq!(out, Outcome { ret: json!("'foo.bar' is not available."), retcode: 1, success: false, out: Some("nested".into()) });
         // Module exists, function does not: same text (no doc matches "test.nope*").
         let out = run("test.nope", json!([])).await;
         assert_eq!(out.ret, json!("'test.nope' is not available."));
         // A prefix of existing functions returns their docs plus the message.
         let out = run("test.pin", json!([])).await;
         let ret = out.ret.as_object().unwrap();
-        assert_eq!(
-            ret.get("test.pin"),
-            Some(&json!("'test.pin' is not available."))
-        );
-        assert!(ret
-            .get("test.ping")
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .contains("test.ping"));
+        assert_eq!(ret.get("test.pin"), Some(&json!("'test.pin' is not available.")));
+        assert!(ret.get("test.ping").unwrap().as_str().unwrap().contains("test.ping"));
         assert_eq!((out.retcode, out.success), (1, false));
     }
 
@@ -303,10 +241,7 @@ pub(crate) mod tests {
         reg.set_module_error("zfs", "no zfs binary");
         let ctx = ctx_with(reg, Map::new());
         let out = ctx.registry.clone().execute(ctx, "zfs.list", &[]).await;
-        assert_eq!(
-            out.ret,
-            json!("'zfs.list' is not available. Possible reasons: 'no zfs binary'")
-        );
+        assert_eq!(out.ret, json!("'zfs.list' is not available. Possible reasons: 'no zfs binary'"));
     }
 
     #[tokio::test]
@@ -315,19 +250,11 @@ pub(crate) mod tests {
         let doc = Registry::builtin().doc("test.echo").unwrap();
         assert_eq!(
             out.ret,
-            json!(format!(
-                "Passed invalid arguments to test.echo: echo() missing 1 required positional argument: 'text'\n{doc}"
-            ))
+            json!(format!("Passed invalid arguments to test.echo: echo() missing 1 required positional argument: 'text'\n{doc}"))
         );
-        assert_eq!(
-            (out.retcode, out.success, out.out.as_deref()),
-            (1, false, Some("nested"))
-        );
+        assert_eq!((out.retcode, out.success, out.out.as_deref()), (1, false, Some("nested")));
         let out = run("test.ping", json!([{"__kwarg__": true, "foo": "bar"}])).await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR executing 'test.ping': The following keyword arguments are not valid: foo=bar")
-        );
+        assert_eq!(out.ret, json!("ERROR executing 'test.ping': The following keyword arguments are not valid: foo=bar"));
     }
 
     #[tokio::test]
@@ -338,29 +265,12 @@ pub(crate) mod tests {
         let ctx = ctx_with(reg, Map::new());
         let reg = ctx.registry.clone();
         let out = reg.execute(ctx.clone(), "boom.async", &[]).await;
-        assert_eq!(
-            out.ret,
-            json!("The minion function caused an exception: panic: kaboom")
-        );
-        assert_eq!(
-            (out.retcode, out.success, out.out.as_deref()),
-            (1, false, Some("nested"))
-        );
+        assert_eq!(out.ret, json!("The minion function caused an exception: panic: kaboom"));
+        assert_eq!((out.retcode, out.success, out.out.as_deref()), (1, false, Some("nested")));
         let out = reg.execute(ctx.clone(), "boom.sync", &[]).await;
-        assert_eq!(
-            out.ret,
-            json!("The minion function caused an exception: panic: before the future")
-        );
+        assert_eq!(out.ret, json!("The minion function caused an exception: panic: before the future"));
         let out = reg.execute(ctx, "test.ping", &[]).await;
-        assert_eq!(
-            out,
-            Outcome {
-                ret: json!(true),
-                retcode: 0,
-                success: true,
-                out: None
-            }
-        );
+        assert_eq!(out, Outcome { ret: json!(true), retcode: 0, success: true, out: None });
     }
 
     #[tokio::test]
@@ -377,10 +287,7 @@ pub(crate) mod tests {
         assert_eq!(out.ret, json!("ERROR: disk on fire"));
         assert_eq!(out.out.as_deref(), Some("nested"));
         let out = reg.execute(ctx, "x.invocation_error", &[]).await;
-        assert_eq!(
-            out.ret,
-            json!("ERROR executing 'x.invocation_error': bad input")
-        );
+        assert_eq!(out.ret, json!("ERROR executing 'x.invocation_error': bad input"));
         // A retcode set by the function wins and makes success false.
         let out = run("test.retcode", json!([3])).await;
         assert_eq!((out.ret, out.retcode, out.success), (json!(true), 3, false));

@@ -27,10 +27,7 @@ fn names(values: &[Value]) -> Vec<String> {
 pub(crate) fn doc_matching(registry: &Registry, patterns: &[String]) -> Map<String, Value> {
     let mut docs = Map::new();
     let mut add = |fun: &str| {
-        docs.insert(
-            fun.to_string(),
-            Value::String(registry.doc(fun).unwrap_or("").to_string()),
-        );
+        docs.insert(fun.to_string(), Value::String(registry.doc(fun).unwrap_or("").to_string()));
     };
     if patterns.is_empty() {
         registry.functions().into_iter().for_each(&mut add);
@@ -38,22 +35,10 @@ pub(crate) fn doc_matching(registry: &Registry, patterns: &[String]) -> Map<Stri
     }
     for pattern in patterns {
         if pattern.contains('*') {
-            registry
-                .functions()
-                .into_iter()
-                .filter(|f| fnmatch(f, pattern))
-                .for_each(&mut add);
+            registry.functions().into_iter().filter(|f| fnmatch(f, pattern)).for_each(&mut add);
         } else if !pattern.is_empty() {
-            let prefix = if pattern.ends_with('.') {
-                pattern.clone()
-            } else {
-                format!("{pattern}.")
-            };
-            registry
-                .functions()
-                .into_iter()
-                .filter(|f| f == pattern || f.starts_with(&prefix))
-                .for_each(&mut add);
+            let prefix = if pattern.ends_with('.') { pattern.clone() } else { format!("{pattern}.") };
+            registry.functions().into_iter().filter(|f| f == pattern || f.starts_with(&prefix)).for_each(&mut add);
         } else {
             registry.functions().into_iter().for_each(&mut add);
         }
@@ -74,10 +59,7 @@ CLI Example:
 fn doc(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
     async move {
         let b = Signature::parse("doc(*args)").bind(&args)?;
-        Ok(Returned::value(doc_matching(
-            &ctx.registry,
-            &names(&b.varargs),
-        )))
+        Ok(Returned::value(doc_matching(&ctx.registry, &names(&b.varargs))))
     }
     .boxed()
 }
@@ -132,12 +114,7 @@ fn list_modules(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<R
         }
         for pattern in &patterns {
             if pattern.contains('*') {
-                found.extend(
-                    funcs
-                        .iter()
-                        .filter(|f| fnmatch(f, pattern))
-                        .map(|f| module(f)),
-                );
+                found.extend(funcs.iter().filter(|f| fnmatch(f, pattern)).map(|f| module(f)));
             } else {
                 found.extend(funcs.iter().map(|f| module(f)).filter(|m| m == pattern));
             }
@@ -175,9 +152,7 @@ fn list_returners(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result
                     })
             })
             .collect();
-        Ok(Returned::value(
-            found.into_iter().cloned().collect::<Vec<_>>(),
-        ))
+        Ok(Returned::value(found.into_iter().cloned().collect::<Vec<_>>()))
     }
     .boxed()
 }
@@ -190,27 +165,13 @@ mod tests {
     #[tokio::test]
     async fn list_functions_and_modules() {
         let out = run("sys.list_functions", json!(["sys"])).await;
-        assert_eq!(
-            out.ret,
-            json!([
-                "sys.doc",
-                "sys.list_functions",
-                "sys.list_modules",
-                "sys.list_returners"
-            ])
-        );
+        assert_eq!(out.ret, json!(["sys.doc", "sys.list_functions", "sys.list_modules", "sys.list_returners"]));
         let out = run("sys.list_functions", json!(["test.p*"])).await;
         assert_eq!(out.ret, json!(["test.ping"]));
         let out = run("sys.list_functions", json!([])).await;
         assert!(out.ret.as_array().unwrap().contains(&json!("cmd.run_all")));
         let out = run("sys.list_modules", json!([])).await;
-        let mods: Vec<&str> = out
-            .ret
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let mods: Vec<&str> = out.ret.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         for m in ["cmd", "grains", "sys", "test"] {
             assert!(mods.contains(&m));
         }
@@ -225,10 +186,7 @@ mod tests {
         let out = run("sys.doc", json!(["test.ping"])).await;
         let docs = out.ret.as_object().unwrap();
         assert_eq!(docs.keys().collect::<Vec<_>>(), vec!["test.ping"]);
-        assert!(docs["test.ping"]
-            .as_str()
-            .unwrap()
-            .contains("salt '*' test.ping"));
+        assert!(docs["test.ping"].as_str().unwrap().contains("salt '*' test.ping"));
         let out = run("sys.doc", json!(["sys"])).await;
         assert_eq!(out.ret.as_object().unwrap().len(), 4);
         let out = run("sys.doc", json!(["grains.i*"])).await;

@@ -77,10 +77,7 @@ fn arg(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>>
 /// keys; they are filled in here when the publish did not have them so `test.arg` shows what
 /// 3008 shows.
 pub(crate) fn pub_kwargs(pub_data: &Map<String, Value>) -> Map<String, Value> {
-    let mut out: Map<String, Value> = pub_data
-        .iter()
-        .map(|(k, v)| (format!("__pub_{k}"), v.clone()))
-        .collect();
+    let mut out: Map<String, Value> = pub_data.iter().map(|(k, v)| (format!("__pub_{k}"), v.clone())).collect();
     for (k, v) in [
         ("resource_targets", Value::Array(Vec::new())),
         ("pure_resource_target", Value::Bool(false)),
@@ -112,12 +109,7 @@ fn sleep(_: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>>
 
 /// Python `int(value)` for the values a publish carries.
 fn py_int(v: &Value) -> Result<i64> {
-    let invalid = || {
-        ModuleError::Exception(format!(
-            "ValueError: invalid literal for int() with base 10: {}",
-            crate::py_repr(v)
-        ))
-    };
+    let invalid = || ModuleError::Exception(format!("ValueError: invalid literal for int() with base 10: {}", crate::py_repr(v)));
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64)).ok_or_else(invalid),
         Value::Bool(b) => Ok(*b as i64),
@@ -158,9 +150,8 @@ fn retcode(_: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned
     async move {
         let b = Signature::parse("retcode(code=42)").bind(&args)?;
         let code = py_int(b.get("code"))?;
-        let code = i32::try_from(code).map_err(|_| {
-            ModuleError::Invocation(format!("retcode {} is out of range", py_str(b.get("code"))))
-        })?;
+        let code =
+            i32::try_from(code).map_err(|_| ModuleError::Invocation(format!("retcode {} is out of range", py_str(b.get("code")))))?;
         // Salt's test.retcode returns True; the code goes into __context__["retcode"].
         Ok(Returned::with_retcode(true, code))
     }
@@ -175,10 +166,7 @@ mod tests {
     #[tokio::test]
     async fn ping_echo_version() {
         let out = run("test.ping", json!([])).await;
-        assert_eq!(
-            (out.ret, out.retcode, out.success, out.out),
-            (json!(true), 0, true, None)
-        );
+        assert_eq!((out.ret, out.retcode, out.success, out.out), (json!(true), 0, true, None));
         let out = run("test.echo", json!(["héllo wörld ✓"])).await;
         assert_eq!(out.ret, json!("héllo wörld ✓"));
         let out = run("test.echo", json!([false])).await;
@@ -189,11 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn arg_returns_args_and_pub_kwargs() {
-        let out = run(
-            "test.arg",
-            json!([1, "two", {"__kwarg__": true, "a": "b", "c": {"x": 1}}]),
-        )
-        .await;
+        let out = run("test.arg", json!([1, "two", {"__kwarg__": true, "a": "b", "c": {"x": 1}}])).await;
         assert_eq!(
             out.ret,
             json!({
@@ -220,10 +204,7 @@ mod tests {
     #[tokio::test]
     async fn retcode_sets_the_job_retcode() {
         let out = run("test.retcode", json!([])).await;
-        assert_eq!(
-            (out.ret, out.retcode, out.success),
-            (json!(true), 42, false)
-        );
+        assert_eq!((out.ret, out.retcode, out.success), (json!(true), 42, false));
         let out = run("test.retcode", json!([{"__kwarg__": true, "code": 0}])).await;
         assert_eq!((out.retcode, out.success), (0, true));
     }
@@ -235,9 +216,6 @@ mod tests {
         assert_eq!(out.ret, json!(true));
         assert!(start.elapsed() >= std::time::Duration::from_secs(1));
         let out = run("test.sleep", json!(["abc"])).await;
-        assert_eq!(
-            out.ret,
-            json!("The minion function caused an exception: ValueError: invalid literal for int() with base 10: 'abc'")
-        );
+        assert_eq!(out.ret, json!("The minion function caused an exception: ValueError: invalid literal for int() with base 10: 'abc'"));
     }
 }

@@ -13,19 +13,14 @@ fn main() {
     let results: Vec<Value> = cases
         .iter()
         .map(|case| {
-            let out: Outputter = case["out"]
-                .as_str()
-                .expect("out")
-                .parse()
-                .expect("known outputter");
+            let out: Outputter = case["out"].as_str().expect("out").parse().expect("known outputter");
             let mut opts = OutputOptions {
                 color: case["color"].as_bool().unwrap_or(false),
                 retcode: case["retcode"].as_i64().unwrap_or(0),
                 ..OutputOptions::default()
             };
             if let Some(indent) = case.get("indent") {
-                opts.indent =
-                    OutputIndent::from_config(indent).expect("indent is int, \"pretty\" or null");
+                opts.indent = OutputIndent::from_config(indent).expect("indent is int, \"pretty\" or null");
             }
             Value::String(out_format(out, &case["data"], &opts))
         })

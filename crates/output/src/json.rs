@@ -96,11 +96,7 @@ fn number(n: &serde_json::Number) -> String {
             return "NaN".into();
         }
         if f.is_infinite() {
-            return if f > 0.0 {
-                "Infinity".into()
-            } else {
-                "-Infinity".into()
-            };
+            return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
         }
     }
     pyrepr::repr_number(n)
@@ -132,19 +128,13 @@ mod tests {
     use crate::{render, OutputIndent, OutputOptions, Outputter};
 
     fn json_out(data: serde_json::Value, indent: OutputIndent) -> String {
-        let opts = OutputOptions {
-            indent,
-            ..OutputOptions::default()
-        };
+        let opts = OutputOptions { indent, ..OutputOptions::default() };
         render(Outputter::Json, &data, &opts)
     }
 
     #[test]
     fn test_ping_from_transcript() {
-        assert_eq!(
-            json_out(json!({"minion1": true}), OutputIndent::Unset),
-            "{\n    \"minion1\": true\n}\n"
-        );
+        assert_eq!(json_out(json!({"minion1": true}), OutputIndent::Unset), "{\n    \"minion1\": true\n}\n");
     }
 
     #[test]
@@ -215,44 +205,28 @@ mod tests {
     #[test]
     fn negative_indent_is_one_line_with_python_separators() {
         let data = json!({"m": {"a": [1, 2.0], "b": null, "c": "é"}});
-        assert_eq!(
-            json_out(data.clone(), OutputIndent::Spaces(-1)),
-            "{\"m\": {\"a\": [1, 2.0], \"b\": null, \"c\": \"é\"}}\n"
-        );
-        assert_eq!(
-            json_out(data, OutputIndent::Null),
-            "{\"m\": {\"a\": [1, 2.0], \"b\": null, \"c\": \"é\"}}\n"
-        );
+        assert_eq!(json_out(data.clone(), OutputIndent::Spaces(-1)), "{\"m\": {\"a\": [1, 2.0], \"b\": null, \"c\": \"é\"}}\n");
+        assert_eq!(json_out(data, OutputIndent::Null), "{\"m\": {\"a\": [1, 2.0], \"b\": null, \"c\": \"é\"}}\n");
     }
 
     #[test]
     fn custom_and_zero_indent() {
         let data = json!({"m": [1, {}]});
-        assert_eq!(
-            json_out(data.clone(), OutputIndent::Spaces(2)),
-            "{\n  \"m\": [\n    1,\n    {}\n  ]\n}\n"
-        );
-        assert_eq!(
-            json_out(data, OutputIndent::Spaces(0)),
-            "{\n\"m\": [\n1,\n{}\n]\n}\n"
-        );
+        assert_eq!(json_out(data.clone(), OutputIndent::Spaces(2)), "{\n  \"m\": [\n    1,\n    {}\n  ]\n}\n");
+        assert_eq!(json_out(data, OutputIndent::Spaces(0)), "{\n\"m\": [\n1,\n{}\n]\n}\n");
     }
 
     #[test]
     fn pretty_sorts_keys_recursively() {
         let data = json!({"b": 1, "a": {"z": 1, "y": 2}});
-        let want =
-            "{\n    \"a\": {\n        \"y\": 2,\n        \"z\": 1\n    },\n    \"b\": 1\n}\n";
+        let want = "{\n    \"a\": {\n        \"y\": 2,\n        \"z\": 1\n    },\n    \"b\": 1\n}\n";
         assert_eq!(json_out(data, OutputIndent::Pretty), want);
     }
 
     #[test]
     fn floats_and_escapes_match_python_json() {
         let data = json!([1e16, 0.5, -3, "q\"\\\u{1}\u{7f}😀"]);
-        assert_eq!(
-            json_out(data, OutputIndent::Spaces(-1)),
-            "[1e+16, 0.5, -3, \"q\\\"\\\\\\u0001\u{7f}😀\"]\n"
-        );
+        assert_eq!(json_out(data, OutputIndent::Spaces(-1)), "[1e+16, 0.5, -3, \"q\\\"\\\\\\u0001\u{7f}😀\"]\n");
     }
 
     #[test]

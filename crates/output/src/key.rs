@@ -44,12 +44,7 @@ pub(crate) fn output(data: &Value, opts: &OutputOptions) -> Option<String> {
             }
             Value::Object(fingers) => {
                 for (id, finger) in pyrepr::entries(fingers, true) {
-                    ret.push(format!(
-                        "{ident}{color}{}:  {}{}",
-                        clean(id),
-                        pyrepr::str(finger),
-                        c.endc
-                    ));
+                    ret.push(format!("{ident}{color}{}:  {}{}", clean(id), pyrepr::str(finger), c.endc));
                 }
             }
             // Salt sorts the value but prints nothing for other types.
@@ -74,19 +69,13 @@ mod tests {
                         "minion5", "minion6", "minion7", "minion8", "minion9"]
         });
         let want = "Accepted Keys:\nminion1\nminion10\nminion2\nminion3\nminion4\nminion5\nminion6\nminion7\nminion8\nminion9\nDenied Keys:\nUnaccepted Keys:\nRejected Keys:\n";
-        assert_eq!(
-            render(Outputter::Key, &data, &OutputOptions::default()),
-            want
-        );
+        assert_eq!(render(Outputter::Key, &data, &OutputOptions::default()), want);
     }
 
     #[test]
     fn fingerprints_and_colors() {
         let data = json!({"minions": {"m1": "ab:cd"}});
-        let opts = OutputOptions {
-            color: true,
-            ..OutputOptions::default()
-        };
+        let opts = OutputOptions { color: true, ..OutputOptions::default() };
         let want = "\x1b[0;1;32mAccepted Keys:\x1b[0;0m\n\x1b[0;32mm1:  ab:cd\x1b[0;0m\n";
         assert_eq!(render(Outputter::Key, &data, &opts), want);
     }
@@ -94,9 +83,6 @@ mod tests {
     #[test]
     fn unknown_status_falls_back_to_nested() {
         let data = json!({"return": {"m1": true}});
-        assert_eq!(
-            render(Outputter::Key, &data, &OutputOptions::default()),
-            "return:\n    ----------\n    m1:\n        True\n"
-        );
+        assert_eq!(render(Outputter::Key, &data, &OutputOptions::default()), "return:\n    ----------\n    m1:\n        True\n");
     }
 }

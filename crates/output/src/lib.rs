@@ -99,12 +99,7 @@ pub struct UnknownOutputter(pub String);
 impl fmt::Display for UnknownOutputter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = Outputter::ALL.iter().map(|o| o.name()).collect();
-        write!(
-            f,
-            "Invalid outputter {} specified; valid outputters are: {}",
-            self.0,
-            names.join(", ")
-        )
+        write!(f, "Invalid outputter {} specified; valid outputters are: {}", self.0, names.join(", "))
     }
 }
 
@@ -118,10 +113,7 @@ impl FromStr for Outputter {
         if name == "text" {
             return Ok(Outputter::Txt);
         }
-        Outputter::ALL
-            .into_iter()
-            .find(|o| o.name() == name)
-            .ok_or_else(|| UnknownOutputter(name.to_string()))
+        Outputter::ALL.into_iter().find(|o| o.name() == name).ok_or_else(|| UnknownOutputter(name.to_string()))
     }
 }
 
@@ -177,14 +169,7 @@ pub struct OutputOptions {
 
 impl Default for OutputOptions {
     fn default() -> Self {
-        OutputOptions {
-            color: false,
-            indent: OutputIndent::Unset,
-            retcode: 0,
-            nested_indent: 0,
-            strip_colors: true,
-            key_indent: 0,
-        }
+        OutputOptions { color: false, indent: OutputIndent::Unset, retcode: 0, nested_indent: 0, strip_colors: true, key_indent: 0 }
     }
 }
 
@@ -261,18 +246,9 @@ mod tests {
     fn indent_from_flag_and_config() {
         assert_eq!(OutputIndent::from(None), OutputIndent::Unset);
         assert_eq!(OutputIndent::from(Some(-1)), OutputIndent::Spaces(-1));
-        assert_eq!(
-            OutputIndent::from_config(&json!("pretty")),
-            Some(OutputIndent::Pretty)
-        );
-        assert_eq!(
-            OutputIndent::from_config(&json!(null)),
-            Some(OutputIndent::Null)
-        );
-        assert_eq!(
-            OutputIndent::from_config(&json!(2)),
-            Some(OutputIndent::Spaces(2))
-        );
+        assert_eq!(OutputIndent::from_config(&json!("pretty")), Some(OutputIndent::Pretty));
+        assert_eq!(OutputIndent::from_config(&json!(null)), Some(OutputIndent::Null));
+        assert_eq!(OutputIndent::from_config(&json!(2)), Some(OutputIndent::Spaces(2)));
         assert_eq!(OutputIndent::from_config(&json!("x")), None);
     }
 
@@ -287,15 +263,8 @@ mod tests {
     #[test]
     fn pprint_honours_out_indent() {
         let data = json!({"k": ["a".repeat(40), "b".repeat(40)]});
-        let opts = OutputOptions {
-            indent: OutputIndent::Spaces(4),
-            ..OutputOptions::default()
-        };
-        let want = format!(
-            "{{   'k': [   '{}',\n             '{}']}}\n",
-            "a".repeat(40),
-            "b".repeat(40)
-        );
+        let opts = OutputOptions { indent: OutputIndent::Spaces(4), ..OutputOptions::default() };
+        let want = format!("{{   'k': [   '{}',\n             '{}']}}\n", "a".repeat(40), "b".repeat(40));
         assert_eq!(render(Outputter::Pprint, &data, &opts), want);
     }
 }

@@ -15,11 +15,7 @@ use crate::pyrepr;
 use crate::OutputOptions;
 
 pub(crate) fn output(data: &Value, opts: &OutputOptions) -> String {
-    let nest = Nest {
-        colors: Colors::new(opts.color),
-        strip_colors: opts.strip_colors,
-        failed: opts.retcode != 0,
-    };
+    let nest = Nest { colors: Colors::new(opts.color), strip_colors: opts.strip_colors, failed: opts.retcode != 0 };
     let mut lines = Vec::new();
     nest.display(data, opts.nested_indent, "", &mut lines);
     lines.join("\n")
@@ -35,11 +31,7 @@ struct Nest {
 impl Nest {
     /// `NestDisplay.ustring`: indent, colour, prefix, text, end colour, suffix.
     fn ustring(&self, indent: usize, color: &str, msg: &str, prefix: &str, suffix: &str) -> String {
-        format!(
-            "{}{color}{prefix}{msg}{}{suffix}",
-            " ".repeat(indent),
-            self.colors.endc
-        )
+        format!("{}{color}{prefix}{msg}{}{suffix}", " ".repeat(indent), self.colors.endc)
     }
 
     fn structure_color(&self, normal: &'static str) -> &'static str {
@@ -60,11 +52,7 @@ impl Nest {
                 let blank_prefix = " ".repeat(prefix.chars().count());
                 for (i, line) in pyrepr::splitlines(s).into_iter().enumerate() {
                     let line_prefix = if i == 0 { prefix } else { &blank_prefix };
-                    let line = if self.strip_colors {
-                        strip_esc_sequence(line)
-                    } else {
-                        line.to_string()
-                    };
+                    let line = if self.strip_colors { strip_esc_sequence(line) } else { line.to_string() };
                     out.push(self.ustring(indent, c.green, &line, line_prefix, ""));
                 }
             }
@@ -119,18 +107,12 @@ mod tests {
     #[test]
     fn list_of_strings() {
         let data = json!({"minion1": ["highstate", "local", "local_cache"]});
-        assert_eq!(
-            nested(data),
-            "minion1:\n    - highstate\n    - local\n    - local_cache\n"
-        );
+        assert_eq!(nested(data), "minion1:\n    - highstate\n    - local\n    - local_cache\n");
     }
 
     #[test]
     fn unicode_is_untouched() {
-        assert_eq!(
-            nested(json!({"minion1": "héllo wörld ✓"})),
-            "minion1:\n    héllo wörld ✓\n"
-        );
+        assert_eq!(nested(json!({"minion1": "héllo wörld ✓"})), "minion1:\n    héllo wörld ✓\n");
     }
 
     /// Transcript: `salt '*' saltutil.find_job <jid>` (keys arrive unsorted,
@@ -389,38 +371,22 @@ jid:
     #[test]
     fn escape_characters_in_values_are_neutralised() {
         assert_eq!(nested(json!({"m": "a\x1b[31mb"})), "m:\n    a?[31mb\n");
-        let opts = OutputOptions {
-            strip_colors: false,
-            ..OutputOptions::default()
-        };
+        let opts = OutputOptions { strip_colors: false, ..OutputOptions::default() };
         let out = render(Outputter::Nested, &json!({"m": "a\x1b[31mb"}), &opts);
         assert_eq!(out, "m:\n    a\x1b[31mb\n");
     }
 
     #[test]
     fn nested_indent_shifts_everything() {
-        let opts = OutputOptions {
-            nested_indent: 2,
-            ..OutputOptions::default()
-        };
+        let opts = OutputOptions { nested_indent: 2, ..OutputOptions::default() };
         let out = render(Outputter::Nested, &json!({"m": {"k": 1}}), &opts);
-        assert_eq!(
-            out,
-            "  ----------\n  m:\n      ----------\n      k:\n          1\n"
-        );
+        assert_eq!(out, "  ----------\n  m:\n      ----------\n      k:\n          1\n");
     }
 
     #[test]
     fn colored_output_matches_salt_escape_codes() {
-        let opts = OutputOptions {
-            color: true,
-            ..OutputOptions::default()
-        };
-        let out = render(
-            Outputter::Nested,
-            &json!({"minion1": {"a": [true, "x"]}}),
-            &opts,
-        );
+        let opts = OutputOptions { color: true, ..OutputOptions::default() };
+        let out = render(Outputter::Nested, &json!({"minion1": {"a": [true, "x"]}}), &opts);
         let want = concat!(
             "\x1b[0;36mminion1\x1b[0;0m:\n",
             "    \x1b[0;36m----------\x1b[0;0m\n",
@@ -433,17 +399,9 @@ jid:
 
     #[test]
     fn failed_retcode_paints_structure_red() {
-        let opts = OutputOptions {
-            color: true,
-            retcode: 1,
-            ..OutputOptions::default()
-        };
+        let opts = OutputOptions { color: true, retcode: 1, ..OutputOptions::default() };
         let out = render(Outputter::Nested, &json!({"minion1": [[1]]}), &opts);
-        let want = concat!(
-            "\x1b[0;31mminion1\x1b[0;0m:\n",
-            "    \x1b[0;31m|_\x1b[0;0m\n",
-            "      \x1b[0;1;33m- 1\x1b[0;0m\n",
-        );
+        let want = concat!("\x1b[0;31mminion1\x1b[0;0m:\n", "    \x1b[0;31m|_\x1b[0;0m\n", "      \x1b[0;1;33m- 1\x1b[0;0m\n",);
         assert_eq!(out, want);
     }
 }

@@ -17,24 +17,14 @@ fn display(ret: &Value, indent: usize, prefix: &str, c: &Colors, out: &mut Strin
     match ret {
         Value::String(s) => {
             for line in s.split('\n') {
-                out.push_str(&format!(
-                    "{}{}{prefix}{line}{}\n",
-                    c.red,
-                    " ".repeat(indent),
-                    c.endc
-                ));
+                out.push_str(&format!("{}{}{prefix}{line}{}\n", c.red, " ".repeat(indent), c.endc));
             }
         }
         Value::Object(map) => {
             let mut keys: Vec<_> = map.keys().collect();
             keys.sort();
             for key in keys {
-                out.push_str(&format!(
-                    "{}{}{prefix}{key}{}:\n",
-                    c.cyan,
-                    " ".repeat(indent),
-                    c.endc
-                ));
+                out.push_str(&format!("{}{}{prefix}{key}{}:\n", c.cyan, " ".repeat(indent), c.endc));
                 display(&map[key], indent + 4, "", c, out);
             }
         }
@@ -53,14 +43,8 @@ mod tests {
         let data = json!({"virtucentos": "Minion did not return"});
         let out = render(Outputter::NoReturn, &data, &OutputOptions::default());
         assert_eq!(out, "virtucentos:\n    Minion did not return\n");
-        let opts = OutputOptions {
-            color: true,
-            ..OutputOptions::default()
-        };
+        let opts = OutputOptions { color: true, ..OutputOptions::default() };
         let out = render(Outputter::NoReturn, &data, &opts);
-        assert_eq!(
-            out,
-            "\x1b[0;36mvirtucentos\x1b[0;0m:\n\x1b[0;31m    Minion did not return\x1b[0;0m\n"
-        );
+        assert_eq!(out, "\x1b[0;36mvirtucentos\x1b[0;0m:\n\x1b[0;31m    Minion did not return\x1b[0;0m\n");
     }
 }

@@ -12,10 +12,7 @@ use crate::pyrepr::{self, repr_sorted};
 
 /// `pprint.pformat(data, indent=indent)`.
 pub fn pformat(data: &Value, indent: usize) -> String {
-    let printer = Printer {
-        indent_per_level: indent,
-        width: 80,
-    };
+    let printer = Printer { indent_per_level: indent, width: 80 };
     let mut out = String::new();
     printer.format(data, &mut out, 0, 0, 0);
     out
@@ -36,12 +33,8 @@ impl Printer {
         let max_width = self.width as isize - indent as isize - allowance as isize;
         if width_of(&rep) as isize > max_width {
             match obj {
-                Value::Object(map) => {
-                    return self.pprint_dict(map, out, indent, allowance, level + 1)
-                }
-                Value::Array(items) => {
-                    return self.pprint_list(items, out, indent, allowance, level + 1)
-                }
+                Value::Object(map) => return self.pprint_dict(map, out, indent, allowance, level + 1),
+                Value::Array(items) => return self.pprint_list(items, out, indent, allowance, level + 1),
                 Value::String(s) => return self.pprint_str(s, out, indent, allowance, level + 1),
                 _ => {}
             }
@@ -49,14 +42,7 @@ impl Printer {
         out.push_str(&rep);
     }
 
-    fn pprint_dict(
-        &self,
-        map: &Map<String, Value>,
-        out: &mut String,
-        indent: usize,
-        allowance: usize,
-        level: usize,
-    ) {
+    fn pprint_dict(&self, map: &Map<String, Value>, out: &mut String, indent: usize, allowance: usize, level: usize) {
         out.push('{');
         if self.indent_per_level > 1 {
             out.push_str(&" ".repeat(self.indent_per_level - 1));
@@ -72,13 +58,7 @@ impl Printer {
                 let rep = pyrepr::repr_str(key);
                 out.push_str(&rep);
                 out.push_str(": ");
-                self.format(
-                    value,
-                    out,
-                    indent + width_of(&rep) + 2,
-                    if last { allowance } else { 1 },
-                    level,
-                );
+                self.format(value, out, indent + width_of(&rep) + 2, if last { allowance } else { 1 }, level);
                 if !last {
                     out.push_str(&delimnl);
                 }
@@ -87,14 +67,7 @@ impl Printer {
         out.push('}');
     }
 
-    fn pprint_list(
-        &self,
-        items: &[Value],
-        out: &mut String,
-        indent: usize,
-        allowance: usize,
-        level: usize,
-    ) {
+    fn pprint_list(&self, items: &[Value], out: &mut String, indent: usize, allowance: usize, level: usize) {
         out.push('[');
         let indent = indent + self.indent_per_level;
         let allowance = allowance + 1;
@@ -214,10 +187,7 @@ mod tests {
 
     #[test]
     fn short_data_on_one_line_sorted() {
-        assert_eq!(
-            pprint(json!({"minion1": true, "a": [1, 2.0, null]})),
-            "{'a': [1, 2.0, None], 'minion1': True}\n"
-        );
+        assert_eq!(pprint(json!({"minion1": true, "a": [1, 2.0, null]})), "{'a': [1, 2.0, None], 'minion1': True}\n");
     }
 
     #[test]

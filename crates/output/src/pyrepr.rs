@@ -95,11 +95,7 @@ pub fn repr_float(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
     }
     // Rust's `{:e}` gives the same shortest round-trip digits as Python's
     // repr, only laid out differently: "d.ddde<exp>".
@@ -145,11 +141,7 @@ pub fn repr_float(x: f64) -> String {
 /// backslash, the quote, `\t\n\r`, other control characters as `\xNN`, and
 /// non-printable non-ASCII as `\xNN`/`\uNNNN`/`\UNNNNNNNN`.
 pub fn repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -222,10 +214,7 @@ pub(crate) fn rstrip(s: &str) -> &str {
 /// (`\r\n` counts once) and drops the final empty piece, so `""` has no
 /// lines and `"a\n"` has one.
 pub(crate) fn splitlines(s: &str) -> Vec<&str> {
-    splitlines_keepends(s)
-        .into_iter()
-        .map(strip_one_terminator)
-        .collect()
+    splitlines_keepends(s).into_iter().map(strip_one_terminator).collect()
 }
 
 /// Python's `str.splitlines(True)`: the lines with their terminators.
@@ -308,14 +297,8 @@ mod tests {
     #[test]
     fn values_repr_like_python_objects() {
         let v = json!({"minion1": true, "b": [1, 2.5, null, "x"], "c": {}});
-        assert_eq!(
-            repr(&v),
-            "{'minion1': True, 'b': [1, 2.5, None, 'x'], 'c': {}}"
-        );
-        assert_eq!(
-            repr_sorted(&v),
-            "{'b': [1, 2.5, None, 'x'], 'c': {}, 'minion1': True}"
-        );
+        assert_eq!(repr(&v), "{'minion1': True, 'b': [1, 2.5, None, 'x'], 'c': {}}");
+        assert_eq!(repr_sorted(&v), "{'b': [1, 2.5, None, 'x'], 'c': {}, 'minion1': True}");
         assert_eq!(str(&json!("bare")), "bare");
         assert_eq!(str(&json!(false)), "False");
     }

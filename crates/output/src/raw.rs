@@ -18,15 +18,9 @@ mod tests {
     #[test]
     fn python_repr_of_the_data() {
         let opts = OutputOptions::default();
-        assert_eq!(
-            render(Outputter::Raw, &json!({"minion1": true}), &opts),
-            "{'minion1': True}\n"
-        );
+        assert_eq!(render(Outputter::Raw, &json!({"minion1": true}), &opts), "{'minion1': True}\n");
         let data = json!({"m": {"z": "it's", "a": [1.5, null]}});
-        assert_eq!(
-            render(Outputter::Raw, &data, &opts),
-            "{'m': {'z': \"it's\", 'a': [1.5, None]}}\n"
-        );
+        assert_eq!(render(Outputter::Raw, &data, &opts), "{'m': {'z': \"it's\", 'a': [1.5, None]}}\n");
         assert_eq!(render(Outputter::Raw, &json!("text\n\n"), &opts), "text\n");
     }
 }

@@ -47,10 +47,7 @@ mod tests {
 
     #[test]
     fn each_line_gets_the_minion_prefix() {
-        assert_eq!(
-            txt(json!({"minion1": "bin\nboot"})),
-            "minion1: bin\nminion1: boot\n"
-        );
+        assert_eq!(txt(json!({"minion1": "bin\nboot"})), "minion1: bin\nminion1: boot\n");
     }
 
     #[test]

@@ -261,13 +261,7 @@ impl Emitter {
         self.indention = true;
     }
 
-    fn write_indicator(
-        &mut self,
-        indicator: &str,
-        need_whitespace: bool,
-        is_whitespace: bool,
-        is_indention: bool,
-    ) {
+    fn write_indicator(&mut self, indicator: &str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
         if need_whitespace && !self.whitespace {
             self.put(' ');
         }
@@ -313,12 +307,7 @@ impl Emitter {
                 let next_is_space = chars.get(i + 1) == Some(&' ');
                 // Quoted text never folds at its first or last character.
                 let at_either_end = i == 0 || i == chars.len() - 1;
-                if allow_breaks
-                    && !spaces
-                    && self.column > self.best_width
-                    && !(quoted && at_either_end)
-                    && !next_is_space
-                {
+                if allow_breaks && !spaces && self.column > self.best_width && !(quoted && at_either_end) && !next_is_space {
                     self.write_indent();
                 } else {
                     self.put(c);
@@ -390,12 +379,7 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > self.best_width
-                    && i != 0
-                    && i != chars.len() - 1
-                {
+                if allow_breaks && !spaces && self.column > self.best_width && i != 0 && i != chars.len() - 1 {
                     self.write_indent();
                     if chars.get(i + 1) == Some(&' ') {
                         self.put('\\');
@@ -447,11 +431,7 @@ fn represent_float(x: f64) -> String {
         return ".nan".into();
     }
     if x.is_infinite() {
-        return if x > 0.0 {
-            ".inf".into()
-        } else {
-            "-.inf".into()
-        };
+        return if x > 0.0 { ".inf".into() } else { "-.inf".into() };
     }
     let value = pyrepr::repr_float(x).to_lowercase();
     if !value.contains('.') && value.contains('e') {
@@ -504,12 +484,7 @@ struct Analysis {
 
 fn analyze(text: &str) -> Analysis {
     if text.is_empty() {
-        return Analysis {
-            multiline: false,
-            flow_plain_allowed: false,
-            block_plain_allowed: true,
-            single_quoted_allowed: true,
-        };
+        return Analysis { multiline: false, flow_plain_allowed: false, block_plain_allowed: true, single_quoted_allowed: true };
     }
     let chars: Vec<char> = text.chars().collect();
     let mut block_indicators = false;
@@ -586,12 +561,7 @@ fn analyze(text: &str) -> Analysis {
         followed_by_whitespace = chars.get(i + 2).is_none_or(|c| is_blankz(*c));
     }
 
-    let mut a = Analysis {
-        multiline: line_breaks,
-        flow_plain_allowed: true,
-        block_plain_allowed: true,
-        single_quoted_allowed: true,
-    };
+    let mut a = Analysis { multiline: line_breaks, flow_plain_allowed: true, block_plain_allowed: true, single_quoted_allowed: true };
     if leading_space || leading_break || trailing_space || trailing_break {
         a.flow_plain_allowed = false;
         a.block_plain_allowed = false;
@@ -644,10 +614,7 @@ mod tests {
     }
 
     fn yaml_indent(data: serde_json::Value, indent: OutputIndent) -> String {
-        let opts = OutputOptions {
-            indent,
-            ..OutputOptions::default()
-        };
+        let opts = OutputOptions { indent, ..OutputOptions::default() };
         render(Outputter::Yaml, &data, &opts)
     }
 
@@ -684,18 +651,13 @@ mod tests {
     #[test]
     fn scalars_and_floats() {
         let data = json!({"f": 1.0, "g": 1e16, "h": 2.5e-7, "i": -3, "n": null});
-        assert_eq!(
-            yaml(data),
-            "f: 1.0\ng: 1.0e+16\nh: 2.5e-07\ni: -3\nn: null\n"
-        );
+        assert_eq!(yaml(data), "f: 1.0\ng: 1.0e+16\nh: 2.5e-07\ni: -3\nn: null\n");
     }
 
     #[test]
     fn special_characters_are_double_quoted() {
-        let data =
-            json!({"tab": "a\tb", "emoji": "smile 😀", "uni": "héllo wörld ✓", "sb": "a \nb"});
-        let want =
-            "emoji: \"smile \\U0001F600\"\nsb: \"a \\nb\"\ntab: \"a\\tb\"\nuni: héllo wörld ✓\n";
+        let data = json!({"tab": "a\tb", "emoji": "smile 😀", "uni": "héllo wörld ✓", "sb": "a \nb"});
+        let want = "emoji: \"smile \\U0001F600\"\nsb: \"a \\nb\"\ntab: \"a\\tb\"\nuni: héllo wörld ✓\n";
         assert_eq!(yaml(data), want);
     }
 
@@ -733,18 +695,9 @@ mod tests {
     #[test]
     fn out_indent_changes_block_indent_and_negative_means_flow() {
         let data = json!({"m": {"a": [1, 2], "b": "x y"}});
-        assert_eq!(
-            yaml_indent(data.clone(), OutputIndent::Spaces(4)),
-            "m:\n    a:\n    - 1\n    - 2\n    b: x y\n"
-        );
-        assert_eq!(
-            yaml_indent(data.clone(), OutputIndent::Spaces(-1)),
-            "{m: {a: [1, 2], b: x y}}\n"
-        );
+        assert_eq!(yaml_indent(data.clone(), OutputIndent::Spaces(4)), "m:\n    a:\n    - 1\n    - 2\n    b: x y\n");
+        assert_eq!(yaml_indent(data.clone(), OutputIndent::Spaces(-1)), "{m: {a: [1, 2], b: x y}}\n");
         // Salt's yaml outputter raises on `pretty`; Salt falls back to nested.
-        assert_eq!(
-            yaml_indent(data, OutputIndent::Pretty),
-            "m:\n    ----------\n    a:\n        - 1\n        - 2\n    b:\n        x y\n"
-        );
+        assert_eq!(yaml_indent(data, OutputIndent::Pretty), "m:\n    ----------\n    a:\n        - 1\n        - 2\n    b:\n        x y\n");
     }
 }

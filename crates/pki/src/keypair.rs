@@ -18,9 +18,7 @@ use crate::PkiError;
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 },
 /// BIT STRING (0 unused bits) } followed by the 32-byte key. Every Ed25519 SPKI is these 12 bytes
 /// plus the key, so checking the prefix is a complete parse.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
 /// Longest public-key PEM we accept from a peer. An Ed25519 one is 113 bytes; the bound only
 /// exists so that a hostile peer cannot make us parse or store megabytes.
@@ -36,9 +34,7 @@ pub struct KeyPair {
 
 impl std::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPair")
-            .field("public_pem", &self.public_pem)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyPair").field("public_pem", &self.public_pem).finish_non_exhaustive()
     }
 }
 
@@ -58,18 +54,12 @@ impl KeyPair {
 
     /// From PKCS#8 DER. Both v1 (as `openssl genpkey` writes) and v2 (as ring writes) are read.
     pub fn from_pkcs8_der(pkcs8: Vec<u8>) -> Result<KeyPair, PkiError> {
-        let signer = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|e| {
-            PkiError::InvalidKey(format!("not an Ed25519 PKCS#8 private key ({e})"))
-        })?;
+        let signer = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+            .map_err(|e| PkiError::InvalidKey(format!("not an Ed25519 PKCS#8 private key ({e})")))?;
         let mut public_der = ED25519_SPKI_PREFIX.to_vec();
         public_der.extend_from_slice(signer.public_key().as_ref());
         let public_pem = encode_pem("PUBLIC KEY", &public_der);
-        Ok(KeyPair {
-            pkcs8,
-            signer,
-            public_der,
-            public_pem,
-        })
+        Ok(KeyPair { pkcs8, signer, public_der, public_pem })
     }
 
     /// From a `-----BEGIN PRIVATE KEY-----` PEM.
@@ -105,8 +95,7 @@ impl KeyPair {
                 if write_new(&pem_path, private_pem.as_bytes(), 0o600)? {
                     fresh
                 } else {
-                    let text =
-                        fs::read_to_string(&pem_path).map_err(|e| PkiError::io(&pem_path, e))?;
+                    let text = fs::read_to_string(&pem_path).map_err(|e| PkiError::io(&pem_path, e))?;
                     KeyPair::from_pkcs8_pem(&text).map_err(|e| in_file(&pem_path, e))?
                 }
             }
@@ -115,9 +104,7 @@ impl KeyPair {
         match fs::read_to_string(&pub_path) {
             Ok(existing) if existing == pair.public_pem => {}
             Ok(_) => write_replace(&pub_path, pair.public_pem.as_bytes(), 0o644)?,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                write_replace(&pub_path, pair.public_pem.as_bytes(), 0o644)?
-            }
+            Err(e) if e.kind() == ErrorKind::NotFound => write_replace(&pub_path, pair.public_pem.as_bytes(), 0o644)?,
             Err(e) => return Err(PkiError::io(&pub_path, e)),
         }
         Ok(pair)
@@ -160,27 +147,18 @@ pub fn verify(public_pem: &str, msg: &[u8], sig: &[u8]) -> bool {
     let Ok(der) = public_der_from_pem(public_pem) else {
         return false;
     };
-    UnparsedPublicKey::new(&ED25519, &der[ED25519_SPKI_PREFIX.len()..])
-        .verify(msg, sig)
-        .is_ok()
+    UnparsedPublicKey::new(&ED25519, &der[ED25519_SPKI_PREFIX.len()..]).verify(msg, sig).is_ok()
 }
 
 /// The SPKI DER inside a `-----BEGIN PUBLIC KEY-----` PEM, checked to be an Ed25519 key (the only
 /// kind our transport uses, so anything else is an error here rather than a surprise later).
 pub fn public_der_from_pem(public_pem: &str) -> Result<Vec<u8>, PkiError> {
     if public_pem.len() > PUBLIC_PEM_MAX_LEN {
-        return Err(PkiError::InvalidKey(format!(
-            "public key PEM is {} bytes; the limit is {PUBLIC_PEM_MAX_LEN}",
-            public_pem.len()
-        )));
+        return Err(PkiError::InvalidKey(format!("public key PEM is {} bytes; the limit is {PUBLIC_PEM_MAX_LEN}", public_pem.len())));
     }
-    let block =
-        pem::parse(public_pem).map_err(|e| PkiError::InvalidKey(format!("bad PEM ({e})")))?;
+    let block = pem::parse(public_pem).map_err(|e| PkiError::InvalidKey(format!("bad PEM ({e})")))?;
     if block.tag() != "PUBLIC KEY" {
-        return Err(PkiError::InvalidKey(format!(
-            "expected a \"PUBLIC KEY\" PEM, found {:?}",
-            block.tag()
-        )));
+        return Err(PkiError::InvalidKey(format!("expected a \"PUBLIC KEY\" PEM, found {:?}", block.tag())));
     }
     let der = block.into_contents();
     if der.len() != ED25519_SPKI_PREFIX.len() + 32 || !der.starts_with(&ED25519_SPKI_PREFIX) {
@@ -215,10 +193,7 @@ pub fn fingerprint_der(public_der: &[u8]) -> String {
 /// base64 body, newlines included). Matching that keeps our fingerprints equal to the ones a
 /// Salt user computes from the same file, e.g. for `master_finger`.
 pub fn fingerprint_with(pem_text: &str, hash_type: &str) -> Result<String, PkiError> {
-    let lines: Vec<&str> = pem_text
-        .split_inclusive('\n')
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let lines: Vec<&str> = pem_text.split_inclusive('\n').filter(|l| !l.trim().is_empty()).collect();
     if lines.len() < 3 || !lines[0].starts_with("-----BEGIN ") {
         return Err(PkiError::InvalidKey("not a PEM file".into()));
     }
@@ -237,10 +212,7 @@ pub fn fingerprint_with(pem_text: &str, hash_type: &str) -> Result<String, PkiEr
 
 /// PEM with `\n` line endings and 64-character lines, as OpenSSL (and so Salt) writes it.
 fn encode_pem(tag: &str, der: &[u8]) -> String {
-    pem::encode_config(
-        &pem::Pem::new(tag, der.to_vec()),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    )
+    pem::encode_config(&pem::Pem::new(tag, der.to_vec()), pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
 }
 
 fn in_file(path: &Path, e: PkiError) -> PkiError {
@@ -252,11 +224,7 @@ fn in_file(path: &Path, e: PkiError) -> PkiError {
 
 /// Creates `dir` (and parents) with mode 0700 when missing; an existing directory is left as is.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| PkiError::io(dir, e))
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| PkiError::io(dir, e))
 }
 
 /// A hidden temporary name beside `path`. Hidden because Salt (and we) skip dot files when
@@ -264,24 +232,15 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
 fn temp_beside(path: &Path) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ))
+    path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)))
 }
 
 fn write_temp(path: &Path, contents: &[u8], mode: u32) -> Result<PathBuf, PkiError> {
     let tmp = temp_beside(path);
-    let result = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(contents)?;
-            f.sync_all()
-        });
+    let result = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).and_then(|mut f| {
+        f.write_all(contents)?;
+        f.sync_all()
+    });
     match result {
         Ok(()) => Ok(tmp),
         Err(e) => {
@@ -322,11 +281,7 @@ pub(crate) mod tests {
     impl TempDir {
         pub(crate) fn new(tag: &str) -> TempDir {
             static N: AtomicU64 = AtomicU64::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "salt-pki-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
+            let p = std::env::temp_dir().join(format!("salt-pki-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
             let _ = fs::remove_dir_all(&p);
             fs::create_dir_all(&p).unwrap();
             TempDir(p)
@@ -358,20 +313,13 @@ pub(crate) mod tests {
         assert_eq!(pubf, a.public_pem());
         assert!(pubf.starts_with("-----BEGIN PUBLIC KEY-----\n"));
         assert!(pubf.ends_with("-----END PUBLIC KEY-----\n"));
-        assert_eq!(
-            pubf.lines().count(),
-            3,
-            "44 DER bytes fit on one base64 line"
-        );
+        assert_eq!(pubf.lines().count(), 3, "44 DER bytes fit on one base64 line");
 
         let b = KeyPair::load_or_generate(&dir, "master").unwrap();
         assert_eq!(a.public_pem(), b.public_pem());
         assert_eq!(a.pkcs8_der(), b.pkcs8_der());
         // No temp files left behind.
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
@@ -381,30 +329,18 @@ pub(crate) mod tests {
         let a = KeyPair::load_or_generate(t.path(), "minion").unwrap();
         fs::remove_file(t.path().join("minion.pub")).unwrap();
         KeyPair::load_or_generate(t.path(), "minion").unwrap();
-        assert_eq!(
-            fs::read_to_string(t.path().join("minion.pub")).unwrap(),
-            a.public_pem()
-        );
+        assert_eq!(fs::read_to_string(t.path().join("minion.pub")).unwrap(), a.public_pem());
         let other = KeyPair::generate().unwrap();
         fs::write(t.path().join("minion.pub"), other.public_pem()).unwrap();
         KeyPair::load_or_generate(t.path(), "minion").unwrap();
-        assert_eq!(
-            fs::read_to_string(t.path().join("minion.pub")).unwrap(),
-            a.public_pem()
-        );
+        assert_eq!(fs::read_to_string(t.path().join("minion.pub")).unwrap(), a.public_pem());
     }
 
     #[test]
     fn an_rsa_or_garbage_private_key_is_an_error_naming_the_file() {
         let t = TempDir::new("bad");
-        fs::write(
-            t.path().join("master.pem"),
-            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
-        )
-        .unwrap();
-        let err = KeyPair::load_or_generate(t.path(), "master")
-            .unwrap_err()
-            .to_string();
+        fs::write(t.path().join("master.pem"), "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n").unwrap();
+        let err = KeyPair::load_or_generate(t.path(), "master").unwrap_err().to_string();
         assert!(err.contains("master.pem"), "{err}");
         assert!(err.contains("RSA PRIVATE KEY"), "{err}");
         assert!(KeyPair::load_or_generate(t.path(), "../x").is_err());
@@ -454,10 +390,7 @@ MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n\
         assert_eq!(fp.len(), 32 * 3 - 1);
         let der = public_der_from_pem(pem).unwrap();
         assert_eq!(fingerprint_der(&der), fp);
-        assert_eq!(
-            fp,
-            "a8:0a:43:a8:63:f0:5e:ec:99:9f:a5:da:c1:73:bb:cc:cc:ee:45:cb:57:78:e4:ae:78:63:ea:f7:b9:c2:9d:c7"
-        );
+        assert_eq!(fp, "a8:0a:43:a8:63:f0:5e:ec:99:9f:a5:da:c1:73:bb:cc:cc:ee:45:cb:57:78:e4:ae:78:63:ea:f7:b9:c2:9d:c7");
         // Blank lines are ignored, as in Salt; a missing final newline does not matter (the END
         // line is not hashed).
         let padded = format!("\n{}\n\n", pem.trim_end());

@@ -19,8 +19,7 @@ pub mod salt_key;
 pub mod store;
 
 pub use keypair::{
-    fingerprint, fingerprint_der, fingerprint_with, pem_from_public_der, public_der_from_pem,
-    verify, KeyPair, PUBLIC_PEM_MAX_LEN,
+    fingerprint, fingerprint_der, fingerprint_with, pem_from_public_der, public_der_from_pem, verify, KeyPair, PUBLIC_PEM_MAX_LEN,
 };
 pub use store::{check_id, AcceptOutcome, AcceptPolicy, KeyMatches, KeyState, KeyStore};
 
@@ -48,9 +47,6 @@ pub enum PkiError {
 
 impl PkiError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> PkiError {
-        PkiError::Io {
-            path: path.into(),
-            source,
-        }
+        PkiError::Io { path: path.into(), source }
     }
 }

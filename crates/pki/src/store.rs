@@ -38,12 +38,7 @@ pub enum KeyState {
 
 impl KeyState {
     /// All states in Salt's `list_keys` order.
-    pub const ALL: [KeyState; 4] = [
-        KeyState::Accepted,
-        KeyState::Pending,
-        KeyState::Rejected,
-        KeyState::Denied,
-    ];
+    pub const ALL: [KeyState; 4] = [KeyState::Accepted, KeyState::Pending, KeyState::Rejected, KeyState::Denied];
 
     /// The directory under `pki_dir` (also the key Salt uses in `--out json`).
     pub fn dir_name(self) -> &'static str {
@@ -65,12 +60,7 @@ impl KeyState {
 /// is built. Ids starting with `.` are refused too: listings skip dot files, so such a key would be
 /// stored but invisible.
 pub fn check_id(id: &str) -> Result<(), PkiError> {
-    if id.is_empty()
-        || id.contains('/')
-        || id.contains('\0')
-        || id.contains("..")
-        || id.starts_with('.')
-    {
+    if id.is_empty() || id.contains('/') || id.contains('\0') || id.contains("..") || id.starts_with('.') {
         return Err(PkiError::InvalidId(id.chars().take(64).collect()));
     }
     Ok(())
@@ -106,10 +96,7 @@ impl KeyMatches {
     }
 
     pub fn get(&self, state: KeyState) -> Option<&[String]> {
-        self.entries
-            .iter()
-            .find(|(s, _)| *s == state)
-            .map(|(_, ids)| ids.as_slice())
+        self.entries.iter().find(|(s, _)| *s == state).map(|(_, ids)| ids.as_slice())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (KeyState, &[String])> {
@@ -125,10 +112,7 @@ impl KeyMatches {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         for (s, ids) in &self.entries {
-            m.insert(
-                s.dir_name().to_string(),
-                Value::Array(ids.iter().cloned().map(Value::String).collect()),
-            );
+            m.insert(s.dir_name().to_string(), Value::Array(ids.iter().cloned().map(Value::String).collect()));
         }
         Value::Object(m)
     }
@@ -163,12 +147,7 @@ impl AcceptPolicy {
             return Err(PkiError::InsecureFile(path.to_path_buf()));
         }
         let text = fs::read_to_string(path).map_err(|e| PkiError::io(path, e))?;
-        Ok(text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.starts_with('#'))
-            .map(str::to_string)
-            .collect())
+        Ok(text.lines().map(str::trim).filter(|l| !l.starts_with('#')).map(str::to_string).collect())
     }
 }
 
@@ -180,9 +159,7 @@ pub(crate) fn expr_match(line: &str, expr: &str) -> bool {
         return true;
     }
     // `re.match` anchors at the start only; the outer `\A(?:...)` reproduces that.
-    regex::Regex::new(&format!(r"\A(?:\A{expr}\z)"))
-        .map(|re| re.is_match(line))
-        .unwrap_or(false)
+    regex::Regex::new(&format!(r"\A(?:\A{expr}\z)")).map(|re| re.is_match(line)).unwrap_or(false)
 }
 
 /// Salt's `salt.crypt.clean_key`: keys are equal when they are equal after stripping surrounding
@@ -193,11 +170,7 @@ fn clean_key(key: &str) -> String {
 
 /// Salt's `sorted_ignorecase`, with the exact name as tie-break so the order is deterministic.
 fn sort_ignorecase(ids: &mut [String]) {
-    ids.sort_by(|a, b| {
-        a.to_lowercase()
-            .cmp(&b.to_lowercase())
-            .then_with(|| a.cmp(b))
-    });
+    ids.sort_by(|a, b| a.to_lowercase().cmp(&b.to_lowercase()).then_with(|| a.cmp(b)));
 }
 
 /// The master's `pki_dir`: minion keys by state.
@@ -217,9 +190,7 @@ impl KeyStore {
         for s in KeyState::ALL {
             create_private_dir(&pki_dir.join(s.dir_name()))?;
         }
-        Ok(KeyStore {
-            pki_dir: pki_dir.to_path_buf(),
-        })
+        Ok(KeyStore { pki_dir: pki_dir.to_path_buf() })
     }
 
     pub fn pki_dir(&self) -> &Path {
@@ -272,10 +243,7 @@ impl KeyStore {
     /// The states in which `id` currently has a key (normally zero or one; Denied can sit beside
     /// Accepted or Pending).
     pub fn states_of(&self, id: &str) -> Vec<KeyState> {
-        KeyState::ALL
-            .into_iter()
-            .filter(|s| self.key_path(*s, id).map(|p| p.is_file()).unwrap_or(false))
-            .collect()
+        KeyState::ALL.into_iter().filter(|s| self.key_path(*s, id).map(|p| p.is_file()).unwrap_or(false)).collect()
     }
 
     /// What the master does when minion `id` presents `public_pem` (Salt's `_auth`, without
@@ -290,12 +258,7 @@ impl KeyStore {
     ///   `minions_pre/` (Pending). A key only in `minions_denied` counts as unknown, as in Salt.
     ///
     /// A key that is not an Ed25519 public key PEM is an error and nothing is written.
-    pub fn authorize(
-        &self,
-        id: &str,
-        public_pem: &str,
-        policy: &AcceptPolicy,
-    ) -> Result<KeyState, PkiError> {
+    pub fn authorize(&self, id: &str, public_pem: &str, policy: &AcceptPolicy) -> Result<KeyState, PkiError> {
         check_id(id)?;
         public_der_from_pem(public_pem)?;
         if self.key_path(KeyState::Rejected, id)?.is_file() {
@@ -379,11 +342,7 @@ impl KeyStore {
     /// grouped by state; states without a match are absent. An id matching two globs of a list
     /// appears twice, as in Salt.
     pub fn name_match(&self, glob: &str) -> KeyMatches {
-        let globs: Vec<&str> = if glob.contains(',') {
-            glob.split(',').collect()
-        } else {
-            vec![glob]
-        };
+        let globs: Vec<&str> = if glob.contains(',') { glob.split(',').collect() } else { vec![glob] };
         let mut out = KeyMatches::new();
         for (state, ids) in self.list_all().iter() {
             for id in ids {
@@ -430,12 +389,7 @@ impl KeyStore {
     /// `Key.accept(match_dict=...)`. A stored key that is not a valid public key is left where it
     /// is and reported in `invalid` (salt-key prints "Unable to accept invalid key for <id>.").
     /// Returns where the named ids are afterwards ([`KeyStore::dict_match`]).
-    pub fn accept_matches(
-        &self,
-        matches: &KeyMatches,
-        include_rejected: bool,
-        include_denied: bool,
-    ) -> Result<AcceptOutcome, PkiError> {
+    pub fn accept_matches(&self, matches: &KeyMatches, include_rejected: bool, include_denied: bool) -> Result<AcceptOutcome, PkiError> {
         let mut from = vec![KeyState::Pending];
         if include_rejected {
             from.push(KeyState::Rejected);
@@ -446,9 +400,7 @@ impl KeyStore {
         let mut invalid: Vec<(KeyState, String)> = Vec::new();
         for state in from {
             for id in matches.get(state).unwrap_or_default() {
-                let valid = self
-                    .read_key(state, id)?
-                    .is_some_and(|pem| public_der_from_pem(&pem).is_ok());
+                let valid = self.read_key(state, id)?.is_some_and(|pem| public_der_from_pem(&pem).is_ok());
                 if !valid && self.key_path(state, id)?.exists() {
                     invalid.push((state, id.clone()));
                     continue;
@@ -462,20 +414,12 @@ impl KeyStore {
         for (state, ids) in kept.entries.iter_mut() {
             ids.retain(|id| !invalid.iter().any(|(s, i)| s == state && i == id));
         }
-        Ok(AcceptOutcome {
-            now: self.dict_match(&kept),
-            invalid: invalid.into_iter().map(|(_, id)| id).collect(),
-        })
+        Ok(AcceptOutcome { now: self.dict_match(&kept), invalid: invalid.into_iter().map(|(_, id)| id).collect() })
     }
 
     /// Rejects the keys of `matches` that are pending (and accepted / denied when asked): Salt's
     /// `Key.reject(match_dict=...)`. Returns where the named ids are afterwards.
-    pub fn reject_matches(
-        &self,
-        matches: &KeyMatches,
-        include_accepted: bool,
-        include_denied: bool,
-    ) -> Result<KeyMatches, PkiError> {
+    pub fn reject_matches(&self, matches: &KeyMatches, include_accepted: bool, include_denied: bool) -> Result<KeyMatches, PkiError> {
         let mut from = vec![KeyState::Pending];
         if include_accepted {
             from.push(KeyState::Accepted);
@@ -510,22 +454,12 @@ impl KeyStore {
     }
 
     /// `salt-key -a <glob>` without the questions.
-    pub fn accept(
-        &self,
-        glob: &str,
-        include_rejected: bool,
-        include_denied: bool,
-    ) -> Result<AcceptOutcome, PkiError> {
+    pub fn accept(&self, glob: &str, include_rejected: bool, include_denied: bool) -> Result<AcceptOutcome, PkiError> {
         self.accept_matches(&self.name_match(glob), include_rejected, include_denied)
     }
 
     /// `salt-key -r <glob>` without the questions.
-    pub fn reject(
-        &self,
-        glob: &str,
-        include_accepted: bool,
-        include_denied: bool,
-    ) -> Result<KeyMatches, PkiError> {
+    pub fn reject(&self, glob: &str, include_accepted: bool, include_denied: bool) -> Result<KeyMatches, PkiError> {
         self.reject_matches(&self.name_match(glob), include_accepted, include_denied)
     }
 
@@ -539,9 +473,7 @@ impl KeyStore {
     /// can instead stat this one file (e.g. before each publish) and re-check the connected
     /// minions' keys with [`KeyStore::accepted_key`] when it moved.
     pub fn last_change(&self) -> Option<SystemTime> {
-        fs::metadata(self.pki_dir.join(CHANGE_MARKER))
-            .and_then(|m| m.modified())
-            .ok()
+        fs::metadata(self.pki_dir.join(CHANGE_MARKER)).and_then(|m| m.modified()).ok()
     }
 
     fn touch_change_marker(&self) {
@@ -562,11 +494,7 @@ fn list_dir(dir: &Path) -> Vec<String> {
 }
 
 fn read_ids(dir: &Path) -> std::io::Result<Vec<String>> {
-    Ok(fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.'))
-        .collect())
+    Ok(fs::read_dir(dir)?.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).filter(|n| !n.starts_with('.')).collect())
 }
 
 #[cfg(test)]
@@ -583,21 +511,13 @@ mod tests {
         KeyStore::open(&t.path().join("pki")).unwrap()
     }
 
-    const OPEN: AcceptPolicy = AcceptPolicy {
-        auto_accept: false,
-        autosign_patterns: Vec::new(),
-    };
+    const OPEN: AcceptPolicy = AcceptPolicy { auto_accept: false, autosign_patterns: Vec::new() };
 
     #[test]
     fn open_creates_salt_dirs_0700() {
         let t = TempDir::new("open");
         let s = store(&t);
-        for d in [
-            "minions",
-            "minions_pre",
-            "minions_rejected",
-            "minions_denied",
-        ] {
+        for d in ["minions", "minions_pre", "minions_rejected", "minions_denied"] {
             let m = fs::metadata(s.pki_dir().join(d)).unwrap();
             assert!(m.is_dir());
             assert_eq!(m.permissions().mode() & 0o777, 0o700, "{d}");
@@ -610,10 +530,7 @@ mod tests {
         let s = store(&t);
         let k = pem();
         assert_eq!(s.authorize("web1", &k, &OPEN).unwrap(), KeyState::Pending);
-        assert_eq!(
-            fs::read_to_string(s.pki_dir().join("minions_pre/web1")).unwrap(),
-            k
-        );
+        assert_eq!(fs::read_to_string(s.pki_dir().join("minions_pre/web1")).unwrap(), k);
         // Asking again with the same key stays pending, and writes nothing new.
         assert_eq!(s.authorize("web1", &k, &OPEN).unwrap(), KeyState::Pending);
         assert_eq!(s.list(KeyState::Pending), ["web1"]);
@@ -626,10 +543,7 @@ mod tests {
         assert_eq!(s.authorize("web1", &k, &OPEN).unwrap(), KeyState::Accepted);
         // Whitespace and line endings do not make a key different (Salt's clean_key).
         let crlf = format!("\n{}\r\n", k.trim_end().replace('\n', "\r\n"));
-        assert_eq!(
-            s.authorize("web1", &crlf, &OPEN).unwrap(),
-            KeyState::Accepted
-        );
+        assert_eq!(s.authorize("web1", &crlf, &OPEN).unwrap(), KeyState::Accepted);
     }
 
     #[test]
@@ -641,15 +555,9 @@ mod tests {
         s.accept("db1", false, false).unwrap();
         assert_eq!(s.authorize("db1", &k2, &OPEN).unwrap(), KeyState::Denied);
         assert_eq!(s.accepted_key("db1").as_deref(), Some(k1.as_str()));
-        assert_eq!(
-            s.key_text(KeyState::Denied, "db1").as_deref(),
-            Some(k2.as_str())
-        );
+        assert_eq!(s.key_text(KeyState::Denied, "db1").as_deref(), Some(k2.as_str()));
         assert_eq!(s.states_of("db1"), [KeyState::Accepted, KeyState::Denied]);
-        assert_eq!(
-            s.denial_reason("db1"),
-            "another key is already accepted for minion id db1"
-        );
+        assert_eq!(s.denial_reason("db1"), "another key is already accepted for minion id db1");
         // The right key still works.
         assert_eq!(s.authorize("db1", &k1, &OPEN).unwrap(), KeyState::Accepted);
 
@@ -657,15 +565,9 @@ mod tests {
         // key is untouched.
         s.authorize("db2", &k1, &OPEN).unwrap();
         assert_eq!(s.authorize("db2", &k2, &OPEN).unwrap(), KeyState::Denied);
-        assert_eq!(
-            s.key_text(KeyState::Pending, "db2").as_deref(),
-            Some(k1.as_str())
-        );
+        assert_eq!(s.key_text(KeyState::Pending, "db2").as_deref(), Some(k1.as_str()));
         // ... and said so truthfully: the other key is pending, not accepted.
-        assert_eq!(
-            s.denial_reason("db2"),
-            "another key is already pending for minion id db2 (in minions_pre, not yet accepted)"
-        );
+        assert_eq!(s.denial_reason("db2"), "another key is already pending for minion id db2 (in minions_pre, not yet accepted)");
     }
 
     #[test]
@@ -677,10 +579,7 @@ mod tests {
         s.reject("bad", false, false).unwrap();
         assert_eq!(s.list(KeyState::Rejected), ["bad"]);
         assert_eq!(s.authorize("bad", &k, &OPEN).unwrap(), KeyState::Rejected);
-        assert_eq!(
-            s.authorize("bad", &pem(), &OPEN).unwrap(),
-            KeyState::Rejected
-        );
+        assert_eq!(s.authorize("bad", &pem(), &OPEN).unwrap(), KeyState::Rejected);
         assert!(s.list(KeyState::Pending).is_empty());
     }
 
@@ -688,37 +587,19 @@ mod tests {
     fn auto_accept_and_autosign_patterns() {
         let t = TempDir::new("auto");
         let s = store(&t);
-        let all = AcceptPolicy {
-            auto_accept: true,
-            autosign_patterns: vec![],
-        };
+        let all = AcceptPolicy { auto_accept: true, autosign_patterns: vec![] };
         assert_eq!(s.authorize("m1", &pem(), &all).unwrap(), KeyState::Accepted);
-        let web = AcceptPolicy {
-            auto_accept: false,
-            autosign_patterns: vec!["web*".into(), r"db\d+".into()],
-        };
-        assert_eq!(
-            s.authorize("web7", &pem(), &web).unwrap(),
-            KeyState::Accepted
-        );
-        assert_eq!(
-            s.authorize("db12", &pem(), &web).unwrap(),
-            KeyState::Accepted
-        );
-        assert_eq!(
-            s.authorize("db12x", &pem(), &web).unwrap(),
-            KeyState::Pending
-        );
+        let web = AcceptPolicy { auto_accept: false, autosign_patterns: vec!["web*".into(), r"db\d+".into()] };
+        assert_eq!(s.authorize("web7", &pem(), &web).unwrap(), KeyState::Accepted);
+        assert_eq!(s.authorize("db12", &pem(), &web).unwrap(), KeyState::Accepted);
+        assert_eq!(s.authorize("db12x", &pem(), &web).unwrap(), KeyState::Pending);
         // A pending key with a matching autosign line is accepted when it comes back.
         let k = pem();
         assert_eq!(s.authorize("web9", &k, &OPEN).unwrap(), KeyState::Pending);
         assert_eq!(s.authorize("web9", &k, &web).unwrap(), KeyState::Accepted);
         assert!(s.list(KeyState::Pending).iter().all(|i| i != "web9"));
         // But a different key for it is still denied.
-        assert_eq!(
-            s.authorize("db12x", &pem(), &web).unwrap(),
-            KeyState::Denied
-        );
+        assert_eq!(s.authorize("db12x", &pem(), &web).unwrap(), KeyState::Denied);
     }
 
     #[test]
@@ -740,14 +621,9 @@ mod tests {
         assert!(AcceptPolicy::read_autosign_file(&f).unwrap().is_empty());
         fs::write(&f, "# comment\n web*  \n\ndb1\n").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(
-            AcceptPolicy::read_autosign_file(&f).unwrap(),
-            ["web*", "", "db1"]
-        );
+        assert_eq!(AcceptPolicy::read_autosign_file(&f).unwrap(), ["web*", "", "db1"]);
         fs::set_permissions(&f, fs::Permissions::from_mode(0o666)).unwrap();
-        let err = AcceptPolicy::read_autosign_file(&f)
-            .unwrap_err()
-            .to_string();
+        let err = AcceptPolicy::read_autosign_file(&f).unwrap_err().to_string();
         assert!(err.starts_with("Wrong permissions for "), "{err}");
     }
 
@@ -756,17 +632,10 @@ mod tests {
         let t = TempDir::new("ids");
         let s = store(&t);
         for id in ["", "../x", "a/b", "a\0b", "..", ".hidden", "x..y"] {
-            assert!(matches!(
-                s.authorize(id, &pem(), &OPEN),
-                Err(PkiError::InvalidId(_))
-            ));
+            assert!(matches!(s.authorize(id, &pem(), &OPEN), Err(PkiError::InvalidId(_))));
         }
         assert!(matches!(
-            s.authorize(
-                "ok",
-                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
-                &OPEN
-            ),
+            s.authorize("ok", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", &OPEN),
             Err(PkiError::InvalidKey(_))
         ));
         assert!(s.list_all().iter().all(|(_, ids)| ids.is_empty()));
@@ -801,19 +670,13 @@ mod tests {
         let m = s.name_match("minion[2-9]");
         assert_eq!(
             m.iter().collect::<Vec<_>>(),
-            vec![
-                (KeyState::Accepted, &["minion2".to_string()][..]),
-                (KeyState::Pending, &["minion3".to_string()][..]),
-            ]
+            vec![(KeyState::Accepted, &["minion2".to_string()][..]), (KeyState::Pending, &["minion3".to_string()][..]),]
         );
         let m = s.name_match("other,minion1");
         assert_eq!(m.get(KeyState::Accepted).unwrap(), ["minion1"]);
         assert_eq!(m.get(KeyState::Rejected).unwrap(), ["other"]);
         assert!(s.name_match("nope*").is_empty());
-        assert_eq!(
-            m.to_json().to_string(),
-            r#"{"minions":["minion1"],"minions_rejected":["other"]}"#
-        );
+        assert_eq!(m.to_json().to_string(), r#"{"minions":["minion1"],"minions_rejected":["other"]}"#);
 
         let gone = s.delete("minion[2-9]").unwrap();
         assert!(gone.is_empty());
@@ -831,20 +694,8 @@ mod tests {
         assert_eq!(out.now.get(KeyState::Rejected).unwrap(), ["r1"]);
         let out = s.accept("r1", true, false).unwrap();
         assert_eq!(out.now.get(KeyState::Accepted).unwrap(), ["r1"]);
-        assert_eq!(
-            s.reject("a1", false, false)
-                .unwrap()
-                .get(KeyState::Accepted)
-                .unwrap(),
-            ["a1"]
-        );
-        assert_eq!(
-            s.reject("a1", true, false)
-                .unwrap()
-                .get(KeyState::Rejected)
-                .unwrap(),
-            ["a1"]
-        );
+        assert_eq!(s.reject("a1", false, false).unwrap().get(KeyState::Accepted).unwrap(), ["a1"]);
+        assert_eq!(s.reject("a1", true, false).unwrap().get(KeyState::Rejected).unwrap(), ["a1"]);
     }
 
     #[test]

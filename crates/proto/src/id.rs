@@ -32,10 +32,7 @@ pub fn validate_minion_id(id: &str) -> Result<(), IdError> {
         let shown: String = id.chars().take(64).collect();
         return Err(IdError::BadStart(shown));
     }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@')))
-    {
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))) {
         let shown: String = id.chars().take(64).collect();
         return Err(IdError::BadChar(shown, c));
     }

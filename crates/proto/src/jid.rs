@@ -54,8 +54,7 @@ pub fn validate_jid(jid: &str) -> Result<(), JidError> {
     let ok = bytes.len() >= 20
         && bytes.len() <= 40
         && bytes[..20].iter().all(u8::is_ascii_digit)
-        && (bytes.len() == 20
-            || (bytes[20] == b'_' && bytes.len() > 21 && bytes[21..].iter().all(u8::is_ascii_digit)));
+        && (bytes.len() == 20 || (bytes[20] == b'_' && bytes.len() > 21 && bytes[21..].iter().all(u8::is_ascii_digit)));
     if ok {
         Ok(())
     } else {
@@ -76,9 +75,7 @@ pub fn jid_datetime(jid: &str) -> Option<NaiveDateTime> {
 
 /// Salt's `jid_to_time`: `"2024, May 10 09:30:15.123456"`, or `""` for a malformed jid.
 pub fn jid_to_time(jid: &str) -> String {
-    jid_datetime(jid)
-        .map(|t| t.format("%Y, %b %d %H:%M:%S%.6f").to_string())
-        .unwrap_or_default()
+    jid_datetime(jid).map(|t| t.format("%Y, %b %d %H:%M:%S%.6f").to_string()).unwrap_or_default()
 }
 
 /// The jid for an arbitrary moment; used by tests and by purge cut-offs.
@@ -113,8 +110,16 @@ mod tests {
     fn validation() {
         assert!(is_jid("20261125003800067893"));
         assert!(is_jid("20261125003800067893_123"));
-        for bad in ["", "req", "2026112500380006789", "20261125003800067893_", "20261125003800067893x",
-                    "../../etc/passwd", "2026112500380006789a", "20261125003800067893_1/2"] {
+        for bad in [
+            "",
+            "req",
+            "2026112500380006789",
+            "20261125003800067893_",
+            "20261125003800067893x",
+            "../../etc/passwd",
+            "2026112500380006789a",
+            "20261125003800067893_1/2",
+        ] {
             assert!(!is_jid(bad), "{bad}");
         }
     }

@@ -81,18 +81,30 @@ impl JobReturn {
 #[serde(tag = "msg", rename_all = "snake_case")]
 pub enum MasterMessage {
     /// The minion's key is accepted; publishes will follow on this connection.
-    Welcome { master_id: String },
+    Welcome {
+        master_id: String,
+    },
     /// The key waits in `minions_pre`; try again later.
-    Pending { retry_secs: u64 },
+    Pending {
+        retry_secs: u64,
+    },
     /// The key was rejected by an operator: stop trying.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     /// Another key is already accepted for this id: stop trying.
-    Denied { reason: String },
+    Denied {
+        reason: String,
+    },
     /// The conversation broke a rule (wrong first message, bad id, ...); the master closes.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Publish(SignedPublish),
     /// The master has the return for `jid` on disk (job cache spool); the minion may forget it.
-    Ack { jid: String },
+    Ack {
+        jid: String,
+    },
 }
 
 /// A [`Publish`] encoded as msgpack, and the master key's Ed25519 signature over those bytes.
@@ -190,16 +202,35 @@ pub enum ClientReply {
     /// The job went out. `minions` are all the targeted ones; `missing`, as in Salt, the ids a
     /// list target named that have no accepted key; `not_connected`, the targeted minions that
     /// had no connection, so no copy of the job could reach them.
-    Published { jid: String, minions: Vec<String>, missing: Vec<String>, not_connected: Vec<String> },
+    Published {
+        jid: String,
+        minions: Vec<String>,
+        missing: Vec<String>,
+        not_connected: Vec<String>,
+    },
     /// The target matched no accepted minion; no jid was assigned.
-    NoMinions { error: String },
+    NoMinions {
+        error: String,
+    },
     /// An event for a job this connection published (`salt/job/<jid>/ret/<id>`).
-    Event { tag: String, data: Value },
+    Event {
+        tag: String,
+        data: Value,
+    },
     /// What a runner returned. `outputter` is the runner's preferred outputter, if any.
-    RunnerReturn { jid: String, data: Value, outputter: Option<String>, retcode: i32 },
+    RunnerReturn {
+        jid: String,
+        data: Value,
+        outputter: Option<String>,
+        retcode: i32,
+    },
     /// The caller may not do this (publisher_acl).
-    Refused { reason: String },
-    Error { message: String },
+    Refused {
+        reason: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[cfg(test)]
@@ -243,9 +274,16 @@ mod tests {
     #[test]
     fn return_load_has_salts_key_order() {
         let r = JobReturn {
-            id: "m1".into(), jid: "j".into(), fun: "test.ping".into(), fun_args: vec![],
-            ret: Value::Bool(true), retcode: 0, success: true, user: Some("root".into()),
-            out: None, metadata: None,
+            id: "m1".into(),
+            jid: "j".into(),
+            fun: "test.ping".into(),
+            fun_args: vec![],
+            ret: Value::Bool(true),
+            retcode: 0,
+            success: true,
+            user: Some("root".into()),
+            out: None,
+            metadata: None,
         };
         let keys: Vec<_> = r.to_load().keys().cloned().collect();
         assert_eq!(keys, ["cmd", "id", "success", "return", "retcode", "jid", "fun", "fun_args", "user"]);

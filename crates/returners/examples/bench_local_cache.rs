@@ -106,9 +106,10 @@ async fn main() {
             dir.clone()
         }
         None => {
-            tmp = tempfile::Builder::new().prefix("bench-local-cache").tempdir_in(
-                std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir),
-            ).unwrap();
+            tmp = tempfile::Builder::new()
+                .prefix("bench-local-cache")
+                .tempdir_in(std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir))
+                .unwrap();
             tmp.path().to_path_buf()
         }
     };
@@ -122,12 +123,8 @@ async fn main() {
         let jids: Vec<String> = (n..end).map(jid_of).collect();
         let loads: Vec<Load> = (n..end).zip(&jids).map(|(i, j)| publish(j, fun_of(i))).collect();
         let minions: Vec<Vec<String>> = (n..end).map(|i| vec![format!("web{}", i % 1000)]).collect();
-        let batch: Vec<NewJob> = jids
-            .iter()
-            .zip(&loads)
-            .zip(&minions)
-            .map(|((jid, load), m)| NewJob { jid, load, minions: Some(m) })
-            .collect();
+        let batch: Vec<NewJob> =
+            jids.iter().zip(&loads).zip(&minions).map(|((jid, load), m)| NewJob { jid, load, minions: Some(m) }).collect();
         cache.save_loads(&batch).await.unwrap();
         let rets: Vec<Load> = (n..end).zip(&jids).map(|(i, j)| ret(j, &format!("web{}", i % 1000), fun_of(i))).collect();
         cache.returner_batch(&rets).await.unwrap();
@@ -204,8 +201,11 @@ async fn main() {
         size as f64 / (1024.0 * 1024.0)
     );
     println!("| operation | time |\n|---|---|");
-    println!("| fill: {jobs} jobs via `save_loads` + `returner_batch` (5,000 per transaction) | {:.1} s ({:.0} jobs/s) |",
-        fill_jobs.as_secs_f64(), jobs as f64 / fill_jobs.as_secs_f64());
+    println!(
+        "| fill: {jobs} jobs via `save_loads` + `returner_batch` (5,000 per transaction) | {:.1} s ({:.0} jobs/s) |",
+        fill_jobs.as_secs_f64(),
+        jobs as f64 / fill_jobs.as_secs_f64()
+    );
     println!("| fill: {big_returns} returns of one job (`returner_batch`, 1,000 per call) | {} |", ms(fill_big));
     println!("| `get_jids` first page (limit 100, newest first) | {} |", ms(t_first));
     println!("| `get_jids` functions=[\"cmd.*\"], limit 100 | {} |", ms(t_filtered));

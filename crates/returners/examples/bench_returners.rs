@@ -100,7 +100,10 @@ impl Target {
                 let url = std::env::var("BENCH_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
                 let admin = MySqlConnectOptions::from_str(&url).map_err(|e| e.to_string())?.charset("utf8mb4");
                 let mut c = MySqlConnection::connect_with(&admin).await.map_err(|e| e.to_string())?;
-                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE `{name}` DEFAULT CHARACTER SET utf8mb4"))).execute(&mut c).await.map_err(|e| e.to_string())?;
+                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE `{name}` DEFAULT CHARACTER SET utf8mb4")))
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 c.close().await.ok();
                 t.opts = json!({"mysql.host": admin.get_host(), "mysql.port": admin.get_port(), "mysql.user": admin.get_username(), "mysql.db": name})
                     .as_object().unwrap().clone();
@@ -114,7 +117,9 @@ impl Target {
                 c.close().await.ok();
                 t.opts = json!({"returner.pgjsonb.host": admin.get_host(), "returner.pgjsonb.port": admin.get_port(),
                                 "returner.pgjsonb.user": admin.get_username(), "returner.pgjsonb.db": name})
-                    .as_object().unwrap().clone();
+                .as_object()
+                .unwrap()
+                .clone();
                 t.pg = Some(admin.database(&name));
             }
             Kind::Sqlite3 => {
@@ -265,7 +270,14 @@ impl Target {
                     let sql = format!("INSERT INTO salt_returns (fun, jid, id, fun_args, date, full_ret, success) VALUES {values}");
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for r in chunk {
-                        q = q.bind(&r.fun).bind(&r.jid).bind(&r.id).bind("['ls /']").bind("2026-11-25 00:39:16.909909").bind(&r.ret).bind("1");
+                        q = q
+                            .bind(&r.fun)
+                            .bind(&r.jid)
+                            .bind(&r.id)
+                            .bind("['ls /']")
+                            .bind("2026-11-25 00:39:16.909909")
+                            .bind(&r.ret)
+                            .bind("1");
                     }
                     q.execute(&mut *tx).await.unwrap();
                 }
@@ -297,7 +309,16 @@ impl Target {
                         c.ping().await.unwrap();
                     }
                     let r = row(ret);
-                    sqlx::query(sql).bind(&r.fun).bind(&r.jid).bind(&r.ret).bind(&r.id).bind(1i32).bind(&r.full_ret).execute(&mut c).await.unwrap();
+                    sqlx::query(sql)
+                        .bind(&r.fun)
+                        .bind(&r.jid)
+                        .bind(&r.ret)
+                        .bind(&r.id)
+                        .bind(1i32)
+                        .bind(&r.full_ret)
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
                     sqlx::raw_sql("COMMIT").execute(&mut c).await.unwrap();
                 }
                 let took = start.elapsed();
@@ -322,8 +343,17 @@ impl Target {
                     let r = row(ret);
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
                     let mut tx = c.begin().await.unwrap();
-                    sqlx::query(sql).bind(&r.fun).bind(&r.jid).bind(&r.ret).bind(&r.id).bind("true").bind(&r.full_ret).bind(now)
-                        .execute(&mut *tx).await.unwrap();
+                    sqlx::query(sql)
+                        .bind(&r.fun)
+                        .bind(&r.jid)
+                        .bind(&r.ret)
+                        .bind(&r.id)
+                        .bind("true")
+                        .bind(&r.full_ret)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
                     tx.commit().await.unwrap();
                     if let Some(c) = fresh {
                         c.close().await.ok();
@@ -353,8 +383,17 @@ impl Target {
                     let r = row(ret);
                     let date = chrono::Local::now().naive_local().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
                     let mut tx = c.begin().await.unwrap();
-                    sqlx::query(sql).bind(&r.fun).bind(&r.jid).bind(&r.id).bind("['ls /']").bind(&date).bind(&r.ret).bind("1")
-                        .execute(&mut *tx).await.unwrap();
+                    sqlx::query(sql)
+                        .bind(&r.fun)
+                        .bind(&r.jid)
+                        .bind(&r.id)
+                        .bind("['ls /']")
+                        .bind(&date)
+                        .bind(&r.ret)
+                        .bind("1")
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
                     tx.commit().await.unwrap();
                     if let Some(c) = fresh {
                         c.close().await.ok();
@@ -460,8 +499,10 @@ async fn main() {
     let size = dumps(&Value::Object(master_return(&jid_for(0), 0))).len();
 
     println!("Command: `cargo run --release -p salt-returners --example bench_returners -- {n} {runs}`\n");
-    println!("{n} returns of one job arriving together ({size}-byte `full_ret` each); returns/s, median of {runs} runs; \
-              ratio = rate / ceiling of the same store.\n");
+    println!(
+        "{n} returns of one job arriving together ({size}-byte `full_ret` each); returns/s, median of {runs} runs; \
+              ratio = rate / ceiling of the same store.\n"
+    );
     let alone = Spool::open(&tmp.path().join("spool-alone"), Arc::new(Accepting)).unwrap();
     let mut rates = Vec::new();
     for run in 0..runs {

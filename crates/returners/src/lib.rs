@@ -20,14 +20,14 @@ pub mod lazy;
 pub mod local_cache;
 pub mod mysql;
 pub mod options;
-mod query;
 mod pg_common;
 pub mod pgjsonb;
 pub mod postgres;
+mod query;
 pub mod redact;
+mod registry;
 pub mod spool;
 pub mod sqlite3;
-mod registry;
 
 use std::time::Duration;
 

@@ -9,8 +9,22 @@ pub const REDACTED: &str = "**********";
 /// Whether a key names a secret (`pass`, `mysql.pass`, `password`, `token`, `api_key`, ...).
 pub fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
-    matches!(last.as_str(), "pass" | "passwd" | "password" | "token" | "secret" | "api_key" | "apikey" | "key" | "sslkey" | "ssl_key" | "auth" | "user_key" | "app_key")
-        || last.ends_with("_password")
+    matches!(
+        last.as_str(),
+        "pass"
+            | "passwd"
+            | "password"
+            | "token"
+            | "secret"
+            | "api_key"
+            | "apikey"
+            | "key"
+            | "sslkey"
+            | "ssl_key"
+            | "auth"
+            | "user_key"
+            | "app_key"
+    ) || last.ends_with("_password")
         || last.ends_with("_token")
         || last.ends_with("_secret")
 }

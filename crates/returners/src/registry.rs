@@ -34,12 +34,7 @@ pub async fn open(name: &str, lookup: &Lookup<'_>) -> Result<Arc<dyn Returner>> 
         crate::postgres::Postgres::NAME => Arc::new(crate::postgres::Postgres::open(lookup).await?),
         crate::sqlite3::Sqlite3::NAME => Arc::new(crate::sqlite3::Sqlite3::open(lookup).await?),
         // one arm per store
-        other => {
-            return Err(ReturnerError::Invalid(format!(
-                "unknown returner '{other}'; built in are: {}",
-                builtin_names().join(", ")
-            )))
-        }
+        other => return Err(ReturnerError::Invalid(format!("unknown returner '{other}'; built in are: {}", builtin_names().join(", ")))),
     })
 }
 

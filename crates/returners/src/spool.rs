@@ -354,11 +354,8 @@ async fn write_loop(shared: Arc<Shared>, mut writer: Writer, mut rx: mpsc::Unbou
                 }
             }
         }
-        let result = if buf.is_empty() {
-            Ok(None)
-        } else {
-            writer.append(&buf).and_then(|start| writer.file.sync_data().map(|()| Some(start)))
-        };
+        let result =
+            if buf.is_empty() { Ok(None) } else { writer.append(&buf).and_then(|start| writer.file.sync_data().map(|()| Some(start))) };
         // Cleared before delivery is woken (below), so it does not wait for a group that is done.
         shared.writing.store(false, Ordering::Release);
         match &result {
@@ -601,13 +598,20 @@ async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec
                 result
             }
             Record::Return { .. } => {
-                let rets: Vec<Load> = run.iter().filter_map(|r| if let Record::Return { ret } = r { Some(ret.clone()) } else { None }).collect();
+                let rets: Vec<Load> =
+                    run.iter().filter_map(|r| if let Record::Return { ret } = r { Some(ret.clone()) } else { None }).collect();
                 store.returner_batch(&rets).await
             }
             Record::Event { .. } => {
                 let events: Vec<Event> = run
                     .iter()
-                    .filter_map(|r| if let Record::Event { tag, data } = r { Some(Event { tag: tag.clone(), data: data.clone() }) } else { None })
+                    .filter_map(|r| {
+                        if let Record::Event { tag, data } = r {
+                            Some(Event { tag: tag.clone(), data: data.clone() })
+                        } else {
+                            None
+                        }
+                    })
                     .collect();
                 store.event_return(&events).await
             }

@@ -16,12 +16,7 @@ async fn pgjsonb() -> Option<Backend> {
     let store = Pgjsonb::open_with(db.config()).unwrap();
     schema::create(&store).await.unwrap();
     let age = pg_db::ager(&db);
-    Some(Backend {
-        store: Arc::new(store),
-        _guard: Box::new(db),
-        traits: Traits::PGJSONB,
-        age: Some(age),
-    })
+    Some(Backend { store: Arc::new(store), _guard: Box::new(db), traits: Traits::PGJSONB, age: Some(age) })
 }
 
 conformance!(pgjsonb, pgjsonb);

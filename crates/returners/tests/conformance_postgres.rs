@@ -16,12 +16,7 @@ async fn postgres() -> Option<Backend> {
     let store = Postgres::open_with(db.config()).unwrap();
     schema::create(&store).await.unwrap();
     let age = pg_db::ager(&db);
-    Some(Backend {
-        store: Arc::new(store),
-        _guard: Box::new(db),
-        traits: Traits::SQL,
-        age: Some(age),
-    })
+    Some(Backend { store: Arc::new(store), _guard: Box::new(db), traits: Traits::SQL, age: Some(age) })
 }
 
 conformance!(postgres, postgres);

@@ -83,8 +83,8 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
         spool.push_nowait(vec![ret(h)]);
     }
     tokio::time::sleep(Duration::from_millis(1500)).await; // a retry of the held ones fails too
-    // Room again: the held records are written first, the caller retries what failed, and
-    // everything arrives whole and in order.
+                                                           // Room again: the held records are written first, the caller retries what failed, and
+                                                           // everything arrives whole and in order.
     std::fs::remove_file(dir.path().join("filler")).unwrap();
     for n in n..n + 5 {
         spool.push(vec![ret(n)]).await.unwrap();
@@ -139,7 +139,8 @@ async fn local_cache_on_a_full_disk_recovers_when_there_is_room() {
 async fn sqlite3_on_a_full_disk_recovers_when_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = Tmpfs::mount(dir.path(), "1m") else { return };
-    let config = salt_returners::sqlite3::Sqlite3Config { database: dir.path().join("salt.db"), timeout: Duration::from_secs(5), unique_jid: false };
+    let config =
+        salt_returners::sqlite3::Sqlite3Config { database: dir.path().join("salt.db"), timeout: Duration::from_secs(5), unique_jid: false };
     let store = salt_returners::sqlite3::Sqlite3::open_with(config).unwrap();
     store.create_schema().await.unwrap();
     recovers_when_there_is_room(&disk, &store).await;

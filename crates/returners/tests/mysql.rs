@@ -5,7 +5,7 @@ mod mysql_db;
 
 use std::time::Duration;
 
-use mysql_db::{TestDb, Tables};
+use mysql_db::{Tables, TestDb};
 use salt_returners::mysql::MySql;
 use salt_returners::options::Lookup;
 use salt_returners::{Event, Load, Returner, ReturnerError};
@@ -64,12 +64,36 @@ async fn rows_are_salts_byte_for_byte() {
     assert_eq!(
         got,
         vec![
-            vec![s("cmd.run"), s("20261125003808100453"), s(r#""bin\nboot\ndev""#), s("minion1"), s("1"),
-                 s(r#"{"cmd": "_return", "id": "minion1", "success": true, "return": "bin\nboot\ndev", "retcode": 0, "jid": "20261125003808100453", "fun": "cmd.run", "fun_args": ["ls /"], "user": "root", "_stamp": "2026-11-25T00:38:08.317542", "ts": 1795653488}"#)],
-            vec![s("cmd.run"), s("20261125003808100453"), s(r#""bin\nboot\ndev""#), s("minion1"), s("1"),
-                 s(r#"{"success": true, "return": "bin\nboot\ndev", "retcode": 0, "jid": "20261125003808100453", "fun": "cmd.run", "fun_args": ["ls /"], "user": "root", "id": "minion1"}"#)],
-            vec![s("cmd.run"), s("20261125003809218649"), s("3"), s("minion1"), s("0"),
-                 s(r#"{"success": false, "return": 3, "retcode": 0, "jid": "20261125003809218649", "fun": "cmd.run", "fun_args": ["ls /"], "user": "root", "id": "minion1"}"#)],
+            vec![
+                s("cmd.run"),
+                s("20261125003808100453"),
+                s(r#""bin\nboot\ndev""#),
+                s("minion1"),
+                s("1"),
+                s(
+                    r#"{"cmd": "_return", "id": "minion1", "success": true, "return": "bin\nboot\ndev", "retcode": 0, "jid": "20261125003808100453", "fun": "cmd.run", "fun_args": ["ls /"], "user": "root", "_stamp": "2026-11-25T00:38:08.317542", "ts": 1795653488}"#
+                )
+            ],
+            vec![
+                s("cmd.run"),
+                s("20261125003808100453"),
+                s(r#""bin\nboot\ndev""#),
+                s("minion1"),
+                s("1"),
+                s(
+                    r#"{"success": true, "return": "bin\nboot\ndev", "retcode": 0, "jid": "20261125003808100453", "fun": "cmd.run", "fun_args": ["ls /"], "user": "root", "id": "minion1"}"#
+                )
+            ],
+            vec![
+                s("cmd.run"),
+                s("20261125003809218649"),
+                s("3"),
+                s("minion1"),
+                s("0"),
+                s(
+                    r#"{"success": false, "return": 3, "retcode": 0, "jid": "20261125003809218649", "fun": "cmd.run", "fun_args": ["ls /"], "user": "root", "id": "minion1"}"#
+                )
+            ],
         ]
     );
     // get_jid: the first stored row of the minion.
@@ -83,19 +107,31 @@ async fn rows_are_salts_byte_for_byte() {
     store.save_load(jid, &master_ret(), None).await.unwrap();
     assert_eq!(
         rows(&db, "SELECT jid, `load` FROM jids").await,
-        vec![vec![s(jid), s(r#"{"cmd": "publish", "tgt": "*", "fun": "cmd.run", "arg": ["ls /"], "tgt_type": "glob", "ret": "", "jid": "20261125003916657727", "kwargs": {"show_timeout": true, "show_jid": false, "delimiter": ":"}, "user": "root"}"#)]]
+        vec![vec![
+            s(jid),
+            s(
+                r#"{"cmd": "publish", "tgt": "*", "fun": "cmd.run", "arg": ["ls /"], "tgt_type": "glob", "ret": "", "jid": "20261125003916657727", "kwargs": {"show_timeout": true, "show_jid": false, "delimiter": ":"}, "user": "root"}"#
+            )
+        ]]
     );
 
     // salt_events: tag, json data, the master's id, in order.
     let events = [
-        Event { tag: "salt/job/20261125003916657727/new".into(), data: json!({"jid": jid, "minions": ["minion1"], "_stamp": "2026-11-25T00:39:16.658404"}) },
+        Event {
+            tag: "salt/job/20261125003916657727/new".into(),
+            data: json!({"jid": jid, "minions": ["minion1"], "_stamp": "2026-11-25T00:39:16.658404"}),
+        },
         Event { tag: "salt/auth".into(), data: json!({"result": true, "act": "accept", "id": "minion1"}) },
     ];
     store.event_return(&events).await.unwrap();
     assert_eq!(
         rows(&db, "SELECT tag, data, master_id FROM salt_events ORDER BY id").await,
         vec![
-            vec![s("salt/job/20261125003916657727/new"), s(r#"{"jid": "20261125003916657727", "minions": ["minion1"], "_stamp": "2026-11-25T00:39:16.658404"}"#), s("test_master")],
+            vec![
+                s("salt/job/20261125003916657727/new"),
+                s(r#"{"jid": "20261125003916657727", "minions": ["minion1"], "_stamp": "2026-11-25T00:39:16.658404"}"#),
+                s("test_master")
+            ],
             vec![s("salt/auth"), s(r#"{"result": true, "act": "accept", "id": "minion1"}"#), s("test_master")],
         ]
     );

@@ -46,7 +46,10 @@ async fn columns_are_salts() {
     let load = json!({"fun": "test.echo", "arg": [nasty], "tgt": "*", "user": "root"});
     store.save_load("20261125003808100453", load.as_object().unwrap(), None).await.unwrap();
     let got = rows(&dir.path().join("salt.db"), "SELECT jid, load FROM jids").await;
-    assert_eq!(got[0][1].as_deref(), Some(r#"{"fun": "test.echo", "arg": ["it's \"quoted\"; DROP TABLE jids; -- 😀"], "tgt": "*", "user": "root"}"#));
+    assert_eq!(
+        got[0][1].as_deref(),
+        Some(r#"{"fun": "test.echo", "arg": ["it's \"quoted\"; DROP TABLE jids; -- 😀"], "tgt": "*", "user": "root"}"#)
+    );
 }
 
 #[tokio::test]

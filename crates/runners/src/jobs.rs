@@ -155,7 +155,8 @@ pub fn list_jobs(master: &dyn Master, b: Bound) -> Out<'_> {
 pub fn list_jobs_filter(master: &dyn Master, b: Bound) -> Out<'_> {
     Box::pin(async move {
         let store = cache(master)?;
-        let query = JobQuery { limit: Some(count_arg(&b, "count")?), exclude_find_job: truthy(b.get("filter_find_job")), ..JobQuery::default() };
+        let query =
+            JobQuery { limit: Some(count_arg(&b, "count")?), exclude_find_job: truthy(b.get("filter_find_job")), ..JobQuery::default() };
         let mut jobs = store.get_jids(&query).await.map_err(failed)?;
         jobs.reverse();
         let list = jobs.iter().map(|j| Value::Object(jid_instance_ext(j))).collect();

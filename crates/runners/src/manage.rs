@@ -16,11 +16,7 @@ async fn ping_status(master: &dyn Master, b: &Bound) -> Result<(Vec<String>, Vec
         return Err(RunnerError::InvalidArguments("only tgt_type=glob is supported by manage.* here".into()));
     }
     let tgt = b.opt_str("tgt").unwrap_or_else(|| "*".into());
-    let timeout = b
-        .get("timeout")
-        .as_u64()
-        .or_else(|| master.opts().get("timeout").and_then(Value::as_u64))
-        .unwrap_or(5);
+    let timeout = b.get("timeout").as_u64().or_else(|| master.opts().get("timeout").and_then(Value::as_u64)).unwrap_or(5);
     let answers = master.cmd(&tgt, "test.ping", Vec::new(), Duration::from_secs(timeout)).await;
     let mut up: Vec<String> = answers.keys().cloned().collect();
     up.sort();

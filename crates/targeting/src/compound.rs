@@ -74,11 +74,7 @@ pub(crate) fn parse(words: &[&str]) -> Result<Expr, TargetError> {
         return Ok(Expr::Nothing);
     }
     let items = tokenize(words)?;
-    let mut parser = Parser {
-        items: items.into_iter().peekable(),
-        last: None,
-        depth: 0,
-    };
+    let mut parser = Parser { items: items.into_iter().peekable(), last: None, depth: 0 };
     let expr = parser.parse_or()?;
     match parser.items.next() {
         None => Ok(expr),
@@ -99,11 +95,7 @@ fn tokenize<'w>(words: &[&'w str]) -> Result<Vec<Item<'w>>, TargetError> {
     for (i, &word) in words.iter().enumerate() {
         let pos = i + 1;
         let Some(op) = Op::from_word(word) else {
-            items.push(Item {
-                tok: Tok::Term(parse_term(word, pos)?),
-                pos,
-                word,
-            });
+            items.push(Item { tok: Tok::Term(parse_term(word, pos)?), pos, word });
             continue;
         };
         match items.last().map(|last| &last.tok) {
@@ -117,19 +109,11 @@ fn tokenize<'w>(words: &[&'w str]) -> Result<Vec<Item<'w>>, TargetError> {
                 return Err(err(format!("'not' (word {pos}) cannot follow 'not'")));
             }
             Some(Tok::Term(_) | Tok::Op(Op::Close)) if op == Op::Not => {
-                items.push(Item {
-                    tok: Tok::Op(Op::And),
-                    pos: 0,
-                    word: "and",
-                });
+                items.push(Item { tok: Tok::Op(Op::And), pos: 0, word: "and" });
             }
             _ => {}
         }
-        items.push(Item {
-            tok: Tok::Op(op),
-            pos,
-            word,
-        });
+        items.push(Item { tok: Tok::Op(op), pos, word });
     }
     Ok(items)
 }
@@ -140,26 +124,14 @@ fn parse_term(word: &str, pos: usize) -> Result<Expr, TargetError> {
         return Ok(Expr::Glob(Glob::new(word)));
     };
     let context = |e: TargetError| err(format!("word {pos} '{word}': {e}"));
-    let unsupported = |what: &str| {
-        err(format!(
-            "word {pos} '{word}': {what} targeting is not supported"
-        ))
-    };
+    let unsupported = |what: &str| err(format!("word {pos} '{word}': {what} targeting is not supported"));
     let delimiter = delimiter.map(String::from);
     let delimiter = delimiter.as_deref().unwrap_or(crate::DEFAULT_DELIMITER);
     match engine {
-        'G' => GrainPattern::new(pattern, delimiter, false)
-            .map(Expr::Grain)
-            .map_err(context),
-        'P' => GrainPattern::new(pattern, delimiter, true)
-            .map(Expr::Grain)
-            .map_err(context),
+        'G' => GrainPattern::new(pattern, delimiter, false).map(Expr::Grain).map_err(context),
+        'P' => GrainPattern::new(pattern, delimiter, true).map(Expr::Grain).map_err(context),
         'L' => Ok(Expr::list(list_ids(pattern.split(',')))),
-        'E' => pcre::compile(pattern).map(Expr::Pcre).map_err(|e| {
-            err(format!(
-                "word {pos} '{word}': invalid regular expression: {e}"
-            ))
-        }),
+        'E' => pcre::compile(pattern).map(Expr::Pcre).map_err(|e| err(format!("word {pos} '{word}': invalid regular expression: {e}"))),
         'S' => IpTarget::parse(pattern).map(Expr::Ipcidr).map_err(context),
         'I' | 'J' => Err(unsupported("pillar (I@/J@)")),
         'N' => Err(unsupported("nodegroup (N@)")),
@@ -186,9 +158,7 @@ fn split_engine(word: &str) -> Option<EngineWord<'_>> {
             }
         }
     }
-    rest.strip_prefix('@')
-        .filter(|p| !p.is_empty())
-        .map(|p| (engine, None, p))
+    rest.strip_prefix('@').filter(|p| !p.is_empty()).map(|p| (engine, None, p))
 }
 
 struct Parser<'w> {
@@ -215,11 +185,7 @@ impl<'w> Parser<'w> {
             self.next();
             terms.push(self.parse_and()?);
         }
-        Ok(if terms.len() == 1 {
-            terms.pop().expect("one term")
-        } else {
-            Expr::Or(terms)
-        })
+        Ok(if terms.len() == 1 { terms.pop().expect("one term") } else { Expr::Or(terms) })
     }
 
     fn parse_and(&mut self) -> Result<Expr, TargetError> {
@@ -228,11 +194,7 @@ impl<'w> Parser<'w> {
             self.next();
             terms.push(self.parse_not()?);
         }
-        Ok(if terms.len() == 1 {
-            terms.pop().expect("one term")
-        } else {
-            Expr::And(terms)
-        })
+        Ok(if terms.len() == 1 { terms.pop().expect("one term") } else { Expr::And(terms) })
     }
 
     fn parse_not(&mut self) -> Result<Expr, TargetError> {
@@ -263,25 +225,16 @@ impl<'w> Parser<'w> {
                 }
                 let inner = self.parse_or()?;
                 match self.next() {
-                    Some(Item {
-                        tok: Tok::Op(Op::Close),
-                        ..
-                    }) => {
+                    Some(Item { tok: Tok::Op(Op::Close), .. }) => {
                         self.depth -= 1;
                         Ok(inner)
                     }
                     None => Err(err(format!("'(' at word {} is never closed", item.pos))),
-                    Some(other) => Err(err(format!(
-                        "expected 'and', 'or' or ')' before {}",
-                        other.describe()
-                    ))),
+                    Some(other) => Err(err(format!("expected 'and', 'or' or ')' before {}", other.describe()))),
                 }
             }
             Tok::Op(Op::Close) => Err(err(format!("unexpected ')' at word {}", item.pos))),
-            Tok::Op(_) => Err(err(format!(
-                "{} needs a target or '(' before it",
-                item.describe()
-            ))),
+            Tok::Op(_) => Err(err(format!("{} needs a target or '(' before it", item.describe()))),
         }
     }
 }
@@ -387,10 +340,7 @@ mod tests {
             ("a and or b", "invalid compound target: 'or' (word 3) needs a target or '(' before it"),
             ("a and and b", "invalid compound target: 'and' (word 3) needs a target or '(' before it"),
             ("a and )", "invalid compound target: unexpected ')' at word 3"),
-            (
-                "G@os",
-                "invalid compound target: word 1 'G@os': grain target 'os' has no delimiter ':' (expected <grain>:<value>)",
-            ),
+            ("G@os", "invalid compound target: word 1 'G@os': grain target 'os' has no delimiter ':' (expected <grain>:<value>)"),
             ("I@role:web", "invalid compound target: word 1 'I@role:web': pillar (I@/J@) targeting is not supported"),
             ("a or N@group", "invalid compound target: word 3 'N@group': nodegroup (N@) targeting is not supported"),
             ("R@%foo", "invalid compound target: word 1 'R@%foo': range (R@) targeting is not supported"),
@@ -400,28 +350,14 @@ mod tests {
             assert_eq!(parse_str(text), Err(want.to_owned()), "{text:?}");
         }
         let err = parse_str("E@web(").unwrap_err();
-        assert!(
-            err.starts_with(
-                "invalid compound target: word 1 'E@web(': invalid regular expression:"
-            ),
-            "{err}"
-        );
+        assert!(err.starts_with("invalid compound target: word 1 'E@web(': invalid regular expression:"), "{err}");
     }
 
     #[test]
     fn nesting_limit() {
         let deep = format!("{} a {}", "( ".repeat(MAX_DEPTH), ") ".repeat(MAX_DEPTH));
         assert_eq!(parse_str(&deep), Ok("a".to_owned()));
-        let too_deep = format!(
-            "{} a {}",
-            "( ".repeat(MAX_DEPTH + 1),
-            ") ".repeat(MAX_DEPTH + 1)
-        );
-        assert_eq!(
-            parse_str(&too_deep),
-            Err(format!(
-                "invalid compound target: parentheses nested deeper than {MAX_DEPTH}"
-            ))
-        );
+        let too_deep = format!("{} a {}", "( ".repeat(MAX_DEPTH + 1), ") ".repeat(MAX_DEPTH + 1));
+        assert_eq!(parse_str(&too_deep), Err(format!("invalid compound target: parentheses nested deeper than {MAX_DEPTH}")));
     }
 }

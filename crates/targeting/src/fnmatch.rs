@@ -25,9 +25,7 @@ impl Tok {
             Tok::Star => true,
             Tok::Any => true,
             Tok::Lit(l) => *l == c,
-            Tok::Class { negated, ranges } => {
-                ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-            }
+            Tok::Class { negated, ranges } => ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated,
         }
     }
 }
@@ -78,10 +76,7 @@ fn tokenize(pat: &[char]) -> Vec<Tok> {
                 if negated {
                     body = &body[1..];
                 }
-                toks.push(Tok::Class {
-                    negated,
-                    ranges: class_ranges(body),
-                });
+                toks.push(Tok::Class { negated, ranges: class_ranges(body) });
             }
             c => toks.push(Tok::Lit(c)),
         }
@@ -124,11 +119,7 @@ impl Glob {
         let pat: Vec<char> = pattern.chars().collect();
         let toks = tokenize(&pat);
         let min_len = toks.iter().filter(|t| **t != Tok::Star).count();
-        Glob {
-            pattern: pattern.to_owned(),
-            toks,
-            min_len,
-        }
+        Glob { pattern: pattern.to_owned(), toks, min_len }
     }
 
     #[cfg(test)]

@@ -32,9 +32,7 @@ impl GrainPattern {
     pub(crate) fn new(expr: &str, delimiter: &str, pcre: bool) -> Result<Self, TargetError> {
         let kind = if pcre { "grain_pcre" } else { "grain" };
         if delimiter.is_empty() {
-            return Err(TargetError::new(format!(
-                "{kind} target delimiter must not be empty"
-            )));
+            return Err(TargetError::new(format!("{kind} target delimiter must not be empty")));
         }
         if !expr.contains(delimiter) {
             return Err(TargetError::new(format!(
@@ -44,18 +42,11 @@ impl GrainPattern {
         if pcre {
             validate_regex(expr, delimiter)?;
         }
-        Ok(GrainPattern {
-            expr: expr.to_owned(),
-            delimiter: delimiter.to_owned(),
-            regex: pcre.then(RegexCache::default),
-        })
+        Ok(GrainPattern { expr: expr.to_owned(), delimiter: delimiter.to_owned(), regex: pcre.then(RegexCache::default) })
     }
 
     pub(crate) fn matches(&self, grains: &Map<String, Value>) -> bool {
-        let mut m = Match {
-            regex: self.regex.as_ref(),
-            budget: STEP_BUDGET,
-        };
+        let mut m = Match { regex: self.regex.as_ref(), budget: STEP_BUDGET };
         m.subdict(grains, &self.expr, &self.delimiter)
     }
 }
@@ -81,9 +72,7 @@ fn validate_regex(expr: &str, delimiter: &str) -> Result<(), TargetError> {
         }
     }
     let (candidate, err) = first_err.expect("expr contains the delimiter");
-    Err(TargetError::new(format!(
-        "grain_pcre target '{expr}': invalid regular expression '{candidate}': {err}"
-    )))
+    Err(TargetError::new(format!("grain_pcre target '{expr}': invalid regular expression '{candidate}': {err}")))
 }
 
 /// State of one minion's match: which value matcher to use and the remaining step budget.
@@ -110,9 +99,7 @@ impl Match<'_> {
         // Where each piece starts, so "the pieces from idx on, joined" is a slice of `expr`:
         // joining them for every idx made a target with 10,000 delimiters cost a second per
         // minion (found by salt-fuzz).
-        let starts: Vec<usize> = std::iter::once(0)
-            .chain(expr.match_indices(delimiter).map(|(i, d)| i + d.len()))
-            .collect();
+        let starts: Vec<usize> = std::iter::once(0).chain(expr.match_indices(delimiter).map(|(i, d)| i + d.len())).collect();
         if splits.len() == 1 {
             return false;
         }
@@ -140,8 +127,7 @@ impl Match<'_> {
             let hit = match found {
                 Value::Object(map) => self.dict_match(map, matchstr),
                 Value::Array(items) => items.iter().any(|member| {
-                    matches!(member, Value::Object(map) if self.dict_match(map, matchstr))
-                        || self.value_match(member, matchstr)
+                    matches!(member, Value::Object(map) if self.dict_match(map, matchstr)) || self.value_match(member, matchstr)
                 }),
                 scalar => self.value_match(scalar, matchstr),
             };
@@ -212,10 +198,7 @@ fn traverse<'a>(data: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value
                     }
                     &items[idx as usize]
                 }
-                None => items
-                    .iter()
-                    .filter_map(Value::as_object)
-                    .find_map(|m| m.get(*key))?,
+                None => items.iter().filter_map(Value::as_object).find_map(|m| m.get(*key))?,
             },
             // Indexing a string or number raises TypeError in Python: the default.
             _ => return None,
@@ -242,9 +225,7 @@ fn py_int(text: &str) -> Option<i128> {
     for &b in bytes {
         match b {
             b'0'..=b'9' => {
-                value = value
-                    .saturating_mul(10)
-                    .saturating_add(i128::from(b - b'0'));
+                value = value.saturating_mul(10).saturating_add(i128::from(b - b'0'));
                 prev_underscore = false;
             }
             b'_' if !prev_underscore => prev_underscore = true,
@@ -357,11 +338,7 @@ mod tests {
         ];
         for &(expr, delim, want) in cases {
             let pattern = GrainPattern::new(expr, delim, false).unwrap();
-            assert_eq!(
-                pattern.matches(&grains()),
-                want,
-                "G@{expr} (delimiter {delim:?})"
-            );
+            assert_eq!(pattern.matches(&grains()), want, "G@{expr} (delimiter {delim:?})");
         }
     }
 
@@ -390,19 +367,11 @@ mod tests {
     #[test]
     fn malformed() {
         let err = GrainPattern::new("os", ":", false).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "grain target 'os' has no delimiter ':' (expected <grain>:<value>)"
-        );
+        assert_eq!(err.to_string(), "grain target 'os' has no delimiter ':' (expected <grain>:<value>)");
         assert!(GrainPattern::new("os:x", "", false).is_err());
         assert!(GrainPattern::new("os:Debian", "|", false).is_err());
-        let err = GrainPattern::new("os:Deb(", ":", true)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("grain_pcre target 'os:Deb(': invalid regular expression 'Deb(':"),
-            "{err}"
-        );
+        let err = GrainPattern::new("os:Deb(", ":", true).unwrap_err().to_string();
+        assert!(err.starts_with("grain_pcre target 'os:Deb(': invalid regular expression 'Deb(':"), "{err}");
         // Only the split after the first delimiter compiles; Salt could still match with it.
         assert!(GrainPattern::new("os:(a|b:c)", ":", true).is_ok());
         // A bad glob is never an error: fnmatch treats a stray `[` as a literal.
@@ -453,10 +422,7 @@ mod tests {
     fn a_huge_regex_is_compiled_once_not_per_delimiter() {
         let expr = format!("k{}(?:\\w{{500}}){{500}}", ":".repeat(64));
         let err = GrainPattern::new(&expr, ":", true).unwrap_err();
-        assert!(
-            err.to_string().contains("invalid regular expression"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("invalid regular expression"), "{err}");
         assert!(GrainPattern::new("os:deb.*", ":", true).is_ok());
     }
 
@@ -465,16 +431,10 @@ mod tests {
         let many = format!("os:{}", "x:".repeat(20_000));
         let pattern = GrainPattern::new(&many, ":", false).unwrap();
         assert!(!pattern.matches(&grains()));
-        assert!(GrainPattern::new("os:Deb*", ":", false)
-            .unwrap()
-            .matches(&grains()));
+        assert!(GrainPattern::new("os:Deb*", ":", false).unwrap().matches(&grains()));
         let nested = format!("roles:{}", "web:".repeat(10_000));
-        assert!(!GrainPattern::new(&nested, ":", false)
-            .unwrap()
-            .matches(&grains()));
+        assert!(!GrainPattern::new(&nested, ":", false).unwrap().matches(&grains()));
         let colons = format!("os:{}", ":".repeat(20_000));
-        assert!(!GrainPattern::new(&colons, ":", false)
-            .unwrap()
-            .matches(&grains()));
+        assert!(!GrainPattern::new(&colons, ":", false).unwrap().matches(&grains()));
     }
 }

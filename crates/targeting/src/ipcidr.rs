@@ -18,17 +18,12 @@ pub(crate) enum IpTarget {
 impl IpTarget {
     /// Parses like Python's `ip_address(tgt)`, then `ip_network(tgt)` (strict: no host bits).
     pub(crate) fn parse(text: &str) -> Result<Self, TargetError> {
-        let invalid =
-            |why: &str| TargetError::new(format!("invalid IP/CIDR target '{text}': {why}"));
+        let invalid = |why: &str| TargetError::new(format!("invalid IP/CIDR target '{text}': {why}"));
         if let Ok(addr) = text.parse::<IpAddr>() {
             return Ok(IpTarget::Addr(addr));
         }
-        let (addr, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| invalid("not an address or network"))?;
-        let base: IpAddr = addr
-            .parse()
-            .map_err(|_| invalid("not an address or network"))?;
+        let (addr, prefix) = text.split_once('/').ok_or_else(|| invalid("not an address or network"))?;
+        let base: IpAddr = addr.parse().map_err(|_| invalid("not an address or network"))?;
         let max = if base.is_ipv4() { 32 } else { 128 };
         let prefix: u8 = match prefix.parse() {
             Ok(p) if p <= max && prefix.bytes().all(|b| b.is_ascii_digit()) => p,
@@ -59,9 +54,7 @@ impl IpTarget {
         };
         match *self {
             IpTarget::Addr(want) => addrs.contains(&want),
-            IpTarget::Net { base, prefix } => addrs
-                .iter()
-                .any(|a| a.is_ipv4() == base.is_ipv4() && mask(*a, prefix) == to_bits(base)),
+            IpTarget::Net { base, prefix } => addrs.iter().any(|a| a.is_ipv4() == base.is_ipv4() && mask(*a, prefix) == to_bits(base)),
         }
     }
 }
@@ -119,11 +112,7 @@ mod tests {
             ("::/0", true),
         ];
         for &(target, want) in cases {
-            assert_eq!(
-                IpTarget::parse(target).unwrap().matches(&grains),
-                want,
-                "S@{target}"
-            );
+            assert_eq!(IpTarget::parse(target).unwrap().matches(&grains), want, "S@{target}");
         }
         let no_v6 = json!({"ipv4": ["10.0.0.5"]}).as_object().unwrap().clone();
         assert!(!IpTarget::parse("::/0").unwrap().matches(&no_v6));

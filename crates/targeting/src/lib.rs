@@ -91,16 +91,8 @@ impl FromStr for TargetType {
             "grain_pcre" => TargetType::GrainPcre,
             "compound" => TargetType::Compound,
             "ipcidr" => TargetType::Ipcidr,
-            "pillar"
-            | "pillar_pcre"
-            | "pillar_exact"
-            | "compound_pillar_exact"
-            | "nodegroup"
-            | "range"
-            | "data" => {
-                return Err(TargetError::new(format!(
-                    "target type '{s}' is not supported"
-                )));
+            "pillar" | "pillar_pcre" | "pillar_exact" | "compound_pillar_exact" | "nodegroup" | "range" | "data" => {
+                return Err(TargetError::new(format!("target type '{s}' is not supported")));
             }
             _ => {
                 return Err(TargetError::new(format!(
@@ -121,9 +113,7 @@ pub struct TargetError {
 
 impl TargetError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        TargetError {
-            message: message.into(),
-        }
+        TargetError { message: message.into() }
     }
 }
 
@@ -188,19 +178,12 @@ impl Expr {
 
 /// Trimmed, non-empty ids from the pieces of a list target.
 pub(crate) fn list_ids<'a>(pieces: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    pieces
-        .into_iter()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(String::from)
-        .collect()
+    pieces.into_iter().map(str::trim).filter(|id| !id.is_empty()).map(String::from).collect()
 }
 
 /// Python's `str.split()`: Rust's whitespace plus the ASCII separators `\x1c`..`\x1f`.
 fn split_words(text: &str) -> Vec<&str> {
-    text.split(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c))
-        .filter(|w| !w.is_empty())
-        .collect()
+    text.split(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)).filter(|w| !w.is_empty()).collect()
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -225,16 +208,11 @@ impl Matcher {
     pub fn new(tgt: &Value, tgt_type: TargetType, delimiter: &str) -> Result<Matcher, TargetError> {
         let size = match tgt {
             Value::String(s) => s.len(),
-            Value::Array(items) => items
-                .iter()
-                .map(|v| v.as_str().map_or(0, str::len) + 1)
-                .sum(),
+            Value::Array(items) => items.iter().map(|v| v.as_str().map_or(0, str::len) + 1).sum(),
             _ => 0,
         };
         if size > MAX_TARGET_BYTES {
-            return Err(TargetError::new(format!(
-                "target expression is {size} bytes, over the {MAX_TARGET_BYTES}-byte limit"
-            )));
+            return Err(TargetError::new(format!("target expression is {size} bytes, over the {MAX_TARGET_BYTES}-byte limit")));
         }
 
         let expr = match (tgt, tgt_type) {
@@ -244,11 +222,7 @@ impl Matcher {
                 let mut words = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let word = item.as_str().ok_or_else(|| {
-                        TargetError::new(format!(
-                            "{tgt_type} target element {} is {}, not a string",
-                            i + 1,
-                            json_kind(item)
-                        ))
+                        TargetError::new(format!("{tgt_type} target element {} is {}, not a string", i + 1, json_kind(item)))
                     })?;
                     words.push(word);
                 }
@@ -260,10 +234,7 @@ impl Matcher {
             }
             (Value::String(s), tgt_type) => Self::parse_str(s, tgt_type, delimiter)?,
             (other, tgt_type) => {
-                return Err(TargetError::new(format!(
-                    "{tgt_type} target must be a string, not {}",
-                    json_kind(other)
-                )));
+                return Err(TargetError::new(format!("{tgt_type} target must be a string, not {}", json_kind(other))));
             }
         };
         Ok(Matcher { tgt_type, expr })
@@ -272,11 +243,9 @@ impl Matcher {
     fn parse_str(s: &str, tgt_type: TargetType, delimiter: &str) -> Result<Expr, TargetError> {
         Ok(match tgt_type {
             TargetType::Glob => Expr::Glob(fnmatch::Glob::new(s)),
-            TargetType::Pcre => Expr::Pcre(pcre::compile(s).map_err(|e| {
-                TargetError::new(format!(
-                    "pcre target '{s}': invalid regular expression: {e}"
-                ))
-            })?),
+            TargetType::Pcre => {
+                Expr::Pcre(pcre::compile(s).map_err(|e| TargetError::new(format!("pcre target '{s}': invalid regular expression: {e}")))?)
+            }
             TargetType::List => Expr::list(list_ids(s.split(','))),
             TargetType::Grain => Expr::Grain(GrainPattern::new(s, delimiter, false)?),
             TargetType::GrainPcre => Expr::Grain(GrainPattern::new(s, delimiter, true)?),
@@ -330,47 +299,22 @@ mod tests {
     /// Minion ids and grains shared by the table tests.
     fn minions() -> Vec<(&'static str, Map<String, Value>)> {
         vec![
-            (
-                "web1",
-                grains(
-                    json!({"os": "Debian", "roles": ["web"], "ipv4": ["10.0.0.1"], "env": "prod"}),
-                ),
-            ),
-            (
-                "web2",
-                grains(
-                    json!({"os": "Ubuntu", "roles": ["web", "cache"], "ipv4": ["10.0.0.2"], "env": "dev"}),
-                ),
-            ),
-            (
-                "db1",
-                grains(
-                    json!({"os": "Debian", "roles": ["db"], "ipv4": ["10.0.1.1"], "env": "prod"}),
-                ),
-            ),
-            (
-                "db2.example.com",
-                grains(json!({"os": "CentOS", "ipv4": ["192.168.1.9"]})),
-            ),
+            ("web1", grains(json!({"os": "Debian", "roles": ["web"], "ipv4": ["10.0.0.1"], "env": "prod"}))),
+            ("web2", grains(json!({"os": "Ubuntu", "roles": ["web", "cache"], "ipv4": ["10.0.0.2"], "env": "dev"}))),
+            ("db1", grains(json!({"os": "Debian", "roles": ["db"], "ipv4": ["10.0.1.1"], "env": "prod"}))),
+            ("db2.example.com", grains(json!({"os": "CentOS", "ipv4": ["192.168.1.9"]}))),
             ("Web3", grains(json!({}))),
         ]
     }
 
     /// The ids (in `minions()` order) that `tgt` selects.
     fn selected(tgt: Value, tgt_type: TargetType) -> Vec<&'static str> {
-        let matcher = Matcher::new(&tgt, tgt_type, DEFAULT_DELIMITER)
-            .unwrap_or_else(|e| panic!("{tgt_type} {tgt}: {e}"));
-        minions()
-            .into_iter()
-            .filter(|(id, g)| matcher.matches(id, g))
-            .map(|(id, _)| id)
-            .collect()
+        let matcher = Matcher::new(&tgt, tgt_type, DEFAULT_DELIMITER).unwrap_or_else(|e| panic!("{tgt_type} {tgt}: {e}"));
+        minions().into_iter().filter(|(id, g)| matcher.matches(id, g)).map(|(id, _)| id).collect()
     }
 
     fn error(tgt: Value, tgt_type: TargetType) -> String {
-        Matcher::new(&tgt, tgt_type, DEFAULT_DELIMITER)
-            .unwrap_err()
-            .to_string()
+        Matcher::new(&tgt, tgt_type, DEFAULT_DELIMITER).unwrap_err().to_string()
     }
 
     const ALL: &[&str] = &["web1", "web2", "db1", "db2.example.com", "Web3"];
@@ -389,10 +333,7 @@ mod tests {
             assert_eq!(t.as_str().parse::<TargetType>(), Ok(t));
             assert_eq!(t.to_string(), t.as_str());
         }
-        assert_eq!(
-            "pillar".parse::<TargetType>().unwrap_err().to_string(),
-            "target type 'pillar' is not supported"
-        );
+        assert_eq!("pillar".parse::<TargetType>().unwrap_err().to_string(), "target type 'pillar' is not supported");
         assert_eq!(
             "Glob".parse::<TargetType>().unwrap_err().to_string(),
             "unknown target type 'Glob' (expected glob, pcre, list, grain, grain_pcre, compound or ipcidr)"
@@ -418,14 +359,8 @@ mod tests {
             assert_eq!(selected(json!(tgt), Glob), want, "glob {tgt:?}");
         }
         assert_eq!(selected(Value::Null, Glob), Vec::<&str>::new());
-        assert_eq!(
-            error(json!(["web1"]), Glob),
-            "glob target must be a string, not an array"
-        );
-        assert_eq!(
-            error(json!(5), Glob),
-            "glob target must be a string, not a number"
-        );
+        assert_eq!(error(json!(["web1"]), Glob), "glob target must be a string, not an array");
+        assert_eq!(error(json!(5), Glob), "glob target must be a string, not a number");
     }
 
     #[test]
@@ -445,10 +380,7 @@ mod tests {
             assert_eq!(selected(json!(tgt), Pcre), want, "pcre {tgt:?}");
         }
         let err = error(json!("web("), Pcre);
-        assert!(
-            err.starts_with("pcre target 'web(': invalid regular expression:"),
-            "{err}"
-        );
+        assert!(err.starts_with("pcre target 'web(': invalid regular expression:"), "{err}");
         let err = error(json!("(?<=a)b"), Pcre);
         assert!(err.contains("look-around"), "{err}");
     }
@@ -473,20 +405,9 @@ mod tests {
         }
         let m = Matcher::new(&json!("b, a,,b,nosuch"), List, ":").unwrap();
         assert_eq!(m.listed_ids().unwrap(), ["b", "a", "b", "nosuch"]);
-        assert_eq!(
-            Matcher::new(&json!(""), List, ":").unwrap().listed_ids(),
-            Some(&[][..])
-        );
-        assert_eq!(
-            Matcher::new(&json!("x"), TargetType::Glob, ":")
-                .unwrap()
-                .listed_ids(),
-            None
-        );
-        assert_eq!(
-            error(json!(["a", 1]), List),
-            "list target element 2 is a number, not a string"
-        );
+        assert_eq!(Matcher::new(&json!(""), List, ":").unwrap().listed_ids(), Some(&[][..]));
+        assert_eq!(Matcher::new(&json!("x"), TargetType::Glob, ":").unwrap().listed_ids(), None);
+        assert_eq!(error(json!(["a", 1]), List), "list target element 2 is a number, not a string");
     }
 
     #[test]
@@ -500,11 +421,7 @@ mod tests {
             ("roles:cache", Grain, &["web2"]),
             ("nosuch:*", Grain, &[]),
             ("os:Deb.*", Grain, &[]),
-            (
-                "os:(debian|centos)",
-                GrainPcre,
-                &["web1", "db1", "db2.example.com"],
-            ),
+            ("os:(debian|centos)", GrainPcre, &["web1", "db1", "db2.example.com"]),
             ("os:ubu", GrainPcre, &["web2"]),
             ("env:PROD$", GrainPcre, &["web1", "db1"]),
             ("", Grain, &[]),
@@ -512,14 +429,8 @@ mod tests {
         for &(tgt, t, want) in cases {
             assert_eq!(selected(json!(tgt), t), want, "{t} {tgt:?}");
         }
-        assert_eq!(
-            error(json!("os"), Grain),
-            "grain target 'os' has no delimiter ':' (expected <grain>:<value>)"
-        );
-        assert_eq!(
-            error(json!("Debian"), GrainPcre),
-            "grain_pcre target 'Debian' has no delimiter ':' (expected <grain>:<value>)"
-        );
+        assert_eq!(error(json!("os"), Grain), "grain target 'os' has no delimiter ':' (expected <grain>:<value>)");
+        assert_eq!(error(json!("Debian"), GrainPcre), "grain_pcre target 'Debian' has no delimiter ':' (expected <grain>:<value>)");
 
         // A custom delimiter applies to grain targets.
         let m = Matcher::new(&json!("os|Debian"), Grain, "|").unwrap();
@@ -532,15 +443,9 @@ mod tests {
     fn ipcidr() {
         use TargetType::Ipcidr;
         assert_eq!(selected(json!("10.0.0.0/24"), Ipcidr), ["web1", "web2"]);
-        assert_eq!(
-            selected(json!("10.0.0.0/16"), Ipcidr),
-            ["web1", "web2", "db1"]
-        );
+        assert_eq!(selected(json!("10.0.0.0/16"), Ipcidr), ["web1", "web2", "db1"]);
         assert_eq!(selected(json!("192.168.1.9"), Ipcidr), ["db2.example.com"]);
-        assert_eq!(
-            error(json!("10.0.0.1/24"), Ipcidr),
-            "invalid IP/CIDR target '10.0.0.1/24': has host bits set"
-        );
+        assert_eq!(error(json!("10.0.0.1/24"), Ipcidr), "invalid IP/CIDR target '10.0.0.1/24': has host bits set");
     }
 
     #[test]
@@ -549,10 +454,7 @@ mod tests {
         let cases: &[(Value, &[&str])] = &[
             (json!("G@os:Debian and web*"), &["web1"]),
             (json!("G@os:Debian or web*"), &["web1", "web2", "db1"]),
-            (
-                json!("L@web2,db1 or E@db[0-9]"),
-                &["web2", "db1", "db2.example.com"],
-            ),
+            (json!("L@web2,db1 or E@db[0-9]"), &["web2", "db1", "db2.example.com"]),
             (json!("web* and not G@os:Debian"), &["web2"]),
             (json!("web* not G@os:Debian"), &["web2"]),
             (json!("not web*"), &["db1", "db2.example.com", "Web3"]),
@@ -561,14 +463,8 @@ mod tests {
             // `not` binds tighter than `and`, `and` tighter than `or`.
             (json!("db1 or web* and G@os:Ubuntu"), &["web2", "db1"]),
             (json!("( db1 or web* ) and G@os:Ubuntu"), &["web2"]),
-            (
-                json!("not db1 or web1"),
-                &["web1", "web2", "db2.example.com", "Web3"],
-            ),
-            (
-                json!("P@os:(debian|centos) and not E@web"),
-                &["db1", "db2.example.com"],
-            ),
+            (json!("not db1 or web1"), &["web1", "web2", "db2.example.com", "Web3"]),
+            (json!("P@os:(debian|centos) and not E@web"), &["db1", "db2.example.com"]),
             (json!("G|@roles|cache"), &["web2"]),
             (json!("S@10.0.0.0/24 and not web1"), &["web2"]),
             (json!("J*"), &[]),
@@ -583,18 +479,9 @@ mod tests {
         for (tgt, want) in cases {
             assert_eq!(selected(tgt.clone(), Compound), *want, "compound {tgt}");
         }
-        assert_eq!(
-            error(json!("web* and"), Compound),
-            "invalid compound target: ends after 'and' (word 2)"
-        );
-        assert_eq!(
-            error(json!("( web*"), Compound),
-            "invalid compound target: '(' at word 1 is never closed"
-        );
-        assert_eq!(
-            error(json!(["web*", 3]), Compound),
-            "compound target element 2 is a number, not a string"
-        );
+        assert_eq!(error(json!("web* and"), Compound), "invalid compound target: ends after 'and' (word 2)");
+        assert_eq!(error(json!("( web*"), Compound), "invalid compound target: '(' at word 1 is never closed");
+        assert_eq!(error(json!(["web*", 3]), Compound), "compound target element 2 is a number, not a string");
         // The top-level delimiter does not apply inside compound targets, as in Salt.
         let m = Matcher::new(&json!("G@os:Debian"), Compound, "|").unwrap();
         assert!(m.matches("web1", &minions()[0].1));
@@ -605,10 +492,7 @@ mod tests {
         let big = "a".repeat(MAX_TARGET_BYTES + 1);
         assert_eq!(
             error(json!(big), TargetType::Glob),
-            format!(
-                "target expression is {} bytes, over the 65536-byte limit",
-                MAX_TARGET_BYTES + 1
-            )
+            format!("target expression is {} bytes, over the 65536-byte limit", MAX_TARGET_BYTES + 1)
         );
         let just_fits = "a".repeat(MAX_TARGET_BYTES);
         assert!(Matcher::new(&json!(just_fits), TargetType::Glob, ":").is_ok());
@@ -622,22 +506,13 @@ mod tests {
         assert!(m.uses_grains());
         assert!(m.matches_without_grains("web9"));
         assert!(!m.matches_without_grains("db9"));
-        let m = Matcher::new(
-            &json!("web* and not G@os:Debian"),
-            TargetType::Compound,
-            ":",
-        )
-        .unwrap();
+        let m = Matcher::new(&json!("web* and not G@os:Debian"), TargetType::Compound, ":").unwrap();
         assert!(!m.matches_without_grains("web9"));
         let m = Matcher::new(&json!("web*"), TargetType::Glob, ":").unwrap();
         assert!(!m.uses_grains());
         assert!(m.matches_without_grains("web9"));
         assert!(!m.matches_without_grains("db9"));
-        assert!(
-            Matcher::new(&json!("S@10.0.0.0/8"), TargetType::Compound, ":")
-                .unwrap()
-                .uses_grains()
-        );
+        assert!(Matcher::new(&json!("S@10.0.0.0/8"), TargetType::Compound, ":").unwrap().uses_grains());
     }
 
     #[test]

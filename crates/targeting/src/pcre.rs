@@ -23,9 +23,7 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, regex::Error> {
     if let Err(e @ regex::Error::Syntax(_)) = RegexBuilder::new(pattern).size_limit(0).build() {
         return Err(e);
     }
-    RegexBuilder::new(&format!(r"\A(?:{pattern})"))
-        .size_limit(SIZE_LIMIT)
-        .build()
+    RegexBuilder::new(&format!(r"\A(?:{pattern})")).size_limit(SIZE_LIMIT).build()
 }
 
 /// Compiled patterns for grain PCRE targets, keyed by pattern text.
@@ -101,10 +99,7 @@ mod tests {
     #[test]
     fn huge_patterns_are_refused_quickly() {
         let err = compile(r"(?:\w{100}){100}").unwrap_err();
-        assert!(
-            matches!(err, regex::Error::CompiledTooBig(SIZE_LIMIT)),
-            "{err}"
-        );
+        assert!(matches!(err, regex::Error::CompiledTooBig(SIZE_LIMIT)), "{err}");
         // Ordinary patterns are far below the limit.
         assert!(compile(r"web[0-9]{1,3}\.example\.(com|org)").is_ok());
         assert!(compile("").is_ok());

@@ -84,11 +84,7 @@ fn py_float_repr(f: f64) -> String {
 
 /// `repr(str)`: single quotes unless the text has `'` and no `"`.
 fn py_str_repr(s: &str, out: &mut String) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     out.push(quote);
     for c in s.chars() {
         match c {

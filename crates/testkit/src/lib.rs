@@ -33,11 +33,7 @@ pub fn ci() -> bool {
 
 /// The running test's name (libtest names each test's thread after it).
 fn test_name() -> String {
-    std::thread::current()
-        .name()
-        .filter(|n| *n != "main")
-        .unwrap_or("a test")
-        .to_string()
+    std::thread::current().name().filter(|n| *n != "main").unwrap_or("a test").to_string()
 }
 
 /// Skips the calling test for `reason` (say what is missing and what to do about it): reports
@@ -66,10 +62,7 @@ fn report(line: &str, terminal: bool) {
     }
     eprintln!("{line}");
     if let Some(path) = std::env::var_os(SKIP_LOG_VAR).filter(|p| !p.is_empty()) {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path);
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
         match file {
             Ok(mut f) => {
                 let _ = writeln!(f, "{line}");
@@ -105,10 +98,7 @@ pub fn require_server(service: &str, host: &str, port: u16, how: &str) -> bool {
         if socket.exists() {
             return true;
         }
-        skip(format!(
-            "no {service} server: {} does not exist; start one (scripts/services.sh start) or set {how}",
-            socket.display()
-        ));
+        skip(format!("no {service} server: {} does not exist; start one (scripts/services.sh start) or set {how}", socket.display()));
         return false;
     }
     match reachable(host, port) {
@@ -128,11 +118,7 @@ pub fn is_root() -> bool {
     // No libc dependency: the effective uid from /proc.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0")))
         .unwrap_or(false)
 }
 
@@ -143,11 +129,8 @@ pub struct Tmpfs(PathBuf);
 impl Tmpfs {
     /// Mounts a tmpfs of `size` (`256k`, `8m`) on `dir`, or skips the test.
     pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .stdin(Stdio::null())
-            .output();
+        let out =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).stdin(Stdio::null()).output();
         match out {
             Ok(o) if o.status.success() => Some(Tmpfs(dir.to_path_buf())),
             Ok(o) => {
@@ -158,9 +141,7 @@ impl Tmpfs {
                 None
             }
             Err(e) => {
-                skip(format!(
-                    "cannot run mount ({e}); install it (util-linux's mount) and run as root"
-                ));
+                skip(format!("cannot run mount ({e}); install it (util-linux's mount) and run as root"));
                 None
             }
         }
@@ -221,10 +202,7 @@ mod tests {
         std::env::remove_var("CI");
         skip_to("needs a thing; set THING", false);
         let text = std::fs::read_to_string(&log).unwrap();
-        assert!(
-            text.starts_with("SKIPPED tests::the_skip_log_gets_one_line_per_skip_and_ci_panics: needs a thing; set THING"),
-            "{text}"
-        );
+        assert!(text.starts_with("SKIPPED tests::the_skip_log_gets_one_line_per_skip_and_ci_panics: needs a thing; set THING"), "{text}");
         std::env::set_var("CI", "true");
         let panicked = std::panic::catch_unwind(|| skip_to("nothing", false)).unwrap_err();
         let msg = panicked.downcast_ref::<String>().unwrap();

@@ -37,8 +37,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A self-signed certificate for our key, so rustls can carry the key in the handshake.
 fn self_signed(pkcs8_der: &[u8], name: &str) -> Result<CertificateDer<'static>, TransportError> {
     let key = rcgen::KeyPair::try_from(pkcs8_der).map_err(|e| TransportError::Certificate(e.to_string()))?;
-    let params = rcgen::CertificateParams::new(vec![sanitize_dns_name(name)])
-        .map_err(|e| TransportError::Certificate(e.to_string()))?;
+    let params = rcgen::CertificateParams::new(vec![sanitize_dns_name(name)]).map_err(|e| TransportError::Certificate(e.to_string()))?;
     let cert = params.self_signed(&key).map_err(|e| TransportError::Certificate(e.to_string()))?;
     Ok(cert.der().clone())
 }
@@ -46,7 +45,11 @@ fn self_signed(pkcs8_der: &[u8], name: &str) -> Result<CertificateDer<'static>, 
 /// Names in the certificate carry no trust; they only need to be syntactically valid.
 fn sanitize_dns_name(name: &str) -> String {
     let cleaned: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' }).collect();
-    if cleaned.is_empty() { "salt".into() } else { cleaned }
+    if cleaned.is_empty() {
+        "salt".into()
+    } else {
+        cleaned
+    }
 }
 
 fn private_key(pkcs8_der: &[u8]) -> PrivateKeyDer<'static> {
@@ -97,7 +100,10 @@ mod tests {
 
     fn keypair() -> (Vec<u8>, Vec<u8>) {
         let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        { use rcgen::PublicKeyData; (kp.serialize_der(), kp.subject_public_key_info()) }
+        {
+            use rcgen::PublicKeyData;
+            (kp.serialize_der(), kp.subject_public_key_info())
+        }
     }
 
     async fn handshake(master: &[u8], minion: &[u8], pin: Arc<MasterPin>) -> Result<Vec<u8>, String> {

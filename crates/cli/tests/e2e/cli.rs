@@ -227,19 +227,9 @@ fn a_listed_id_without_a_key_is_reported_and_no_match_renders_empty() {
 #[test]
 fn salt_call_without_local_is_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("minion"),
-        format!(
-            "id: caller\nroot_dir: {}\n",
-            dir.path().join("root").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("minion"), format!("id: caller\nroot_dir: {}\n", dir.path().join("root").display())).unwrap();
     let r = run(bin("salt-call"), dir.path(), &["test.ping"]);
-    assert_eq!(
-        (r.code, r.stdout.as_str(), r.stderr.as_str()),
-        (0, "local:\n    True\n", "")
-    );
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "local:\n    True\n", ""));
 }
 
 /// Issue 7 item 19 and item 6 (the log): the console shows `[WARNING ] text` without colour
@@ -263,47 +253,22 @@ fn console_and_log_file_lines_are_salts_and_the_log_is_owner_only() {
         .unwrap();
     let pid = child.id();
     let sock = c.root().join("var/run/salt/master/master.sock");
-    wait_for(
-        || sock.exists(),
-        Duration::from_secs(20),
-        "the master's control socket",
-    );
+    wait_for(|| sock.exists(), Duration::from_secs(20), "the master's control socket");
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let warning = format!(
-        "{}: unknown option 'time_out', did you mean 'timeout'?",
-        c.etc().join("master").display()
-    );
-    assert!(
-        stderr.lines().any(|l| l == format!("[WARNING ] {warning}")),
-        "{stderr:?}"
-    );
-    assert!(
-        !stderr.contains('\x1b'),
-        "no colour into a pipe: {stderr:?}"
-    );
+    let warning = format!("{}: unknown option 'time_out', did you mean 'timeout'?", c.etc().join("master").display());
+    assert!(stderr.lines().any(|l| l == format!("[WARNING ] {warning}")), "{stderr:?}");
+    assert!(!stderr.contains('\x1b'), "no colour into a pipe: {stderr:?}");
 
-    assert_eq!(
-        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
     let text = std::fs::read_to_string(&log).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.ends_with(&warning))
-        .unwrap_or_else(|| panic!("{text}"));
+    let line = text.lines().find(|l| l.ends_with(&warning)).unwrap_or_else(|| panic!("{text}"));
     // 2026-12-01 15:00:00,123 [salt_config...:NNN ][WARNING ][pid] text
-    let shape: String = line[..23]
-        .chars()
-        .map(|ch| if ch.is_ascii_digit() { 'd' } else { ch })
-        .collect();
+    let shape: String = line[..23].chars().map(|ch| if ch.is_ascii_digit() { 'd' } else { ch }).collect();
     assert_eq!(shape, "dddd-dd-dd dd:dd:dd,ddd", "{line}");
     assert!(line[23..].starts_with(" ["), "{line}");
-    assert!(
-        line.contains(&format!("][WARNING ][{pid}] {warning}")),
-        "{line}"
-    );
+    assert!(line.contains(&format!("][WARNING ][{pid}] {warning}")), "{line}");
 }
 
 /// Issue 7 item 22: the differences from Salt that README.md lists as deliberate still hold.
@@ -331,7 +296,12 @@ fn deliberate_differences_from_salt_hold() {
     loop {
         let r = c.salt_run(&["jobs.exit_success", &jid, "--out=json"]);
         if r.stdout.contains("minion1") || Instant::now() > deadline {
-            assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"minion1": false}), "{}", r.stderr);
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(),
+                serde_json::json!({"minion1": false}),
+                "{}",
+                r.stderr
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(100));

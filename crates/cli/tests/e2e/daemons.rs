@@ -54,9 +54,7 @@ impl Drop for Pid {
 
 fn read_pid(pid_file: &Path) -> i32 {
     let text = std::fs::read_to_string(pid_file).unwrap();
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{}: {text:?}", pid_file.display()))
+    text.trim().parse().unwrap_or_else(|_| panic!("{}: {text:?}", pid_file.display()))
 }
 
 #[test]
@@ -65,14 +63,7 @@ fn a_wrong_value_type_stops_the_master_with_file_key_value_and_expectation() {
     let etc = dir.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
     let root = dir.path().join("root");
-    std::fs::write(
-        etc.join("master"),
-        format!(
-            "root_dir: {}\ninterface: 127.0.0.1\nret_port: abc\n",
-            root.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(etc.join("master"), format!("root_dir: {}\ninterface: 127.0.0.1\nret_port: abc\n", root.display())).unwrap();
     let want = format!(
         "Error in configuration file: {} - invalid value for 'ret_port': 'abc'; expected a port number from 1 to 65535",
         etc.join("master").display()
@@ -82,46 +73,23 @@ fn a_wrong_value_type_stops_the_master_with_file_key_value_and_expectation() {
         assert_ne!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
         assert!(r.stderr.contains(&want), "{args:?}: {}", r.stderr);
     }
-    assert!(
-        !root.join("var/run/salt-master.pid").exists(),
-        "a master that did not start wrote no pid file"
-    );
+    assert!(!root.join("var/run/salt-master.pid").exists(), "a master that did not start wrote no pid file");
 
     // The same in an included file names that file; a minion refuses its own bad values too.
-    std::fs::write(
-        etc.join("master"),
-        format!("root_dir: {}\n", root.display()),
-    )
-    .unwrap();
+    std::fs::write(etc.join("master"), format!("root_dir: {}\n", root.display())).unwrap();
     std::fs::create_dir_all(etc.join("master.d")).unwrap();
-    std::fs::write(
-        etc.join("master.d/cache.conf"),
-        "master_job_cache: [mysql, pgjsonb]\n",
-    )
-    .unwrap();
+    std::fs::write(etc.join("master.d/cache.conf"), "master_job_cache: [mysql, pgjsonb]\n").unwrap();
     let r = run_to_exit("salt-master", &etc, &[]);
     assert_ne!(r.code, 0);
     assert!(
-        r.stderr.contains(&format!(
-            "{} - invalid value for 'master_job_cache'",
-            etc.join("master.d/cache.conf").display()
-        )),
+        r.stderr.contains(&format!("{} - invalid value for 'master_job_cache'", etc.join("master.d/cache.conf").display())),
         "{}",
         r.stderr
     );
-    std::fs::write(
-        etc.join("minion"),
-        format!("root_dir: {}\nmaster_port: 99999\n", root.display()),
-    )
-    .unwrap();
+    std::fs::write(etc.join("minion"), format!("root_dir: {}\nmaster_port: 99999\n", root.display())).unwrap();
     let r = run_to_exit("salt-minion", &etc, &[]);
     assert_ne!(r.code, 0);
-    assert!(
-        r.stderr
-            .contains("invalid value for 'master_port': 99999; expected a port number"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("invalid value for 'master_port': 99999; expected a port number"), "{}", r.stderr);
 }
 
 #[test]
@@ -134,25 +102,13 @@ fn a_second_master_is_refused_and_the_first_keeps_its_pid_file() {
     let first = Pid(read_pid(&pid_file));
     assert!(first.alive());
     let sock = c.root().join("var/run/salt/master/master.sock");
-    wait_for(
-        || sock.exists(),
-        Duration::from_secs(20),
-        "the master's control socket",
-    );
+    wait_for(|| sock.exists(), Duration::from_secs(20), "the master's control socket");
 
     for args in [&["-d"][..], &[][..]] {
         let r = run_to_exit("salt-master", &c.etc(), args);
         assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
-        assert!(
-            r.stderr.contains("An instance is already running. Exiting"),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains(&format!("pid {}", first.0)),
-            "{}",
-            r.stderr
-        );
+        assert!(r.stderr.contains("An instance is already running. Exiting"), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("pid {}", first.0)), "{}", r.stderr);
     }
     assert!(first.alive(), "the first master still runs");
     assert_eq!(read_pid(&pid_file), first.0, "its pid file is untouched");
@@ -161,11 +117,7 @@ fn a_second_master_is_refused_and_the_first_keeps_its_pid_file() {
 
     // Once it stops, its pid file goes, and a master starts again on the same config.
     drop(first);
-    wait_for(
-        || !pid_file.exists(),
-        Duration::from_secs(10),
-        "the pid file to be removed",
-    );
+    wait_for(|| !pid_file.exists(), Duration::from_secs(10), "the pid file to be removed");
     let r = run_to_exit("salt-master", &c.etc(), &["-d"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let _again = Pid(read_pid(&pid_file));
@@ -200,24 +152,11 @@ fn a_second_minion_is_refused_and_the_first_stays_connected() {
     for args in [&["-d"][..], &[][..]] {
         let r = run_to_exit("salt-minion", &c.minion_etc("m1"), args);
         assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
-        assert!(
-            r.stderr.contains("An instance is already running. Exiting"),
-            "{args:?}: {}",
-            r.stderr
-        );
+        assert!(r.stderr.contains("An instance is already running. Exiting"), "{args:?}: {}", r.stderr);
     }
-    assert_eq!(
-        read_pid(&pid_file),
-        first,
-        "the first minion's pid file is untouched"
-    );
+    assert_eq!(read_pid(&pid_file), first, "the first minion's pid file is untouched");
     let r = c.salt(&["m1", "test.ping", "-t", "5"]);
-    assert!(
-        r.code == 0 && r.stdout.contains("True"),
-        "the first minion still answers: {}{}",
-        r.stdout,
-        r.stderr
-    );
+    assert!(r.code == 0 && r.stdout.contains("True"), "the first minion still answers: {}{}", r.stdout, r.stderr);
 }
 
 #[test]
@@ -229,15 +168,7 @@ fn a_daemonised_master_that_cannot_bind_says_so_and_exits_non_zero() {
     let etc = other.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
     let root = other.path().join("root");
-    std::fs::write(
-        etc.join("master"),
-        format!(
-            "root_dir: {}\ninterface: 127.0.0.1\nret_port: {}\n",
-            root.display(),
-            c.port
-        ),
-    )
-    .unwrap();
+    std::fs::write(etc.join("master"), format!("root_dir: {}\ninterface: 127.0.0.1\nret_port: {}\n", root.display(), c.port)).unwrap();
     let r = run_to_exit("salt-master", &etc, &["-d"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
@@ -245,10 +176,7 @@ fn a_daemonised_master_that_cannot_bind_says_so_and_exits_non_zero() {
         "the bind error on the terminal: {}",
         r.stderr
     );
-    assert!(
-        !root.join("var/run/salt-master.pid").exists(),
-        "no pid file is left behind"
-    );
+    assert!(!root.join("var/run/salt-master.pid").exists(), "no pid file is left behind");
     let r = c.salt_key(&["-L"]);
     assert_eq!(r.code, 0, "the first master still answers: {}", r.stderr);
 }

@@ -324,9 +324,7 @@ impl EventWatch {
 
     /// The tags of the events that came within `quiet` of each other, until none came.
     pub fn drain(&mut self, quiet: Duration) -> Vec<String> {
-        std::iter::from_fn(|| self.lines.recv_timeout(quiet).ok())
-            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
-            .collect()
+        std::iter::from_fn(|| self.lines.recv_timeout(quiet).ok()).map(|l| l.split('\t').next().unwrap_or_default().to_string()).collect()
     }
 }
 

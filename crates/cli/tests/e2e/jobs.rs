@@ -66,12 +66,23 @@ fn find_and_kill_a_job_and_everything_it_started() {
     // find_job: the publish data plus the job process's pid, in Salt's order.
     let job = find_job_json(&c, "minion1", &jid);
     let keys: Vec<&String> = job.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["pid", "fun", "arg", "tgt", "jid", "ret", "tgt_type", "user", "resource_targets", "pure_resource_target", "minion_is_target"], "{job}");
+    assert_eq!(
+        keys,
+        ["pid", "fun", "arg", "tgt", "jid", "ret", "tgt_type", "user", "resource_targets", "pure_resource_target", "minion_is_target"],
+        "{job}"
+    );
     let pid = job["pid"].as_u64().unwrap();
     let user = job["user"].as_str().unwrap().to_string();
     assert_eq!(
         (&job["fun"], &job["arg"], &job["tgt"], &job["jid"], &job["ret"], &job["tgt_type"]),
-        (&Value::from("cmd.run"), &serde_json::json!(["sleep 1000; echo hehe"]), &Value::from("minion1"), &Value::from(jid.as_str()), &Value::from(""), &Value::from("glob"))
+        (
+            &Value::from("cmd.run"),
+            &serde_json::json!(["sleep 1000; echo hehe"]),
+            &Value::from("minion1"),
+            &Value::from(jid.as_str()),
+            &Value::from(""),
+            &Value::from("glob")
+        )
     );
     let minion_pid = c.minions[0].1 .0.id() as u64;
     assert_ne!(pid, minion_pid, "the job runs in a process of its own");

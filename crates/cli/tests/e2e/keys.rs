@@ -15,7 +15,11 @@ fn rejected_minion_stops_and_impostor_is_denied() {
     std::fs::create_dir_all(&impostor_etc).unwrap();
     std::fs::write(
         impostor_etc.join("minion"),
-        format!("id: minion1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {}\nlog_level_logfile: info\n", c.dir.path().join("root-impostor").display(), c.port),
+        format!(
+            "id: minion1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {}\nlog_level_logfile: info\n",
+            c.dir.path().join("root-impostor").display(),
+            c.port
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(bin("salt-minion")).arg("-c").arg(&impostor_etc).arg("-l").arg("error").output().unwrap();
@@ -96,7 +100,10 @@ fn deleting_an_accepted_key_cuts_the_minion_off() {
     let r = c.salt_key(&["-d", "minion1", "-y"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (_, data) = events.expect(|tag| tag == "salt/key", Duration::from_secs(10));
-    assert_eq!((&data["act"], &data["id"], &data["result"]), (&serde_json::json!("delete"), &serde_json::json!("minion1"), &serde_json::json!(true)));
+    assert_eq!(
+        (&data["act"], &data["id"], &data["result"]),
+        (&serde_json::json!("delete"), &serde_json::json!("minion1"), &serde_json::json!(true))
+    );
     // The master drops the connection; the minion comes back and waits for acceptance again.
     let pre = c.master_pki().join("minions_pre/minion1");
     wait_for(|| pre.exists(), Duration::from_secs(15), "minion1 pending again");
@@ -119,42 +126,17 @@ fn a_second_key_for_a_pending_id_is_denied_as_pending() {
     std::fs::create_dir_all(&impostor_etc).unwrap();
     std::fs::write(
         impostor_etc.join("minion"),
-        format!(
-            "id: minion1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {}\n",
-            c.dir.path().join("root-impostor").display(),
-            c.port
-        ),
+        format!("id: minion1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {}\n", c.dir.path().join("root-impostor").display(), c.port),
     )
     .unwrap();
-    let out = std::process::Command::new(bin("salt-minion"))
-        .arg("-c")
-        .arg(&impostor_etc)
-        .arg("-l")
-        .arg("error")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(bin("salt-minion")).arg("-c").arg(&impostor_etc).arg("-l").arg("error").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the impostor gives up: {stderr}"
-    );
-    assert!(
-        stderr.contains("another key is already pending for minion id minion1"),
-        "{stderr}"
-    );
+    assert_eq!(out.status.code(), Some(1), "the impostor gives up: {stderr}");
+    assert!(stderr.contains("another key is already pending for minion id minion1"), "{stderr}");
     assert!(!stderr.contains("already accepted"), "{stderr}");
-    assert!(
-        c.master_log()
-            .contains("denied minion minion1: another key is already pending"),
-        "{}",
-        c.master_log()
-    );
+    assert!(c.master_log().contains("denied minion minion1: another key is already pending"), "{}", c.master_log());
     let listed = c.salt_key(&["-L"]);
-    assert_eq!(
-        listed.stdout,
-        "Accepted Keys:\nDenied Keys:\nminion1\nUnaccepted Keys:\nminion1\nRejected Keys:\n"
-    );
+    assert_eq!(listed.stdout, "Accepted Keys:\nDenied Keys:\nminion1\nUnaccepted Keys:\nminion1\nRejected Keys:\n");
     // salt-key's json lists the groups in Salt 3008's order (issue 7 item 21).
     let listed = c.salt_key(&["-L", "--out", "json"]);
     assert_eq!(

@@ -53,6 +53,8 @@ async fn ping_through_socket(sock: &Path) {
 
 /// Issue 7, item 1: every `salt` that waited for returns used to leave a socket, a task and a
 /// bus subscription behind in the master, until `Too many open files`.
+// The heavy-test lock is held for the whole test on purpose; each test has its own runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread")]
 async fn synchronous_publishes_leave_no_descriptor_or_memory_behind() {
     let _heavy = heavy();
@@ -102,10 +104,7 @@ async fn synchronous_publishes_leave_no_descriptor_or_memory_behind() {
     let (fds_after, rss_after) = (open_fds(pid), rss_kib(pid));
     eprintln!("2,000 publishes: descriptors {fds_before} -> {fds_after}, RSS {rss_before} -> {rss_after} KiB");
     assert!(fds_after <= fds_before + 2, "2,000 publishes left descriptors open: {fds_before} before, {fds_after} after");
-    assert!(
-        rss_after <= rss_before + rss_before / 10 + 4096,
-        "2,000 publishes grew the master from {rss_before} KiB to {rss_after} KiB"
-    );
+    assert!(rss_after <= rss_before + rss_before / 10 + 4096, "2,000 publishes grew the master from {rss_before} KiB to {rss_after} KiB");
     let log = c.master_log();
     assert!(log.contains("open files limit: "), "the master logs its descriptor limit:\n{log}");
 }
@@ -113,6 +112,8 @@ async fn synchronous_publishes_leave_no_descriptor_or_memory_behind() {
 /// Issue 7, item 2: 1,000 TLS peers with throwaway keys each holding a partial frame, and 1,000
 /// local connections from an unprivileged user each announcing a 64 MiB request, at once: the
 /// master stays small and keeps answering.
+// The heavy-test lock is held for the whole test on purpose; each test has its own runtime.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_connections_cost_the_master_little() {
     let _heavy = heavy();
@@ -240,7 +241,14 @@ fn acl_users_may_not_choose_returners_or_probe_minion_ids() {
         cmd.output().unwrap().into()
     };
     let target = c.minion_root("minion1").join("stolen.db");
-    let r = as_nobody(&["minion1", "test.ping", "--return", "sqlite3", "--return_kwargs", &format!("{{\"database\": \"{}\"}}", target.display())]);
+    let r = as_nobody(&[
+        "minion1",
+        "test.ping",
+        "--return",
+        "sqlite3",
+        "--return_kwargs",
+        &format!("{{\"database\": \"{}\"}}", target.display()),
+    ]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("User nobody may not choose the returner sqlite3"), "{}", r.stderr);
     let r = as_nobody(&["minion1", "test.ping", "--return_config", "alternative"]);

@@ -11,7 +11,11 @@ fn a_wrong_master_finger_is_refused_before_the_hello() {
     c.start_master();
     c.start_minion("minion1", "master_finger: 'aa:bb:cc'\n");
     let log = || c.minion_log("minion1");
-    wait_for(|| log().contains("does not match master_finger aa:bb:cc"), Duration::from_secs(20), "the fingerprint mismatch in the minion's log");
+    wait_for(
+        || log().contains("does not match master_finger aa:bb:cc"),
+        Duration::from_secs(20),
+        "the fingerprint mismatch in the minion's log",
+    );
     // The minion never said hello, so the master has no key for it, even with auto_accept.
     for state in ["minions", "minions_pre"] {
         assert!(!c.master_pki().join(state).join("minion1").exists(), "minion1's key in {state}");

@@ -85,7 +85,15 @@ impl Db {
 impl Drop for Db {
     fn drop(&mut self) {
         let _ = Command::new("mariadb")
-            .args(["-h", &self.host, "-P", &self.port.to_string(), "-uroot", "-e", &format!("DROP DATABASE IF EXISTS {0}; DROP USER IF EXISTS '{0}'@'%';", self.name)])
+            .args([
+                "-h",
+                &self.host,
+                "-P",
+                &self.port.to_string(),
+                "-uroot",
+                "-e",
+                &format!("DROP DATABASE IF EXISTS {0}; DROP USER IF EXISTS '{0}'@'%';", self.name),
+            ])
             .output();
     }
 }
@@ -120,14 +128,20 @@ fn seed_walkthrough_against_mariadb() {
     let jid_emoji = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
     assert_eq!(db.wait_count("SELECT COUNT(*) FROM salt_returns", 3, Duration::from_secs(20)), 3);
     assert_eq!(db.sql(&format!("SELECT success FROM salt_returns WHERE jid='{jid_fail}'")).trim(), "0");
-    let ret: serde_json::Value = serde_json::from_str(db.sql(&format!("SELECT `return` FROM salt_returns WHERE jid='{jid_emoji}'")).trim()).unwrap();
+    let ret: serde_json::Value =
+        serde_json::from_str(db.sql(&format!("SELECT `return` FROM salt_returns WHERE jid='{jid_emoji}'")).trim()).unwrap();
     assert_eq!(ret, "smile 😀 '; DROP TABLE jids; --", "stored, readable and valid JSON");
-    let full: serde_json::Value = serde_json::from_str(db.sql(&format!("SELECT full_ret FROM salt_returns WHERE jid='{jid_emoji}'")).trim()).unwrap();
+    let full: serde_json::Value =
+        serde_json::from_str(db.sql(&format!("SELECT full_ret FROM salt_returns WHERE jid='{jid_emoji}'")).trim()).unwrap();
     assert_eq!(full["return"], "smile 😀 '; DROP TABLE jids; --");
 
     // Master side: master_job_cache and event_return in MySQL.
     std::fs::create_dir_all(c.etc().join("master.d")).unwrap();
-    std::fs::write(c.etc().join("master.d").join("jobcache.conf"), format!("master_job_cache: mysql\nevent_return: mysql\n{}", db.config(db.port))).unwrap();
+    std::fs::write(
+        c.etc().join("master.d").join("jobcache.conf"),
+        format!("master_job_cache: mysql\nevent_return: mysql\n{}", db.config(db.port)),
+    )
+    .unwrap();
     c.stop_master();
     c.start_master();
     c.wait_connected("minion1");
@@ -139,7 +153,8 @@ fn seed_walkthrough_against_mariadb() {
     assert_eq!(load["fun"], "cmd.run");
     assert_eq!(load["arg"], serde_json::json!(["echo hi"]));
     assert_eq!(load["kwargs"], serde_json::json!({"show_timeout": true, "show_jid": false, "delimiter": ":"}));
-    let full: serde_json::Value = serde_json::from_str(db.sql(&format!("SELECT full_ret FROM salt_returns WHERE jid='{jid}'")).trim()).unwrap();
+    let full: serde_json::Value =
+        serde_json::from_str(db.sql(&format!("SELECT full_ret FROM salt_returns WHERE jid='{jid}'")).trim()).unwrap();
     let keys: Vec<&String> = full.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["cmd", "id", "success", "return", "retcode", "jid", "fun", "fun_args", "user", "_stamp", "ts"]);
     let r = c.salt_run(&["jobs.lookup_jid", &jid]);
@@ -286,7 +301,12 @@ fn return_config_and_return_kwargs_pick_another_database() {
     assert_eq!(main.sql("SELECT COUNT(*) FROM salt_returns").trim(), "0");
 
     // --return_kwargs overrides by plain option name; its password is not stored with the job.
-    let kwargs = format!("{{\"db\": \"{}\", \"user\": \"{}\", \"pass\": \"{}\"}}", alt.name, alt.user, alt.pass.replace('\\', "\\\\").replace('"', "\\\""));
+    let kwargs = format!(
+        "{{\"db\": \"{}\", \"user\": \"{}\", \"pass\": \"{}\"}}",
+        alt.name,
+        alt.user,
+        alt.pass.replace('\\', "\\\\").replace('"', "\\\"")
+    );
     let r = c.salt(&["minion1", "test.echo", "kwargs-to-alt", "--return", "mysql", "--return_kwargs", &kwargs]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(alt.wait_count("SELECT COUNT(*) FROM salt_returns WHERE `return` = '\"kwargs-to-alt\"'", 1, Duration::from_secs(20)), 1);
@@ -297,7 +317,8 @@ fn return_config_and_return_kwargs_pick_another_database() {
 
 #[test]
 fn a_returner_lacking_a_call_is_refused_at_start_up() {
-    let c = Cluster::new(&format!("event_return: sqlite3\nsqlite3.database: {}/ev.db\nsqlite3.timeout: 5\n", std::env::temp_dir().display()));
+    let c =
+        Cluster::new(&format!("event_return: sqlite3\nsqlite3.database: {}/ev.db\nsqlite3.timeout: 5\n", std::env::temp_dir().display()));
     let r = run(bin("salt-master"), &c.etc(), &[]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("returner 'sqlite3' cannot be used for event_return: it does not support event_return"), "{}", r.stderr);
@@ -308,7 +329,11 @@ fn ext_job_cache_gets_loads_from_the_master_and_returns_from_the_minions() {
     let mut c = Cluster::new("");
     let db = c.dir.path().join("ext.db");
     let opts = format!("sqlite3.database: {}\nsqlite3.timeout: 5\n", db.display());
-    std::fs::write(c.etc().join("master"), format!("{}ext_job_cache: sqlite3\n{opts}", std::fs::read_to_string(c.etc().join("master")).unwrap())).unwrap();
+    std::fs::write(
+        c.etc().join("master"),
+        format!("{}ext_job_cache: sqlite3\n{opts}", std::fs::read_to_string(c.etc().join("master")).unwrap()),
+    )
+    .unwrap();
     let r = run(bin("salt-returner-schema"), &c.etc(), &["sqlite3", "--create"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     c.start_master();
@@ -368,7 +393,9 @@ fn event_return_queue_filters_and_the_flush_at_sigterm() {
     db.sql("DELETE FROM salt_events");
     std::fs::write(
         c.etc().join("master"),
-        std::fs::read_to_string(c.etc().join("master")).unwrap().replace("event_return_queue_max_seconds: 3600", "event_return_queue_max_seconds: 1"),
+        std::fs::read_to_string(c.etc().join("master"))
+            .unwrap()
+            .replace("event_return_queue_max_seconds: 3600", "event_return_queue_max_seconds: 1"),
     )
     .unwrap();
     c.start_master();
@@ -422,7 +449,10 @@ impl PgDb {
         let (host, port) = pg_host_port(&self.url);
         let pass_key = if store == "postgres" { "passwd" } else { "pass" };
         let p = format!("returner.{store}");
-        format!("master_job_cache: {store}\n{p}.host: {host}\n{p}.port: {port}\n{p}.user: {user}\n{p}.{pass_key}: '{pass}'\n{p}.db: {}\n", self.name)
+        format!(
+            "master_job_cache: {store}\n{p}.host: {host}\n{p}.port: {port}\n{p}.user: {user}\n{p}.{pass_key}: '{pass}'\n{p}.db: {}\n",
+            self.name
+        )
     }
 }
 

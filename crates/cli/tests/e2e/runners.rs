@@ -136,7 +136,8 @@ fn manage_runners_and_the_event_stream() {
     let r = c.salt(&["-v", "minion1", "test.ping"]);
     let jid = jid_of(&r.stdout);
     let prefix = format!("salt/job/{jid}/");
-    let seen: Vec<(String, serde_json::Value)> = (0..3).map(|_| events.expect(|t| t.starts_with(&prefix), Duration::from_secs(10))).collect();
+    let seen: Vec<(String, serde_json::Value)> =
+        (0..3).map(|_| events.expect(|t| t.starts_with(&prefix), Duration::from_secs(10))).collect();
     let tags: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(tags, [format!("salt/job/{jid}/new"), format!("salt/job/{jid}/publish"), format!("salt/job/{jid}/ret/minion1")]);
     let ret = &seen[2].1;
@@ -256,7 +257,12 @@ fn saltutil_runner_runs_on_the_masters_host_only() {
     std::fs::copy(c.etc().join("master"), c.minion_etc("minion2").join("master")).unwrap();
     c.start_accepted(&["minion1", "minion2"]);
     let r = c.salt(&["minion2", "saltutil.runner", "manage.up", "--out", "json"]);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(), serde_json::json!({"minion2": ["minion1", "minion2"]}), "{}", r.stderr);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap(),
+        serde_json::json!({"minion2": ["minion1", "minion2"]}),
+        "{}",
+        r.stderr
+    );
     let r = c.salt(&["minion1", "saltutil.runner", "manage.up"]);
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("saltutil.runner runs runners on the master's host"), "{}", r.stdout);
@@ -392,8 +398,22 @@ fn a_long_wait_shows_progress_on_a_terminal_only() {
     assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "20", &cmd]).status.success());
     let capture = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).to_string();
     let (mut screen, mut after) = (String::new(), String::new());
-    wait_for(|| { screen = capture(); screen.contains("[0/1 minions returned, ") }, Duration::from_secs(10), "the progress line");
-    wait_for(|| { after = capture(); after.contains("minion1:\n    True") }, Duration::from_secs(15), "the result");
+    wait_for(
+        || {
+            screen = capture();
+            screen.contains("[0/1 minions returned, ")
+        },
+        Duration::from_secs(10),
+        "the progress line",
+    );
+    wait_for(
+        || {
+            after = capture();
+            after.contains("minion1:\n    True")
+        },
+        Duration::from_secs(15),
+        "the result",
+    );
     tmux(&["kill-session", "-t", &session]);
     assert!(screen.contains("[0/1 minions returned, 1s]") || screen.contains("[0/1 minions returned, 2s]"), "{screen}");
     assert!(!after.contains("minions returned"), "the progress line is cleared: {after}");

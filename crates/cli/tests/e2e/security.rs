@@ -38,8 +38,16 @@ async fn hostile_peers_get_clear_errors_and_change_nothing() {
     // A return before any hello.
     let mut tls = tls_to(port).await;
     let ret = MinionMessage::Return(JobReturn {
-        id: "minion1".into(), jid: "20261125003800067893".into(), fun: "test.ping".into(), fun_args: vec![],
-        ret: true.into(), retcode: 0, success: true, user: None, out: None, metadata: None,
+        id: "minion1".into(),
+        jid: "20261125003800067893".into(),
+        fun: "test.ping".into(),
+        fun_args: vec![],
+        ret: true.into(),
+        retcode: 0,
+        success: true,
+        user: None,
+        out: None,
+        metadata: None,
     });
     write_frame(&mut tls, &ret, 1 << 20).await.unwrap();
     match read_frame::<MasterMessage, _>(&mut tls, 1 << 20).await.unwrap() {
@@ -97,7 +105,10 @@ async fn minion_drops_replayed_expired_forged_and_misaddressed_publishes() {
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(
         etc.join("minion"),
-        format!("id: m1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {port}\nlog_level_logfile: info\n", dir.path().join("root").display()),
+        format!(
+            "id: m1\nroot_dir: {}\nmaster: 127.0.0.1\nmaster_port: {port}\nlog_level_logfile: info\n",
+            dir.path().join("root").display()
+        ),
     )
     .unwrap();
     let _minion = Daemon(std::process::Command::new(bin("salt-minion")).arg("-c").arg(&etc).arg("-l").arg("quiet").spawn().unwrap());
@@ -112,8 +123,16 @@ async fn minion_drops_replayed_expired_forged_and_misaddressed_publishes() {
 
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let publish = |jid: &str, minion: &str, expires_at_ms: u64| Publish {
-        jid: jid.into(), minion: minion.into(), fun: "test.ping".into(), arg: vec![], tgt: "*".into(),
-        tgt_type: "glob".into(), ret: String::new(), user: "root".into(), expires_at_ms, kwargs: Default::default(),
+        jid: jid.into(),
+        minion: minion.into(),
+        fun: "test.ping".into(),
+        arg: vec![],
+        tgt: "*".into(),
+        tgt_type: "glob".into(),
+        ret: String::new(),
+        user: "root".into(),
+        expires_at_ms,
+        kwargs: Default::default(),
     };
     let sign = |p: &Publish| {
         let payload = salt_proto::frame::encode(p).unwrap();

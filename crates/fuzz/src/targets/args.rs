@@ -63,43 +63,10 @@ fn seeds() -> Vec<Vec<u8>> {
         &["ls /"],
         &["a=1", "b=2", "a=3"],
         &["20261125003937184047"],
-        &[
-            "[\"foo\", \"bar\", \"###\"]",
-            "{\"foo\": \"###\"}",
-            "# hash",
-            "Hello world! # hash elsewhere",
-        ],
-        &[
-            "None",
-            "- foo",
-            "foo: bar",
-            "|",
-            "!",
-            "123",
-            "45.67",
-            "---",
-            " ...",
-            "foo\t\nbar",
-        ],
-        &[
-            "pip==1.1",
-            "pip=1.2=1",
-            "_a.b-c=d e",
-            "név=x",
-            "a=b\nc",
-            "a=b\n",
-            "a=",
-            "=a",
-        ],
-        &[
-            "{a: '#'}",
-            "{a: 1",
-            "'unterminated",
-            "0755",
-            "1e3",
-            "~",
-            "héllo wörld ✓",
-        ],
+        &["[\"foo\", \"bar\", \"###\"]", "{\"foo\": \"###\"}", "# hash", "Hello world! # hash elsewhere"],
+        &["None", "- foo", "foo: bar", "|", "!", "123", "45.67", "---", " ...", "foo\t\nbar"],
+        &["pip==1.1", "pip=1.2=1", "_a.b-c=d e", "név=x", "a=b\nc", "a=b\n", "a=", "=a"],
+        &["{a: '#'}", "{a: 1", "'unterminated", "0755", "1e3", "~", "héllo wörld ✓"],
         &["cmd=[&a [1, 2], *a]", "x={<<: {a: 1}, b: 2}"],
         &[""],
     ]
@@ -117,10 +84,7 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
             _ => gen_word(rng),
         };
         if rng.one_in(2) {
-            args.push(format!(
-                "{}={value}",
-                *rng.pick(&["a", "b", "_x", "k.y-z", "név", "1a"])
-            ));
+            args.push(format!("{}={value}", *rng.pick(&["a", "b", "_x", "k.y-z", "név", "1a"])));
         } else {
             args.push(value);
         }
@@ -130,22 +94,12 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
 
 fn run(input: &[u8]) -> bool {
     let src = text(input);
-    let args: Vec<String> = if src.is_empty() {
-        Vec::new()
-    } else {
-        src.split('\0').map(str::to_owned).collect()
-    };
+    let args: Vec<String> = if src.is_empty() { Vec::new() } else { src.split('\0').map(str::to_owned).collect() };
     let mut kw_names = Vec::new();
     for arg in &args {
         if let Some((name, value)) = parse_kwarg(arg) {
-            assert!(
-                arg.starts_with(name) && arg[name.len()..].starts_with('='),
-                "{arg:?} -> {name:?}"
-            );
-            assert!(
-                !value.contains('\n'),
-                "a kwarg value with a newline: {value:?}"
-            );
+            assert!(arg.starts_with(name) && arg[name.len()..].starts_with('='), "{arg:?} -> {name:?}");
+            assert!(!value.contains('\n'), "a kwarg value with a newline: {value:?}");
             kw_names.push(name.to_owned());
         }
         let _ = yamlify_arg(arg);
@@ -154,33 +108,19 @@ fn run(input: &[u8]) -> bool {
     let (positional, kwargs) = split_kwargs(&parsed);
     // A positional argument typed as `{__kwarg__: true, ...}` is taken for kwargs, as in Salt.
     let marked = |v: &Value| matches!(v, Value::Object(m) if m.contains_key("__kwarg__"));
-    let typed_kwargs = parsed
-        .iter()
-        .take(parsed.len() - usize::from(!kw_names.is_empty()))
-        .any(marked);
+    let typed_kwargs = parsed.iter().take(parsed.len() - usize::from(!kw_names.is_empty())).any(marked);
     // `__kwarg__=x` replaces the marker itself (Salt's condition_input does the same).
     if typed_kwargs || kw_names.iter().any(|n| n == "__kwarg__") {
         return true;
     }
     // Every kwarg the CLI saw reaches the minion, and nothing else does.
     for name in &kw_names {
-        assert!(
-            kwargs.contains_key(name),
-            "kwarg {name:?} lost in {parsed:?}"
-        );
+        assert!(kwargs.contains_key(name), "kwarg {name:?} lost in {parsed:?}");
     }
     let mut expected = kw_names.clone();
     expected.sort();
     expected.dedup();
-    assert_eq!(
-        kwargs.len(),
-        expected.len(),
-        "kwargs {kwargs:?} for names {expected:?}"
-    );
-    assert_eq!(
-        positional.len() + kw_names.len(),
-        args.len(),
-        "positional {positional:?}"
-    );
+    assert_eq!(kwargs.len(), expected.len(), "kwargs {kwargs:?} for names {expected:?}");
+    assert_eq!(positional.len() + kw_names.len(), args.len(), "positional {positional:?}");
     parsed.iter().any(|v| !matches!(v, Value::String(_)))
 }

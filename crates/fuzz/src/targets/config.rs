@@ -168,17 +168,10 @@ fn config_dir() -> &'static PathBuf {
         let dir = std::env::temp_dir().join(format!("salt-fuzz-config-{}", std::process::id()));
         for sub in ["master.d", "minion.d"] {
             std::fs::create_dir_all(dir.join(sub)).expect("temp config dir");
-            std::fs::write(
-                dir.join(sub).join("10-extra.conf"),
-                "extra_key: 1\nlist: [a, b]\nnested: {x: {y: 1}}\n",
-            )
-            .expect("temp config file");
+            std::fs::write(dir.join(sub).join("10-extra.conf"), "extra_key: 1\nlist: [a, b]\nnested: {x: {y: 1}}\n")
+                .expect("temp config file");
         }
-        std::fs::write(
-            dir.join("extra.conf"),
-            "list: [c]\nnested: {x: {z: 2}}\nretport: 3\n",
-        )
-        .expect("temp config file");
+        std::fs::write(dir.join("extra.conf"), "list: [c]\nnested: {x: {z: 2}}\nretport: 3\n").expect("temp config file");
         dir
     })
 }
@@ -195,16 +188,12 @@ fn includes_stay_local(src: &str) -> bool {
     let Ok(Value::Object(map)) = yaml::load(src) else {
         return true;
     };
-    let local = |s: &str| {
-        !(s.starts_with('/') || s.starts_with('~') || s.contains("..") || s.contains('\0'))
-    };
-    ["include", "default_include"]
-        .iter()
-        .all(|k| match map.get(*k) {
-            Some(Value::String(s)) => local(s),
-            Some(Value::Array(items)) => items.iter().all(|i| i.as_str().is_none_or(local)),
-            _ => true,
-        })
+    let local = |s: &str| !(s.starts_with('/') || s.starts_with('~') || s.contains("..") || s.contains('\0'));
+    ["include", "default_include"].iter().all(|k| match map.get(*k) {
+        Some(Value::String(s)) => local(s),
+        Some(Value::Array(items)) => items.iter().all(|i| i.as_str().is_none_or(local)),
+        _ => true,
+    })
 }
 
 thread_local! {
@@ -213,14 +202,7 @@ thread_local! {
 
 fn exercise(config: &Config) {
     let _ = config.warnings();
-    for key in [
-        "ret_port",
-        "master_port",
-        "timeout",
-        "max_frame_bytes",
-        "publish_ttl",
-        "keep_jobs_seconds",
-    ] {
+    for key in ["ret_port", "master_port", "timeout", "max_frame_bytes", "publish_ttl", "keep_jobs_seconds"] {
         let _ = config.u64(key);
     }
     for key in ["return", "publisher_acl", "event_return", "master"] {
@@ -241,11 +223,7 @@ fn run(input: &[u8]) -> bool {
         c.get()
     });
     // The roles take turns, which halves the cost; the master also computes its id.
-    let role = if n % 2 == 0 {
-        Role::Master
-    } else {
-        Role::Minion
-    };
+    let role = if n.is_multiple_of(2) { Role::Master } else { Role::Minion };
     let ok = match Config::from_yaml_str(role, &src, "fuzz") {
         Ok(config) => {
             exercise(&config);

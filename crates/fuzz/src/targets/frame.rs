@@ -10,8 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use salt_proto::frame::{decode, encode, read_frame_bytes, FrameError, DEFAULT_MAX_FRAME, PRE_AUTH_MAX_FRAME};
 use salt_proto::message::{
-    ClientReply, ClientRequest, Hello, JobReturn, MasterMessage, MinionMessage, Publish,
-    PublishRequest, RunnerRequest, SignedPublish,
+    ClientReply, ClientRequest, Hello, JobReturn, MasterMessage, MinionMessage, Publish, PublishRequest, RunnerRequest, SignedPublish,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Map, Value};
@@ -24,13 +23,49 @@ pub static TARGET: Target = Target {
     about: "read_frame_bytes + decode into MinionMessage, MasterMessage, ClientRequest, ClientReply, Publish",
     seeds,
     dict: &[
-        b"\x00\x00\x00\x10", b"\xff\xff\xff\xff", b"\x04\x00\x00\x00", b"\x04\x00\x00\x01", b"\xa3msg", b"\xa5hello",
-        b"\xa6return", b"\xa7publish", b"\xa3ack", b"\xa3req", b"\xa5reply", b"\xa6events", b"\xa6runner", b"\xa5event",
-        b"\xa6grains", b"\xa7payload", b"\xa9signature", b"\xa8fun_args", b"\xa3arg", b"\xa3tgt", b"\xa6kwargs",
-        b"\xa3jid", b"\xa2id", b"\xa8protocol", b"\xc0", b"\xc2", b"\xc3", b"\xc4\x00", b"\xc5\xff\xff", b"\xc6\xff\xff\xff\xff",
-        b"\xd9\xff", b"\xda\xff\xff", b"\xdb\xff\xff\xff\xff", b"\xdc\xff\xff", b"\xdd\xff\xff\xff\xff", b"\xde\xff\xff",
-        b"\xdf\xff\xff\xff\xff", b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
-        b"\xd3\x80\x00\x00\x00\x00\x00\x00\x00", b"\xd4\x01\x00", b"\xc7\xff\x01", b"\xc9\xff\xff\xff\xff\x01",
+        b"\x00\x00\x00\x10",
+        b"\xff\xff\xff\xff",
+        b"\x04\x00\x00\x00",
+        b"\x04\x00\x00\x01",
+        b"\xa3msg",
+        b"\xa5hello",
+        b"\xa6return",
+        b"\xa7publish",
+        b"\xa3ack",
+        b"\xa3req",
+        b"\xa5reply",
+        b"\xa6events",
+        b"\xa6runner",
+        b"\xa5event",
+        b"\xa6grains",
+        b"\xa7payload",
+        b"\xa9signature",
+        b"\xa8fun_args",
+        b"\xa3arg",
+        b"\xa3tgt",
+        b"\xa6kwargs",
+        b"\xa3jid",
+        b"\xa2id",
+        b"\xa8protocol",
+        b"\xc0",
+        b"\xc2",
+        b"\xc3",
+        b"\xc4\x00",
+        b"\xc5\xff\xff",
+        b"\xc6\xff\xff\xff\xff",
+        b"\xd9\xff",
+        b"\xda\xff\xff",
+        b"\xdb\xff\xff\xff\xff",
+        b"\xdc\xff\xff",
+        b"\xdd\xff\xff\xff\xff",
+        b"\xde\xff\xff",
+        b"\xdf\xff\xff\xff\xff",
+        b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",
+        b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"\xd3\x80\x00\x00\x00\x00\x00\x00\x00",
+        b"\xd4\x01\x00",
+        b"\xc7\xff\x01",
+        b"\xc9\xff\xff\xff\xff\x01",
     ],
     nest: &[b"\x91", b"\x81\xa1k", b"\x92\xc0", b"\xdc\x00\x01", b"\xd4\x01"],
     generate,
@@ -101,34 +136,18 @@ fn seeds() -> Vec<Vec<u8>> {
     .cloned()
     .unwrap_or_default();
     let publish = sample_publish();
-    let signed = SignedPublish {
-        payload: encode(&publish).expect("encodes"),
-        signature: vec![0xab; 64],
-    };
+    let signed = SignedPublish { payload: encode(&publish).expect("encodes"), signature: vec![0xab; 64] };
     let mut out = vec![
-        framed(&MinionMessage::Hello(Hello {
-            protocol: 1,
-            id: "web1".into(),
-        })),
+        framed(&MinionMessage::Hello(Hello { protocol: 1, id: "web1".into() })),
         framed(&MinionMessage::Grains(grains)),
         framed(&MinionMessage::Return(sample_return())),
-        framed(&MasterMessage::Welcome {
-            master_id: "master".into(),
-        }),
+        framed(&MasterMessage::Welcome { master_id: "master".into() }),
         framed(&MasterMessage::Pending { retry_secs: 10 }),
-        framed(&MasterMessage::Rejected {
-            reason: "rejected".into(),
-        }),
-        framed(&MasterMessage::Denied {
-            reason: "another key".into(),
-        }),
-        framed(&MasterMessage::Refused {
-            reason: "bad hello".into(),
-        }),
+        framed(&MasterMessage::Rejected { reason: "rejected".into() }),
+        framed(&MasterMessage::Denied { reason: "another key".into() }),
+        framed(&MasterMessage::Refused { reason: "bad hello".into() }),
         framed(&MasterMessage::Publish(signed)),
-        framed(&MasterMessage::Ack {
-            jid: "20261125003800067893".into(),
-        }),
+        framed(&MasterMessage::Ack { jid: "20261125003800067893".into() }),
         framed(&ClientRequest::Publish(PublishRequest {
             tgt: json!(["a", "b"]),
             tgt_type: "list".into(),
@@ -137,38 +156,19 @@ fn seeds() -> Vec<Vec<u8>> {
             ret: String::new(),
             kwargs: Map::new(),
         })),
-        framed(&ClientRequest::Runner(RunnerRequest {
-            fun: "jobs.list_jobs".into(),
-            arg: vec![json!({"__kwarg__": true, "limit": 5})],
-        })),
-        framed(&ClientRequest::Events {
-            tagmatch: "salt/job/*".into(),
-        }),
+        framed(&ClientRequest::Runner(RunnerRequest { fun: "jobs.list_jobs".into(), arg: vec![json!({"__kwarg__": true, "limit": 5})] })),
+        framed(&ClientRequest::Events { tagmatch: "salt/job/*".into() }),
         framed(&ClientReply::Published {
             jid: "20261125003800067893".into(),
             minions: vec!["a".into(), "b".into()],
             missing: vec!["ghost".into()],
             not_connected: vec![],
         }),
-        framed(&ClientReply::NoMinions {
-            error: "No minions matched the target.".into(),
-        }),
-        framed(&ClientReply::Event {
-            tag: "salt/job/1/ret/a".into(),
-            data: json!({"return": true}),
-        }),
-        framed(&ClientReply::RunnerReturn {
-            jid: "j".into(),
-            data: json!([1, 2]),
-            outputter: Some("nested".into()),
-            retcode: 0,
-        }),
-        framed(&ClientReply::Refused {
-            reason: "publisher_acl".into(),
-        }),
-        framed(&ClientReply::Error {
-            message: "boom".into(),
-        }),
+        framed(&ClientReply::NoMinions { error: "No minions matched the target.".into() }),
+        framed(&ClientReply::Event { tag: "salt/job/1/ret/a".into(), data: json!({"return": true}) }),
+        framed(&ClientReply::RunnerReturn { jid: "j".into(), data: json!([1, 2]), outputter: Some("nested".into()), retcode: 0 }),
+        framed(&ClientReply::Refused { reason: "publisher_acl".into() }),
+        framed(&ClientReply::Error { message: "boom".into() }),
         framed(&publish),
     ];
     // Two frames back to back, and an empty stream.
@@ -189,10 +189,7 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
                 other => std::iter::once((word(rng), other)).collect(),
             };
             if rng.below(2) == 0 {
-                framed(&MinionMessage::Hello(Hello {
-                    protocol: rng.next_u64() as u32,
-                    id: word(rng),
-                }))
+                framed(&MinionMessage::Hello(Hello { protocol: rng.next_u64() as u32, id: word(rng) }))
             } else {
                 framed(&MinionMessage::Grains(grains))
             }
@@ -210,10 +207,7 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
             p.tgt = value(rng);
             p.jid = word(rng);
             let payload = encode(&p).expect("encodes");
-            framed(&MasterMessage::Publish(SignedPublish {
-                payload,
-                signature: vec![rng.byte(); rng.below(80)],
-            }))
+            framed(&MasterMessage::Publish(SignedPublish { payload, signature: vec![rng.byte(); rng.below(80)] }))
         }
         3 => framed(&ClientRequest::Publish(PublishRequest {
             tgt: value(rng),
@@ -223,24 +217,13 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
             ret: word(rng),
             kwargs: value(rng).as_object().cloned().unwrap_or_default(),
         })),
-        4 => framed(&ClientReply::Event {
-            tag: word(rng),
-            data: value(rng),
-        }),
+        4 => framed(&ClientReply::Event { tag: word(rng), data: value(rng) }),
         5 => deep(rng),
         6 => {
             // A frame whose announced length disagrees with what follows.
             let mut f = framed(&ClientReply::Error { message: word(rng) });
             let any = rng.next_u64() as u32;
-            let len = *rng.pick(&[
-                0u32,
-                1,
-                3,
-                u32::MAX,
-                DEFAULT_MAX_FRAME as u32,
-                DEFAULT_MAX_FRAME as u32 + 1,
-                any,
-            ]);
+            let len = *rng.pick(&[0u32, 1, 3, u32::MAX, DEFAULT_MAX_FRAME as u32, DEFAULT_MAX_FRAME as u32 + 1, any]);
             f[..4].copy_from_slice(&len.to_be_bytes());
             f
         }
@@ -256,9 +239,7 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
 /// Messages whose free-form values (grains, arguments, event data) nest `depth` levels deep,
 /// around rmp-serde's limit of 1024 and far past it.
 fn deep(rng: &mut Rng) -> Vec<u8> {
-    let depth = *rng.pick(&[
-        100usize, 128, 129, 500, 1000, 1022, 1023, 1024, 1025, 2000, 50_000,
-    ]);
+    let depth = *rng.pick(&[100usize, 128, 129, 500, 1000, 1022, 1023, 1024, 1025, 2000, 50_000]);
     const OPENERS: &[&[u8]] = &[b"\x91", b"\x81\xa1k", b"\xdc\x00\x01", b"\xde\x00\x01\xa1k"];
     let opener: &[u8] = OPENERS[rng.below(OPENERS.len())];
     let mut nested = Vec::with_capacity(depth * opener.len() + 1);
@@ -271,37 +252,21 @@ fn deep(rng: &mut Rng) -> Vec<u8> {
         0 => b"\x82\xa3msg\xa6grains\xa1k",
         1 => b"\x83\xa5reply\xa5event\xa3tag\xa1t\xa4data",
         2 => b"\x86\xa3req\xa7publish\xa3tgt\xa1*\xa8tgt_type\xa4glob\xa3fun\xa9test.ping\xa6kwargs\x80\xa3arg\x91",
-        _ => b"\x89\xa3msg\xa6return\xa2id\xa1m\xa3jid\xa1j\xa3fun\xa1f\xa8fun_args\x90\xa7retcode\x00\xa7success\xc3\xa4user\xa1u\xa6return",
+        _ => {
+            b"\x89\xa3msg\xa6return\xa2id\xa1m\xa3jid\xa1j\xa3fun\xa1f\xa8fun_args\x90\xa7retcode\x00\xa7success\xc3\xa4user\xa1u\xa6return"
+        }
     };
     frame(&[head, &nested].concat())
 }
 
 /// Decodes as `T`; what decodes must survive an encode/decode round trip unchanged.
-fn check<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(
-    payload: &[u8],
-) -> Option<T> {
+fn check<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(payload: &[u8]) -> Option<T> {
     let msg: T = decode(payload).ok()?;
-    let again = encode(&msg).unwrap_or_else(|e| {
-        panic!(
-            "a decoded {} does not encode: {e}",
-            std::any::type_name::<T>()
-        )
-    });
-    let back: T = decode(&again).unwrap_or_else(|e| {
-        panic!(
-            "a re-encoded {} does not decode: {e}",
-            std::any::type_name::<T>()
-        )
-    });
-    assert_eq!(
-        back,
-        msg,
-        "{} changed in an encode/decode round trip",
-        std::any::type_name::<T>()
-    );
+    let again = encode(&msg).unwrap_or_else(|e| panic!("a decoded {} does not encode: {e}", std::any::type_name::<T>()));
+    let back: T = decode(&again).unwrap_or_else(|e| panic!("a re-encoded {} does not decode: {e}", std::any::type_name::<T>()));
+    assert_eq!(back, msg, "{} changed in an encode/decode round trip", std::any::type_name::<T>());
     Some(msg)
 }
-
 
 thread_local! {
     static COUNT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -315,11 +280,7 @@ fn run(input: &[u8]) -> bool {
         c.set(c.get() + 1);
         c.get()
     });
-    let max = if n % 64 == 0 {
-        DEFAULT_MAX_FRAME
-    } else {
-        PRE_AUTH_MAX_FRAME
-    };
+    let max = if n.is_multiple_of(64) { DEFAULT_MAX_FRAME } else { PRE_AUTH_MAX_FRAME };
     let mut rest = input;
     let mut any = false;
     for _ in 0..16 {

@@ -11,20 +11,7 @@ pub static JID: Target = Target {
     name: "jid",
     about: "validate_jid / is_jid / jid_datetime / jid_to_time",
     seeds: jid_seeds,
-    dict: &[
-        b"_",
-        b"0",
-        b"9",
-        b"/",
-        b"..",
-        b"\0",
-        b"\xd9\xa0",
-        b"\xef\xbc\x91",
-        b"20261125003800067893",
-        b"_123",
-        b"-1",
-        b"+",
-    ],
+    dict: &[b"_", b"0", b"9", b"/", b"..", b"\0", b"\xd9\xa0", b"\xef\xbc\x91", b"20261125003800067893", b"_123", b"-1", b"+"],
     nest: &[],
     generate: gen_jid,
     run: run_jid,
@@ -35,21 +22,7 @@ pub static ID: Target = Target {
     name: "id",
     about: "validate_minion_id",
     seeds: id_seeds,
-    dict: &[
-        b".",
-        b"..",
-        b"/",
-        b"-",
-        b"_",
-        b"@",
-        b"\0",
-        b"\\",
-        b" ",
-        b"\xc3\xa9",
-        b"\xe2\x80\x8b",
-        b"\xef\xbc\x8f",
-        b"a",
-    ],
+    dict: &[b".", b"..", b"/", b"-", b"_", b"@", b"\0", b"\\", b" ", b"\xc3\xa9", b"\xe2\x80\x8b", b"\xef\xbc\x8f", b"a"],
     nest: &[],
     generate: gen_id,
     run: run_id,
@@ -93,15 +66,8 @@ fn run_jid(input: &[u8]) -> bool {
     let ok = validate_jid(&jid).is_ok();
     assert_eq!(ok, is_jid(&jid));
     if ok {
-        assert!(
-            (20..=40).contains(&jid.len()),
-            "accepted jid of {} bytes",
-            jid.len()
-        );
-        assert!(
-            jid.bytes().all(|b| b.is_ascii_digit() || b == b'_'),
-            "accepted jid {jid:?}"
-        );
+        assert!((20..=40).contains(&jid.len()), "accepted jid of {} bytes", jid.len());
+        assert!(jid.bytes().all(|b| b.is_ascii_digit() || b == b'_'), "accepted jid {jid:?}");
     }
     let time = jid_datetime(&jid);
     assert!(ok || time.is_none(), "a time for an invalid jid {jid:?}");
@@ -110,24 +76,10 @@ fn run_jid(input: &[u8]) -> bool {
 }
 
 fn id_seeds() -> Vec<Vec<u8>> {
-    [
-        "minion1",
-        "web-01.example.com",
-        "db_2",
-        "user@host",
-        "a",
-        "",
-        "../x",
-        "a/b",
-        "..",
-        ".",
-        "-rf",
-        "a\0b",
-        "héllo",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect()
+    ["minion1", "web-01.example.com", "db_2", "user@host", "a", "", "../x", "a/b", "..", ".", "-rf", "a\0b", "héllo"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect()
 }
 
 fn gen_id(rng: &mut Rng) -> Vec<u8> {
@@ -145,23 +97,12 @@ fn run_id(input: &[u8]) -> bool {
     let id = text(input);
     let ok = validate_minion_id(&id).is_ok();
     if ok {
-        assert!(
-            !id.is_empty() && id.chars().count() <= MAX_ID_LEN,
-            "accepted id of {} chars",
-            id.chars().count()
-        );
-        assert!(
-            id != "." && id != ".." && !id.starts_with('-') && !id.starts_with('.'),
-            "accepted {id:?}"
-        );
+        assert!(!id.is_empty() && id.chars().count() <= MAX_ID_LEN, "accepted id of {} chars", id.chars().count());
+        assert!(id != "." && id != ".." && !id.starts_with('-') && !id.starts_with('.'), "accepted {id:?}");
         assert!(!id.contains(['/', '\\', '\0']), "accepted {id:?}");
         assert!(id.is_ascii(), "accepted non-ASCII id {id:?}");
         let path = std::path::Path::new("/cache").join(&*id);
-        assert_eq!(
-            path.parent(),
-            Some(std::path::Path::new("/cache")),
-            "id {id:?} escapes its directory"
-        );
+        assert_eq!(path.parent(), Some(std::path::Path::new("/cache")), "id {id:?} escapes its directory");
     }
     ok
 }

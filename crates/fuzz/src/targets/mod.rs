@@ -24,22 +24,10 @@ pub struct Target {
     pub max_len: usize,
 }
 
-pub static TARGETS: &[&Target] = &[
-    &frame::TARGET,
-    &yaml::TARGET,
-    &config::TARGET,
-    &args::TARGET,
-    &targeting::TARGET,
-    &ids::JID,
-    &ids::ID,
-];
+pub static TARGETS: &[&Target] = &[&frame::TARGET, &yaml::TARGET, &config::TARGET, &args::TARGET, &targeting::TARGET, &ids::JID, &ids::ID];
 
 pub fn find(name: &str) -> Option<&'static Target> {
-    TARGETS
-        .iter()
-        .copied()
-        .chain([&SELFTEST])
-        .find(|t| t.name == name)
+    TARGETS.iter().copied().chain([&SELFTEST]).find(|t| t.name == name)
 }
 
 /// Checks the harness itself (not part of `all`): `SALT_FUZZ_SELFTEST=panic|hang|overflow
@@ -47,11 +35,7 @@ pub fn find(name: &str) -> Option<&'static Target> {
 pub static SELFTEST: Target = Target {
     name: "selftest",
     about: "the harness's own check: SALT_FUZZ_SELFTEST=panic|hang|overflow",
-    seeds: || {
-        vec![std::env::var("SALT_FUZZ_SELFTEST")
-            .unwrap_or_default()
-            .into_bytes()]
-    },
+    seeds: || vec![std::env::var("SALT_FUZZ_SELFTEST").unwrap_or_default().into_bytes()],
     dict: &[],
     nest: &[],
     generate: |_| Vec::new(),
@@ -93,8 +77,7 @@ pub(crate) fn gen_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
             1 => Value::Bool(rng.one_in(2)),
             2 => Value::from(rng.next_u64() as i64 >> rng.below(64)),
             3 => Value::from(rng.next_u64()),
-            4 => serde_json::Number::from_f64((rng.next_u64() as i64) as f64 / 1e3)
-                .map_or(Value::Null, Value::Number),
+            4 => serde_json::Number::from_f64((rng.next_u64() as i64) as f64 / 1e3).map_or(Value::Null, Value::Number),
             _ => Value::String(gen_word(rng)),
         };
     }
@@ -102,11 +85,7 @@ pub(crate) fn gen_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
     if rng.one_in(2) {
         Value::Array((0..n).map(|_| gen_value(rng, depth - 1)).collect())
     } else {
-        Value::Object(
-            (0..n)
-                .map(|_| (gen_word(rng), gen_value(rng, depth - 1)))
-                .collect(),
-        )
+        Value::Object((0..n).map(|_| (gen_word(rng), gen_value(rng, depth - 1))).collect())
     }
 }
 

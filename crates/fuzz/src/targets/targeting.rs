@@ -192,11 +192,7 @@ fn run(input: &[u8]) -> bool {
     let delimiter = DELIMITERS[usize::from(head >> 4 & 7)];
     let text = text(rest);
     let tgt = if array {
-        Value::Array(
-            text.split('\0')
-                .map(|w| if w == "#" { json!(1) } else { json!(w) })
-                .collect(),
-        )
+        Value::Array(text.split('\0').map(|w| if w == "#" { json!(1) } else { json!(w) }).collect())
     } else {
         Value::String(text.to_string())
     };
@@ -210,17 +206,11 @@ fn run(input: &[u8]) -> bool {
         let with = matcher.matches(id, grains);
         let without = matcher.matches_without_grains(id);
         if !uses_grains {
-            assert_eq!(
-                with, without,
-                "grains changed an id-only target's answer for {id}"
-            );
+            assert_eq!(with, without, "grains changed an id-only target's answer for {id}");
         }
     }
     if let Some(ids) = matcher.listed_ids() {
-        assert!(
-            ids.iter().all(|id| !id.is_empty() && id.trim() == id),
-            "{ids:?}"
-        );
+        assert!(ids.iter().all(|id| !id.is_empty() && id.trim() == id), "{ids:?}");
     }
     true
 }

@@ -206,11 +206,7 @@ fn run(input: &[u8]) -> bool {
     let src = text(input);
     let loaded = yaml::load_with_kind(&src);
     if let Ok((value, kind)) = &loaded {
-        assert_eq!(
-            yaml::load(&src).as_ref().ok(),
-            Some(value),
-            "load and load_with_kind disagree"
-        );
+        assert_eq!(yaml::load(&src).as_ref().ok(), Some(value), "load and load_with_kind disagree");
         let matches = match value {
             serde_json::Value::Array(_) => *kind == yaml::Kind::List,
             serde_json::Value::Object(_) => *kind == yaml::Kind::Dict,

@@ -18,16 +18,7 @@ pub fn collect(minion_id: &str, configured: &Map<String, Value>) -> Map<String, 
 
     set("id", minion_id.into());
     set("saltversion", crate::SALT_VERSION.into());
-    set(
-        "saltversioninfo",
-        Value::Array(
-            crate::SALT_VERSION
-                .split('.')
-                .filter_map(|p| p.parse::<i64>().ok())
-                .map(Value::from)
-                .collect(),
-        ),
-    );
+    set("saltversioninfo", Value::Array(crate::SALT_VERSION.split('.').filter_map(|p| p.parse::<i64>().ok()).map(Value::from).collect()));
     set("path", std::env::var("PATH").unwrap_or_default().into());
     set("shell", crate::cmd::default_shell().into());
     set("num_cpus", num_cpus().into());
@@ -63,34 +54,17 @@ pub fn collect(minion_id: &str, configured: &Map<String, Value>) -> Map<String, 
     g.extend(os);
 
     let ifaces = interfaces();
-    let mut ipv4: Vec<String> = ifaces
-        .values()
-        .flat_map(|i| i.v4.iter().map(|a| a.to_string()))
-        .collect();
-    let mut ipv6: Vec<String> = ifaces
-        .values()
-        .flat_map(|i| i.v6.iter().map(|a| a.to_string()))
-        .collect();
+    let mut ipv4: Vec<String> = ifaces.values().flat_map(|i| i.v4.iter().map(|a| a.to_string())).collect();
+    let mut ipv6: Vec<String> = ifaces.values().flat_map(|i| i.v6.iter().map(|a| a.to_string())).collect();
     ipv4.sort();
     ipv4.dedup();
     ipv6.sort();
     ipv6.dedup();
     let per_iface = |f: &dyn Fn(&Iface) -> Vec<String>| -> Value {
-        Value::Object(
-            ifaces
-                .iter()
-                .map(|(n, i)| (n.clone(), Value::from(f(i))))
-                .collect(),
-        )
+        Value::Object(ifaces.iter().map(|(n, i)| (n.clone(), Value::from(f(i)))).collect())
     };
-    g.insert(
-        "ip4_interfaces".into(),
-        per_iface(&|i| i.v4.iter().map(|a| a.to_string()).collect()),
-    );
-    g.insert(
-        "ip6_interfaces".into(),
-        per_iface(&|i| i.v6.iter().map(|a| a.to_string()).collect()),
-    );
+    g.insert("ip4_interfaces".into(), per_iface(&|i| i.v4.iter().map(|a| a.to_string()).collect()));
+    g.insert("ip6_interfaces".into(), per_iface(&|i| i.v6.iter().map(|a| a.to_string()).collect()));
     g.insert("ipv4".into(), ipv4.into());
     g.insert("ipv6".into(), ipv6.into());
 
@@ -117,9 +91,7 @@ fn uname() -> Uname {
             return String::new();
         }
         // SAFETY: uname NUL-terminates every field within its array.
-        unsafe { CStr::from_ptr(f.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(f.as_ptr()) }.to_string_lossy().into_owned()
     };
     Uname {
         sysname: field(&u.sysname),
@@ -163,12 +135,8 @@ fn fqdn(host: &str) -> String {
         // SAFETY: cur walks the list getaddrinfo returned.
         let ai = unsafe { &*cur };
         if !ai.ai_canonname.is_null() {
-            let name = unsafe { CStr::from_ptr(ai.ai_canonname) }
-                .to_string_lossy()
-                .into_owned();
-            if best.is_none()
-                || (name.contains('.') && !best.as_deref().unwrap_or("").contains('.'))
-            {
+            let name = unsafe { CStr::from_ptr(ai.ai_canonname) }.to_string_lossy().into_owned();
+            if best.is_none() || (name.contains('.') && !best.as_deref().unwrap_or("").contains('.')) {
                 best = Some(name);
             }
         }
@@ -176,8 +144,7 @@ fn fqdn(host: &str) -> String {
     }
     // SAFETY: res came from getaddrinfo.
     unsafe { libc::freeaddrinfo(res) };
-    best.filter(|n| !n.is_empty())
-        .unwrap_or_else(|| host.to_string())
+    best.filter(|n| !n.is_empty()).unwrap_or_else(|| host.to_string())
 }
 
 fn num_cpus() -> i64 {
@@ -204,10 +171,7 @@ fn parse_meminfo(text: &str) -> Option<i64> {
 
 fn cpu_model() -> Option<String> {
     let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    text.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
+    text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
 }
 
 fn read_os_release() -> BTreeMap<String, String> {
@@ -230,9 +194,7 @@ fn parse_os_release(text: &str) -> BTreeMap<String, String> {
             continue;
         };
         let v = v.trim();
-        let v = if v.len() >= 2
-            && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
-        {
+        let v = if v.len() >= 2 && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\'')) {
             let inner = &v[1..v.len() - 1];
             let mut s = String::new();
             let mut chars = inner.chars();
@@ -255,17 +217,10 @@ fn parse_os_release(text: &str) -> BTreeMap<String, String> {
 }
 
 /// The `os*` grains from os-release data, with Salt's names for the distributions.
-fn os_grains(
-    rel: &BTreeMap<String, String>,
-    kernel: &str,
-    machine: &str,
-) -> BTreeMap<String, Value> {
+fn os_grains(rel: &BTreeMap<String, String>, kernel: &str, machine: &str) -> BTreeMap<String, Value> {
     let mut g: BTreeMap<String, Value> = BTreeMap::new();
     let id = rel.get("ID").map(|s| s.to_lowercase()).unwrap_or_default();
-    let like = rel
-        .get("ID_LIKE")
-        .map(|s| s.to_lowercase())
-        .unwrap_or_default();
+    let like = rel.get("ID_LIKE").map(|s| s.to_lowercase()).unwrap_or_default();
     let os = match id.as_str() {
         "debian" => "Debian",
         "ubuntu" => "Ubuntu",
@@ -298,10 +253,7 @@ fn os_grains(
             _ => None,
         }
     };
-    let family = family_of(&id)
-        .or_else(|| like.split_whitespace().find_map(family_of))
-        .map(str::to_string)
-        .unwrap_or_else(|| os.clone());
+    let family = family_of(&id).or_else(|| like.split_whitespace().find_map(family_of)).map(str::to_string).unwrap_or_else(|| os.clone());
     let osrelease = rel.get("VERSION_ID").cloned().unwrap_or_default();
     let info: Vec<i64> = osrelease.split('.').map_while(|p| p.parse().ok()).collect();
     let fullname = rel.get("NAME").cloned().unwrap_or_else(|| os.clone());
@@ -310,19 +262,10 @@ fn os_grains(
     if !osrelease.is_empty() {
         // Salt fingerprints a few OSes by `os`, the rest by `osfullname`; Ubuntu keeps the
         // full release, the rest only the major.
-        let name = if ["Debian", "Raspbian", "FreeBSD", "OpenBSD", "NetBSD"].contains(&os.as_str())
-        {
-            os.clone()
-        } else {
-            fullname.clone()
-        };
-        let rel_part = if name == "Ubuntu" {
-            osrelease.clone()
-        } else {
-            info.first()
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| osrelease.clone())
-        };
+        let name =
+            if ["Debian", "Raspbian", "FreeBSD", "OpenBSD", "NetBSD"].contains(&os.as_str()) { os.clone() } else { fullname.clone() };
+        let rel_part =
+            if name == "Ubuntu" { osrelease.clone() } else { info.first().map(|m| m.to_string()).unwrap_or_else(|| osrelease.clone()) };
         g.insert("osfinger".into(), format!("{name}-{rel_part}").into());
     }
     if let Some(major) = info.first() {
@@ -375,9 +318,7 @@ fn interfaces() -> BTreeMap<String, Iface> {
         if ifa.ifa_name.is_null() {
             continue;
         }
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
-            .to_string_lossy()
-            .into_owned();
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
         let entry = out.entry(name).or_default();
         if ifa.ifa_addr.is_null() {
             continue;
@@ -386,9 +327,7 @@ fn interfaces() -> BTreeMap<String, Iface> {
         match unsafe { (*ifa.ifa_addr).sa_family } as i32 {
             libc::AF_INET => {
                 let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                entry
-                    .v4
-                    .push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+                entry.v4.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
             }
             libc::AF_INET6 => {
                 let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
@@ -433,10 +372,7 @@ ID=debian
     fn rhel_like_and_ubuntu() {
         let rocky = "NAME=\"Rocky Linux\"\nVERSION_ID=\"9.3\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n";
         let g = os_grains(&parse_os_release(rocky), "Linux", "x86_64");
-        assert_eq!(
-            (g["os"].clone(), g["os_family"].clone()),
-            (json!("Rocky"), json!("RedHat"))
-        );
+        assert_eq!((g["os"].clone(), g["os_family"].clone()), (json!("Rocky"), json!("RedHat")));
         assert_eq!(g["osfinger"], json!("Rocky Linux-9"));
         assert_eq!(g["osrelease_info"], json!([9, 3]));
         assert_eq!(g["osarch"], json!("x86_64"));
@@ -448,10 +384,7 @@ ID=debian
 
     #[test]
     fn meminfo_in_mib() {
-        assert_eq!(
-            parse_meminfo("MemTotal:        8048576 kB\nMemFree: 1 kB\n"),
-            Some(7859)
-        );
+        assert_eq!(parse_meminfo("MemTotal:        8048576 kB\nMemFree: 1 kB\n"), Some(7859));
     }
 
     #[test]
@@ -470,16 +403,7 @@ ID=debian
         assert!(g["mem_total"].as_i64().unwrap() > 0);
         assert!(g["ipv4"].as_array().unwrap().contains(&json!("127.0.0.1")));
         assert_eq!(g["ip4_interfaces"]["lo"], json!(["127.0.0.1"]));
-        for k in [
-            "host",
-            "fqdn",
-            "localhost",
-            "nodename",
-            "kernelrelease",
-            "cpuarch",
-            "osrelease",
-            "path",
-        ] {
+        for k in ["host", "fqdn", "localhost", "nodename", "kernelrelease", "cpuarch", "osrelease", "path"] {
             assert!(g[k].as_str().is_some_and(|s| !s.is_empty()), "{k} empty");
         }
         let keys: Vec<&String> = g.keys().collect();

@@ -36,9 +36,7 @@ pub fn traverse(data: &Value, key: &str, default: &Value, delimiter: &str) -> Va
                 None => return default.clone(),
             },
             Value::Array(list) => {
-                let embedded = list
-                    .iter()
-                    .find_map(|x| x.as_object().and_then(|m| m.get(part)));
+                let embedded = list.iter().find_map(|x| x.as_object().and_then(|m| m.get(part)));
                 match (embedded, part.parse::<i64>()) {
                     (Some(v), _) => v,
                     (None, Ok(idx)) => {
@@ -84,14 +82,8 @@ CLI Example:
 fn item(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
     async move {
         let b = Signature::parse("item(*args, **kwargs)").bind(&args)?;
-        let default = b
-            .extra("default")
-            .cloned()
-            .unwrap_or_else(|| Value::String(String::new()));
-        let delimiter = b
-            .extra("delimiter")
-            .map(py_str)
-            .unwrap_or_else(|| DELIM.to_string());
+        let default = b.extra("default").cloned().unwrap_or_else(|| Value::String(String::new()));
+        let delimiter = b.extra("delimiter").map(py_str).unwrap_or_else(|| DELIM.to_string());
         let grains = Value::Object((*ctx.grains).clone());
         let mut ret = Map::new();
         for key in b.varargs.iter().map(py_str) {
@@ -114,17 +106,11 @@ CLI Example:
 
 fn get(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> {
     async move {
-        let b =
-            Signature::parse("get(key, default='', delimiter=':', ordered=True)").bind(&args)?;
+        let b = Signature::parse("get(key, default='', delimiter=':', ordered=True)").bind(&args)?;
         let key = py_str(b.get("key"));
         let delimiter = py_str(b.get("delimiter"));
         let grains = Value::Object((*ctx.grains).clone());
-        Ok(Returned::value(traverse(
-            &grains,
-            &key,
-            b.get("default"),
-            &delimiter,
-        )))
+        Ok(Returned::value(traverse(&grains, &key, b.get("default"), &delimiter)))
     }
     .boxed()
 }
@@ -140,9 +126,7 @@ fn ls(ctx: Arc<JobContext>, args: Args) -> BoxFuture<'static, Result<Returned>> 
         Signature::parse("ls()").bind(&args)?;
         let mut keys: Vec<&String> = ctx.grains.keys().collect();
         keys.sort();
-        Ok(Returned::value(
-            keys.into_iter().cloned().collect::<Vec<_>>(),
-        ))
+        Ok(Returned::value(keys.into_iter().cloned().collect::<Vec<_>>()))
     }
     .boxed()
 }
@@ -183,10 +167,7 @@ mod tests {
         let out = run("grains.get", json!(["nope", "fallback"])).await;
         assert_eq!(out.ret, json!("fallback"));
         let out = run("grains.item", json!(["id", "kernel", "nope"])).await;
-        assert_eq!(
-            out.ret,
-            json!({"id": "minion1", "kernel": "Linux", "nope": ""})
-        );
+        assert_eq!(out.ret, json!({"id": "minion1", "kernel": "Linux", "nope": ""}));
         let out = run("grains.ls", json!([])).await;
         let keys = out.ret.as_array().unwrap();
         assert!(keys.contains(&json!("os_family")));

@@ -24,33 +24,17 @@ use crate::store::{KeyMatches, KeyState, KeyStore};
 pub fn run(argv: Vec<String>) -> i32 {
     let stdout = io::stdout();
     let tty = stdout.is_terminal();
-    run_with(
-        argv,
-        &mut io::stdin().lock(),
-        &mut stdout.lock(),
-        &mut io::stderr().lock(),
-        tty,
-    )
+    run_with(argv, &mut io::stdin().lock(), &mut stdout.lock(), &mut io::stderr().lock(), tty)
 }
 
 /// [`run`] with explicit streams; `tty` says whether stdout is a terminal (colours on).
-pub fn run_with(
-    argv: Vec<String>,
-    input: &mut dyn BufRead,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-    tty: bool,
-) -> i32 {
+pub fn run_with(argv: Vec<String>, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write, tty: bool) -> i32 {
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
             let code = e.exit_code();
             let text = e.render().to_string();
-            let _ = if code == 0 {
-                write!(out, "{text}")
-            } else {
-                write!(err, "{text}")
-            };
+            let _ = if code == 0 { write!(out, "{text}") } else { write!(err, "{text}") };
             return code;
         }
     };
@@ -59,15 +43,9 @@ pub fn run_with(
         return 0;
     }
     if let Some(arg) = cli.list.as_deref().filter(|a| !a.is_empty()) {
-        if !["acc", "pre", "un", "rej", "den", "all"]
-            .iter()
-            .any(|p| arg.starts_with(p))
-        {
+        if !["acc", "pre", "un", "rej", "den", "all"].iter().any(|p| arg.starts_with(p)) {
             // optparse's error format, as Salt's parser reports it.
-            let _ = write!(
-                err,
-                "Usage: salt-key [options]\n\nsalt-key: error: '{arg}' is not a valid argument to '--list'\n"
-            );
+            let _ = write!(err, "Usage: salt-key [options]\n\nsalt-key: error: '{arg}' is not a valid argument to '--list'\n");
             return 2;
         }
     }
@@ -78,9 +56,7 @@ pub fn run_with(
             return 1;
         }
     };
-    let pki_dir = config
-        .path("pki_dir")
-        .unwrap_or_else(|| PathBuf::from("/etc/salt/pki/master"));
+    let pki_dir = config.path("pki_dir").unwrap_or_else(|| PathBuf::from("/etc/salt/pki/master"));
     let hash_type = config.str("hash_type").unwrap_or("sha256").to_string();
     let store = match KeyStore::open(&pki_dir) {
         Ok(s) => s,
@@ -109,12 +85,7 @@ pub fn run_with(
 )]
 struct Cli {
     /// Pass in an alternative configuration directory.
-    #[arg(
-        short = 'c',
-        long = "config-dir",
-        env = "SALT_CONFIG_DIR",
-        default_value = "/etc/salt"
-    )]
+    #[arg(short = 'c', long = "config-dir", env = "SALT_CONFIG_DIR", default_value = "/etc/salt")]
     config_dir: PathBuf,
     /// List the public keys. The args 'pre', 'un', and 'unaccepted' will list unaccepted/unsigned
     /// keys. 'acc' or 'accepted' will list accepted/signed keys. 'rej' or 'rejected' will list
@@ -179,12 +150,7 @@ struct Cli {
     #[arg(long = "out", visible_alias = "output", value_name = "OUTPUT")]
     out: Option<String>,
     /// Print the output indented by the provided value in spaces (negative: no indentation).
-    #[arg(
-        long = "out-indent",
-        visible_alias = "output-indent",
-        value_name = "OUTPUT_INDENT",
-        allow_negative_numbers = true
-    )]
+    #[arg(long = "out-indent", visible_alias = "output-indent", value_name = "OUTPUT_INDENT", allow_negative_numbers = true)]
     out_indent: Option<i64>,
     /// Disable all colored output.
     #[arg(long = "no-color", alias = "no-colour")]
@@ -295,12 +261,7 @@ impl Action {
     }
 }
 
-fn execute(
-    cmd: &Command,
-    s: &Settings,
-    store: &KeyStore,
-    io: &mut Io<'_>,
-) -> Result<(), Box<dyn std::error::Error>> {
+fn execute(cmd: &Command, s: &Settings, store: &KeyStore, io: &mut Io<'_>) -> Result<(), Box<dyn std::error::Error>> {
     match cmd {
         Command::List(arg) => display(&list_status(store, arg), s, io),
         Command::Print(glob) => {
@@ -324,12 +285,7 @@ fn execute(
 
 /// The order in which Salt 3008's `salt-key -L` hands all four groups to the outputter, seen in
 /// `--out json`/`yaml` (the `key` outputter sorts its headings itself).
-const LIST_ALL_ORDER: [KeyState; 4] = [
-    KeyState::Pending,
-    KeyState::Rejected,
-    KeyState::Accepted,
-    KeyState::Denied,
-];
+const LIST_ALL_ORDER: [KeyState; 4] = [KeyState::Pending, KeyState::Rejected, KeyState::Accepted, KeyState::Denied];
 
 /// Salt's `Key.list_status`: one group for `acc…`, `pre…`/`un…`, `rej…`, `den…`, or all four for
 /// `all…` (the local keys Salt also gathers are dropped before display, as in Salt).
@@ -355,11 +311,7 @@ fn list_status(store: &KeyStore, arg: &str) -> Map<String, Value> {
 
 /// Salt's `Key.finger(match)`: fingerprints of the matching keys, the master's own `*.pem` and
 /// `*.pub` files included (group "local"), hashing each file's text as `pem_finger` does.
-fn finger(
-    store: &KeyStore,
-    glob: &str,
-    hash_type: &str,
-) -> Result<Map<String, Value>, crate::PkiError> {
+fn finger(store: &KeyStore, glob: &str, hash_type: &str) -> Result<Map<String, Value>, crate::PkiError> {
     let globs: Vec<&str> = glob.split(',').collect();
     let mut data = Map::new();
     for (state, ids) in store.name_match(glob).iter() {
@@ -395,13 +347,7 @@ fn finger_text(text: &str, hash_type: &str) -> Result<String, crate::PkiError> {
 
 /// accept / reject / delete, as `KeyCLI.run`: match, filter by the include flags, show, ask,
 /// act on exactly the keys shown, then report per minion.
-fn act(
-    action: Action,
-    glob: &str,
-    s: &Settings,
-    store: &KeyStore,
-    io: &mut Io<'_>,
-) -> Result<(), Box<dyn std::error::Error>> {
+fn act(action: Action, glob: &str, s: &Settings, store: &KeyStore, io: &mut Io<'_>) -> Result<(), Box<dyn std::error::Error>> {
     // Salt's _update_opts: accept never includes accepted keys, reject never rejected ones, and
     // the deprecated --include-all means "the other one".
     let (inc_acc, inc_rej) = match action {
@@ -414,12 +360,8 @@ fn act(
         found
     } else {
         let mut keep = KeyMatches::new();
-        let wanted = [
-            (KeyState::Pending, true),
-            (KeyState::Accepted, inc_acc),
-            (KeyState::Rejected, inc_rej),
-            (KeyState::Denied, s.include_denied),
-        ];
+        let wanted =
+            [(KeyState::Pending, true), (KeyState::Accepted, inc_acc), (KeyState::Rejected, inc_rej), (KeyState::Denied, s.include_denied)];
         for (state, on) in wanted {
             if let Some(ids) = found.get(state).filter(|ids| on && !ids.is_empty()) {
                 *keep.group_mut(state) = ids.to_vec();
@@ -442,17 +384,10 @@ fn act(
             Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
             _ => statuses[0].to_string(),
         };
-        writeln!(
-            io.out,
-            "The key glob '{glob}' does not match any {stat_str} keys."
-        )?;
+        writeln!(io.out, "The key glob '{glob}' does not match any {stat_str} keys.")?;
         return Ok(());
     }
-    writeln!(
-        io.out,
-        "The following keys are going to be {}:",
-        action.past()
-    )?;
+    writeln!(io.out, "The following keys are going to be {}:", action.past())?;
     display(shown.to_json().as_object().expect("an object"), s, io)?;
     if !s.yes {
         let (prompt, default_yes) = match action {
@@ -505,26 +440,14 @@ fn act(
 
 /// Salt's `display_output(data, "key", opts)`: the `key` outputter unless `--out` names another;
 /// an unknown name falls back to nested with Salt's log line, as `get_printout` does.
-fn display(
-    data: &Map<String, Value>,
-    s: &Settings,
-    io: &mut Io<'_>,
-) -> Result<(), Box<dyn std::error::Error>> {
+fn display(data: &Map<String, Value>, s: &Settings, io: &mut Io<'_>) -> Result<(), Box<dyn std::error::Error>> {
     let outputter = match s.out.as_deref() {
         None => Outputter::Key,
         Some(name) => name.parse::<Outputter>().or_else(|_| {
-            writeln!(
-                io.err,
-                "[ERROR   ] Invalid outputter {name} specified, fall back to nested"
-            )
-            .map(|_| Outputter::Nested)
+            writeln!(io.err, "[ERROR   ] Invalid outputter {name} specified, fall back to nested").map(|_| Outputter::Nested)
         })?,
     };
-    let opts = OutputOptions {
-        color: s.color,
-        indent: OutputIndent::from(s.out_indent),
-        ..OutputOptions::default()
-    };
+    let opts = OutputOptions { color: s.color, indent: OutputIndent::from(s.out_indent), ..OutputOptions::default() };
     let text = salt_output::render(outputter, &Value::Object(data.clone()), &opts);
     io.out.write_all(text.as_bytes())?;
     Ok(())

@@ -32,19 +32,11 @@ impl Env {
 
     /// Runs `salt-key -c <conf> <args>` with `stdin`; returns (code, stdout, stderr).
     fn run(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut argv = vec![
-            "salt-key".to_string(),
-            "-c".into(),
-            self.conf.display().to_string(),
-        ];
+        let mut argv = vec!["salt-key".to_string(), "-c".into(), self.conf.display().to_string()];
         argv.extend(args.iter().map(|a| a.to_string()));
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = run_with(argv, &mut stdin.as_bytes(), &mut out, &mut err, false);
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
     }
 
     fn ok(&self, args: &[&str], stdin: &str) -> String {
@@ -75,19 +67,13 @@ fn list_one_state_and_a_bad_list_argument() {
     e.add(KeyState::Pending, "web1");
     e.add(KeyState::Rejected, "bad");
     assert_eq!(e.ok(&["-l", "un"], ""), "Unaccepted Keys:\nweb1\nweb2\n");
-    assert_eq!(
-        e.ok(&["--list", "pre"], ""),
-        "Unaccepted Keys:\nweb1\nweb2\n"
-    );
+    assert_eq!(e.ok(&["--list", "pre"], ""), "Unaccepted Keys:\nweb1\nweb2\n");
     assert_eq!(e.ok(&["-l", "rejected"], ""), "Rejected Keys:\nbad\n");
     assert_eq!(e.ok(&["-l", "acc"], ""), "Accepted Keys:\n");
     let (code, out, err) = e.run(&["-l", "bogus"], "");
     assert_eq!(code, 2);
     assert_eq!(out, "");
-    assert_eq!(
-        err,
-        "Usage: salt-key [options]\n\nsalt-key: error: 'bogus' is not a valid argument to '--list'\n"
-    );
+    assert_eq!(err, "Usage: salt-key [options]\n\nsalt-key: error: 'bogus' is not a valid argument to '--list'\n");
 }
 
 #[test]
@@ -97,8 +83,7 @@ fn delete_matches_the_transcript() {
         e.add(KeyState::Accepted, &format!("minion{i}"));
     }
     let out = e.ok(&["-y", "-d", "minion[2-9]"], "");
-    let mut expected =
-        String::from("The following keys are going to be deleted:\nAccepted Keys:\n");
+    let mut expected = String::from("The following keys are going to be deleted:\nAccepted Keys:\n");
     for i in 2..=9 {
         expected.push_str(&format!("minion{i}\n"));
     }
@@ -111,10 +96,7 @@ fn delete_matches_the_transcript() {
         "The following keys are going to be deleted:\nAccepted Keys:\nminion10\n\
 Key for minion minion10 deleted.\n"
     );
-    assert_eq!(
-        e.ok(&["-L"], ""),
-        "Accepted Keys:\nminion1\nDenied Keys:\nUnaccepted Keys:\nRejected Keys:\n"
-    );
+    assert_eq!(e.ok(&["-L"], ""), "Accepted Keys:\nminion1\nDenied Keys:\nUnaccepted Keys:\nRejected Keys:\n");
 }
 
 #[test]
@@ -124,10 +106,7 @@ fn accept_asks_and_enter_means_yes() {
     e.add(KeyState::Pending, "db1");
     // "n": nothing happens.
     let out = e.ok(&["-a", "web*"], "n\n");
-    assert_eq!(
-        out,
-        "The following keys are going to be accepted:\nUnaccepted Keys:\nweb1\nProceed? [n/Y] "
-    );
+    assert_eq!(out, "The following keys are going to be accepted:\nUnaccepted Keys:\nweb1\nProceed? [n/Y] ");
     assert_eq!(e.store.list(KeyState::Pending), ["db1", "web1"]);
     // Closed stdin: also no.
     let out = e.ok(&["-a", "web*"], "");
@@ -147,10 +126,7 @@ Proceed? [n/Y] Key for minion web1 accepted.\n"
         "The following keys are going to be accepted:\nUnaccepted Keys:\ndb1\n\
 Key for minion db1 accepted.\n"
     );
-    assert_eq!(
-        e.ok(&["-A"], ""),
-        "The key glob '*' does not match any unaccepted keys.\n"
-    );
+    assert_eq!(e.ok(&["-A"], ""), "The key glob '*' does not match any unaccepted keys.\n");
 }
 
 #[test]
@@ -158,16 +134,10 @@ fn delete_defaults_to_no() {
     let e = Env::new();
     e.add(KeyState::Accepted, "m1");
     let out = e.ok(&["-d", "m1"], "\n");
-    assert_eq!(
-        out,
-        "The following keys are going to be deleted:\nAccepted Keys:\nm1\nProceed? [N/y] "
-    );
+    assert_eq!(out, "The following keys are going to be deleted:\nAccepted Keys:\nm1\nProceed? [N/y] ");
     assert_eq!(e.store.list(KeyState::Accepted), ["m1"]);
     let out = e.ok(&["-D"], "Y\n");
-    assert!(
-        out.ends_with("Proceed? [N/y] Key for minion m1 deleted.\n"),
-        "{out}"
-    );
+    assert!(out.ends_with("Proceed? [N/y] Key for minion m1 deleted.\n"), "{out}");
     assert!(e.store.list(KeyState::Accepted).is_empty());
 }
 
@@ -177,10 +147,7 @@ fn reject_and_the_include_flags() {
     e.add(KeyState::Accepted, "a1");
     e.add(KeyState::Pending, "p1");
     e.add(KeyState::Denied, "d1");
-    assert_eq!(
-        e.ok(&["-r", "a1", "-y"], ""),
-        "The key glob 'a1' does not match any unaccepted keys.\n"
-    );
+    assert_eq!(e.ok(&["-r", "a1", "-y"], ""), "The key glob 'a1' does not match any unaccepted keys.\n");
     assert_eq!(
         e.ok(&["-r", "a1", "-y", "--include-accepted"], ""),
         "The following keys are going to be rejected:\nAccepted Keys:\na1\n\
@@ -215,10 +182,7 @@ fn an_invalid_pending_key_is_not_accepted() {
     fs::write(e.store.key_path(KeyState::Pending, "junk").unwrap(), "junk").unwrap();
     let (code, out, err) = e.run(&["-A", "-y"], "");
     assert_eq!(code, 0);
-    assert_eq!(
-        out,
-        "The following keys are going to be accepted:\nUnaccepted Keys:\njunk\n"
-    );
+    assert_eq!(out, "The following keys are going to be accepted:\nUnaccepted Keys:\njunk\n");
     assert_eq!(err, "Unable to accept invalid key for junk.\n");
     assert_eq!(e.store.list(KeyState::Pending), ["junk"]);
 }
@@ -229,26 +193,15 @@ fn fingerprints_and_printed_keys() {
     let pem = e.add(KeyState::Accepted, "m1");
     let master = KeyPair::load_or_generate(e.store.pki_dir(), "master").unwrap();
     let fp = crate::fingerprint(&pem).unwrap();
-    assert_eq!(
-        e.ok(&["-f", "m1"], ""),
-        format!("Accepted Keys:\nm1:  {fp}\n")
-    );
-    let pem_fp =
-        crate::fingerprint(&fs::read_to_string(e.store.pki_dir().join("master.pem")).unwrap())
-            .unwrap();
+    assert_eq!(e.ok(&["-f", "m1"], ""), format!("Accepted Keys:\nm1:  {fp}\n"));
+    let pem_fp = crate::fingerprint(&fs::read_to_string(e.store.pki_dir().join("master.pem")).unwrap()).unwrap();
     assert_eq!(
         e.ok(&["-F"], ""),
-        format!(
-            "Local Keys:\nmaster.pem:  {pem_fp}\nmaster.pub:  {}\nAccepted Keys:\nm1:  {fp}\n",
-            master.fingerprint()
-        )
+        format!("Local Keys:\nmaster.pem:  {pem_fp}\nmaster.pub:  {}\nAccepted Keys:\nm1:  {fp}\n", master.fingerprint())
     );
     // -p prints the stored text after "id:  "; the PEM's own newline leaves a blank line, which
     // the final strip removes for the last entry.
-    assert_eq!(
-        e.ok(&["-p", "m1"], ""),
-        format!("Accepted Keys:\nm1:  {}\n", pem.trim_end())
-    );
+    assert_eq!(e.ok(&["-p", "m1"], ""), format!("Accepted Keys:\nm1:  {}\n", pem.trim_end()));
     assert_eq!(e.ok(&["-p", "nomatch"], ""), "");
 }
 

@@ -58,14 +58,8 @@ impl LocalCacheConfig {
 
     /// From the master's config map (`cachedir`, `unique_jid`).
     pub fn from_opts(opts: &Map<String, Value>) -> Result<LocalCacheConfig> {
-        let cachedir = opts
-            .get("cachedir")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ReturnerError::Invalid("cachedir is not set".into()))?;
-        Ok(LocalCacheConfig {
-            cachedir: PathBuf::from(cachedir),
-            unique_jid: master_flag(Some(opts), "unique_jid"),
-        })
+        let cachedir = opts.get("cachedir").and_then(Value::as_str).ok_or_else(|| ReturnerError::Invalid("cachedir is not set".into()))?;
+        Ok(LocalCacheConfig { cachedir: PathBuf::from(cachedir), unique_jid: master_flag(Some(opts), "unique_jid") })
     }
 }
 
@@ -124,7 +118,8 @@ impl LocalCache {
     /// (`json_patch` drops the keys whose value is NULL): memory is one return at a time.
     async fn get_jid_row_by_row(&self, jid: &str) -> Result<Map<String, Value>> {
         use futures::TryStreamExt;
-        let mut rows = sqlx::query("SELECT id, ret, retcode, success, out FROM returns WHERE jid = ?1 ORDER BY id").bind(jid).fetch(&self.readers);
+        let mut rows =
+            sqlx::query("SELECT id, ret, retcode, success, out FROM returns WHERE jid = ?1 ORDER BY id").bind(jid).fetch(&self.readers);
         let mut out = Map::new();
         while let Some(row) = rows.try_next().await.map_err(db_err)? {
             let id: String = row.try_get(0).map_err(db_err)?;
@@ -253,15 +248,13 @@ impl LocalCache {
     async fn allocate_jid(&self, tx: &mut Transaction<'static, Sqlite>, nocache: bool) -> Result<String> {
         for _ in 0..JID_TRIES {
             let jid = self.jids.next(self.unique_jid);
-            let done = sqlx::query(
-                "INSERT INTO jobs (jid, nocache, last_activity) VALUES (?1, ?2, ?3) ON CONFLICT (jid) DO NOTHING",
-            )
-            .bind(&jid)
-            .bind(nocache)
-            .bind(now_secs())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+            let done = sqlx::query("INSERT INTO jobs (jid, nocache, last_activity) VALUES (?1, ?2, ?3) ON CONFLICT (jid) DO NOTHING")
+                .bind(&jid)
+                .bind(nocache)
+                .bind(now_secs())
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
             if done.rows_affected() == 1 {
                 return Ok(jid);
             }
@@ -290,13 +283,7 @@ impl LocalCache {
 
 /// Adds `minions` to the list kept for (jid, syndic_id), as Salt 3008 does, so batch jobs that
 /// share a jid keep every batch's minions.
-async fn merge_minions(
-    tx: &mut Transaction<'static, Sqlite>,
-    jid: &str,
-    minions: &[String],
-    syndic_id: &str,
-    now: i64,
-) -> Result<()> {
+async fn merge_minions(tx: &mut Transaction<'static, Sqlite>, jid: &str, minions: &[String], syndic_id: &str, now: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs (jid, last_activity) VALUES (?1, ?2)
          ON CONFLICT (jid) DO UPDATE SET last_activity = max(jobs.last_activity, excluded.last_activity)",
@@ -397,21 +384,14 @@ impl Returner for LocalCache {
         if !known_shape(jid) {
             return Ok(None);
         }
-        let load: Option<String> = sqlx::query_scalar("SELECT load FROM loads WHERE jid = ?1")
-            .bind(jid)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_err)?;
+        let load: Option<String> =
+            sqlx::query_scalar("SELECT load FROM loads WHERE jid = ?1").bind(jid).fetch_optional(&self.readers).await.map_err(db_err)?;
         let Some(load) = load else { return Ok(None) };
         let mut load: Load = serde_json::from_str(&load)
             .map_err(|e| ReturnerError::Unavailable(format!("local_cache: stored load of {jid} is unreadable: {e}")))?;
-        let lists: Vec<String> = sqlx::query_scalar("SELECT ids FROM minions WHERE jid = ?1")
-            .bind(jid)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_err)?;
-        let all: BTreeSet<String> =
-            lists.iter().filter_map(|s| serde_json::from_str::<Vec<String>>(s).ok()).flatten().collect();
+        let lists: Vec<String> =
+            sqlx::query_scalar("SELECT ids FROM minions WHERE jid = ?1").bind(jid).fetch_all(&self.readers).await.map_err(db_err)?;
+        let all: BTreeSet<String> = lists.iter().filter_map(|s| serde_json::from_str::<Vec<String>>(s).ok()).flatten().collect();
         if !all.is_empty() {
             load.insert("Minions".into(), Value::Array(all.into_iter().map(Value::String).collect()));
         }
@@ -508,15 +488,13 @@ impl Returner for LocalCache {
             // with a fresh return is not old. ON DELETE CASCADE takes its load, minions and
             // returns with it.
             let mut tx = self.write_tx().await?;
-            let done = sqlx::query(
-                "DELETE FROM jobs WHERE jid IN (SELECT jid FROM jobs WHERE last_activity < ?1 LIMIT ?2)",
-            )
-            .bind(cutoff)
-            .bind(PURGE_BATCH)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+            let done = sqlx::query("DELETE FROM jobs WHERE jid IN (SELECT jid FROM jobs WHERE last_activity < ?1 LIMIT ?2)")
+                .bind(cutoff)
+                .bind(PURGE_BATCH)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
             tx.commit().await.map_err(db_err)?;
             removed += done;
             if (done as i64) < PURGE_BATCH {
@@ -547,11 +525,8 @@ impl Returner for LocalCache {
         if !known_shape(jid) {
             return Ok(None);
         }
-        let end: Option<Option<String>> = sqlx::query_scalar("SELECT endtime FROM jobs WHERE jid = ?1")
-            .bind(jid)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_err)?;
+        let end: Option<Option<String>> =
+            sqlx::query_scalar("SELECT endtime FROM jobs WHERE jid = ?1").bind(jid).fetch_optional(&self.readers).await.map_err(db_err)?;
         Ok(end.flatten())
     }
 }

@@ -31,7 +31,9 @@ struct ReturnRow {
 enum JidOf {
     Known(String),
     /// `jid == "req"`: a job the minion started itself; the cache allocates its jid.
-    Req { nocache: bool },
+    Req {
+        nocache: bool,
+    },
 }
 
 impl ReturnRow {
@@ -64,10 +66,7 @@ fn prepare(load: &Load) -> std::result::Result<Option<ReturnRow>, String> {
     let ret = load.get("return").ok_or_else(|| format!("the return of {id} has no 'return'"))?;
     let ret = serde_json::to_string(ret).map_err(|e| e.to_string())?;
     // Everything but the (possibly huge) return value is small: copy it.
-    let envelope = load
-        .iter()
-        .map(|(k, v)| (k.clone(), if k == "return" { Value::Null } else { v.clone() }))
-        .collect();
+    let envelope = load.iter().map(|(k, v)| (k.clone(), if k == "return" { Value::Null } else { v.clone() })).collect();
     Ok(Some(ReturnRow {
         jid,
         id: id.to_string(),
@@ -81,9 +80,7 @@ fn prepare(load: &Load) -> std::result::Result<Option<ReturnRow>, String> {
 }
 
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO returns (jid, id, fun, ret, retcode, success, out, full_ret, stored_at) VALUES ",
-    );
+    let mut sql = String::from("INSERT INTO returns (jid, id, fun, ret, retcode, success, out, full_ret, stored_at) VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
@@ -122,12 +119,7 @@ impl LocalCache {
         if rejected.is_empty() {
             Ok(())
         } else {
-            Err(ReturnerError::Rejected(format!(
-                "{} of {} returns not stored: {}",
-                rejected.len(),
-                loads.len(),
-                rejected.join("; ")
-            )))
+            Err(ReturnerError::Rejected(format!("{} of {} returns not stored: {}", rejected.len(), loads.len(), rejected.join("; "))))
         }
     }
 
@@ -256,12 +248,18 @@ mod tests {
     fn prepare_splits_return_from_envelope() {
         let row = prepare(&load(json!({"id": "m1", "jid": "20240510093015123456", "return": {"a": 1},
                                         "retcode": 0, "success": true, "fun": "test.x", "out": "nested"})))
-            .unwrap()
-            .unwrap();
+        .unwrap()
+        .unwrap();
         assert_eq!(row.ret, r#"{"a":1}"#);
-        assert_eq!(Value::Object(row.envelope.clone()), json!({"id": "m1", "jid": "20240510093015123456", "return": null,
-            "retcode": 0, "success": true, "fun": "test.x", "out": "nested"}));
-        assert_eq!((row.retcode, row.success, row.out.as_deref(), row.fun.as_deref()), (Some(0), Some(true), Some("nested"), Some("test.x")));
+        assert_eq!(
+            Value::Object(row.envelope.clone()),
+            json!({"id": "m1", "jid": "20240510093015123456", "return": null,
+            "retcode": 0, "success": true, "fun": "test.x", "out": "nested"})
+        );
+        assert_eq!(
+            (row.retcode, row.success, row.out.as_deref(), row.fun.as_deref()),
+            (Some(0), Some(true), Some("nested"), Some("test.x"))
+        );
     }
 
     #[test]

@@ -107,12 +107,7 @@ impl MySqlConfig {
     /// SSL as Salt's `ssl` dict: any of `ssl_ca`/`ssl_cert`/`ssl_key` set turns TLS on, and a
     /// CA means the server certificate is verified against it.
     pub(crate) fn connect_options(&self) -> MySqlConnectOptions {
-        let mut o = MySqlConnectOptions::new()
-            .host(&self.host)
-            .port(self.port)
-            .username(&self.user)
-            .database(&self.db)
-            .charset("utf8mb4");
+        let mut o = MySqlConnectOptions::new().host(&self.host).port(self.port).username(&self.user).database(&self.db).charset("utf8mb4");
         if !self.password.is_empty() {
             o = o.password(&self.password);
         }
@@ -189,7 +184,8 @@ mod tests {
 
     #[test]
     fn return_config_and_return_kwargs_pick_another_database() {
-        let opts = map(json!({"mysql.db": "salt", "mysql.host": "db1", "alternative.mysql.db": "alt", "alternative.mysql": {"user": "alt_user"}}));
+        let opts =
+            map(json!({"mysql.db": "salt", "mysql.host": "db1", "alternative.mysql.db": "alt", "alternative.mysql": {"user": "alt_user"}}));
         let ret = map(json!({"ret_config": "alternative"}));
         let c = MySqlConfig::from_lookup(&Lookup::new(&opts).with_ret(&ret)).unwrap();
         assert_eq!((c.db.as_str(), c.user.as_str(), c.host.as_str()), ("alt", "alt_user", "db1"));

@@ -83,7 +83,16 @@ mod tests {
         let f = |v: Value| Some(v.to_string());
         let job = summary(
             "20240510093015123456",
-            &[f(json!("cmd.run")), f(json!(["web1", "db1"])), f(json!("list")), f(json!("root")), f(json!(["ls"])), None, None, f(json!({"env": "prod"}))],
+            &[
+                f(json!("cmd.run")),
+                f(json!(["web1", "db1"])),
+                f(json!("list")),
+                f(json!("root")),
+                f(json!(["ls"])),
+                None,
+                None,
+                f(json!({"env": "prod"})),
+            ],
         );
         assert_eq!((job.fun.as_str(), job.tgt_type.as_str(), job.user.as_str()), ("cmd.run", "list", "root"));
         assert_eq!(job.arg, vec![json!("ls")]);

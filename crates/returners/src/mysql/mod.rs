@@ -155,7 +155,8 @@ fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> 
     };
     let ret_text = dumps(value);
     let (full_before, full_after) = dumps_around_return(ret);
-    let row = ReturnRow { fun: fun.into(), jid, ret: ret_text, id: id.into(), success: success_text(ret), full_before, full_after, req_load };
+    let row =
+        ReturnRow { fun: fun.into(), jid, ret: ret_text, id: id.into(), success: success_text(ret), full_before, full_after, req_load };
     if row.full_before.len() + row.ret.len() + row.full_after.len() > MEDIUMTEXT_MAX {
         return Err(format!("the return of {id} is larger than the 16 MiB a mediumtext column holds (salt_returns.full_ret)"));
     }
@@ -241,7 +242,9 @@ impl MySql {
                 match code.as_str() {
                     "28000" => format!("mysql: could not log in to MySQL at {at} as user {:?}: {text}", c.user),
                     "42000" if text.contains("Unknown database") => format!("mysql: could not connect to MySQL at {at}: {text}"),
-                    "42S02" => format!("mysql: {text} in database {:?} at {at}; create the schema first (see the mysql schema command)", c.db),
+                    "42S02" => {
+                        format!("mysql: {text} in database {:?} at {at}; create the schema first (see the mysql schema command)", c.db)
+                    }
                     _ => format!("mysql: MySQL at {at} failed: {text}"),
                 }
             }
@@ -365,7 +368,8 @@ impl MySql {
         let mut rejected = Vec::new();
         for ev in events {
             if ev.tag.chars().count() > TAG_MAX_CHARS {
-                rejected.push(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
+                rejected
+                    .push(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
                 continue;
             }
             let data = match &ev.data {
@@ -383,10 +387,8 @@ impl MySql {
             let err = |e| self.db_err(e);
             let mut tx = self.pool.begin().await.map_err(err)?;
             for chunk in by_size(&rows, MAX_STATEMENT_BYTES, |(t, d)| t.len() + d.len()) {
-                let sql = format!(
-                    "INSERT INTO `salt_events` (`tag`, `data`, `master_id`) VALUES {}",
-                    repeat("(?, ?, ?)", ", ", chunk.len())
-                );
+                let sql =
+                    format!("INSERT INTO `salt_events` (`tag`, `data`, `master_id`) VALUES {}", repeat("(?, ?, ?)", ", ", chunk.len()));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (tag, data) in chunk {
                     q = q.bind(tag).bind(data).bind(&self.config.master_id);
@@ -398,7 +400,12 @@ impl MySql {
         if rejected.is_empty() {
             Ok(())
         } else {
-            Err(ReturnerError::Rejected(format!("mysql: {} of {} events not stored: {}", rejected.len(), events.len(), rejected.join("; "))))
+            Err(ReturnerError::Rejected(format!(
+                "mysql: {} of {} events not stored: {}",
+                rejected.len(),
+                events.len(),
+                rejected.join("; ")
+            )))
         }
     }
 
@@ -576,7 +583,10 @@ mod tests {
         let ret = obj(json!({"success": true, "return": "bin\nboot", "retcode": 0, "jid": "20261125003808100453",
                              "fun": "cmd.run", "fun_args": ["ls /"], "user": "root", "id": "minion1"}));
         let row = prepare_return(&ret).unwrap().unwrap();
-        assert_eq!((row.fun.as_str(), row.jid.as_str(), row.id.as_str(), row.success.as_str()), ("cmd.run", "20261125003808100453", "minion1", "1"));
+        assert_eq!(
+            (row.fun.as_str(), row.jid.as_str(), row.id.as_str(), row.success.as_str()),
+            ("cmd.run", "20261125003808100453", "minion1", "1")
+        );
         assert_eq!(row.ret, r#""bin\nboot""#);
         assert_eq!(
             row.full_ret(),

@@ -77,23 +77,13 @@ impl PgConfig {
         let invalid = |what: String| ReturnerError::Invalid(format!("{store}: {what}"));
         let port = match opt_set(options, "port") {
             None => 5432,
-            Some(p) => p.trim().parse::<u16>().map_err(|_| {
-                invalid(format!("port must be a number from 1 to 65535, not {p:?}"))
-            })?,
+            Some(p) => p.trim().parse::<u16>().map_err(|_| invalid(format!("port must be a number from 1 to 65535, not {p:?}")))?,
         };
         let connect_timeout = match opt_set(options, "connect_timeout") {
             None => None,
             Some(t) => {
-                let secs = t
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.0);
-                let secs = secs.ok_or_else(|| {
-                    invalid(format!(
-                        "connect_timeout must be a number of seconds, not {t:?}"
-                    ))
-                })?;
+                let secs = t.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+                let secs = secs.ok_or_else(|| invalid(format!("connect_timeout must be a number of seconds, not {t:?}")))?;
                 // libpq: 0 means wait forever; we keep our bound instead.
                 (secs > 0.0).then(|| Duration::from_secs_f64(secs))
             }
@@ -174,16 +164,11 @@ mod tests {
 
     #[test]
     fn values_none_strings_and_master_keys() {
-        let options = map(
-            json!({"host": "db", "port": "5433", "user": "u", "pass": "hunter2", "db": "d",
-                                 "sslmode": "None", "sslrootcert": "/ca.pem", "connect_timeout": 3}),
-        );
+        let options = map(json!({"host": "db", "port": "5433", "user": "u", "pass": "hunter2", "db": "d",
+                                 "sslmode": "None", "sslrootcert": "/ca.pem", "connect_timeout": 3}));
         let opts = map(json!({"id": "m_master", "archive_jobs": true}));
         let c = PgConfig::from_options("pgjsonb", &options, "pass", Some(&opts)).unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.port, c.user.as_str(), c.db.as_str()),
-            ("db", 5433, "u", "d")
-        );
+        assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.db.as_str()), ("db", 5433, "u", "d"));
         assert_eq!(c.password, "hunter2");
         assert_eq!(c.sslmode, None);
         assert_eq!(c.sslrootcert, Some(PathBuf::from("/ca.pem")));
@@ -202,32 +187,11 @@ mod tests {
         assert!(shown.contains(REDACTED));
         assert!(c.master_id.ends_with("_master"));
 
-        let err =
-            PgConfig::from_options("pgjsonb", &map(json!({"port": "fivefour"})), "pass", None)
-                .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid argument: pgjsonb: port must be a number from 1 to 65535, not \"fivefour\""
-        );
-        let bad_mode = PgConfig::from_options(
-            "pgjsonb",
-            &map(json!({"sslmode": "sometimes"})),
-            "pass",
-            None,
-        )
-        .unwrap();
-        assert!(bad_mode
-            .connect_options("pgjsonb")
-            .unwrap_err()
-            .to_string()
-            .contains("sslmode \"sometimes\""));
-        let crl =
-            PgConfig::from_options("pgjsonb", &map(json!({"sslcrl": "/crl.pem"})), "pass", None)
-                .unwrap();
-        assert!(crl
-            .connect_options("pgjsonb")
-            .unwrap_err()
-            .to_string()
-            .contains("sslcrl is not supported"));
+        let err = PgConfig::from_options("pgjsonb", &map(json!({"port": "fivefour"})), "pass", None).unwrap_err();
+        assert_eq!(err.to_string(), "invalid argument: pgjsonb: port must be a number from 1 to 65535, not \"fivefour\"");
+        let bad_mode = PgConfig::from_options("pgjsonb", &map(json!({"sslmode": "sometimes"})), "pass", None).unwrap();
+        assert!(bad_mode.connect_options("pgjsonb").unwrap_err().to_string().contains("sslmode \"sometimes\""));
+        let crl = PgConfig::from_options("pgjsonb", &map(json!({"sslcrl": "/crl.pem"})), "pass", None).unwrap();
+        assert!(crl.connect_options("pgjsonb").unwrap_err().to_string().contains("sslcrl is not supported"));
     }
 }

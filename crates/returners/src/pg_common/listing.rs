@@ -15,9 +15,7 @@ use crate::query::JobChunks;
 use crate::{format, JobSummary, Result};
 
 /// The load fields a listing needs, in the order the chunk query selects them.
-const FIELDS: [&str; 7] = [
-    "fun", "tgt", "tgt_type", "user", "arg", "fun_args", "metadata",
-];
+const FIELDS: [&str; 7] = ["fun", "tgt", "tgt_type", "user", "arg", "fun_args", "metadata"];
 
 /// One chunk of the walk: `$1` is the lower jid bound (inclusive for the first chunk, then
 /// the last jid read), `$2` the exclusive upper one or NULL, `$3` the size.
@@ -75,26 +73,11 @@ fn summary(row: &sqlx::postgres::PgRow) -> std::result::Result<JobSummary, sqlx:
 
 #[async_trait]
 impl JobChunks for PgStore {
-    async fn chunk(
-        &self,
-        lo: &str,
-        lo_inclusive: bool,
-        hi: Option<&str>,
-        oldest_first: bool,
-        limit: usize,
-    ) -> Result<Vec<JobSummary>> {
+    async fn chunk(&self, lo: &str, lo_inclusive: bool, hi: Option<&str>, oldest_first: bool, limit: usize) -> Result<Vec<JobSummary>> {
         // The statement is built from fixed fragments only; every value is bound.
         let sql = sqlx::AssertSqlSafe(chunk_sql(self.flavor.columns, oldest_first, lo_inclusive));
-        let rows = sqlx::query(sql)
-            .bind(lo)
-            .bind(hi)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        rows.iter()
-            .map(|row| summary(row).map_err(|e| self.db_err(e)))
-            .collect()
+        let rows = sqlx::query(sql).bind(lo).bind(hi).bind(limit as i64).fetch_all(&self.pool).await.map_err(|e| self.db_err(e))?;
+        rows.iter().map(|row| summary(row).map_err(|e| self.db_err(e))).collect()
     }
 }
 
@@ -122,95 +105,37 @@ mod tests {
             f(&mut q);
             q
         };
-        assert!(accepts(
-            &q(|q| q.functions = vec!["cmd.*".into()]),
-            &job("cmd.run", json!("*"), None)
-        ));
-        assert!(!accepts(
-            &q(|q| q.functions = vec!["cmd.*".into()]),
-            &job("test.ping", json!("*"), None)
-        ));
-        assert!(accepts(
-            &q(|q| q.functions = vec!["unknown-*".into()]),
-            &job("", json!("*"), None)
-        ));
-        assert!(!accepts(
-            &q(|q| q.exclude_find_job = true),
-            &job(FIND_JOB, json!("*"), None)
-        ));
-        assert!(accepts(
-            &q(|q| q.targets = vec!["web1".into()]),
-            &job("f", json!(["db1", "web1"]), None)
-        ));
-        assert!(!accepts(
-            &q(|q| q.targets = vec!["web1".into()]),
-            &job("f", json!("db*"), None)
-        ));
-        assert!(accepts(
-            &q(|q| q.targets = vec!["unknown-target".into()]),
-            &job("f", Value::Null, None)
-        ));
-        let md =
-            q(|q| q.metadata = Some(json!({"env": "prod", "x": 1}).as_object().unwrap().clone()));
-        assert!(accepts(
-            &md,
-            &job("f", json!("*"), Some(json!({"env": "prod"})))
-        ));
-        assert!(!accepts(
-            &md,
-            &job("f", json!("*"), Some(json!({"env": "dev"})))
-        ));
+        assert!(accepts(&q(|q| q.functions = vec!["cmd.*".into()]), &job("cmd.run", json!("*"), None)));
+        assert!(!accepts(&q(|q| q.functions = vec!["cmd.*".into()]), &job("test.ping", json!("*"), None)));
+        assert!(accepts(&q(|q| q.functions = vec!["unknown-*".into()]), &job("", json!("*"), None)));
+        assert!(!accepts(&q(|q| q.exclude_find_job = true), &job(FIND_JOB, json!("*"), None)));
+        assert!(accepts(&q(|q| q.targets = vec!["web1".into()]), &job("f", json!(["db1", "web1"]), None)));
+        assert!(!accepts(&q(|q| q.targets = vec!["web1".into()]), &job("f", json!("db*"), None)));
+        assert!(accepts(&q(|q| q.targets = vec!["unknown-target".into()]), &job("f", Value::Null, None)));
+        let md = q(|q| q.metadata = Some(json!({"env": "prod", "x": 1}).as_object().unwrap().clone()));
+        assert!(accepts(&md, &job("f", json!("*"), Some(json!({"env": "prod"})))));
+        assert!(!accepts(&md, &job("f", json!("*"), Some(json!({"env": "dev"})))));
         assert!(!accepts(&md, &job("f", json!("*"), None)));
     }
 
     #[test]
     fn chunk_reads_fields_not_loads() {
         let sql = chunk_sql(Columns::Text, false, true);
-        assert!(
-            sql.contains(
-                "CASE WHEN strpos(load, '\\u0000') = 0 THEN (load::json->'fun')::text END"
-            ),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("(load::json->'kwargs'->'metadata')::text"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("CASE WHEN strpos(load, '\\u0000') > 0 THEN load END FROM jids"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("WHERE jid >= $1 AND") && sql.ends_with("ORDER BY jid DESC LIMIT $3"),
-            "{sql}"
-        );
+        assert!(sql.contains("CASE WHEN strpos(load, '\\u0000') = 0 THEN (load::json->'fun')::text END"), "{sql}");
+        assert!(sql.contains("(load::json->'kwargs'->'metadata')::text"), "{sql}");
+        assert!(sql.contains("CASE WHEN strpos(load, '\\u0000') > 0 THEN load END FROM jids"), "{sql}");
+        assert!(sql.contains("WHERE jid >= $1 AND") && sql.ends_with("ORDER BY jid DESC LIMIT $3"), "{sql}");
         let sql = chunk_sql(Columns::Jsonb, true, false);
-        assert!(
-            sql.contains("(load->'tgt')::text") && sql.contains("WHERE jid > $1 AND"),
-            "{sql}"
-        );
+        assert!(sql.contains("(load->'tgt')::text") && sql.contains("WHERE jid > $1 AND"), "{sql}");
         assert!(sql.contains("ORDER BY jid ASC"), "{sql}");
-        assert!(
-            !sql.contains(" load,")
-                && !sql.contains("SELECT load")
-                && sql.contains("NULL::text FROM jids"),
-            "{sql}"
-        );
+        assert!(!sql.contains(" load,") && !sql.contains("SELECT load") && sql.contains("NULL::text FROM jids"), "{sql}");
     }
 
     #[test]
     fn end_bound_is_inclusive_to_the_microsecond() {
-        let t = chrono::NaiveDateTime::parse_from_str("20240510093015123456", "%Y%m%d%H%M%S%6f")
-            .unwrap();
-        let (lo, hi) = bounds(&JobQuery {
-            start_time: Some(t),
-            end_time: Some(t),
-            ..Default::default()
-        });
-        assert_eq!(
-            (lo.as_str(), hi.as_deref()),
-            ("20240510093015123456", Some("20240510093015123457"))
-        );
+        let t = chrono::NaiveDateTime::parse_from_str("20240510093015123456", "%Y%m%d%H%M%S%6f").unwrap();
+        let (lo, hi) = bounds(&JobQuery { start_time: Some(t), end_time: Some(t), ..Default::default() });
+        assert_eq!((lo.as_str(), hi.as_deref()), ("20240510093015123456", Some("20240510093015123457")));
         assert_eq!(bounds(&JobQuery::default()), (String::new(), None));
     }
 }

@@ -154,27 +154,15 @@ impl ReturnRow {
 
 /// Checks one return and turns it into a row. `Ok(None)`: the return says not to store it.
 fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> {
-    let id = ret
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or("a return needs a string 'id'")?;
+    let id = ret.get("id").and_then(Value::as_str).ok_or("a return needs a string 'id'")?;
     salt_proto::id::validate_minion_id(id).map_err(|e| e.to_string())?;
-    let fun = ret
-        .get("fun")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("the return of {id} needs a string 'fun'"))?;
+    let fun = ret.get("fun").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'fun'"))?;
     if fun.chars().count() > FUN_MAX_CHARS {
         return Err(format!("the function name of {id}'s return is longer than {FUN_MAX_CHARS} characters (salt_returns.fun)"));
     }
-    let value = ret
-        .get("return")
-        .ok_or_else(|| format!("the return of {id} has no 'return'"))?;
+    let value = ret.get("return").ok_or_else(|| format!("the return of {id} has no 'return'"))?;
     let ret_text = dumps(value);
-    let (jid, req_load) = match ret
-        .get("jid")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("the return of {id} needs a string 'jid'"))?
-    {
+    let (jid, req_load) = match ret.get("jid").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'jid'"))? {
         // Salt's master drops these before any store sees them; a direct caller gets the same.
         "nocache" => return Ok(None),
         "req" => {
@@ -230,11 +218,7 @@ impl PgStore {
             .acquire_timeout(config.timeout())
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy_with(options);
-        Ok(PgStore {
-            flavor,
-            pool,
-            config,
-        })
+        Ok(PgStore { flavor, pool, config })
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -280,11 +264,7 @@ impl PgStore {
                 let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
                 let text = d.message();
                 if code.starts_with("22") || code.starts_with("23") {
-                    return ReturnerError::Rejected(
-                        self.hide_password(&format!(
-                            "{name}: PostgreSQL refused the record: {text}"
-                        )),
-                    );
+                    return ReturnerError::Rejected(self.hide_password(&format!("{name}: PostgreSQL refused the record: {text}")));
                 }
                 match code.as_str() {
                     _ if code.starts_with("28") => format!("{name}: could not log in to PostgreSQL at {at} as user {:?}: {text}", c.user),
@@ -294,10 +274,7 @@ impl PgStore {
                 }
             }
             sqlx::Error::PoolTimedOut => {
-                format!(
-                    "{name}: could not connect to PostgreSQL at {at} within {} s",
-                    c.timeout().as_secs_f64()
-                )
+                format!("{name}: could not connect to PostgreSQL at {at} within {} s", c.timeout().as_secs_f64())
             }
             sqlx::Error::Io(io) => format!("{name}: could not connect to PostgreSQL at {at}: {io}"),
             sqlx::Error::Tls(tls) => format!("{name}: TLS with PostgreSQL at {at} failed: {tls}"),
@@ -311,10 +288,7 @@ impl PgStore {
     /// every `salt_returns` in the text, so it is left alone.
     fn hide_password(&self, message: &str) -> String {
         let c = &self.config;
-        if [&c.user, &c.db, &c.host]
-            .iter()
-            .any(|shown| shown.contains(c.password.as_str()))
-        {
+        if [&c.user, &c.db, &c.host].iter().any(|shown| shown.contains(c.password.as_str())) {
             message.to_string()
         } else {
             scrub(message, &c.password)
@@ -369,23 +343,14 @@ impl PgStore {
         let mut keys: Vec<i64> = rows.iter().map(|r| lock_key(&r.jid, &r.id)).collect();
         keys.sort_unstable();
         keys.dedup();
-        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
-            .bind(&keys)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k").bind(&keys).execute(&mut *tx).await.map_err(err)?;
         for row in rows {
             if let Some(load) = &row.req_load {
                 self.insert_load(&mut tx, &row.jid, load).await?;
             }
         }
         for chunk in by_size(rows, MAX_STATEMENT_BYTES, ReturnRow::bytes) {
-            let col = |f: fn(&ReturnRow) -> &str| {
-                chunk
-                    .iter()
-                    .map(|r| f(r).to_string())
-                    .collect::<Vec<String>>()
-            };
+            let col = |f: fn(&ReturnRow) -> &str| chunk.iter().map(|r| f(r).to_string()).collect::<Vec<String>>();
             sqlx::query(self.sql().insert_returns.as_str())
                 .bind(col(|r| &r.fun))
                 .bind(col(|r| &r.jid))
@@ -400,18 +365,8 @@ impl PgStore {
         tx.commit().await.map_err(err)
     }
 
-    async fn insert_load(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        jid: &str,
-        load: &str,
-    ) -> Result<()> {
-        sqlx::query(self.sql().insert_load.as_str())
-            .bind(jid)
-            .bind(load)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| self.db_err(e))?;
+    async fn insert_load(&self, tx: &mut Transaction<'static, Postgres>, jid: &str, load: &str) -> Result<()> {
+        sqlx::query(self.sql().insert_load.as_str()).bind(jid).bind(load).execute(&mut **tx).await.map_err(|e| self.db_err(e))?;
         Ok(())
     }
 
@@ -421,10 +376,8 @@ impl PgStore {
         let mut rejected = Vec::new();
         for ev in events {
             if ev.tag.chars().count() > TAG_MAX_CHARS {
-                rejected.push(format!(
-                    "event tag longer than {TAG_MAX_CHARS} characters: {}...",
-                    ev.tag.chars().take(64).collect::<String>()
-                ));
+                rejected
+                    .push(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
                 continue;
             }
             let data = match &ev.data {
@@ -469,8 +422,7 @@ impl PgStore {
         // Salt's SQL stores record nothing here: a job exists once its load or a return does.
         match passed_jid {
             Some(jid) => {
-                salt_proto::jid::validate_jid(jid)
-                    .map_err(|e| ReturnerError::Invalid(e.to_string()))?;
+                salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
                 Ok(jid.to_string())
             }
             None => Ok(JIDS.next(self.config.unique_jid)),
@@ -489,20 +441,14 @@ impl PgStore {
         if !salt_proto::jid::is_jid(jid) {
             return Ok(None);
         }
-        let text: Option<String> = sqlx::query_scalar(self.sql().get_load.as_str())
-            .bind(jid)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.db_err(e))?;
+        let text: Option<String> =
+            sqlx::query_scalar(self.sql().get_load.as_str()).bind(jid).fetch_optional(&self.pool).await.map_err(|e| self.db_err(e))?;
         match text {
             None => Ok(None),
             Some(text) => match serde_json::from_str(&text) {
                 Ok(Value::Object(load)) => Ok(Some(load)),
                 Ok(_) => Ok(Some(Map::new())),
-                Err(e) => Err(ReturnerError::Unavailable(format!(
-                    "{}: stored load of {jid} is unreadable: {e}",
-                    self.flavor.name
-                ))),
+                Err(e) => Err(ReturnerError::Unavailable(format!("{}: stored load of {jid} is unreadable: {e}", self.flavor.name))),
             },
         }
     }
@@ -516,12 +462,8 @@ impl PgStore {
             // Salt's `postgres` schema lets full_ret be NULL (rows from old Salt versions).
             let full = match full {
                 None => Value::Null,
-                Some(text) => serde_json::from_str(&text).map_err(|e| {
-                    ReturnerError::Unavailable(format!(
-                        "{}: stored return of {id} is unreadable: {e}",
-                        self.flavor.name
-                    ))
-                })?,
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| ReturnerError::Unavailable(format!("{}: stored return of {id} is unreadable: {e}", self.flavor.name)))?,
             };
             pairs.push((id, full));
         }
@@ -533,20 +475,12 @@ impl PgStore {
         if !salt_proto::jid::is_jid(jid) {
             return Ok(Map::new());
         }
-        let rows = sqlx::query(self.sql().get_jid.as_str())
-            .bind(jid)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.db_err(e))?;
+        let rows = sqlx::query(self.sql().get_jid.as_str()).bind(jid).fetch_all(&self.pool).await.map_err(|e| self.db_err(e))?;
         self.by_minion(rows)
     }
 
     pub(crate) async fn get_fun(&self, fun: &str) -> Result<Map<String, Value>> {
-        let rows = sqlx::query(self.sql().get_fun.as_str())
-            .bind(fun)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.db_err(e))?;
+        let rows = sqlx::query(self.sql().get_fun.as_str()).bind(fun).fetch_all(&self.pool).await.map_err(|e| self.db_err(e))?;
         self.by_minion(rows)
     }
 
@@ -619,10 +553,7 @@ impl Statements {
                  FROM unnest($1::text[], $2::text[]) AS v(tag, data)",
                 data = f.as_json("v.data"),
             ),
-            insert_load: format!(
-                "INSERT INTO jids (jid, load) VALUES ($1, {}) ON CONFLICT (jid) DO NOTHING",
-                f.as_json("$2")
-            ),
+            insert_load: format!("INSERT INTO jids (jid, load) VALUES ($1, {}) ON CONFLICT (jid) DO NOTHING", f.as_json("$2")),
             get_load: format!("SELECT {} FROM jids WHERE jid = $1", f.json_text("load")),
             // The first row stored for each minion (ctid breaks a tie of equal times).
             get_jid: format!(
@@ -651,9 +582,7 @@ macro_rules! pg_returner {
             }
 
             pub fn open_with(config: $crate::pg_common::PgConfig) -> $crate::Result<$store> {
-                Ok($store {
-                    inner: $crate::pg_common::PgStore::open(&FLAVOR, config)?,
-                })
+                Ok($store { inner: $crate::pg_common::PgStore::open(&FLAVOR, config)? })
             }
 
             pub fn config(&self) -> &$crate::pg_common::PgConfig {
@@ -703,31 +632,17 @@ macro_rules! pg_returner {
             }
 
             /// Salt's SQL stores ignore `nocache`: there is no table to record it in.
-            async fn prep_jid(
-                &self,
-                _nocache: bool,
-                passed_jid: Option<&str>,
-            ) -> $crate::Result<String> {
+            async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> $crate::Result<String> {
                 self.inner.prep_jid(passed_jid)
             }
 
             /// The expected minions are not kept (Salt's SQL stores have nowhere to keep them).
-            async fn save_load(
-                &self,
-                jid: &str,
-                load: &$crate::Load,
-                _minions: Option<&[String]>,
-            ) -> $crate::Result<()> {
+            async fn save_load(&self, jid: &str, load: &$crate::Load, _minions: Option<&[String]>) -> $crate::Result<()> {
                 self.inner.save_load(jid, load).await
             }
 
             /// A no-op, as in Salt ("included for API consistency").
-            async fn save_minions(
-                &self,
-                _jid: &str,
-                _minions: &[String],
-                _syndic_id: Option<&str>,
-            ) -> $crate::Result<()> {
+            async fn save_minions(&self, _jid: &str, _minions: &[String], _syndic_id: Option<&str>) -> $crate::Result<()> {
                 Ok(())
             }
 
@@ -735,24 +650,15 @@ macro_rules! pg_returner {
                 self.inner.get_load(jid).await
             }
 
-            async fn get_jid(
-                &self,
-                jid: &str,
-            ) -> $crate::Result<serde_json::Map<String, serde_json::Value>> {
+            async fn get_jid(&self, jid: &str) -> $crate::Result<serde_json::Map<String, serde_json::Value>> {
                 self.inner.get_jid(jid).await
             }
 
-            async fn get_fun(
-                &self,
-                fun: &str,
-            ) -> $crate::Result<serde_json::Map<String, serde_json::Value>> {
+            async fn get_fun(&self, fun: &str) -> $crate::Result<serde_json::Map<String, serde_json::Value>> {
                 self.inner.get_fun(fun).await
             }
 
-            async fn get_jids(
-                &self,
-                query: &$crate::JobQuery,
-            ) -> $crate::Result<Vec<$crate::JobSummary>> {
+            async fn get_jids(&self, query: &$crate::JobQuery) -> $crate::Result<Vec<$crate::JobSummary>> {
                 self.inner.get_jids(query).await
             }
 
@@ -780,10 +686,8 @@ mod tests {
     #[test]
     fn rows_are_salts_text() {
         // The minion-side row of the transcript (`--return mysql`, salt 3008).
-        let ret = obj(
-            json!({"success": true, "return": "héllo wörld ✓", "retcode": 0, "jid": "20261125003811222381",
-                             "fun": "test.echo", "fun_args": ["héllo wörld ✓"], "user": "root", "id": "minion1"}),
-        );
+        let ret = obj(json!({"success": true, "return": "héllo wörld ✓", "retcode": 0, "jid": "20261125003811222381",
+                             "fun": "test.echo", "fun_args": ["héllo wörld ✓"], "user": "root", "id": "minion1"}));
         let row = prepare_return(&ret).unwrap().unwrap();
         assert_eq!(row.ret, "\"héllo wörld ✓\"");
         assert_eq!(
@@ -791,49 +695,29 @@ mod tests {
             r#"{"success": true, "return": "héllo wörld ✓", "retcode": 0, "jid": "20261125003811222381", "fun": "test.echo", "fun_args": ["héllo wörld ✓"], "user": "root", "id": "minion1"}"#
         );
         assert_eq!(row.success, "true");
-        assert_eq!(
-            (row.fun.as_str(), row.jid.as_str(), row.id.as_str()),
-            ("test.echo", "20261125003811222381", "minion1")
-        );
+        assert_eq!((row.fun.as_str(), row.jid.as_str(), row.id.as_str()), ("test.echo", "20261125003811222381", "minion1"));
         assert_eq!(row.req_load, None);
         // A runner job has no top-level success: Salt binds False.
-        let runner = obj(
-            json!({"id": "vm_master", "jid": "20261125003922712260", "fun": "runner.jobs.list_jobs", "return": {}}),
-        );
+        let runner = obj(json!({"id": "vm_master", "jid": "20261125003922712260", "fun": "runner.jobs.list_jobs", "return": {}}));
         assert_eq!(prepare_return(&runner).unwrap().unwrap().success, "false");
     }
 
     #[test]
     fn bad_returns_are_named_and_special_jids_handled() {
         let no_id = obj(json!({"jid": "20240510093015123456", "fun": "f", "return": 1}));
-        assert_eq!(
-            prepare_return(&no_id).unwrap_err(),
-            "a return needs a string 'id'"
-        );
-        let evil =
-            obj(json!({"id": "../evil", "jid": "20240510093015123456", "fun": "f", "return": 1}));
+        assert_eq!(prepare_return(&no_id).unwrap_err(), "a return needs a string 'id'");
+        let evil = obj(json!({"id": "../evil", "jid": "20240510093015123456", "fun": "f", "return": 1}));
         assert!(prepare_return(&evil).is_err());
-        let bad_jid =
-            obj(json!({"id": "m", "jid": "'; DROP TABLE jids; --", "fun": "f", "return": 1}));
+        let bad_jid = obj(json!({"id": "m", "jid": "'; DROP TABLE jids; --", "fun": "f", "return": 1}));
         assert!(prepare_return(&bad_jid).is_err());
-        let long_fun = obj(
-            json!({"id": "m", "jid": "20240510093015123456", "fun": "x".repeat(51), "return": 1}),
-        );
-        assert!(prepare_return(&long_fun)
-            .unwrap_err()
-            .contains("longer than 50"));
+        let long_fun = obj(json!({"id": "m", "jid": "20240510093015123456", "fun": "x".repeat(51), "return": 1}));
+        assert!(prepare_return(&long_fun).unwrap_err().contains("longer than 50"));
         let nocache = obj(json!({"id": "m", "jid": "nocache", "fun": "f", "return": 1}));
         assert_eq!(prepare_return(&nocache).unwrap(), None);
         let req = obj(json!({"id": "m", "jid": "req", "fun": "f", "return": 1}));
         let row = prepare_return(&req).unwrap().unwrap();
         assert!(salt_proto::jid::is_jid(&row.jid), "{}", row.jid);
-        assert_eq!(
-            row.full_ret,
-            format!(
-                r#"{{"id": "m", "jid": "{}", "fun": "f", "return": 1}}"#,
-                row.jid
-            )
-        );
+        assert_eq!(row.full_ret, format!(r#"{{"id": "m", "jid": "{}", "fun": "f", "return": 1}}"#, row.jid));
         assert_eq!(row.req_load.as_deref(), Some(row.full_ret.as_str()));
     }
 
@@ -844,20 +728,10 @@ mod tests {
                              "ret_config": "alt", "ret_kwargs": {"pass": "hunter2", "db": "other"}}));
         let row = prepare_return(&ret).unwrap().unwrap();
         assert!(!row.full_ret.contains("hunter2"), "{}", row.full_ret);
-        assert!(
-            row.full_ret
-                .contains(r#""ret_kwargs": {"pass": "**********", "db": "other"}"#),
-            "{}",
-            row.full_ret
-        );
+        assert!(row.full_ret.contains(r#""ret_kwargs": {"pass": "**********", "db": "other"}"#), "{}", row.full_ret);
         assert!(row.full_ret.contains("kept: it is"));
-        let load = obj(
-            json!({"fun": "test.ping", "kwargs": {"ret_kwargs": {"pass": "hunter2"}, "show_jid": false}}),
-        );
-        assert_eq!(
-            dumps_map(&load, None),
-            r#"{"fun": "test.ping", "kwargs": {"ret_kwargs": {"pass": "**********"}, "show_jid": false}}"#
-        );
+        let load = obj(json!({"fun": "test.ping", "kwargs": {"ret_kwargs": {"pass": "hunter2"}, "show_jid": false}}));
+        assert_eq!(dumps_map(&load, None), r#"{"fun": "test.ping", "kwargs": {"ret_kwargs": {"pass": "**********"}, "show_jid": false}}"#);
     }
 
     #[test]
@@ -866,13 +740,7 @@ mod tests {
         let parts = by_size(&sizes, MAX_STATEMENT_BYTES, |n| *n);
         assert_eq!(parts, vec![&sizes[0..1], &sizes[1..4], &sizes[4..5]]);
         assert!(by_size(&[] as &[usize], MAX_STATEMENT_BYTES, |n| *n).is_empty());
-        assert_eq!(
-            lock_key("20240510093015123456", "m1"),
-            lock_key("20240510093015123456", "m1")
-        );
-        assert_ne!(
-            lock_key("2024051009301512345", "6m1"),
-            lock_key("20240510093015123456", "m1")
-        );
+        assert_eq!(lock_key("20240510093015123456", "m1"), lock_key("20240510093015123456", "m1"));
+        assert_ne!(lock_key("2024051009301512345", "6m1"), lock_key("20240510093015123456", "m1"));
     }
 }

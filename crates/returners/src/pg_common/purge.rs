@@ -34,10 +34,7 @@ pub(super) async fn clean_old_jobs(store: &PgStore, keep: Duration) -> Result<u6
     }
     let err = |e| store.db_err(e);
     // A retention longer than the calendar: nothing is old.
-    let Some(cut) = chrono::Duration::from_std(keep)
-        .ok()
-        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
-    else {
+    let Some(cut) = chrono::Duration::from_std(keep).ok().and_then(|d| chrono::Utc::now().checked_sub_signed(d)) else {
         return Ok(0);
     };
     let cut_jid = salt_proto::jid::jid_at(cut);
@@ -47,24 +44,15 @@ pub(super) async fn clean_old_jobs(store: &PgStore, keep: Duration) -> Result<u6
         // Salt's archive tables: the same columns, no keys or defaults.
         for table in ["jids", "salt_returns", "salt_events"] {
             let sql = format!("CREATE TABLE IF NOT EXISTS {table}_archive (LIKE {table})");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&store.pool)
-                .await
-                .map_err(err)?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&store.pool).await.map_err(err)?;
         }
     }
     let mut removed = 0u64;
     let mut after = String::new();
     loop {
         let mut tx = store.pool.begin().await.map_err(err)?;
-        let jids: Vec<String> = sqlx::query_scalar(DOOMED)
-            .bind(&cut_jid)
-            .bind(secs)
-            .bind(&after)
-            .bind(BATCH)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?;
+        let jids: Vec<String> =
+            sqlx::query_scalar(DOOMED).bind(&cut_jid).bind(secs).bind(&after).bind(BATCH).fetch_all(&mut *tx).await.map_err(err)?;
         let Some(last) = jids.last().cloned() else {
             break;
         };
@@ -76,17 +64,10 @@ pub(super) async fn clean_old_jobs(store: &PgStore, keep: Duration) -> Result<u6
                  INSERT INTO jids_archive SELECT * FROM gone",
             ]
         } else {
-            &[
-                "DELETE FROM salt_returns WHERE jid = ANY($1)",
-                "DELETE FROM jids WHERE jid = ANY($1)",
-            ]
+            &["DELETE FROM salt_returns WHERE jid = ANY($1)", "DELETE FROM jids WHERE jid = ANY($1)"]
         };
         for sql in statements {
-            sqlx::query(*sql)
-                .bind(&jids)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            sqlx::query(*sql).bind(&jids).execute(&mut *tx).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         removed += jids.len() as u64;
@@ -101,11 +82,7 @@ pub(super) async fn clean_old_jobs(store: &PgStore, keep: Duration) -> Result<u6
     } else {
         "DELETE FROM salt_events WHERE alter_time < now() - make_interval(secs => $1)"
     };
-    sqlx::query(events)
-        .bind(secs)
-        .execute(&store.pool)
-        .await
-        .map_err(err)?;
+    sqlx::query(events).bind(secs).execute(&store.pool).await.map_err(err)?;
     if removed > 0 {
         tracing::debug!(store = store.flavor.name, removed, "purged old jobs");
     }

@@ -14,9 +14,7 @@ pub(crate) type TableDdl = (&'static str, &'static str);
 impl PgStore {
     /// The store's tables that do not exist (in the connection's search path).
     pub(crate) async fn missing_tables(&self) -> Result<Vec<&'static str>> {
-        missing(&self.pool, self.flavor.tables)
-            .await
-            .map_err(|e| self.db_err(e))
+        missing(&self.pool, self.flavor.tables).await.map_err(|e| self.db_err(e))
     }
 
     /// Creates the missing tables in one transaction; returns their names.
@@ -27,15 +25,10 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db_err(e))?;
-        let missing = missing(&mut *tx, self.flavor.tables)
-            .await
-            .map_err(|e| self.db_err(e))?;
+        let missing = missing(&mut *tx, self.flavor.tables).await.map_err(|e| self.db_err(e))?;
         for (table, ddl) in self.flavor.tables {
             if missing.contains(table) {
-                sqlx::raw_sql(*ddl)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db_err(e))?;
+                sqlx::raw_sql(*ddl).execute(&mut *tx).await.map_err(|e| self.db_err(e))?;
             }
         }
         tx.commit().await.map_err(|e| self.db_err(e))?;
@@ -43,21 +36,12 @@ impl PgStore {
     }
 }
 
-async fn missing<'e, E>(
-    db: E,
-    tables: &'static [TableDdl],
-) -> std::result::Result<Vec<&'static str>, sqlx::Error>
+async fn missing<'e, E>(db: E, tables: &'static [TableDdl]) -> std::result::Result<Vec<&'static str>, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
 {
     let names: Vec<&str> = tables.iter().map(|(t, _)| *t).collect();
     let absent: Vec<String> =
-        sqlx::query_scalar("SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL")
-            .bind(&names)
-            .fetch_all(db)
-            .await?;
-    Ok(names
-        .into_iter()
-        .filter(|n| absent.iter().any(|a| a == n))
-        .collect())
+        sqlx::query_scalar("SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL").bind(&names).fetch_all(db).await?;
+    Ok(names.into_iter().filter(|n| absent.iter().any(|a| a == n)).collect())
 }

@@ -20,29 +20,13 @@ use crate::Result;
 /// Salt's prefix for these options (`returner.pgjsonb.host`, ...).
 pub const VIRTUALNAME: &str = "returner.pgjsonb";
 
-pub const ATTRS: [&str; 11] = [
-    "host",
-    "user",
-    "pass",
-    "db",
-    "port",
-    "connect_timeout",
-    "sslmode",
-    "sslcert",
-    "sslkey",
-    "sslrootcert",
-    "sslcrl",
-];
+pub const ATTRS: [&str; 11] =
+    ["host", "user", "pass", "db", "port", "connect_timeout", "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl"];
 
 /// The settings `lookup` gives pgjsonb.
 pub fn config(lookup: &Lookup<'_>) -> Result<PgConfig> {
-    let defaults = [
-        ("host", json!("localhost")),
-        ("user", json!("salt")),
-        ("pass", json!("salt")),
-        ("db", json!("salt")),
-        ("port", json!(5432)),
-    ];
+    let defaults =
+        [("host", json!("localhost")), ("user", json!("salt")), ("pass", json!("salt")), ("db", json!("salt")), ("port", json!(5432))];
     let options = lookup.options(VIRTUALNAME, &ATTRS, &defaults);
     PgConfig::from_options(super::Pgjsonb::NAME, &options, "pass", lookup.opts)
 }
@@ -61,13 +45,7 @@ mod tests {
         let empty = Map::new();
         let c = config(&Lookup::new(&empty)).unwrap();
         assert_eq!(
-            (
-                c.host.as_str(),
-                c.port,
-                c.user.as_str(),
-                c.password.as_str(),
-                c.db.as_str()
-            ),
+            (c.host.as_str(), c.port, c.user.as_str(), c.password.as_str(), c.db.as_str()),
             ("localhost", 5432, "salt", "salt", "salt")
         );
 
@@ -80,22 +58,15 @@ mod tests {
             "id": "m1_master",
         }));
         let c = config(&Lookup::new(&opts)).unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.port, c.user.as_str(), c.db.as_str()),
-            ("db1", 5433, "nested", "salt")
-        );
+        assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.db.as_str()), ("db1", 5433, "nested", "salt"));
         assert_eq!(c.master_id, "m1_master");
 
         let ret = map(json!({"ret_config": "alternative"}));
         let c = config(&Lookup::new(&opts).with_ret(&ret)).unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.db.as_str(), c.password.as_str()),
-            ("db1", "other_db", "alt-pass")
-        );
+        assert_eq!((c.host.as_str(), c.db.as_str(), c.password.as_str()), ("db1", "other_db", "alt-pass"));
 
         // --return_kwargs '{"db": "kw_db"}' overrides everything by plain name.
-        let ret =
-            map(json!({"ret_config": "alternative", "ret_kwargs": {"db": "kw_db", "port": 6000}}));
+        let ret = map(json!({"ret_config": "alternative", "ret_kwargs": {"db": "kw_db", "port": 6000}}));
         let c = config(&Lookup::new(&opts).with_ret(&ret)).unwrap();
         assert_eq!((c.db.as_str(), c.port), ("kw_db", 6000));
     }

@@ -16,11 +16,7 @@ use crate::pg_common::{pg_returner, Columns, Flavor, PgStore};
 
 pub use crate::pg_common::PgConfig;
 
-static FLAVOR: Flavor = Flavor {
-    name: Pgjsonb::NAME,
-    columns: Columns::Jsonb,
-    tables: schema::TABLES,
-};
+static FLAVOR: Flavor = Flavor { name: Pgjsonb::NAME, columns: Columns::Jsonb, tables: schema::TABLES };
 
 pub struct Pgjsonb {
     inner: PgStore,

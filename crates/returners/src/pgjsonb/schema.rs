@@ -66,20 +66,11 @@ CREATE INDEX idx_salt_events_data ON salt_events
 }
 
 /// Salt's pgjsonb schema, to print for a user or a DBA.
-pub const DDL: &str = concat!(
-    jids_ddl!(),
-    "\n",
-    salt_returns_ddl!(),
-    "\n",
-    salt_events_ddl!()
-);
+pub const DDL: &str = concat!(jids_ddl!(), "\n", salt_returns_ddl!(), "\n", salt_events_ddl!());
 
 /// The same, table by table, for [`create`].
-pub(crate) const TABLES: &[(&str, &str)] = &[
-    ("jids", jids_ddl!()),
-    ("salt_returns", salt_returns_ddl!()),
-    ("salt_events", salt_events_ddl!()),
-];
+pub(crate) const TABLES: &[(&str, &str)] =
+    &[("jids", jids_ddl!()), ("salt_returns", salt_returns_ddl!()), ("salt_events", salt_events_ddl!())];
 
 /// Creates the tables `store`'s database lacks (connecting with its options); returns their
 /// names, empty when the schema was already there.
@@ -93,14 +84,13 @@ mod tests {
 
     #[test]
     fn ddl_is_salts() {
-        assert!(DDL.starts_with("DROP TABLE IF EXISTS jids;\nCREATE TABLE jids (\n   jid varchar(255) NOT NULL primary key,\n   load jsonb NOT NULL\n);"));
+        assert!(DDL.starts_with(
+            "DROP TABLE IF EXISTS jids;\nCREATE TABLE jids (\n   jid varchar(255) NOT NULL primary key,\n   load jsonb NOT NULL\n);"
+        ));
         assert!(DDL.contains("  success varchar(10) NOT NULL,\n  full_ret jsonb NOT NULL,\n"));
         assert!(DDL.contains("id BIGINT NOT NULL UNIQUE DEFAULT nextval('seq_salt_events_id'),"));
         assert_eq!(DDL.matches("CREATE TABLE").count(), 3);
         assert_eq!(DDL.matches("USING gin").count(), 4);
-        assert_eq!(
-            TABLES.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-            ["jids", "salt_returns", "salt_events"]
-        );
+        assert_eq!(TABLES.iter().map(|(t, _)| *t).collect::<Vec<_>>(), ["jids", "salt_returns", "salt_events"]);
     }
 }

@@ -17,13 +17,8 @@ pub const ATTRS: [&str; 5] = ["host", "user", "passwd", "db", "port"];
 
 /// The settings `lookup` gives postgres.
 pub fn config(lookup: &Lookup<'_>) -> Result<PgConfig> {
-    let defaults = [
-        ("host", json!("localhost")),
-        ("user", json!("salt")),
-        ("passwd", json!("salt")),
-        ("db", json!("salt")),
-        ("port", json!(5432)),
-    ];
+    let defaults =
+        [("host", json!("localhost")), ("user", json!("salt")), ("passwd", json!("salt")), ("db", json!("salt")), ("port", json!(5432))];
     let options = lookup.options(VIRTUALNAME, &ATTRS, &defaults);
     PgConfig::from_options(super::Postgres::NAME, &options, "passwd", lookup.opts)
 }
@@ -43,10 +38,7 @@ mod tests {
         .unwrap()
         .clone();
         let c = config(&Lookup::new(&opts)).unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.password.as_str(), c.db.as_str()),
-            ("localhost", "s3cret", "jobs")
-        );
+        assert_eq!((c.host.as_str(), c.password.as_str(), c.db.as_str()), ("localhost", "s3cret", "jobs"));
         assert_eq!(c.sslmode, None, "not a postgres option in Salt");
     }
 }

@@ -12,11 +12,7 @@ use crate::pg_common::{pg_returner, Columns, Flavor, PgStore};
 
 pub use crate::pg_common::PgConfig;
 
-static FLAVOR: Flavor = Flavor {
-    name: Postgres::NAME,
-    columns: Columns::Text,
-    tables: schema::TABLES,
-};
+static FLAVOR: Flavor = Flavor { name: Postgres::NAME, columns: Columns::Text, tables: schema::TABLES };
 
 pub struct Postgres {
     inner: PgStore,

@@ -58,20 +58,11 @@ CREATE INDEX idx_salt_events_tag on salt_events (tag);
 }
 
 /// Salt's postgres schema, to print for a user or a DBA.
-pub const DDL: &str = concat!(
-    jids_ddl!(),
-    "\n",
-    salt_returns_ddl!(),
-    "\n",
-    salt_events_ddl!()
-);
+pub const DDL: &str = concat!(jids_ddl!(), "\n", salt_returns_ddl!(), "\n", salt_events_ddl!());
 
 /// The same, table by table, for [`create`].
-pub(crate) const TABLES: &[(&str, &str)] = &[
-    ("jids", jids_ddl!()),
-    ("salt_returns", salt_returns_ddl!()),
-    ("salt_events", salt_events_ddl!()),
-];
+pub(crate) const TABLES: &[(&str, &str)] =
+    &[("jids", jids_ddl!()), ("salt_returns", salt_returns_ddl!()), ("salt_events", salt_events_ddl!())];
 
 /// Creates the tables `store`'s database lacks; returns their names, empty when the schema
 /// was already there.
@@ -85,9 +76,7 @@ mod tests {
 
     #[test]
     fn ddl_is_salts() {
-        assert!(DDL.contains(
-            "CREATE TABLE jids (\n  jid   varchar(20) PRIMARY KEY,\n  load  text NOT NULL\n);"
-        ));
+        assert!(DDL.contains("CREATE TABLE jids (\n  jid   varchar(20) PRIMARY KEY,\n  load  text NOT NULL\n);"));
         assert!(DDL.contains("  return    text NOT NULL,\n  full_ret  text,\n"));
         assert!(DDL.contains("    data text NOT NULL,\n"));
         assert!(!DDL.contains("jsonb"));

@@ -184,7 +184,9 @@ impl Sqlite3 {
         let file = self.config.database.display();
         match &e {
             // SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH: this record, not the file.
-            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("19") | Some("18") | Some("20")) || d.code().is_some_and(|c| c.ends_with("19")) => {
+            sqlx::Error::Database(d)
+                if matches!(d.code().as_deref(), Some("19") | Some("18") | Some("20")) || d.code().is_some_and(|c| c.ends_with("19")) =>
+            {
                 ReturnerError::Rejected(format!("sqlite3: {file} refused the record: {}", d.message()))
             }
             _ => ReturnerError::Unavailable(format!("sqlite3: {file}: {e}")),
@@ -233,7 +235,12 @@ impl Sqlite3 {
         if rejected.is_empty() {
             Ok(())
         } else {
-            Err(ReturnerError::Rejected(format!("sqlite3: {} of {} returns not stored: {}", rejected.len(), rets.len(), rejected.join("; "))))
+            Err(ReturnerError::Rejected(format!(
+                "sqlite3: {} of {} returns not stored: {}",
+                rejected.len(),
+                rets.len(),
+                rejected.join("; ")
+            )))
         }
     }
 
@@ -247,7 +254,8 @@ impl Sqlite3 {
                 continue;
             }
             let text: String = row.try_get(1).map_err(|e| self.db_err(e))?;
-            let value = serde_json::from_str(&text).map_err(|e| ReturnerError::Unavailable(format!("sqlite3: stored return of {id} is unreadable: {e}")))?;
+            let value = serde_json::from_str(&text)
+                .map_err(|e| ReturnerError::Unavailable(format!("sqlite3: stored return of {id} is unreadable: {e}")))?;
             pairs.push((id, wrap(value)));
         }
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -328,8 +336,11 @@ impl Returner for Sqlite3 {
         if !salt_proto::jid::is_jid(jid) {
             return Ok(None);
         }
-        let text: Option<String> =
-            sqlx::query_scalar("SELECT load FROM jids WHERE jid = ?").bind(jid).fetch_optional(&self.pool).await.map_err(|e| self.db_err(e))?;
+        let text: Option<String> = sqlx::query_scalar("SELECT load FROM jids WHERE jid = ?")
+            .bind(jid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
         match text {
             None => Ok(None),
             Some(text) => match serde_json::from_str(&text) {

@@ -44,15 +44,16 @@ impl TestDb {
         if !saltrs_testkit::require_server("MySQL/MariaDB", admin.get_host(), admin.get_port(), &how) {
             return None;
         }
-        let pool = match MySqlPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_with(admin.clone()).await {
-            Ok(p) => p,
-            Err(e) => panic!(
-                "mysql: the server at {}:{} answers but the test cannot use it as {:?} ({VAR}): {e}",
-                admin.get_host(),
-                admin.get_port(),
-                admin.get_username()
-            ),
-        };
+        let pool =
+            match MySqlPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_with(admin.clone()).await {
+                Ok(p) => p,
+                Err(e) => panic!(
+                    "mysql: the server at {}:{} answers but the test cannot use it as {:?} ({VAR}): {e}",
+                    admin.get_host(),
+                    admin.get_port(),
+                    admin.get_username()
+                ),
+            };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let name = format!("saltrs_t_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}` DEFAULT CHARACTER SET utf8mb4"))).execute(&pool).await.unwrap();

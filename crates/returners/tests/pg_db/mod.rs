@@ -28,21 +28,12 @@ impl TestDb {
     /// the test.
     pub async fn create() -> Option<TestDb> {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let admin = PgConnectOptions::from_str(&server_url())
-            .expect("SALTRS_TEST_POSTGRES is a postgres:// URL")
-            .database("postgres");
-        let how = format!(
-            "{VAR}=postgres://USER[:PASSWORD]@HOST:PORT (a user that may create databases)"
-        );
+        let admin = PgConnectOptions::from_str(&server_url()).expect("SALTRS_TEST_POSTGRES is a postgres:// URL").database("postgres");
+        let how = format!("{VAR}=postgres://USER[:PASSWORD]@HOST:PORT (a user that may create databases)");
         if !saltrs_testkit::require_server("PostgreSQL", admin.get_host(), admin.get_port(), &how) {
             return None;
         }
-        let pool = match PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(admin.clone())
-            .await
-        {
+        let pool = match PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_with(admin.clone()).await {
             Ok(p) => p,
             Err(e) => panic!(
                 "postgres: the server at {}:{} answers but the test cannot use it as {:?} ({VAR}): {e}",
@@ -51,55 +42,29 @@ impl TestDb {
                 admin.get_username()
             ),
         };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "saltrs_t_{}_{}_{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(admin.clone().database(&name))
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("saltrs_t_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")))
+            .execute(&pool)
             .await
             .unwrap();
+        pool.close().await;
+        let pool = PgPoolOptions::new().max_connections(2).connect_with(admin.clone().database(&name)).await.unwrap();
         Some(TestDb { name, admin, pool })
     }
 
     /// The password in the server URL, if any.
     fn password() -> String {
         let url = server_url();
-        let creds = url
-            .split("://")
-            .nth(1)
-            .unwrap_or("")
-            .split('@')
-            .next()
-            .unwrap_or("");
-        creds
-            .split_once(':')
-            .map(|(_, p)| p.to_string())
-            .unwrap_or_default()
+        let creds = url.split("://").nth(1).unwrap_or("").split('@').next().unwrap_or("");
+        creds.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()
     }
 
     /// Master config for `store` (`pgjsonb` or `postgres`) pointing at this database, with
     /// master id `test_master`.
     #[allow(dead_code)]
     pub fn opts(&self, store: &str) -> serde_json::Map<String, serde_json::Value> {
-        let pass_key = if store == "postgres" {
-            "passwd"
-        } else {
-            "pass"
-        };
+        let pass_key = if store == "postgres" { "passwd" } else { "pass" };
         let mut m = serde_json::Map::new();
         let p = format!("returner.{store}.");
         m.insert(format!("{p}host"), self.admin.get_host().into());
@@ -133,9 +98,13 @@ impl TestDb {
     }
 }
 
+/// The conformance suite's `Ager` (the same type; this module is also used without the suite).
+#[allow(dead_code)]
+pub type Ager = Box<dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
 /// Ages the rows of `db` behind the store's back (the conformance suite's `Backend::age`).
 #[allow(dead_code)]
-pub fn ager(db: &TestDb) -> Box<dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync> {
+pub fn ager(db: &TestDb) -> Ager {
     let pool = db.pool.clone();
     Box::new(move |secs| {
         let pool = pool.clone();
@@ -153,16 +122,9 @@ impl Drop for TestDb {
         // Drop runs outside async: a short-lived runtime on its own thread does the cleanup.
         let (name, admin) = (self.name.clone(), self.admin.clone());
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                if let Ok(pool) = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(admin)
-                    .await
-                {
+                if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect_with(admin).await {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
                     pool.close().await;

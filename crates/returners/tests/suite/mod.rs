@@ -103,8 +103,6 @@ impl Traits {
     };
 }
 
-
-
 /// The tests, each against one empty store.
 pub mod cases {
     use super::*;
@@ -236,7 +234,10 @@ pub mod cases {
                 assert_eq!(Value::Object(got.clone()), json!({"a": rets[0], "b": rets[1], "c": rets[2]}));
                 if b.traits.key_order {
                     // The stored load keeps its key order.
-                    assert_eq!(got["a"].as_object().unwrap().keys().collect::<Vec<_>>(), ["id", "jid", "fun", "return", "retcode", "success", "out"]);
+                    assert_eq!(
+                        got["a"].as_object().unwrap().keys().collect::<Vec<_>>(),
+                        ["id", "jid", "fun", "return", "retcode", "success", "out"]
+                    );
                 }
             }
             Shape::ReturnOnly => {
@@ -249,8 +250,7 @@ pub mod cases {
         // Expected minions vs returned ones: d never answered.
         let expected = s.get_load(&j).await.unwrap().unwrap()["Minions"].clone();
         assert_eq!(expected, json!(["a", "b", "c", "d"]));
-        let missing: Vec<&str> =
-            expected.as_array().unwrap().iter().filter_map(Value::as_str).filter(|m| !got.contains_key(*m)).collect();
+        let missing: Vec<&str> = expected.as_array().unwrap().iter().filter_map(Value::as_str).filter(|m| !got.contains_key(*m)).collect();
         assert_eq!(missing, ["d"]);
     }
 
@@ -396,9 +396,13 @@ pub mod cases {
         .await
         .unwrap();
         s.save_load(&j[2], &publish(&j[2], "saltutil.find_job", json!(["web1"])), None).await.unwrap();
-        s.save_load(&j[3], &obj(json!({"fun": "cmd.script", "tgt": "web*", "arg": [{"__kwarg__": true, "metadata": {"env": "dev", "team": "x"}}]})), None)
-            .await
-            .unwrap();
+        s.save_load(
+            &j[3],
+            &obj(json!({"fun": "cmd.script", "tgt": "web*", "arg": [{"__kwarg__": true, "metadata": {"env": "dev", "team": "x"}}]})),
+            None,
+        )
+        .await
+        .unwrap();
         s.save_load(&j[4], &publish(&j[4], "state.apply", json!("db*")), None).await.unwrap();
         s.returner(&ret(&j[5], "m1", "test.ping", json!(true))).await.unwrap();
         j
@@ -448,7 +452,14 @@ pub mod cases {
         assert_eq!(run(q(|q| q.functions = vec!["test.ping".into(), "state.*".into()])).await, [j[4].as_str(), j[0].as_str()]);
         assert!(run(q(|q| q.functions = vec!["nope.*".into()])).await.is_empty());
         assert_eq!(run(q(|q| q.exclude_find_job = true)).await, [j[4].as_str(), j[3].as_str(), j[1].as_str(), j[0].as_str()]);
-        assert_eq!(run(q(|q| { q.functions = vec!["saltutil.*".into()]; q.exclude_find_job = true })).await, Vec::<String>::new());
+        assert_eq!(
+            run(q(|q| {
+                q.functions = vec!["saltutil.*".into()];
+                q.exclude_find_job = true
+            }))
+            .await,
+            Vec::<String>::new()
+        );
         // Targets: a string target, or any id of a list target.
         assert_eq!(run(q(|q| q.targets = vec!["web1".into()])).await, [j[2].as_str(), j[1].as_str()]);
         assert_eq!(run(q(|q| q.targets = vec!["web[*]".into(), "db[*]".into()])).await, [j[4].as_str(), j[3].as_str()]);
@@ -605,7 +616,10 @@ pub mod cases {
         if b.traits.event_return {
             // Stores that have it take an empty flush and a batch (their own tests read the rows).
             s.event_return(&[]).await.unwrap();
-            let ev = |tag: &str| salt_returners::Event { tag: tag.into(), data: json!({"_stamp": "2024-05-10T09:30:00.000000", "x": "'\"; --"}) };
+            let ev = |tag: &str| salt_returners::Event {
+                tag: tag.into(),
+                data: json!({"_stamp": "2024-05-10T09:30:00.000000", "x": "'\"; --"}),
+            };
             s.event_return(&[ev("salt/job/1/new"), ev("salt/auth")]).await.unwrap();
         } else {
             let err = s.event_return(&[]).await.unwrap_err();
@@ -652,4 +666,3 @@ macro_rules! conformance {
         }
     };
 }
-
