@@ -585,17 +585,22 @@ async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec
             run.push(queue.pop_front().expect("front exists"));
         }
         let result = match first {
-            Record::Load { .. } => {
-                let mut result = Ok(());
-                for r in &run {
-                    if let Record::Load { jid, load, minions } = r {
-                        result = store.save_load(jid, load, Some(minions)).await;
-                        if result.is_err() {
-                            break;
-                        }
+            // One call per record: each gets its own outcome, so a failure is never hidden by a
+            // later success, and only the record a store refuses goes to the dead-letter file.
+            Record::Load { .. } | Record::Endtime { .. } => {
+                for r in run {
+                    let result = match r {
+                        Record::Load { jid, load, minions } => store.save_load(jid, load, Some(minions)).await,
+                        Record::Endtime { jid, time } => store.update_endtime(jid, time).await,
+                        Record::Return { .. } | Record::Event { .. } => unreachable!("a run holds one kind"),
+                    };
+                    match result {
+                        Ok(()) => {}
+                        Err(ReturnerError::Unavailable(e)) => return Err(ReturnerError::Unavailable(e)),
+                        Err(e) => rejected.push((r, e.to_string())),
                     }
                 }
-                result
+                continue;
             }
             Record::Return { .. } => {
                 let rets: Vec<Load> =
@@ -614,15 +619,6 @@ async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec
                     })
                     .collect();
                 store.event_return(&events).await
-            }
-            Record::Endtime { .. } => {
-                let mut result = Ok(());
-                for r in &run {
-                    if let Record::Endtime { jid, time } = r {
-                        result = store.update_endtime(jid, time).await;
-                    }
-                }
-                result
             }
         };
         match result {
@@ -682,6 +678,49 @@ mod tests {
 
     fn ret(n: u64) -> Record {
         Record::Return { ret: json!({"jid": format!("{n:020}"), "id": "m", "return": n}).as_object().unwrap().clone() }
+    }
+
+    /// End times: `unavailable` jids fail with a retry-later error, `refused` ones for good.
+    #[derive(Default)]
+    struct EndTimes {
+        unavailable: Vec<&'static str>,
+        refused: Vec<&'static str>,
+        stored: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Returner for EndTimes {
+        fn name(&self) -> &str {
+            "endtimes"
+        }
+        fn supports(&self, _: Capability) -> bool {
+            true
+        }
+        async fn update_endtime(&self, jid: &str, _time: &str) -> RResult<()> {
+            if self.unavailable.contains(&jid) {
+                return Err(ReturnerError::Unavailable("connection refused".into()));
+            }
+            if self.refused.contains(&jid) {
+                return Err(ReturnerError::Rejected("no such job".into()));
+            }
+            self.stored.lock().unwrap().push(jid.to_string());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_end_time_is_not_hidden_by_a_later_success() {
+        let end = |jid: &str| Record::Endtime { jid: jid.into(), time: "2026, Dec 01 12:00:00.000000".into() };
+        let (first, second, third) = (end("20261201120000000001"), end("20261201120000000002"), end("20261201120000000003"));
+        // Retry later: the whole batch is retried (what went through is idempotent).
+        let store = EndTimes { unavailable: vec!["20261201120000000001"], ..Default::default() };
+        assert!(matches!(deliver(&store, &[&first, &second]).await, Err(ReturnerError::Unavailable(_))));
+        // Refused for good: only that record is rejected, the others are stored.
+        let store = EndTimes { refused: vec!["20261201120000000002"], ..Default::default() };
+        let rejected = deliver(&store, &[&first, &second, &third]).await.unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert!(matches!(rejected[0].0, Record::Endtime { jid, .. } if jid == "20261201120000000002"), "{rejected:?}");
+        assert_eq!(*store.stored.lock().unwrap(), ["20261201120000000001", "20261201120000000003"]);
     }
 
     #[tokio::test]
