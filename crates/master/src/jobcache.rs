@@ -13,6 +13,8 @@ use salt_returners::{missing_for, Capability, Returner};
 pub(crate) struct Sink {
     pub(crate) store: Arc<dyn Returner>,
     pub(crate) spool: Spool,
+    /// The role it serves here (`master_job_cache`, `ext_job_cache`, `event_return`).
+    label: String,
 }
 
 impl Sink {
@@ -28,7 +30,18 @@ impl Sink {
         let cachedir = config.path("cachedir").ok_or_else(|| anyhow::anyhow!("cachedir is not set"))?;
         let dir = cachedir.join("spool").join(format!("{label}-{name}"));
         let spool = Spool::open(&dir, store.clone()).map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", dir.display()))?;
-        Ok(Sink { store, spool })
+        Ok(Sink { store, spool, label: label.to_string() })
+    }
+
+    /// At start-up: says at once, in one line, what is wrong with the store (a wrong password,
+    /// a missing table); records are spooled meanwhile, so the master starts anyway.
+    pub(crate) async fn check(&self) {
+        let name = self.store.name();
+        match tokio::time::timeout(Duration::from_secs(15), self.store.check()).await {
+            Ok(Ok(())) => tracing::info!("returner '{name}' for {} is ready", self.label),
+            Ok(Err(e)) => tracing::error!("returner '{name}' for {}: {e}; its records wait in the spool until it works", self.label),
+            Err(_) => tracing::error!("returner '{name}' for {}: no answer within 15 s; its records wait in the spool", self.label),
+        }
     }
 
     pub(crate) fn write(&self, record: Record) {

@@ -47,6 +47,10 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let accept_clients = tokio::spawn(client::serve(master.clone(), control));
     let key_watch = tokio::spawn(minions::watch_keys(master.clone()));
     let maintenance = tokio::spawn(jobcache::maintenance(master.clone()));
+    // Each store is checked once at start, without holding the start up.
+    for sink in master.sinks() {
+        tokio::spawn(async move { sink.check().await });
+    }
     let (stop_events, stopped) = tokio::sync::watch::channel(false);
     let event_return = (!master.event_returners.is_empty()).then(|| {
         let events = master.bus().subscribe("", publish::EVENT_QUEUE);

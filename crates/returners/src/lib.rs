@@ -184,6 +184,13 @@ pub trait Returner: Send + Sync {
         Err(ReturnerError::unsupported(self.name(), Capability::EventReturn))
     }
 
+    /// Connects and checks what the store needs (a login, its tables): one clear error for a
+    /// wrong password, an unknown database or a missing table. Daemons call it at start-up and
+    /// say what is wrong at once; they start anyway and spool until the store works.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Returns `passed_jid` (after recording it) or a new jid.
     async fn prep_jid(&self, _nocache: bool, _passed_jid: Option<&str>) -> Result<String> {
         Err(ReturnerError::unsupported(self.name(), Capability::PrepJid))

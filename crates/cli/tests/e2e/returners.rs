@@ -499,3 +499,31 @@ fn postgresql_stores_as_the_master_job_cache() {
         assert_eq!(n.trim(), "1", "{store}");
     }
 }
+
+/// A store that cannot work (a wrong password, a missing table) is named in one clear line when
+/// the master starts, not at the first return; the master starts anyway and spools.
+#[test]
+fn a_broken_store_is_reported_at_start_up() {
+    let Some(db) = Db::create("health") else { return };
+    let config = db.config(db.port).replace(&format!("mysql.pass: '{}'", db.pass.replace('\'', "''")), "mysql.pass: 'wrong'");
+    assert!(config.contains("mysql.pass: 'wrong'"), "{config}");
+    let mut c = Cluster::new(&format!("master_job_cache: mysql\n{config}"));
+    c.start_master();
+    wait_for(|| c.master_log().contains("returner 'mysql' for master_job_cache:"), Duration::from_secs(20), "the start-up check");
+    let log = c.master_log();
+    let line = log.lines().find(|l| l.contains("returner 'mysql' for master_job_cache:")).unwrap();
+    assert!(line.contains("[ERROR") && line.contains("spool"), "{line}");
+    assert!(!line.contains("wrong"), "the password is in the log: {line}");
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["minion1", "test.ping"]);
+    assert_eq!(r.stdout, "minion1:\n    True\n", "{}", r.stderr);
+
+    // Right password, missing table: also named at start.
+    db.sql("DROP TABLE salt_events");
+    let mut c = Cluster::new(&format!("master_job_cache: mysql\n{}", db.config(db.port)));
+    c.start_master();
+    wait_for(|| c.master_log().contains("returner 'mysql' for master_job_cache:"), Duration::from_secs(20), "the start-up check");
+    let log = c.master_log();
+    let line = log.lines().find(|l| l.contains("returner 'mysql' for master_job_cache:")).unwrap();
+    assert!(line.contains("salt_events"), "{line}");
+}

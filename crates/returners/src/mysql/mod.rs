@@ -451,6 +451,10 @@ impl Returner for MySql {
         Self::NAME
     }
 
+    async fn check(&self) -> Result<()> {
+        MySql::check(self).await
+    }
+
     fn supports(&self, call: Capability) -> bool {
         // Salt's mysql keeps no end time.
         !matches!(call, Capability::UpdateEndtime | Capability::GetEndtime)

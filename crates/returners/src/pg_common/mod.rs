@@ -607,6 +607,10 @@ macro_rules! pg_returner {
                 self.inner.name()
             }
 
+            async fn check(&self) -> $crate::Result<()> {
+                self.inner.check().await
+            }
+
             fn supports(&self, call: $crate::Capability) -> bool {
                 self.inner.supports(call)
             }

@@ -285,6 +285,10 @@ impl Returner for Sqlite3 {
         Self::NAME
     }
 
+    async fn check(&self) -> Result<()> {
+        Sqlite3::check(self).await
+    }
+
     fn supports(&self, call: Capability) -> bool {
         !matches!(call, Capability::EventReturn | Capability::CleanOldJobs | Capability::UpdateEndtime | Capability::GetEndtime)
     }
