@@ -245,6 +245,23 @@ impl Cluster {
         run(bin("salt"), &self.etc(), args)
     }
 
+    /// Opens the config to other users (as an admin does for `publisher_acl`): the test's
+    /// directory and `etc` become 0755, the master file 0644.
+    pub fn open_config_to_all(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [self.dir.path().to_path_buf(), self.etc()] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(self.etc().join("master"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    /// `salt` run as the unprivileged user `nobody` (see [`Cluster::open_config_to_all`]).
+    pub fn salt_as_nobody(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(bin("salt")).arg("-c").arg(self.etc()).args(args);
+        cmd.stdin(Stdio::null()).output().unwrap().into()
+    }
+
     pub fn salt_run(&self, args: &[&str]) -> Run {
         run(bin("salt-run"), &self.etc(), args)
     }
@@ -333,6 +350,11 @@ impl Drop for EventWatch {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The last `n` lines of `text`, newest first: what a failed assertion shows of a log.
+pub fn last_lines(text: &str, n: usize) -> String {
+    text.lines().rev().take(n).collect::<Vec<_>>().join("\n")
 }
 
 pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration, what: &str) {

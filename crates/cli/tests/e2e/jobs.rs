@@ -173,8 +173,8 @@ fn jobs_run_side_by_side_and_a_crash_stays_in_its_job() {
         "minion1:\n    The minion function caused an exception: the job process crashed (SIGABRT)\n",
         "stderr: {}\nmaster log: {}\nminion log: {}",
         r.stderr,
-        c.master_log().lines().rev().take(20).collect::<Vec<_>>().join("\n"),
-        c.minion_log("minion1").lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        last_lines(&c.master_log(), 20),
+        last_lines(&c.minion_log("minion1"), 20)
     );
     wait_for(|| processes(&["sleep", "103"]).is_empty(), Duration::from_secs(10), "the crashed job's sleep to be cleaned up");
 

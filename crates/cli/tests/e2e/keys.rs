@@ -57,19 +57,10 @@ fn only_root_and_publisher_acl_users_may_publish() {
     c.start_master();
     c.start_accepted(&["minion1"]);
     // `nobody` must be able to read the config.
-    use std::os::unix::fs::PermissionsExt;
-    for dir in [c.dir.path().to_path_buf(), c.etc()] {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(c.etc().join("master"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let as_nobody = |args: &[&str]| -> Run {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(bin("salt")).arg("-c").arg(c.etc()).args(args);
-        cmd.output().unwrap().into()
-    };
-    let allowed = as_nobody(&["minion1", "test.ping"]);
+    c.open_config_to_all();
+    let allowed = c.salt_as_nobody(&["minion1", "test.ping"]);
     assert_eq!((allowed.code, allowed.stdout.as_str()), (0, "minion1:\n    True\n"), "{}", allowed.stderr);
-    let refused = as_nobody(&["minion1", "cmd.run", "id"]);
+    let refused = c.salt_as_nobody(&["minion1", "cmd.run", "id"]);
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("User nobody is not allowed to run cmd.run"), "{}", refused.stderr);
 }

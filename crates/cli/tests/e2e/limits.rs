@@ -231,17 +231,10 @@ fn acl_users_may_not_choose_returners_or_probe_minion_ids() {
     let mut c = Cluster::new("publisher_acl:\n  nobody:\n    - test.*\npublisher_returner_acl:\n  nobody:\n    - local_cache\n");
     c.start_master();
     c.start_accepted(&["minion1"]);
-    for dir in [c.dir.path().to_path_buf(), c.etc()] {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(c.etc().join("master"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let as_nobody = |args: &[&str]| -> Run {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(bin("salt")).arg("-c").arg(c.etc()).args(args);
-        cmd.output().unwrap().into()
-    };
+    // `nobody` must be able to read the config.
+    c.open_config_to_all();
     let target = c.minion_root("minion1").join("stolen.db");
-    let r = as_nobody(&[
+    let r = c.salt_as_nobody(&[
         "minion1",
         "test.ping",
         "--return",
@@ -251,18 +244,18 @@ fn acl_users_may_not_choose_returners_or_probe_minion_ids() {
     ]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("User nobody may not choose the returner sqlite3"), "{}", r.stderr);
-    let r = as_nobody(&["minion1", "test.ping", "--return_config", "alternative"]);
+    let r = c.salt_as_nobody(&["minion1", "test.ping", "--return_config", "alternative"]);
     assert!(r.stderr.contains("may not set returner options"), "{}", r.stderr);
     // Refused at the master, so no minion ever saw the options.
     assert!(!target.exists(), "the minion opened a store the caller chose");
 
     // The granted returner is allowed.
-    let r = as_nobody(&["minion1", "test.ping", "--return", "local_cache"]);
+    let r = c.salt_as_nobody(&["minion1", "test.ping", "--return", "local_cache"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "minion1:\n    True\n"), "{}", r.stderr);
 
     // A function the user may not run is refused the same way whether or not the target exists.
-    let real = as_nobody(&["minion1", "cmd.run", "id"]);
-    let ghost = as_nobody(&["no-such-minion", "cmd.run", "id"]);
+    let real = c.salt_as_nobody(&["minion1", "cmd.run", "id"]);
+    let ghost = c.salt_as_nobody(&["no-such-minion", "cmd.run", "id"]);
     assert_eq!((real.code, ghost.code), (2, 2));
     assert_eq!(real.stderr.replace("minion1", "X"), ghost.stderr.replace("no-such-minion", "X"));
     assert!(ghost.stderr.contains("is not allowed to run cmd.run"), "{}", ghost.stderr);
@@ -335,15 +328,14 @@ fn a_return_larger_than_a_frame_arrives_truncated_with_its_retcode() {
     c.start_accepted(&["minion1"]);
     let r = c.salt(&["minion1", "cmd.run", "head -c 200000000 /dev/zero | tr '\\0' x; exit 3", "--out", "json", "--show-jid", "-t", "120"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    let tail = |log: String| log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
     assert!(
         r.stdout.contains("... output truncated: "),
         "no truncation marker in {} bytes of output: {}\nstderr: {}\nmaster log (last lines first):\n{}\nminion log:\n{}",
         r.stdout.len(),
         &r.stdout[..r.stdout.len().min(2000)],
         r.stderr,
-        tail(c.master_log()),
-        tail(c.minion_log("minion1"))
+        last_lines(&c.master_log(), 15),
+        last_lines(&c.minion_log("minion1"), 15)
     );
     let jid = r.stdout.lines().find_map(|l| l.strip_prefix("jid: ")).expect("jid printed").to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -425,22 +417,15 @@ fn target_limited_acl_entries_hold_to_their_target() {
     let mut c = Cluster::new("publisher_acl:\n  nobody:\n    - 'minion1':\n        - test.echo\n");
     c.start_master();
     c.start_accepted(&["minion1", "minion2"]);
-    for dir in [c.dir.path().to_path_buf(), c.etc()] {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(c.etc().join("master"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let as_nobody = |args: &[&str]| -> Run {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(bin("salt")).arg("-c").arg(c.etc()).args(args);
-        cmd.output().unwrap().into()
-    };
-    let ok = as_nobody(&["minion1", "test.echo", "hi"]);
+    // `nobody` must be able to read the config.
+    c.open_config_to_all();
+    let ok = c.salt_as_nobody(&["minion1", "test.echo", "hi"]);
     assert_eq!((ok.code, ok.stdout.as_str()), (0, "minion1:\n    hi\n"), "{}", ok.stderr);
     for target in ["minion2", "*", "minion*"] {
-        let refused = as_nobody(&[target, "test.echo", "hi"]);
+        let refused = c.salt_as_nobody(&[target, "test.echo", "hi"]);
         assert_eq!(refused.code, 2, "{target}: {}{}", refused.stdout, refused.stderr);
         assert!(refused.stderr.contains("User nobody is not allowed to run test.echo"), "{target}: {}", refused.stderr);
     }
-    let other_fun = as_nobody(&["minion1", "test.ping"]);
+    let other_fun = c.salt_as_nobody(&["minion1", "test.ping"]);
     assert_eq!(other_fun.code, 2, "{}", other_fun.stdout);
 }
