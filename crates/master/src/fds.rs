@@ -66,14 +66,3 @@ impl Reserve {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
-
-impl Default for Reserve {
-    fn default() -> Self {
-        Reserve::new()
-    }
-}
-
-/// Descriptors this process has open now (Linux; None elsewhere).
-pub fn open_count() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count().saturating_sub(1))
-}

@@ -6,7 +6,7 @@ pub mod acl;
 pub mod client;
 mod event_return;
 pub mod events;
-pub mod fds;
+mod fds;
 mod jobcache;
 mod journal;
 mod limits;

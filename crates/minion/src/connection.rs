@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use rand::Rng;
-use salt_proto::frame::{read_frame, write_frame, FrameError, PRE_AUTH_MAX_FRAME};
+use salt_proto::frame::{read_frame, write_frame, write_frame_bytes, FrameError, PRE_AUTH_MAX_FRAME};
 use salt_proto::message::{Hello, MasterMessage, MinionMessage, Publish, SignedPublish};
 use salt_transport::{Backoff, MasterPin};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -145,33 +145,28 @@ async fn send_returns<W: AsyncWrite + Unpin>(minion: &Minion, writer: &mut W, ma
     loop {
         let mut ret = minion.outbox.next().await;
         // A return too large for a frame is cut to fit, visibly, rather than never arrive.
-        match salt_proto::fit::fit_return(&mut ret, max) {
-            Ok(salt_proto::fit::Fitted::Cut { from, to }) => {
+        let bytes = match salt_proto::fit::encode_return(&mut ret, max) {
+            Ok((bytes, salt_proto::fit::Fitted::Whole)) => bytes,
+            Ok((bytes, salt_proto::fit::Fitted::Cut { from, to })) => {
                 tracing::warn!(
                     "the return of job {} is {from} bytes, over max_frame_bytes ({max}); its output was truncated to {to} bytes",
                     ret.jid
-                )
+                );
+                bytes
             }
-            Ok(salt_proto::fit::Fitted::Whole) => {}
             Err(e) => {
                 minion.outbox.dead_letter(&ret, &format!("cannot encode the return: {e}"));
                 continue;
             }
-        }
-        let msg = MinionMessage::Return(ret);
-        match write_frame(writer, &msg, max).await {
-            Ok(()) => {
-                let MinionMessage::Return(ret) = msg else { unreachable!() };
-                minion.outbox.sent(ret);
-            }
+        };
+        match write_frame_bytes(writer, &bytes, max).await {
+            Ok(()) => minion.outbox.sent(ret),
+            // Cannot happen after encode_return; should it, never retried (it would fail for
+            // ever) and never silently lost.
             Err(FrameError::TooLarge { len, max }) => {
-                // Cannot happen after fit_return; should it, never retried (it would fail for
-                // ever) and never silently lost.
-                let MinionMessage::Return(ret) = msg else { unreachable!() };
-                minion.outbox.dead_letter(&ret, &format!("the return is {len} bytes, over max_frame_bytes ({max})"));
+                minion.outbox.dead_letter(&ret, &format!("the return is {len} bytes, over max_frame_bytes ({max})"))
             }
             Err(e) => {
-                let MinionMessage::Return(ret) = msg else { unreachable!() };
                 minion.outbox.put_back(ret);
                 return format!("sending a return failed: {e}");
             }

@@ -2,16 +2,17 @@
 //! rather than lose it, its longest texts are cut, each with a visible marker, and it keeps its
 //! retcode and success, so the job still reports how it ended.
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::frame::{encode, FrameError};
-use crate::message::{JobReturn, MinionMessage};
+use crate::message::JobReturn;
 
 /// Room left in a frame for what the master adds around a return when it passes it on (the
 /// event's tag, stamp and envelope), so the CLI and the job cache get it whole too.
 pub const ENVELOPE_ROOM: usize = 64 * 1024;
 
-/// What [`fit_return`] did.
+/// What [`encode_return`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fitted {
     /// The return fitted as it was.
@@ -20,15 +21,18 @@ pub enum Fitted {
     Cut { from: usize, to: usize },
 }
 
-/// Cuts `ret` until its frame is at most `max_frame - ENVELOPE_ROOM` bytes: the longest strings
-/// first, each ending in `... output truncated: N of M bytes`; if strings alone cannot make it
-/// fit (a huge list of numbers), the whole return becomes that marker.
-pub fn fit_return(ret: &mut JobReturn, max_frame: usize) -> Result<Fitted, FrameError> {
+/// Encodes `ret` as the minion sends it (`MinionMessage::Return`), once when it fits. A frame
+/// over `max_frame - ENVELOPE_ROOM` bytes is cut to fit first: the longest strings first, each
+/// ending in `... output truncated: N of M bytes`; if strings alone cannot make it fit (a huge
+/// list of numbers), the whole return becomes that marker.
+pub fn encode_return(ret: &mut JobReturn, max_frame: usize) -> Result<(Vec<u8>, Fitted), FrameError> {
     let budget = max_frame.saturating_sub(ENVELOPE_ROOM).max(1024);
-    let from = frame_len(ret)?;
+    let whole = encode_frame(ret)?;
+    let from = whole.len();
     if from <= budget {
-        return Ok(Fitted::Whole);
+        return Ok((whole, Fitted::Whole));
     }
+    drop(whole);
     let mut excess = from - budget;
     let mut texts = strings_mut(&mut ret.ret);
     texts.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -43,20 +47,29 @@ pub fn fit_return(ret: &mut JobReturn, max_frame: usize) -> Result<Fitted, Frame
         text.push_str(&marker(keep, total));
         excess = excess.saturating_sub(total - text.len());
     }
-    if frame_len(ret)? > budget {
+    let mut bytes = encode_frame(ret)?;
+    if bytes.len() > budget {
         let total = serde_json::to_string(&ret.ret).map(|s| s.len()).unwrap_or(from);
         ret.ret = Value::String(marker(0, total).trim_start().to_string());
+        bytes = encode_frame(ret)?;
     }
-    Ok(Fitted::Cut { from, to: frame_len(ret)? })
+    let to = bytes.len();
+    Ok((bytes, Fitted::Cut { from, to }))
 }
 
 fn marker(kept: usize, total: usize) -> String {
     format!("\n... output truncated: {kept} of {total} bytes")
 }
 
-fn frame_len(ret: &JobReturn) -> Result<usize, FrameError> {
-    // Encoded as it is sent; the clone is cheap next to the encoding of a return this large.
-    encode(&MinionMessage::Return(ret.clone())).map(|b| b.len())
+/// `MinionMessage::Return` by reference: the same bytes, without cloning the return.
+#[derive(Serialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+enum ReturnFrame<'a> {
+    Return(&'a JobReturn),
+}
+
+fn encode_frame(ret: &JobReturn) -> Result<Vec<u8>, FrameError> {
+    encode(&ReturnFrame::Return(ret))
 }
 
 fn strings_mut(value: &mut Value) -> Vec<&mut String> {
@@ -84,6 +97,8 @@ fn floor_char_boundary(s: &str, mut at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::decode;
+    use crate::message::MinionMessage;
     use serde_json::json;
 
     fn ret(value: Value) -> JobReturn {
@@ -104,8 +119,12 @@ mod tests {
     #[test]
     fn a_return_that_fits_is_left_alone() {
         let mut r = ret(json!("small"));
-        assert_eq!(fit_return(&mut r, 1 << 20).unwrap(), Fitted::Whole);
+        let (bytes, fitted) = encode_return(&mut r, 1 << 20).unwrap();
+        assert_eq!(fitted, Fitted::Whole);
         assert_eq!(r.ret, json!("small"));
+        // The bytes are those of the message itself.
+        assert_eq!(bytes, encode(&MinionMessage::Return(r.clone())).unwrap());
+        assert_eq!(decode::<MinionMessage>(&bytes).unwrap(), MinionMessage::Return(r));
     }
 
     #[test]
@@ -113,8 +132,9 @@ mod tests {
         let max = 256 * 1024;
         let big = "é".repeat(200 * 1024); // 400 KiB of two-byte characters
         let mut r = ret(json!({"stdout": big, "stderr": "warning", "retcode": 3}));
-        let Fitted::Cut { from, to } = fit_return(&mut r, max).unwrap() else { panic!("not cut") };
+        let (bytes, Fitted::Cut { from, to }) = encode_return(&mut r, max).unwrap() else { panic!("not cut") };
         assert!(from > max && to <= max - ENVELOPE_ROOM, "{from} -> {to}");
+        assert_eq!(bytes, encode(&MinionMessage::Return(r.clone())).unwrap());
         let stdout = r.ret["stdout"].as_str().unwrap();
         assert!(stdout.starts_with("éé"));
         let (_, tail) = stdout.rsplit_once("\n... output truncated: ").unwrap();
@@ -125,7 +145,8 @@ mod tests {
     #[test]
     fn a_return_of_no_long_text_is_replaced_by_the_marker() {
         let mut r = ret(Value::Array((0..100_000).map(Value::from).collect()));
-        fit_return(&mut r, 128 * 1024).unwrap();
+        let (bytes, _) = encode_return(&mut r, 128 * 1024).unwrap();
+        assert!(bytes.len() <= 64 * 1024);
         assert!(r.ret.as_str().unwrap().starts_with("... output truncated: 0 of "), "{}", r.ret);
     }
 }
