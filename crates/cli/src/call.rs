@@ -79,7 +79,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         Some(Value::Object(g)) => g.clone(),
         _ => Map::new(),
     };
-    let jid = salt_proto::jid::JidGenerator::new().next(false);
+    let jid = salt_proto::jid::new_jid(false);
     let mut pub_data = Map::new();
     pub_data.insert("fun".into(), fun.clone().into());
     pub_data.insert("arg".into(), Value::Array(arg.clone()));

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use salt_config::Role;
-use salt_returners::options::Lookup;
 
 #[derive(Parser, Debug)]
 #[command(name = "salt-returner-schema", disable_version_flag = true, about = "Print or create the tables of a SQL returner.")]
@@ -43,26 +42,29 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let entry = match salt_returners::entry(&flags.returner) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("salt-returner-schema: {e}");
+            return 2;
+        }
+    };
+    let Some(schema) = entry.schema else {
+        eprintln!("salt-returner-schema: returner '{}' has no SQL schema", flags.returner);
+        return 2;
+    };
+    if !flags.create {
+        println!("{}", (schema.ddl)().trim_end());
+        return 0;
+    }
     runtime.block_on(async {
-        let store = match salt_returners::open(&flags.returner, &Lookup::new(config.as_map())).await {
+        let store = match salt_returners::open_job_cache(&flags.returner, config.as_map()).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("salt-returner-schema: {e}");
                 return 2;
             }
         };
-        if !flags.create {
-            return match store.schema_ddl() {
-                Some(ddl) => {
-                    println!("{}", ddl.trim_end());
-                    0
-                }
-                None => {
-                    eprintln!("salt-returner-schema: returner '{}' has no SQL schema", flags.returner);
-                    2
-                }
-            };
-        }
         match store.create_schema().await {
             Ok(tables) if tables.is_empty() => {
                 println!("All tables of returner '{}' exist already.", flags.returner);

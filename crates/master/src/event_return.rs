@@ -10,7 +10,7 @@ use salt_targeting::fnmatch::fnmatch;
 use tokio::sync::{mpsc, watch};
 
 use crate::events::Event;
-use crate::jobcache::Sink;
+use crate::jobcache::SpooledStore;
 
 /// Which tags are kept.
 pub(crate) struct Filter {
@@ -35,7 +35,7 @@ impl Filter {
 
 pub(crate) async fn run(
     mut events: mpsc::Receiver<std::sync::Arc<Event>>,
-    sinks: Vec<Sink>,
+    sinks: Vec<SpooledStore>,
     config: salt_config::Config,
     mut shutdown: watch::Receiver<bool>,
 ) {

@@ -5,39 +5,52 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use salt_returners::options::Lookup;
 use salt_returners::spool::{Record, Spool};
-use salt_returners::{missing_for, Capability, Returner};
+use salt_returners::{missing_for, Capability, JobCache, Sink, Store};
 
 /// A store with its spool.
 #[derive(Clone)]
-pub(crate) struct Sink {
-    pub(crate) store: Arc<dyn Returner>,
+pub(crate) struct SpooledStore {
+    pub(crate) store: Store,
     pub(crate) spool: Spool,
     /// The role it serves here (`master_job_cache`, `ext_job_cache`, `event_return`).
     label: String,
 }
 
-impl Sink {
+impl SpooledStore {
     /// Opens the store `name` for `role` (refusing it at once if it lacks a call the role needs)
     /// and its spool under `cachedir/spool/<label>-<name>`.
-    pub(crate) async fn open(name: &str, label: &str, role: &[Capability], config: &salt_config::Config) -> anyhow::Result<Sink> {
-        let store = salt_returners::open_job_cache(name, config.as_map())
+    pub(crate) async fn open(name: &str, label: &str, role: &[Capability], config: &salt_config::Config) -> anyhow::Result<SpooledStore> {
+        let store = salt_returners::open(name, &Lookup::new(config.as_map()))
             .await
             .map_err(|e| anyhow::anyhow!("cannot open returner '{name}' for {label}: {e}"))?;
-        if let Some(call) = missing_for(&*store, role) {
+        if role.iter().any(|c| c.needs_job_cache()) && store.clone().job_cache().is_none() {
+            anyhow::bail!("returner '{name}' cannot be used for {label}: it keeps no jobs");
+        }
+        if let Some(call) = missing_for(store.as_sink(), role) {
             anyhow::bail!("returner '{name}' cannot be used for {label}: it does not support {}", call.salt_name());
         }
         let cachedir = config.path("cachedir").ok_or_else(|| anyhow::anyhow!("cachedir is not set"))?;
         let dir = cachedir.join("spool").join(format!("{label}-{name}"));
         let spool = Spool::open(&dir, store.clone()).map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", dir.display()))?;
-        Ok(Sink { store, spool, label: label.to_string() })
+        Ok(SpooledStore { store, spool, label: label.to_string() })
+    }
+
+    pub(crate) fn sink(&self) -> &dyn Sink {
+        self.store.as_sink()
+    }
+
+    /// The store as a job cache (every role but `event_return` opens one).
+    pub(crate) fn job_cache(&self) -> Option<Arc<dyn JobCache>> {
+        self.store.clone().job_cache()
     }
 
     /// At start-up: says at once, in one line, what is wrong with the store (a wrong password,
     /// a missing table); records are spooled meanwhile, so the master starts anyway.
     pub(crate) async fn check(&self) {
-        let name = self.store.name();
-        match tokio::time::timeout(Duration::from_secs(15), self.store.check()).await {
+        let name = self.sink().name();
+        match tokio::time::timeout(Duration::from_secs(15), self.sink().check()).await {
             Ok(Ok(())) => tracing::info!("returner '{name}' for {} is ready", self.label),
             Ok(Err(e)) => tracing::error!("returner '{name}' for {}: {e}; its records wait in the spool until it works", self.label),
             Err(_) => tracing::error!("returner '{name}' for {}: no answer within 15 s; its records wait in the spool", self.label),
@@ -54,7 +67,7 @@ impl Sink {
             let stats = self.spool.stats();
             tracing::warn!(
                 "returner '{}' still has {} records spooled (oldest {} s); they will be delivered after the next start",
-                self.store.name(),
+                self.sink().name(),
                 stats.depth,
                 stats.oldest_age_secs
             );
@@ -106,7 +119,7 @@ pub(crate) async fn maintenance(master: Arc<crate::Master>) {
             if stats.depth > 0 && stats.oldest_age_secs >= interval.as_secs() {
                 tracing::warn!(
                     "spool for returner '{}': {} records waiting, oldest {} s",
-                    sink.store.name(),
+                    sink.sink().name(),
                     stats.depth,
                     stats.oldest_age_secs
                 );

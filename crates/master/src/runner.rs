@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use salt_proto::message::{ClientReply, PublishRequest, RunnerRequest};
-use salt_returners::Returner;
+use salt_returners::JobCache;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
@@ -110,7 +110,7 @@ impl salt_runners::Master for RunnerHost {
         self.master.id()
     }
 
-    fn job_cache(&self) -> Option<Arc<dyn Returner>> {
+    fn job_cache(&self) -> Option<Arc<dyn JobCache>> {
         self.master.job_cache()
     }
 

@@ -10,14 +10,13 @@ use std::time::Duration;
 use anyhow::Context;
 use salt_config::Config;
 use salt_pki::{AcceptPolicy, KeyPair, KeyState, KeyStore};
-use salt_proto::jid::JidGenerator;
 use salt_proto::message::MasterMessage;
 use salt_proto::seen::RecentlySeen;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::events::EventBus;
-use crate::jobcache::Sink;
+use crate::jobcache::SpooledStore;
 use crate::journal::Journal;
 use crate::limits::{PerKeyLimit, PerKeyPermit};
 use salt_returners::spool::Record;
@@ -37,18 +36,17 @@ pub struct Master {
     key: KeyPair,
     keys: KeyStore,
     bus: EventBus,
-    jids: JidGenerator,
     connections: Mutex<HashMap<String, Connection>>,
     grains: Mutex<HashMap<String, Grains>>,
     /// Connections authenticating as each minion id right now.
     authenticating: Arc<PerKeyLimit<String>>,
     next_serial: AtomicU64,
     /// The master job cache; None with `job_cache: False`.
-    job_cache: Option<Sink>,
+    job_cache: Option<SpooledStore>,
     /// `ext_job_cache`: minions return to it directly; the master stores loads there.
-    ext_job_cache: Option<Sink>,
+    ext_job_cache: Option<SpooledStore>,
     /// `event_return` stores.
-    pub(crate) event_returners: Vec<Sink>,
+    pub(crate) event_returners: Vec<SpooledStore>,
     pub(crate) max_frame: usize,
     /// How long a publish stays valid for a minion.
     pub(crate) publish_ttl: Duration,
@@ -83,17 +81,17 @@ impl Master {
         let publish_ttl = Duration::from_secs(config.u64("publish_ttl").unwrap_or(300));
         let job_cache = if config.bool("job_cache").unwrap_or(true) {
             let name = config.str("master_job_cache").unwrap_or("local_cache");
-            Some(Sink::open(name, "master_job_cache", salt_returners::MASTER_JOB_CACHE, &config).await?)
+            Some(SpooledStore::open(name, "master_job_cache", salt_returners::MASTER_JOB_CACHE, &config).await?)
         } else {
             None
         };
         let ext_job_cache = match config.str("ext_job_cache").filter(|s| !s.is_empty()) {
-            Some(name) => Some(Sink::open(name, "ext_job_cache", salt_returners::EXT_JOB_CACHE, &config).await?),
+            Some(name) => Some(SpooledStore::open(name, "ext_job_cache", salt_returners::EXT_JOB_CACHE, &config).await?),
             None => None,
         };
         let mut event_returners = Vec::new();
         for name in config.str_list("event_return") {
-            event_returners.push(Sink::open(&name, "event_return", salt_returners::EVENT_RETURN, &config).await?);
+            event_returners.push(SpooledStore::open(&name, "event_return", salt_returners::EVENT_RETURN, &config).await?);
         }
         let journal = Journal::open(config.path("cachedir").as_deref())
             .with_context(|| format!("cannot open the publish journal in {:?}", config.path("cachedir")))?;
@@ -103,7 +101,6 @@ impl Master {
             key,
             keys,
             bus: EventBus::default(),
-            jids: JidGenerator::new(),
             connections: Mutex::new(HashMap::new()),
             grains: Mutex::new(HashMap::new()),
             authenticating: PerKeyLimit::new(MAX_AUTHENTICATING_PER_ID),
@@ -127,13 +124,13 @@ impl Master {
     }
 
     /// The store the jobs runner reads: `ext_job_cache` if set, else the master job cache.
-    pub fn job_cache(&self) -> Option<Arc<dyn salt_returners::Returner>> {
-        self.ext_job_cache.as_ref().or(self.job_cache.as_ref()).map(|s| s.store.clone())
+    pub fn job_cache(&self) -> Option<Arc<dyn salt_returners::JobCache>> {
+        self.ext_job_cache.as_ref().or(self.job_cache.as_ref()).and_then(|s| s.job_cache())
     }
 
     /// The name of the `ext_job_cache` returner, which every publish asks minions to use.
     pub(crate) fn ext_job_cache_name(&self) -> Option<&str> {
-        self.ext_job_cache.as_ref().map(|s| s.store.name())
+        self.ext_job_cache.as_ref().map(|s| s.sink().name())
     }
 
     /// A publish load goes to the master job cache and to the ext_job_cache.
@@ -168,7 +165,7 @@ impl Master {
     }
 
     /// Every sink, for maintenance and shutdown.
-    pub(crate) fn sinks(&self) -> Vec<Sink> {
+    pub(crate) fn sinks(&self) -> Vec<SpooledStore> {
         self.job_cache.iter().chain(self.ext_job_cache.iter()).chain(self.event_returners.iter()).cloned().collect()
     }
 
@@ -193,7 +190,7 @@ impl Master {
     }
 
     pub fn new_jid(&self) -> String {
-        self.jids.next(self.config.bool("unique_jid").unwrap_or(false))
+        salt_proto::jid::new_jid(self.config.bool("unique_jid").unwrap_or(false))
     }
 
     /// `auto_accept` and the `autosign_file` patterns, re-read on every authentication so an

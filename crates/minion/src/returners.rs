@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use salt_proto::message::JobReturn;
 use salt_returners::lazy::LazyStore;
 use salt_returners::spool::{Record, Spool};
+use salt_returners::Store;
 use serde_json::{Map, Value};
 
 pub struct MinionReturners {
@@ -68,8 +69,8 @@ impl MinionReturners {
             return Ok(spool.clone());
         }
         let dir = self.spool_root.join(spool_dir_name(name, &key));
-        let store = Arc::new(LazyStore::new(name, (*self.opts).clone(), ret_config, ret_kwargs));
-        let spool = Spool::open(&dir, store)?;
+        let store = LazyStore::new(name, (*self.opts).clone(), ret_config, ret_kwargs).map_err(std::io::Error::other)?;
+        let spool = Spool::open(&dir, Store::Sink(Arc::new(store)))?;
         spools.insert(key, spool.clone());
         Ok(spool)
     }

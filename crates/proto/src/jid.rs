@@ -47,6 +47,16 @@ impl JidGenerator {
     }
 }
 
+/// The process's one jid clock: every jid this process allocates comes from here, so two
+/// parts of one process (the master's publish, a store's `prep_jid`, a `req` return) never hand
+/// out the same jid.
+static CLOCK: JidGenerator = JidGenerator::new();
+
+/// A new jid from the process's clock; with `unique` (Salt's `unique_jid`), `_<pid>` appended.
+pub fn new_jid(unique: bool) -> String {
+    CLOCK.next(unique)
+}
+
 /// Salt's `is_jid`: 20 digits, or longer with `_` at index 20. We also bound the suffix to
 /// digits (a pid) so a jid is always safe in a path.
 pub fn validate_jid(jid: &str) -> Result<(), JidError> {

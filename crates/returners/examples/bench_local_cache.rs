@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use salt_returners::local_cache::{LocalCache, NewJob};
-use salt_returners::{JobQuery, Load, Returner};
+use salt_returners::{JobCache, JobQuery, Load, Sink};
 use serde_json::json;
 
 const FILL_BATCH: usize = 5_000;

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use salt_returners::options::Lookup;
 use salt_returners::spool::{Record, Spool};
-use salt_returners::{Load, Returner};
+use salt_returners::{Entry, JobCache, Load, Rejection, Sink, Store};
 use serde_json::{json, Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -143,10 +143,10 @@ impl Target {
     /// The store, opened by its Salt name as the master and the minion open it. The servers
     /// here take root/postgres without a password, and an empty `pass` in the config means
     /// Salt's default `salt`: the override is `--return_kwargs`'s, as a user would give it.
-    async fn open_store(&self) -> Arc<dyn Returner> {
+    async fn open_store(&self) -> Arc<dyn JobCache> {
         let kwargs = json!({"pass": ""}).as_object().unwrap().clone();
         let lookup = Lookup { opts: Some(&self.opts), ret_config: None, ret_kwargs: Some(&kwargs) };
-        let store = salt_returners::open(self.store_name(), &lookup).await.unwrap();
+        let store = salt_returners::open(self.store_name(), &lookup).await.unwrap().job_cache().unwrap();
         store.create_schema().await.unwrap();
         store
     }
@@ -448,23 +448,21 @@ async fn spooled(spool: &Spool, rets: &[Load]) -> Duration {
 /// its JSON lines, its cursor).
 struct Accepting;
 
+static ACCEPTING: Entry = Entry::unlisted("instant", &[salt_returners::Capability::Returner]);
+
 #[async_trait::async_trait]
-impl Returner for Accepting {
-    fn name(&self) -> &str {
-        "instant"
+impl Sink for Accepting {
+    fn entry(&self) -> &'static Entry {
+        &ACCEPTING
     }
 
-    fn supports(&self, call: salt_returners::Capability) -> bool {
-        call == salt_returners::Capability::Returner
-    }
-
-    async fn returner_batch(&self, _rets: &[Load]) -> salt_returners::Result<()> {
-        Ok(())
+    async fn returner_batch(&self, _rets: &[Load]) -> salt_returners::Result<Vec<Rejection>> {
+        Ok(Vec::new())
     }
 }
 
 /// Median of `runs` runs of one way into one store, in returns per second.
-async fn measure(t: &Target, store: &Arc<dyn Returner>, spool: &Spool, way: Way, n: usize, runs: usize) -> f64 {
+async fn measure(t: &Target, store: &Arc<dyn JobCache>, spool: &Spool, way: Way, n: usize, runs: usize) -> f64 {
     let mut rates = Vec::with_capacity(runs);
     for run in 0..runs {
         t.empty().await;
@@ -503,7 +501,7 @@ async fn main() {
         "{n} returns of one job arriving together ({size}-byte `full_ret` each); returns/s, median of {runs} runs; \
               ratio = rate / ceiling of the same store.\n"
     );
-    let alone = Spool::open(&tmp.path().join("spool-alone"), Arc::new(Accepting)).unwrap();
+    let alone = Spool::open(&tmp.path().join("spool-alone"), Store::Sink(Arc::new(Accepting))).unwrap();
     let mut rates = Vec::new();
     for run in 0..runs {
         let jid = jid_for(run);
@@ -529,7 +527,7 @@ async fn main() {
             }
         };
         let store = t.open_store().await;
-        let spool = Spool::open(&dir.join("spool"), store.clone()).unwrap();
+        let spool = Spool::open(&dir.join("spool"), Store::JobCache(store.clone())).unwrap();
         let mut results = Vec::new();
         for way in Way::ALL {
             let rate = measure(&t, &store, &spool, way, n, runs).await;

@@ -9,18 +9,26 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use crate::options::Lookup;
-use crate::{Capability, Load, Result, Returner};
+use crate::registry::Entry;
+use crate::{Load, Rejection, Result, Sink};
 
 pub struct LazyStore {
-    name: String,
+    entry: &'static Entry,
     opts: Map<String, Value>,
     /// `ret_config` / `ret_kwargs` of the jobs this store serves.
     ret: Map<String, Value>,
-    inner: Mutex<Option<Arc<dyn Returner>>>,
+    inner: Mutex<Option<Arc<dyn Sink>>>,
 }
 
 impl LazyStore {
-    pub fn new(name: &str, opts: Map<String, Value>, ret_config: Option<&str>, ret_kwargs: Option<&Map<String, Value>>) -> LazyStore {
+    /// The store `name` (an unknown name is an error now, not at the first return).
+    pub fn new(
+        name: &str,
+        opts: Map<String, Value>,
+        ret_config: Option<&str>,
+        ret_kwargs: Option<&Map<String, Value>>,
+    ) -> Result<LazyStore> {
+        let entry = crate::entry(name)?;
         let mut ret = Map::new();
         if let Some(rc) = ret_config {
             ret.insert("ret_config".into(), rc.into());
@@ -28,36 +36,32 @@ impl LazyStore {
         if let Some(rk) = ret_kwargs {
             ret.insert("ret_kwargs".into(), Value::Object(rk.clone()));
         }
-        LazyStore { name: name.to_string(), opts, ret, inner: Mutex::new(None) }
+        Ok(LazyStore { entry, opts, ret, inner: Mutex::new(None) })
     }
 
-    async fn get(&self) -> Result<Arc<dyn Returner>> {
+    async fn get(&self) -> Result<Arc<dyn Sink>> {
         let mut inner = self.inner.lock().await;
         if let Some(store) = inner.as_ref() {
             return Ok(store.clone());
         }
-        let store = crate::open(&self.name, &Lookup::new(&self.opts).with_ret(&self.ret)).await?;
+        let store = (self.entry.open)(&Lookup::new(&self.opts).with_ret(&self.ret)).await?.sink();
         *inner = Some(store.clone());
         Ok(store)
     }
 }
 
+/// Only the sink's calls are offered: a minion's returner writes returns.
 #[async_trait]
-impl Returner for LazyStore {
-    fn name(&self) -> &str {
-        &self.name
+impl Sink for LazyStore {
+    fn entry(&self) -> &'static Entry {
+        self.entry
     }
 
-    /// Only the minion-side call is offered: that is the role this wrapper serves.
-    fn supports(&self, call: Capability) -> bool {
-        call == Capability::Returner
-    }
-
-    async fn returner(&self, ret: &Load) -> Result<()> {
-        self.get().await?.returner(ret).await
-    }
-
-    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
+    async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
         self.get().await?.returner_batch(rets).await
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.get().await?.check().await
     }
 }

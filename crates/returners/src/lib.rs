@@ -1,32 +1,81 @@
 //! Returners: where job results go.
 //!
-//! One trait, [`Returner`], covers the three roles a store can play, as in Salt:
-//! - the minion-side call, [`Returner::returner`] (`salt ... --return mysql`);
-//! - the event call, [`Returner::event_return`] (`event_return: mysql`);
-//! - the job-cache calls (`master_job_cache: mysql`): `prep_jid`, `save_load`, `get_load`,
-//!   `get_jid`, `get_jids`, ...
+//! # Roles
 //!
-//! A store says which calls it has through [`Returner::supports`]; the program that wires a
-//! store into a role checks [`missing_for`] at start-up, so an unsupported call is a clear error
-//! then, never a lost return later.
+//! A store plays one or both of two roles, each a trait:
+//! - [`Sink`]: it takes returns (`salt ... --return mysql`, Salt's `returner(ret)`), maybe
+//!   events (`event_return: mysql`), and can say whether it works ([`Sink::check`]);
+//! - [`JobCache`], built on [`Sink`]: it keeps jobs (`master_job_cache: mysql`): `prep_jid`,
+//!   `save_load`, `get_load`, `get_jid`, `get_jids`, purge, end times.
 //!
-//! Each store lives in its own module named as Salt names it (`local_cache`, `mysql`, ...), with
-//! the same anatomy: a config type with Salt's option names and defaults, the store itself, and
-//! unit tests; the conformance suite in `tests/` runs every job-cache backend through one set of tests.
+//! The registry ([`ENTRIES`]) hands each role the trait it needs ([`open_sink`],
+//! [`open_job_cache`]). What a store can do is declared once, in its [`Entry`]: its name, the
+//! calls it has, how it opens, its schema. A daemon checks [`missing_for`] when it wires a
+//! store into a role, so a missing call is a clear error at start-up, never a lost return later;
+//! and it runs [`Sink::check`] then, so a wrong password is one line in the log at once.
+//!
+//! # The kit every store uses
+//!
+//! - [`record::ReturnRecord`]: a return checked once (id, jid, fun, `return`), with Salt's
+//!   `req` and `nocache` jids handled there;
+//! - [`json`]: the JSON text Salt writes (Python's `json.dumps`), settings redacted;
+//! - [`secret::Secret`]: a password or token that never prints;
+//! - `batch`: a batch prepared record by record, written in bounded statements, and a bad row
+//!   found without losing the good ones; a store answers a batch with the [`Rejection`]s of the
+//!   records it refused for good, so only those go to the spool's dead-letter file;
+//! - one jid clock per process ([`salt_proto::jid::new_jid`]);
+//! - one error classification: [`ReturnerError::retry_later`] (the store is down: the spool keeps
+//!   the record and retries) or not (the record is refused for good);
+//! - `sql`: what the SQL stores share, a dialect per database; no store imports another;
+//! - [`spool::Spool`]: the durable queue in front of every store (the callers own it, not the
+//!   stores).
+//!
+//! # The template: one folder per store
+//!
+//! A new store copies this anatomy (not the nearest store):
+//!
+//! ```text
+//! src/<name>/mod.rs     the Salt module it mirrors and where it differs on purpose (doc);
+//!                       NAME, ENTRY (calls, open, schema); the store type; `impl Sink`, and
+//!                       `impl JobCache` when it keeps jobs: thin, calling encode and client
+//! src/<name>/config.rs  typed options with Salt's names and defaults, each default stated
+//!                       once, read through `options::Lookup` (flat, nested, `alternative.`,
+//!                       `--return_config`, `--return_kwargs`); secrets as `Secret`
+//! src/<name>/encode.rs  pure: record to row, document or key (and back); unit-tested here
+//! src/<name>/client.rs  I/O: connect lazily, write a batch in one round trip (pipeline, bulk
+//!                       call, multi-row statement), read, classify errors (retry later or
+//!                       refuse the record), never print a secret
+//! src/<name>/schema.rs  SQL stores only: Salt's DDL, and creating the missing tables
+//! tests/<name>.rs       the shared conformance suites (`tests/suite`: the sink suite, and
+//!                       the job-cache suite when it keeps jobs) against the real server,
+//!                       started by `saltrs_testkit::Server`; then what is particular to it
+//! ```
+//!
+//! and adds one line to [`ENTRIES`], and a cargo feature for its driver (on by default).
+
+// A build that leaves out stores leaves parts of the kit unused.
+#![cfg_attr(not(all(feature = "mysql", feature = "postgres", feature = "sqlite3")), allow(dead_code))]
 
 mod batch;
 pub mod format;
+pub mod json;
 pub mod lazy;
 pub mod local_cache;
+#[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod options;
-mod pg_common;
+#[cfg(feature = "postgres")]
 pub mod pgjsonb;
+#[cfg(feature = "postgres")]
 pub mod postgres;
-mod query;
+pub mod record;
 pub mod redact;
 mod registry;
+pub mod secret;
 pub mod spool;
+#[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlite3"))]
+mod sql;
+#[cfg(feature = "sqlite3")]
 pub mod sqlite3;
 
 use std::time::Duration;
@@ -35,7 +84,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-pub use registry::{builtin_names, open, open_job_cache};
+pub use registry::{builtin_names, entry, open, open_job_cache, open_sink, Entry, Schema, Store, ENTRIES};
 
 /// A load or a return, as the JSON-like map Salt passes around.
 pub type Load = Map<String, Value>;
@@ -77,6 +126,11 @@ impl Capability {
             Capability::GetEndtime => "get_endtime",
         }
     }
+
+    /// Whether the call is a job cache's ([`JobCache`]) rather than a sink's ([`Sink`]).
+    pub fn needs_job_cache(self) -> bool {
+        !matches!(self, Capability::Returner | Capability::EventReturn)
+    }
 }
 
 /// The calls each role needs.
@@ -88,7 +142,7 @@ pub const EVENT_RETURN: &[Capability] = &[Capability::EventReturn];
 pub const MINION_RETURNER: &[Capability] = &[Capability::Returner];
 
 /// The first call `role` needs that `store` lacks, if any.
-pub fn missing_for(store: &dyn Returner, role: &[Capability]) -> Option<Capability> {
+pub fn missing_for(store: &dyn Sink, role: &[Capability]) -> Option<Capability> {
     role.iter().copied().find(|c| !store.supports(*c))
 }
 
@@ -110,6 +164,20 @@ impl ReturnerError {
     pub fn unsupported(returner: &str, call: Capability) -> ReturnerError {
         ReturnerError::Unsupported { returner: returner.to_string(), call: call.salt_name() }
     }
+
+    /// The one classification every caller uses: a store that is down or slow is worth trying
+    /// again later (the spool keeps the record); anything else is final for this record.
+    pub fn retry_later(&self) -> bool {
+        matches!(self, ReturnerError::Unavailable(_))
+    }
+}
+
+/// A record of a batch that the store refused for good, by its place in the batch; the rest
+/// of the batch was stored. Only this record goes to the dead-letter file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub index: usize,
+    pub reason: String,
 }
 
 pub type Result<T> = std::result::Result<T, ReturnerError>;
@@ -158,29 +226,42 @@ pub struct JobSummary {
     pub end_time: Option<String>,
 }
 
+/// What every store is: somewhere returns (and, if it says so, events) can be written. A
+/// minion's `--return <store>` and the master's `event_return` need only this.
+///
+/// What a store can do is declared once, in its registry [`Entry`] (`calls`); [`Sink::supports`]
+/// reads it there, and a call a store does not implement answers `Unsupported`.
 #[async_trait]
-pub trait Returner: Send + Sync {
+pub trait Sink: Send + Sync {
+    /// The store's registry entry: its name and the calls it has.
+    fn entry(&self) -> &'static Entry;
+
     /// Salt's name for this returner (`local_cache`, `mysql`, ...).
-    fn name(&self) -> &str;
-
-    /// Whether this store implements `call`.
-    fn supports(&self, call: Capability) -> bool;
-
-    /// Stores one minion return (Salt's `returner(ret)`). Idempotent on (jid, id): storing the
-    /// same return twice keeps one.
-    async fn returner(&self, _ret: &Load) -> Result<()> {
-        Err(ReturnerError::unsupported(self.name(), Capability::Returner))
+    fn name(&self) -> &'static str {
+        self.entry().name
     }
 
-    /// Stores many returns at once; stores that can batch override this.
-    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
-        for ret in rets {
-            self.returner(ret).await?;
+    /// Whether this store implements `call` (as its entry declares).
+    fn supports(&self, call: Capability) -> bool {
+        self.entry().calls.contains(&call)
+    }
+
+    /// Stores returns (Salt's `returner(ret)`, one call for many). Idempotent on the record:
+    /// storing the same return twice keeps one. `Ok` lists the records refused for good (the
+    /// others are stored); `Err` means nothing can be said of the batch: try it again later
+    /// when [`ReturnerError::retry_later`], else it is refused whole.
+    async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>>;
+
+    /// One return: [`Sink::returner_batch`] of one, its refusal as an error.
+    async fn returner(&self, ret: &Load) -> Result<()> {
+        match self.returner_batch(std::slice::from_ref(ret)).await?.pop() {
+            Some(rejection) => Err(ReturnerError::Rejected(rejection.reason)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    async fn event_return(&self, _events: &[Event]) -> Result<()> {
+    /// Stores every event of the batch (Salt's `event_return`); `Ok` as for returns.
+    async fn event_return(&self, _events: &[Event]) -> Result<Vec<Rejection>> {
         Err(ReturnerError::unsupported(self.name(), Capability::EventReturn))
     }
 
@@ -190,30 +271,27 @@ pub trait Returner: Send + Sync {
     async fn check(&self) -> Result<()> {
         Ok(())
     }
+}
 
+/// A store that keeps jobs: the master job cache (`master_job_cache`, `ext_job_cache`), read by
+/// `salt-run jobs.*`. Built on [`Sink`]: its returns are the jobs' returns.
+#[async_trait]
+pub trait JobCache: Sink {
     /// Returns `passed_jid` (after recording it) or a new jid.
-    async fn prep_jid(&self, _nocache: bool, _passed_jid: Option<&str>) -> Result<String> {
-        Err(ReturnerError::unsupported(self.name(), Capability::PrepJid))
-    }
+    async fn prep_jid(&self, nocache: bool, passed_jid: Option<&str>) -> Result<String>;
 
     /// Stores the publish load and the minions it targeted. The first load stored for a jid wins.
-    async fn save_load(&self, _jid: &str, _load: &Load, _minions: Option<&[String]>) -> Result<()> {
-        Err(ReturnerError::unsupported(self.name(), Capability::SaveLoad))
-    }
+    async fn save_load(&self, jid: &str, load: &Load, minions: Option<&[String]>) -> Result<()>;
 
     async fn save_minions(&self, _jid: &str, _minions: &[String], _syndic_id: Option<&str>) -> Result<()> {
         Err(ReturnerError::unsupported(self.name(), Capability::SaveMinions))
     }
 
     /// The publish load (with `Minions` when the store keeps them), or None for an unknown jid.
-    async fn get_load(&self, _jid: &str) -> Result<Option<Load>> {
-        Err(ReturnerError::unsupported(self.name(), Capability::GetLoad))
-    }
+    async fn get_load(&self, jid: &str) -> Result<Option<Load>>;
 
     /// `{minion id: stored return}` for one job.
-    async fn get_jid(&self, _jid: &str) -> Result<Map<String, Value>> {
-        Err(ReturnerError::unsupported(self.name(), Capability::GetJid))
-    }
+    async fn get_jid(&self, jid: &str) -> Result<Map<String, Value>>;
 
     /// `{minion id: latest return of fun}`.
     async fn get_fun(&self, _fun: &str) -> Result<Map<String, Value>> {
@@ -221,9 +299,7 @@ pub trait Returner: Send + Sync {
     }
 
     /// Jobs matching `query`, in jid order (newest first unless `oldest_first`), paged.
-    async fn get_jids(&self, _query: &JobQuery) -> Result<Vec<JobSummary>> {
-        Err(ReturnerError::unsupported(self.name(), Capability::GetJids))
-    }
+    async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>>;
 
     /// Every minion id that has a stored return.
     async fn get_minions(&self) -> Result<Vec<String>> {
@@ -244,14 +320,8 @@ pub trait Returner: Send + Sync {
         Err(ReturnerError::unsupported(self.name(), Capability::GetEndtime))
     }
 
-    /// The SQL that creates this store's tables (Salt's documented schema), for stores that
-    /// have one; `salt-returner-schema <name>` prints it.
-    fn schema_ddl(&self) -> Option<String> {
-        None
-    }
-
-    /// Creates whichever of this store's tables are missing; returns the tables it created (or,
-    /// for stores that cannot tell, every table it made sure of).
+    /// Creates whichever of this store's tables are missing (its entry's [`Schema`]); returns
+    /// the tables it created (or, for stores that cannot tell, every table it made sure of).
     async fn create_schema(&self) -> Result<Vec<String>> {
         Err(ReturnerError::Invalid(format!("returner '{}' has no schema to create", self.name())))
     }

@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::{Event, Load, Returner, ReturnerError};
+use crate::registry::Store;
+use crate::{Event, Load, ReturnerError};
 
 /// One thing to hand to the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,7 +97,7 @@ type Tail = std::sync::Mutex<VecDeque<Spooled>>;
 
 struct Shared {
     dir: PathBuf,
-    store: Arc<dyn Returner>,
+    store: Store,
     /// Woken when records were appended.
     appended: Notify,
     /// Woken when delivery emptied the queue.
@@ -122,12 +123,12 @@ pub struct Spool {
 impl Spool {
     /// Opens (or creates) the spool in `dir` for `store`, and starts writing and delivering.
     /// Records left by an earlier run are delivered first.
-    pub fn open(dir: &Path, store: Arc<dyn Returner>) -> std::io::Result<Spool> {
+    pub fn open(dir: &Path, store: Store) -> std::io::Result<Spool> {
         Spool::open_with(dir, store, SEGMENT_BYTES)
     }
 
     /// [`Spool::open`] with segments closed at `segment_bytes` (small ones in tests).
-    fn open_with(dir: &Path, store: Arc<dyn Returner>, segment_bytes: u64) -> std::io::Result<Spool> {
+    fn open_with(dir: &Path, store: Store, segment_bytes: u64) -> std::io::Result<Spool> {
         salt_proto::private::create_dir_all(dir)?;
         repair_tail(dir)?;
         let cursor = Cursor::load(dir)?;
@@ -172,7 +173,7 @@ impl Spool {
     }
 
     /// The store this spool feeds.
-    pub fn store(&self) -> &Arc<dyn Returner> {
+    pub fn store(&self) -> &Store {
         &self.shared.store
     }
 
@@ -508,10 +509,10 @@ async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
             }
         }
         let records: Vec<&Record> = batch.iter().map(|s| &s.record).collect();
-        match deliver(&*shared.store, &records).await {
+        match deliver(&shared.store, &records).await {
             Ok(rejected) => {
                 if let Some(reason) = outage.take() {
-                    tracing::warn!("returner '{}' is available again (it failed with: {reason})", shared.store.name());
+                    tracing::warn!("returner '{}' is available again (it failed with: {reason})", shared.store.as_sink().name());
                 }
                 delay = Duration::from_millis(100);
                 for (record, reason) in rejected {
@@ -532,7 +533,7 @@ async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
                 if outage.is_none() {
                     tracing::error!(
                         "returner '{}' is unavailable: {e}; {} records are spooled in {} and will be retried",
-                        shared.store.name(),
+                        shared.store.as_sink().name(),
                         shared.depth.load(Ordering::Relaxed),
                         shared.dir.display()
                     );
@@ -576,7 +577,7 @@ fn write_dead_letter(dir: &Path, record: Value, reason: &str) {
 
 /// Hands `records` to the store in order, each run of one kind as one batch. `Ok` carries the
 /// records the store rejected for good (they go to the dead-letter file); `Err` means try again.
-async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec<(&'r Record, String)>, ReturnerError> {
+async fn deliver<'r>(store: &Store, records: &[&'r Record]) -> Result<Vec<(&'r Record, String)>, ReturnerError> {
     let mut rejected = Vec::new();
     let mut queue: VecDeque<&Record> = records.iter().copied().collect();
     while let Some(first) = queue.pop_front() {
@@ -589,14 +590,15 @@ async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec
             // later success, and only the record a store refuses goes to the dead-letter file.
             Record::Load { .. } | Record::Endtime { .. } => {
                 for r in run {
-                    let result = match r {
-                        Record::Load { jid, load, minions } => store.save_load(jid, load, Some(minions)).await,
-                        Record::Endtime { jid, time } => store.update_endtime(jid, time).await,
-                        Record::Return { .. } | Record::Event { .. } => unreachable!("a run holds one kind"),
+                    let result = match (r, store) {
+                        (Record::Load { jid, load, minions }, Store::JobCache(cache)) => cache.save_load(jid, load, Some(minions)).await,
+                        (Record::Endtime { jid, time }, Store::JobCache(cache)) => cache.update_endtime(jid, time).await,
+                        (_, Store::Sink(sink)) => Err(ReturnerError::Invalid(format!("returner '{}' keeps no jobs", sink.name()))),
+                        (Record::Return { .. } | Record::Event { .. }, _) => unreachable!("a run holds one kind"),
                     };
                     match result {
                         Ok(()) => {}
-                        Err(ReturnerError::Unavailable(e)) => return Err(ReturnerError::Unavailable(e)),
+                        Err(e) if e.retry_later() => return Err(e),
                         Err(e) => rejected.push((r, e.to_string())),
                     }
                 }
@@ -605,7 +607,7 @@ async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec
             Record::Return { .. } => {
                 let rets: Vec<Load> =
                     run.iter().filter_map(|r| if let Record::Return { ret } = r { Some(ret.clone()) } else { None }).collect();
-                store.returner_batch(&rets).await
+                store.as_sink().returner_batch(&rets).await
             }
             Record::Event { .. } => {
                 let events: Vec<Event> = run
@@ -618,15 +620,15 @@ async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec
                         }
                     })
                     .collect();
-                store.event_return(&events).await
+                store.as_sink().event_return(&events).await
             }
         };
         match result {
-            Ok(()) => {}
-            Err(ReturnerError::Unavailable(e)) => return Err(ReturnerError::Unavailable(e)),
-            // Stores keep the good records of a batch and reject the bad; a retry of the good
-            // ones is harmless, so the batch's records go to the dead-letter file with the reason.
-            Err(e @ (ReturnerError::Rejected(_) | ReturnerError::Invalid(_) | ReturnerError::Unsupported { .. })) => {
+            // Only the records the store named go to the dead-letter file; the rest are stored.
+            Ok(refused) => rejected.extend(refused.into_iter().filter_map(|r| run.get(r.index).map(|rec| (*rec, r.reason)))),
+            Err(e) if e.retry_later() => return Err(e),
+            // Refused whole (an unsupported call, say): every record of the run, with the reason.
+            Err(e) => {
                 let reason = e.to_string();
                 rejected.extend(run.into_iter().map(|r| (r, reason.clone())));
             }
@@ -638,7 +640,8 @@ async fn deliver<'r>(store: &dyn Returner, records: &[&'r Record]) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Capability, Result as RResult};
+    use crate::registry::Entry;
+    use crate::{Capability, JobCache, Rejection, Result as RResult, Sink};
     use async_trait::async_trait;
     use serde_json::json;
     use std::sync::atomic::AtomicBool;
@@ -651,29 +654,32 @@ mod tests {
         got: Mutex<Vec<Load>>,
     }
 
+    static FLAKY: Entry = Entry::unlisted("flaky", &[Capability::Returner]);
+
     #[async_trait]
-    impl Returner for Flaky {
-        fn name(&self) -> &str {
-            "flaky"
+    impl Sink for Flaky {
+        fn entry(&self) -> &'static Entry {
+            &FLAKY
         }
-        fn supports(&self, _: Capability) -> bool {
-            true
-        }
-        async fn returner_batch(&self, rets: &[Load]) -> RResult<()> {
+        async fn returner_batch(&self, rets: &[Load]) -> RResult<Vec<Rejection>> {
             if self.down.load(Ordering::Relaxed) {
                 return Err(ReturnerError::Unavailable("connection refused".into()));
             }
             let mut got = self.got.lock().unwrap();
-            for r in rets {
+            let mut rejected = Vec::new();
+            for (index, r) in rets.iter().enumerate() {
                 if r.get("bad").is_some() {
-                    return Err(ReturnerError::Rejected("bad record".into()));
-                }
-                if !got.contains(r) {
+                    rejected.push(Rejection { index, reason: "bad record".into() });
+                } else if !got.contains(r) {
                     got.push(r.clone());
                 }
             }
-            Ok(())
+            Ok(rejected)
         }
+    }
+
+    fn flaky(store: &Arc<Flaky>) -> Store {
+        Store::Sink(store.clone())
     }
 
     fn ret(n: u64) -> Record {
@@ -688,13 +694,34 @@ mod tests {
         stored: Mutex<Vec<String>>,
     }
 
+    static END_TIMES: Entry = Entry::unlisted("endtimes", &[Capability::UpdateEndtime]);
+
     #[async_trait]
-    impl Returner for EndTimes {
-        fn name(&self) -> &str {
-            "endtimes"
+    impl Sink for EndTimes {
+        fn entry(&self) -> &'static Entry {
+            &END_TIMES
         }
-        fn supports(&self, _: Capability) -> bool {
-            true
+        async fn returner_batch(&self, _: &[Load]) -> RResult<Vec<Rejection>> {
+            unreachable!("only end times here")
+        }
+    }
+
+    #[async_trait]
+    impl JobCache for EndTimes {
+        async fn prep_jid(&self, _: bool, _: Option<&str>) -> RResult<String> {
+            unreachable!()
+        }
+        async fn save_load(&self, _: &str, _: &Load, _: Option<&[String]>) -> RResult<()> {
+            unreachable!()
+        }
+        async fn get_load(&self, _: &str) -> RResult<Option<Load>> {
+            unreachable!()
+        }
+        async fn get_jid(&self, _: &str) -> RResult<Map<String, Value>> {
+            unreachable!()
+        }
+        async fn get_jids(&self, _: &crate::JobQuery) -> RResult<Vec<crate::JobSummary>> {
+            unreachable!()
         }
         async fn update_endtime(&self, jid: &str, _time: &str) -> RResult<()> {
             if self.unavailable.contains(&jid) {
@@ -713,11 +740,11 @@ mod tests {
         let end = |jid: &str| Record::Endtime { jid: jid.into(), time: "2026, Dec 01 12:00:00.000000".into() };
         let (first, second, third) = (end("20261201120000000001"), end("20261201120000000002"), end("20261201120000000003"));
         // Retry later: the whole batch is retried (what went through is idempotent).
-        let store = EndTimes { unavailable: vec!["20261201120000000001"], ..Default::default() };
-        assert!(matches!(deliver(&store, &[&first, &second]).await, Err(ReturnerError::Unavailable(_))));
+        let store = Arc::new(EndTimes { unavailable: vec!["20261201120000000001"], ..Default::default() });
+        assert!(matches!(deliver(&Store::JobCache(store), &[&first, &second]).await, Err(ReturnerError::Unavailable(_))));
         // Refused for good: only that record is rejected, the others are stored.
-        let store = EndTimes { refused: vec!["20261201120000000002"], ..Default::default() };
-        let rejected = deliver(&store, &[&first, &second, &third]).await.unwrap();
+        let store = Arc::new(EndTimes { refused: vec!["20261201120000000002"], ..Default::default() });
+        let rejected = deliver(&Store::JobCache(store.clone()), &[&first, &second, &third]).await.unwrap();
         assert_eq!(rejected.len(), 1);
         assert!(matches!(rejected[0].0, Record::Endtime { jid, .. } if jid == "20261201120000000002"), "{rejected:?}");
         assert_eq!(*store.stored.lock().unwrap(), ["20261201120000000001", "20261201120000000003"]);
@@ -728,7 +755,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Flaky::default());
         store.down.store(true, Ordering::Relaxed);
-        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        let spool = Spool::open(dir.path(), flaky(&store)).unwrap();
         for n in 0..2500 {
             spool.push_nowait(vec![ret(n)]);
         }
@@ -750,7 +777,7 @@ mod tests {
         {
             let store = Arc::new(Flaky::default());
             store.down.store(true, Ordering::Relaxed);
-            let spool = Spool::open(dir.path(), store).unwrap();
+            let spool = Spool::open(dir.path(), flaky(&store)).unwrap();
             spool.push(vec![ret(1), ret(2)]).await.unwrap();
         }
         // A crash in the middle of a write.
@@ -759,7 +786,7 @@ mod tests {
         f.write_all(b"{\"at\":1,\"kind\":\"ret").unwrap();
         drop(f);
         let store = Arc::new(Flaky::default());
-        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        let spool = Spool::open(dir.path(), flaky(&store)).unwrap();
         assert!(spool.flush(Duration::from_secs(10)).await);
         assert_eq!(store.got.lock().unwrap().len(), 2);
     }
@@ -768,15 +795,17 @@ mod tests {
     async fn rejected_records_go_to_the_dead_letter_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Flaky::default());
-        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        let spool = Spool::open(dir.path(), flaky(&store)).unwrap();
         let bad = Record::Return { ret: json!({"jid": "1", "id": "m", "bad": true}).as_object().unwrap().clone() };
-        spool.push(vec![bad]).await.unwrap();
+        // One batch: only the bad record is dead-lettered, its neighbours are stored.
+        spool.push(vec![ret(6), bad, ret(7)]).await.unwrap();
         assert!(spool.flush(Duration::from_secs(10)).await);
-        spool.push(vec![ret(7)]).await.unwrap();
+        spool.push(vec![ret(8)]).await.unwrap();
         assert!(spool.flush(Duration::from_secs(10)).await);
         let dead = std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).unwrap();
         assert!(dead.contains("bad record") && dead.contains("\"bad\":true"), "{dead}");
-        assert_eq!(store.got.lock().unwrap().len(), 1);
+        assert_eq!(dead.lines().count(), 1, "{dead}");
+        assert_eq!(returned_numbers(&store), [6, 7, 8]);
     }
 
     fn returned_numbers(store: &Flaky) -> Vec<u64> {
@@ -789,7 +818,7 @@ mod tests {
         let store = Arc::new(Flaky::default());
         store.down.store(true, Ordering::Relaxed);
         // Small segments: each push of 50 records fills one, so the backlog spans over a hundred.
-        let spool = Spool::open_with(dir.path(), store.clone(), 1024).unwrap();
+        let spool = Spool::open_with(dir.path(), flaky(&store), 1024).unwrap();
         let n = TAIL_RECORDS as u64 * 2 + 123;
         for first in (0..n).step_by(50) {
             spool.push((first..n.min(first + 50)).map(ret).collect()).await.unwrap();
@@ -813,14 +842,14 @@ mod tests {
         {
             let store = Arc::new(Flaky::default());
             store.down.store(true, Ordering::Relaxed);
-            let spool = Spool::open(dir.path(), store).unwrap();
+            let spool = Spool::open(dir.path(), flaky(&store)).unwrap();
             spool.push(vec![ret(1)]).await.unwrap();
         }
         let mut f = std::fs::OpenOptions::new().append(true).open(segment_path(dir.path(), 0)).unwrap();
         f.write_all(b"not a record\n").unwrap();
         drop(f);
         let store = Arc::new(Flaky::default());
-        let spool = Spool::open(dir.path(), store.clone()).unwrap();
+        let spool = Spool::open(dir.path(), flaky(&store)).unwrap();
         assert_eq!(spool.stats().depth, 2);
         spool.push(vec![ret(2)]).await.unwrap();
         assert!(spool.flush(Duration::from_secs(10)).await, "the damaged line is out of the count");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use salt_returners::sqlite3::{Sqlite3, Sqlite3Config};
+use salt_returners::JobCache;
 use suite::{Backend, Traits};
 
 async fn sqlite3() -> Option<Backend> {

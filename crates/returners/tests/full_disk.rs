@@ -12,22 +12,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use salt_returners::spool::{Record, Spool};
-use salt_returners::{Capability, Load, Result, Returner};
+use salt_returners::{Capability, Entry, JobCache, Load, Rejection, Result, Sink, Store};
 use saltrs_testkit::Tmpfs;
 use serde_json::json;
 
 /// A store that is down: records stay in the spool, on disk.
 struct Down;
 
+static DOWN: Entry = Entry::unlisted("down", &[Capability::Returner]);
+
 #[async_trait]
-impl Returner for Down {
-    fn name(&self) -> &str {
-        "down"
+impl Sink for Down {
+    fn entry(&self) -> &'static Entry {
+        &DOWN
     }
-    fn supports(&self, _: Capability) -> bool {
-        true
-    }
-    async fn returner_batch(&self, _: &[Load]) -> Result<()> {
+    async fn returner_batch(&self, _: &[Load]) -> Result<Vec<Rejection>> {
         Err(salt_returners::ReturnerError::Unavailable("connection refused".into()))
     }
 }
@@ -36,17 +35,16 @@ impl Returner for Down {
 #[derive(Default)]
 struct Collect(Mutex<Vec<u64>>);
 
+static COLLECT: Entry = Entry::unlisted("collect", &[Capability::Returner]);
+
 #[async_trait]
-impl Returner for Collect {
-    fn name(&self) -> &str {
-        "collect"
+impl Sink for Collect {
+    fn entry(&self) -> &'static Entry {
+        &COLLECT
     }
-    fn supports(&self, _: Capability) -> bool {
-        true
-    }
-    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
+    async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
         self.0.lock().unwrap().extend(rets.iter().map(|r| r["return"]["n"].as_u64().unwrap()));
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
@@ -60,7 +58,7 @@ fn ret(n: u64) -> Record {
 async fn a_full_disk_fails_the_push_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = Tmpfs::mount(dir.path(), "256k") else { return };
-    let spool = Spool::open(&dir.path().join("spool"), Arc::new(Down)).unwrap();
+    let spool = Spool::open(&dir.path().join("spool"), Store::Sink(Arc::new(Down))).unwrap();
     for n in 0..10 {
         spool.push(vec![ret(n)]).await.unwrap();
     }
@@ -93,7 +91,7 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
     // Everything is read back from the disk (a restart, with the store up again).
     drop(spool);
     let store = Arc::new(Collect::default());
-    let spool = Spool::open(&dir.path().join("spool"), store.clone()).unwrap();
+    let spool = Spool::open(&dir.path().join("spool"), Store::Sink(store.clone())).unwrap();
     assert!(spool.flush(Duration::from_secs(10)).await);
     let want: Vec<u64> = (0..n).chain(held).chain(n..last).collect();
     assert_eq!(*store.0.lock().unwrap(), want);
@@ -102,17 +100,17 @@ async fn a_full_disk_fails_the_push_and_loses_nothing() {
 
 /// Fills the disk under `store` until a return does not fit, then makes room: the next
 /// return is stored at once and reads back (the store does not stay broken).
-async fn recovers_when_there_is_room(disk: &Tmpfs, store: &dyn Returner) {
+async fn recovers_when_there_is_room(disk: &Tmpfs, store: &dyn JobCache) {
     let big = |n: u64| {
         let r = json!({"jid": format!("2026112500000000{n:04}"), "id": "minion1", "fun": "test.echo", "fun_args": [],
                        "return": {"n": n, "out": "x".repeat(20_000)}, "retcode": 0, "success": true});
         r.as_object().unwrap().clone()
     };
-    store.returner_batch(&[big(1)]).await.unwrap();
+    store.returner(&big(1)).await.unwrap();
     let filler = disk.fill("filler");
     let mut n = 2;
     let err = loop {
-        match store.returner_batch(&[big(n)]).await {
+        match store.returner(&big(n)).await {
             Ok(()) => n += 1,
             Err(e) => break e,
         }
@@ -121,7 +119,7 @@ async fn recovers_when_there_is_room(disk: &Tmpfs, store: &dyn Returner) {
     assert!(err.to_string().contains("full"), "{}: {err}", store.name());
     std::fs::remove_file(filler).unwrap();
     let started = std::time::Instant::now();
-    store.returner_batch(&[big(n)]).await.unwrap();
+    store.returner(&big(n)).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5), "{}: took {:?}", store.name(), started.elapsed());
     let got = store.get_jid(&format!("2026112500000000{n:04}")).await.unwrap();
     assert_eq!(got["minion1"]["return"]["n"], n, "{}", store.name());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mysql_db::{Tables, TestDb};
 use salt_returners::mysql::MySql;
 use salt_returners::options::Lookup;
-use salt_returners::{Event, Load, Returner, ReturnerError};
+use salt_returners::{Event, JobCache, Load, ReturnerError, Sink};
 use serde_json::{json, Value};
 use sqlx::Row;
 
@@ -53,8 +53,8 @@ async fn rows_are_salts_byte_for_byte() {
     store.returner(&minion_ret()).await.unwrap();
     // The master's shape for the same (jid, id) is a second row, as in Salt; a retried batch
     // with both adds nothing.
-    store.returner_batch(&[master_ret(), minion_ret()]).await.unwrap();
-    store.returner_batch(&[master_ret(), minion_ret()]).await.unwrap();
+    assert_eq!(store.returner_batch(&[master_ret(), minion_ret()]).await.unwrap(), []);
+    assert_eq!(store.returner_batch(&[master_ret(), minion_ret()]).await.unwrap(), []);
     let mut failed = minion_ret();
     failed.insert("jid".into(), json!("20261125003809218649"));
     failed.insert("success".into(), json!(false));
@@ -123,7 +123,7 @@ async fn rows_are_salts_byte_for_byte() {
         },
         Event { tag: "salt/auth".into(), data: json!({"result": true, "act": "accept", "id": "minion1"}) },
     ];
-    store.event_return(&events).await.unwrap();
+    assert_eq!(store.event_return(&events).await.unwrap(), []);
     assert_eq!(
         rows(&db, "SELECT tag, data, master_id FROM salt_events ORDER BY id").await,
         vec![
@@ -162,7 +162,10 @@ async fn emoji_on_salts_utf8_tables_is_stored_and_valid_json() {
     store.returner(&ret).await.unwrap();
     store.returner(&ret).await.unwrap();
     store.save_load("20261125003808100453", &obj(json!({"fun": "test.echo", "arg": ["smile 😀"], "tgt": "*"})), None).await.unwrap();
-    store.event_return(&[Event { tag: "salt/job/x/ret/minion1".into(), data: json!({"return": "smile 😀"}) }]).await.unwrap();
+    assert_eq!(
+        store.event_return(&[Event { tag: "salt/job/x/ret/minion1".into(), data: json!({"return": "smile 😀"}) }]).await.unwrap(),
+        []
+    );
     let got = rows(&db, "SELECT `return`, full_ret FROM salt_returns").await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0][0].as_deref(), Some(r#""smile \ud83d\ude00""#));
@@ -213,7 +216,7 @@ async fn wrong_password_is_one_clear_error_without_the_password() {
     let Some(db) = db(Tables::SaltUtf8).await else { return };
     let mut config = db.config();
     config.user = "saltrs_nobody".into();
-    config.password = "Sup3rSecretPw".into();
+    config.password = salt_returners::secret::Secret::new("Sup3rSecretPw");
     let store = MySql::open_with(config);
     let started = std::time::Instant::now();
     let err = store.returner(&minion_ret()).await.unwrap_err();
@@ -257,7 +260,7 @@ async fn purge_archives_and_keeps_what_is_not_old() {
     let mut ret = minion_ret();
     ret.insert("jid".into(), json!(old));
     store.returner(&ret).await.unwrap();
-    store.event_return(&[Event { tag: "salt/auth".into(), data: json!({}) }]).await.unwrap();
+    assert_eq!(store.event_return(&[Event { tag: "salt/auth".into(), data: json!({}) }]).await.unwrap(), []);
     // Two seconds older, behind the store's back.
     for table in ["salt_returns", "salt_events"] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("UPDATE `{table}` SET `alter_time` = `alter_time` - INTERVAL 2 SECOND")))
@@ -282,16 +285,16 @@ async fn return_kwargs_pick_another_database_through_the_registry() {
     let Some(first) = db(Tables::SaltUtf8).await else { return };
     let Some(other) = db(Tables::SaltUtf8).await else { return };
     let c = first.config();
-    let opts = obj(json!({"mysql.host": c.host, "mysql.port": c.port, "mysql.user": c.user, "mysql.pass": c.password,
+    let opts = obj(json!({"mysql.host": c.host, "mysql.port": c.port, "mysql.user": c.user, "mysql.pass": c.password.expose(),
                           "mysql.db": first.name, "alternative.mysql.db": other.name}));
     // An empty mysql.pass means Salt's default "salt"; --return_kwargs may still set it empty.
-    let ret = obj(json!({"ret_config": "alternative", "ret_kwargs": {"pass": c.password}}));
-    let store = salt_returners::open("mysql", &Lookup::new(&opts).with_ret(&ret)).await.unwrap();
+    let ret = obj(json!({"ret_config": "alternative", "ret_kwargs": {"pass": c.password.expose()}}));
+    let store = salt_returners::open_sink("mysql", &Lookup::new(&opts).with_ret(&ret)).await.unwrap();
     store.returner(&minion_ret()).await.unwrap();
     assert_eq!(rows(&other, "SELECT COUNT(*) FROM salt_returns").await[0][0].as_deref(), Some("1"));
     assert_eq!(rows(&first, "SELECT COUNT(*) FROM salt_returns").await[0][0].as_deref(), Some("0"));
-    let kw = obj(json!({"ret_kwargs": {"db": first.name, "pass": c.password}}));
-    let store = salt_returners::open("mysql", &Lookup::new(&opts).with_ret(&kw)).await.unwrap();
+    let kw = obj(json!({"ret_kwargs": {"db": first.name, "pass": c.password.expose()}}));
+    let store = salt_returners::open_sink("mysql", &Lookup::new(&opts).with_ret(&kw)).await.unwrap();
     store.returner(&minion_ret()).await.unwrap();
     assert_eq!(rows(&first, "SELECT COUNT(*) FROM salt_returns").await[0][0].as_deref(), Some("1"));
 }

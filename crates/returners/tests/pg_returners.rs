@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use pg_db::TestDb;
 use salt_returners::options::Lookup;
-use salt_returners::pgjsonb::{self, Pgjsonb};
-use salt_returners::postgres::{self, Postgres};
-use salt_returners::{Event, Load, Returner, ReturnerError};
+use salt_returners::{Event, JobCache, Load, ReturnerError, Sink};
 use serde_json::{json, Map, Value};
 use sqlx::Row;
 
@@ -19,21 +17,20 @@ const STORES: [&str; 2] = ["pgjsonb", "postgres"];
 
 /// An empty database with `store`'s schema, and the store on it (opened by name, as the
 /// master opens it).
-async fn fresh(store: &str) -> Option<(TestDb, Arc<dyn Returner>)> {
+async fn fresh(store: &str) -> Option<(TestDb, Arc<dyn JobCache>)> {
     // None: no server, and the skip is reported.
     let db = TestDb::create().await?;
     let opts = db.opts(store);
     create_schema(store, &opts).await;
-    let opened = salt_returners::open(store, &Lookup::new(&opts)).await.unwrap();
+    let opened = salt_returners::open_job_cache(store, &opts).await.unwrap();
     Some((db, opened))
 }
 
 async fn create_schema(store: &str, opts: &Map<String, Value>) -> Vec<&'static str> {
-    let lookup = Lookup::new(opts);
-    match store {
-        "pgjsonb" => pgjsonb::schema::create(&Pgjsonb::open(&lookup).await.unwrap()).await.unwrap(),
-        _ => postgres::schema::create(&Postgres::open(&lookup).await.unwrap()).await.unwrap(),
-    }
+    let created = salt_returners::open_job_cache(store, opts).await.unwrap().create_schema().await.unwrap();
+    // Names as the schema declares them.
+    let tables = salt_returners::entry(store).unwrap().schema.unwrap().tables;
+    tables.iter().copied().filter(|t| created.iter().any(|c| c == t)).collect()
 }
 
 fn obj(text: &str) -> Load {
@@ -74,7 +71,7 @@ async fn rows_are_the_ones_salt_writes() {
         // `--return <store>` as well: the minion's row, a second shape for the same (jid, id).
         s.returner(&obj(MINION_RET)).await.unwrap();
         // A retry of either stores nothing new.
-        s.returner_batch(&[obj(MASTER_RET), obj(MINION_RET)]).await.unwrap();
+        assert_eq!(s.returner_batch(&[obj(MASTER_RET), obj(MINION_RET)]).await.unwrap(), []);
         s.returner(&obj(FAILED_RET)).await.unwrap();
 
         let load: String = sqlx::query_scalar("SELECT load::text FROM jids").fetch_one(&db.pool).await.unwrap();
@@ -120,8 +117,8 @@ async fn events_keep_order_master_id_and_salts_text() {
             .map(|i| Event { tag: format!("salt/job/20261125003916657727/new/{i}"), data: serde_json::from_str(NEW_EVENT).unwrap() })
             .chain([Event { tag: "salt/auth".into(), data: json!({"result": true, "act": "accept", "id": "minion1"}) }])
             .collect();
-        s.event_return(&events).await.unwrap();
-        s.event_return(&[]).await.unwrap();
+        assert_eq!(s.event_return(&events).await.unwrap(), []);
+        assert_eq!(s.event_return(&[]).await.unwrap(), []);
         let rows = sqlx::query("SELECT id, tag, data::text, master_id, alter_time IS NOT NULL FROM salt_events ORDER BY id")
             .fetch_all(&db.pool)
             .await
@@ -132,8 +129,9 @@ async fn events_keep_order_master_id_and_salts_text() {
         assert!(rows.iter().all(|r| r.get::<String, _>(3) == "test_master" && r.get::<bool, _>(4)));
         // A tag longer than the column: that event refused, the others stored.
         let long = Event { tag: "t".repeat(256), data: json!({}) };
-        let err = s.event_return(&[long, Event { tag: "ok".into(), data: json!({}) }]).await.unwrap_err();
-        assert!(matches!(err, ReturnerError::Rejected(_)), "{err:?}");
+        let rejected = s.event_return(&[long, Event { tag: "ok".into(), data: json!({}) }]).await.unwrap();
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert!(rejected[0].index == 0 && rejected[0].reason.contains("longer than 255"), "{rejected:?}");
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM salt_events WHERE tag = 'ok'").fetch_one(&db.pool).await.unwrap();
         assert_eq!(n, 1);
     }
@@ -156,7 +154,7 @@ async fn big_awkward_and_quoted_data_round_trip() {
         .into_iter()
         .map(|v| v.as_object().unwrap().clone())
         .collect();
-        s.returner_batch(&rets).await.unwrap();
+        assert_eq!(s.returner_batch(&rets).await.unwrap(), []);
         let load = json!({"fun": fun, "arg": [nasty], "tgt": nasty, "user": nasty}).as_object().unwrap().clone();
         s.save_load(jid, &load, None).await.unwrap();
 
@@ -186,12 +184,12 @@ async fn nul_characters_postgres_keeps_them_pgjsonb_refuses_only_that_return() {
         let result = s.returner_batch(&[with_nul, good]).await;
         let got = s.get_jid(jid).await.unwrap();
         if store == "postgres" {
-            result.unwrap();
+            assert!(result.unwrap().is_empty());
             assert_eq!(got["nul"]["return"], "a\u{0}b");
         } else {
             // jsonb cannot hold U+0000 (Salt's pgjsonb fails the same way).
-            let err = result.unwrap_err();
-            assert!(matches!(&err, ReturnerError::Rejected(m) if m.contains("return of nul") && m.contains("1 of 2")), "{err:?}");
+            let rejected = result.unwrap();
+            assert!(rejected.len() == 1 && rejected[0].index == 0 && rejected[0].reason.contains("return of nul"), "{rejected:?}");
             assert_eq!(got.keys().collect::<Vec<_>>(), ["good"]);
         }
     }
@@ -241,7 +239,7 @@ async fn age(db: &TestDb, sql: &str) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&db.pool).await.unwrap();
 }
 
-async fn purge_fixture(db: &TestDb, s: &dyn Returner) -> [String; 5] {
+async fn purge_fixture(db: &TestDb, s: &dyn JobCache) -> [String; 5] {
     let old = |n: u32| format!("202405100930151234{n:02}");
     let now = salt_proto::jid::jid_at(chrono::Utc::now());
     let (done, running, unanswered, fresh, orphan) = (old(1), old(2), old(3), now, old(5));
@@ -249,11 +247,14 @@ async fn purge_fixture(db: &TestDb, s: &dyn Returner) -> [String; 5] {
     for jid in [&done, &running, &unanswered, &fresh] {
         s.save_load(jid, &json!({"fun": "test.echo", "jid": jid}).as_object().unwrap().clone(), None).await.unwrap();
     }
-    s.returner_batch(&[ret(&done, 1), ret(&running, 1), ret(&orphan, 1)]).await.unwrap();
+    assert_eq!(s.returner_batch(&[ret(&done, 1), ret(&running, 1), ret(&orphan, 1)]).await.unwrap(), []);
     age(db, "UPDATE salt_returns SET alter_time = now() - interval '2 days'").await;
     // The long-running job answers again now.
     s.returner(&ret(&running, 2)).await.unwrap();
-    s.event_return(&[Event { tag: "old".into(), data: json!({}) }, Event { tag: "new".into(), data: json!({}) }]).await.unwrap();
+    assert_eq!(
+        s.event_return(&[Event { tag: "old".into(), data: json!({}) }, Event { tag: "new".into(), data: json!({}) }]).await.unwrap(),
+        []
+    );
     age(db, "UPDATE salt_events SET alter_time = now() - interval '2 days' WHERE tag = 'old'").await;
     [done, running, unanswered, fresh, orphan]
 }
@@ -293,7 +294,7 @@ async fn archive_jobs_copies_what_it_purges() {
         let mut opts = db.opts(store);
         opts.insert("archive_jobs".into(), true.into());
         create_schema(store, &opts).await;
-        let s = salt_returners::open(store, &Lookup::new(&opts)).await.unwrap();
+        let s = salt_returners::open_job_cache(store, &opts).await.unwrap();
         let [done, running, unanswered, _fresh, orphan] = purge_fixture(&db, &*s).await;
         let want_returns: Vec<String> =
             strings(&db, &format!("SELECT full_ret::text FROM salt_returns WHERE jid IN ('{done}', '{orphan}') ORDER BY jid")).await;
@@ -317,7 +318,7 @@ async fn missing_tables_and_schema_creation() {
             return;
         };
         let opts = db.opts(store);
-        let s = salt_returners::open(store, &Lookup::new(&opts)).await.unwrap();
+        let s = salt_returners::open_job_cache(store, &opts).await.unwrap();
         let err = s.returner(&obj(MASTER_RET)).await.unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, ReturnerError::Unavailable(_)), "{err:?}");
@@ -326,8 +327,8 @@ async fn missing_tables_and_schema_creation() {
         assert!(text.contains(&db.name), "{text}");
 
         let check = match store {
-            "pgjsonb" => Pgjsonb::open(&Lookup::new(&opts)).await.unwrap().check().await,
-            _ => Postgres::open(&Lookup::new(&opts)).await.unwrap().check().await,
+            "pgjsonb" => salt_returners::pgjsonb::open(&Lookup::new(&opts)).unwrap().check().await,
+            _ => salt_returners::postgres::open(&Lookup::new(&opts)).unwrap().check().await,
         };
         assert!(check.unwrap_err().to_string().contains("tables jids, salt_returns, salt_events missing"));
 
@@ -406,7 +407,7 @@ async fn wrong_password_is_one_clear_error_without_the_password() {
                 format!("returner.{store}.port"): port,
                 format!("returner.{store}.{pass_key}"): "hunter2-very-secret",
             });
-            let s = salt_returners::open(store, &Lookup::new(opts.as_object().unwrap())).await.unwrap();
+            let s = salt_returners::open_job_cache(store, opts.as_object().unwrap()).await.unwrap();
             let started = std::time::Instant::now();
             let err = s.returner(&obj(MASTER_RET)).await.unwrap_err();
             let text = err.to_string();
@@ -429,7 +430,7 @@ async fn unreachable_server_and_unknown_database_say_what_failed() {
     // A port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let opts = json!({"returner.pgjsonb.host": "127.0.0.1", "returner.pgjsonb.port": port, "returner.pgjsonb.connect_timeout": 1});
-    let s = salt_returners::open("pgjsonb", &Lookup::new(opts.as_object().unwrap())).await.unwrap();
+    let s = salt_returners::open_job_cache("pgjsonb", opts.as_object().unwrap()).await.unwrap();
     let err = s.get_minions().await.unwrap_err();
     assert_eq!(err.to_string(), format!("pgjsonb: could not connect to PostgreSQL at 127.0.0.1:{port} within 1 s"));
 
@@ -438,7 +439,7 @@ async fn unreachable_server_and_unknown_database_say_what_failed() {
     };
     let mut opts = db.opts("postgres");
     opts.insert("returner.postgres.db".into(), "no_such_db_here".into());
-    let s = salt_returners::open("postgres", &Lookup::new(&opts)).await.unwrap();
+    let s = salt_returners::open_job_cache("postgres", &opts).await.unwrap();
     let text = s.get_minions().await.unwrap_err().to_string();
     assert!(
         text.starts_with("postgres: could not connect to PostgreSQL at") && text.contains("\"no_such_db_here\" does not exist"),
@@ -452,8 +453,8 @@ async fn registered_by_salts_names() {
     assert!(names.contains(&"pgjsonb") && names.contains(&"postgres"), "{names:?}");
     // Opening makes no connection: a master starts while its database is down.
     let opts = json!({"returner.postgres.host": "db.invalid"});
-    let s = salt_returners::open("postgres", &Lookup::new(opts.as_object().unwrap())).await.unwrap();
+    let s = salt_returners::open_job_cache("postgres", opts.as_object().unwrap()).await.unwrap();
     assert_eq!(s.name(), "postgres");
-    assert_eq!(salt_returners::missing_for(&*s, salt_returners::MASTER_JOB_CACHE), None);
+    assert_eq!(salt_returners::missing_for(s.as_ref(), salt_returners::MASTER_JOB_CACHE), None);
     assert!(s.supports(salt_returners::Capability::EventReturn) && !s.supports(salt_returners::Capability::UpdateEndtime));
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use salt_returners::options::Lookup;
 use salt_returners::sqlite3::{schema, Sqlite3, Sqlite3Config};
-use salt_returners::Returner;
+use salt_returners::{JobCache, Sink};
 use serde_json::json;
 use sqlx::Row;
 

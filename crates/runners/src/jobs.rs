@@ -5,7 +5,7 @@
 use futures::future::BoxFuture;
 use salt_modules::{truthy, Bound};
 use salt_returners::format::{jid_instance, jid_instance_ext, summary_from_load};
-use salt_returners::{Capability, JobQuery, Returner};
+use salt_returners::{Capability, JobCache, JobQuery};
 use serde_json::{Map, Value};
 
 use crate::{cache, jid_arg, times, Master, RunnerError, RunnerOutput};
@@ -17,7 +17,7 @@ fn failed(e: impl std::fmt::Display) -> RunnerError {
 }
 
 /// `list_job`'s dict: jid, the job's description, Minions, Result, EndTime.
-async fn describe(store: &dyn Returner, master: &dyn Master, jid: &str) -> Result<Map<String, Value>, RunnerError> {
+async fn describe(store: &dyn JobCache, master: &dyn Master, jid: &str) -> Result<Map<String, Value>, RunnerError> {
     let mut ret = Map::new();
     ret.insert("jid".into(), jid.into());
     match store.get_load(jid).await.map_err(failed)? {

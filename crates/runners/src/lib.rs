@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use salt_modules::{Args, Bound, Signature};
-use salt_returners::Returner;
+use salt_returners::JobCache;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -24,7 +24,7 @@ pub trait Master: Send + Sync {
     fn opts(&self) -> &Map<String, Value>;
     fn master_id(&self) -> &str;
     /// The job cache, if `job_cache` is on.
-    fn job_cache(&self) -> Option<Arc<dyn Returner>>;
+    fn job_cache(&self) -> Option<Arc<dyn JobCache>>;
     /// Ids whose keys are accepted.
     fn accepted_minions(&self) -> Vec<String>;
     /// Ids with a live connection.
@@ -96,7 +96,7 @@ pub async fn run(master: &dyn Master, fun: &str, arg: &[Value]) -> Result<Runner
 }
 
 /// The job cache or a clear error.
-fn cache(master: &dyn Master) -> Result<Arc<dyn Returner>, RunnerError> {
+fn cache(master: &dyn Master) -> Result<Arc<dyn JobCache>, RunnerError> {
     master.job_cache().ok_or_else(|| RunnerError::Failed("the job cache is off (job_cache: False); no jobs are stored".into()))
 }
 

@@ -30,12 +30,44 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{Row, Transaction};
 
 use crate::options::master_flag;
-use crate::{format, Capability, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
+use crate::registry::{Entry, Store};
+use crate::{format, Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
+
+pub const NAME: &str = "local_cache";
+
+/// Every job-cache call; events are not a job cache's business (Salt's has none either).
+pub static ENTRY: Entry = Entry {
+    name: NAME,
+    calls: &[
+        Capability::Returner,
+        Capability::PrepJid,
+        Capability::SaveLoad,
+        Capability::SaveMinions,
+        Capability::GetLoad,
+        Capability::GetJid,
+        Capability::GetJids,
+        Capability::GetFun,
+        Capability::GetMinions,
+        Capability::CleanOldJobs,
+        Capability::UpdateEndtime,
+        Capability::GetEndtime,
+    ],
+    open: |lookup| {
+        async move {
+            let empty = Map::new();
+            let config = LocalCacheConfig::from_opts(lookup.opts.unwrap_or(&empty))?;
+            Ok(Store::JobCache(std::sync::Arc::new(LocalCache::open_with(&config).await?)))
+        }
+        .boxed()
+    },
+    schema: None,
+};
 
 /// Jobs removed per purge transaction, so a big purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 100;
@@ -75,7 +107,6 @@ pub struct LocalCache {
     path: PathBuf,
     writer: SqlitePool,
     readers: SqlitePool,
-    jids: salt_proto::jid::JidGenerator,
     unique_jid: bool,
 }
 
@@ -144,21 +175,13 @@ impl LocalCache {
         Ok(out)
     }
 
-    pub const NAME: &'static str = "local_cache";
-
     pub async fn open(cachedir: &Path) -> Result<LocalCache> {
         Self::open_with(&LocalCacheConfig::new(cachedir)).await
     }
 
     pub async fn open_with(config: &LocalCacheConfig) -> Result<LocalCache> {
         let (writer, readers) = schema::open(&config.cachedir).await?;
-        Ok(LocalCache {
-            path: config.cachedir.join(schema::FILE_NAME),
-            writer,
-            readers,
-            jids: salt_proto::jid::JidGenerator::new(),
-            unique_jid: config.unique_jid,
-        })
+        Ok(LocalCache { path: config.cachedir.join(schema::FILE_NAME), writer, readers, unique_jid: config.unique_jid })
     }
 
     /// The database file.
@@ -247,7 +270,7 @@ impl LocalCache {
     /// A new job row under a fresh jid.
     async fn allocate_jid(&self, tx: &mut Transaction<'static, Sqlite>, nocache: bool) -> Result<String> {
         for _ in 0..JID_TRIES {
-            let jid = self.jids.next(self.unique_jid);
+            let jid = salt_proto::jid::new_jid(self.unique_jid);
             let done = sqlx::query("INSERT INTO jobs (jid, nocache, last_activity) VALUES (?1, ?2, ?3) ON CONFLICT (jid) DO NOTHING")
                 .bind(&jid)
                 .bind(nocache)
@@ -325,24 +348,18 @@ fn full_return(ret: Option<String>, envelope: &str) -> Value {
 }
 
 #[async_trait]
-impl Returner for LocalCache {
-    fn name(&self) -> &str {
-        Self::NAME
+impl Sink for LocalCache {
+    fn entry(&self) -> &'static Entry {
+        &ENTRY
     }
 
-    fn supports(&self, call: Capability) -> bool {
-        // Every job-cache call; events are not a job cache's business (Salt's has none either).
-        call != Capability::EventReturn
-    }
-
-    async fn returner(&self, ret: &Load) -> Result<()> {
-        self.store_returns(std::slice::from_ref(ret)).await
-    }
-
-    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
+    async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
         self.store_returns(rets).await
     }
+}
 
+#[async_trait]
+impl JobCache for LocalCache {
     async fn prep_jid(&self, nocache: bool, passed_jid: Option<&str>) -> Result<String> {
         let mut tx = self.write_tx().await?;
         let jid = match passed_jid {

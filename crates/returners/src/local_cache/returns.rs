@@ -8,8 +8,10 @@ use sqlx::sqlite::Sqlite;
 use sqlx::{Row, Transaction};
 
 use super::{db_err, now_secs, LocalCache};
+use crate::batch::prepare_all;
 use crate::options::truthy;
-use crate::{Load, Result, ReturnerError};
+use crate::record::ReturnRecord;
+use crate::{Load, Rejection, Result, ReturnerError};
 
 /// Rows per INSERT statement: 9 parameters each keeps a statement far below SQLite's limit of
 /// 32766 bound parameters.
@@ -17,7 +19,10 @@ const ROWS_PER_INSERT: usize = 256;
 
 /// One return, ready for the `returns` table.
 struct ReturnRow {
-    jid: JidOf,
+    jid: String,
+    /// A `req` return (a job the minion started itself, under a jid from the process's clock):
+    /// its job row is made here, with the return's `nocache` flag.
+    req_nocache: Option<bool>,
     id: String,
     fun: Option<String>,
     ret: String,
@@ -28,20 +33,9 @@ struct ReturnRow {
     envelope: Map<String, Value>,
 }
 
-enum JidOf {
-    Known(String),
-    /// `jid == "req"`: a job the minion started itself; the cache allocates its jid.
-    Req {
-        nocache: bool,
-    },
-}
-
 impl ReturnRow {
     fn jid(&self) -> &str {
-        match &self.jid {
-            JidOf::Known(j) => j,
-            JidOf::Req { .. } => unreachable!("req jids are allocated before use"),
-        }
+        &self.jid
     }
 
     /// What `get_jid` shows, for comparing a duplicate with the stored return.
@@ -50,32 +44,22 @@ impl ReturnRow {
     }
 }
 
-/// Checks one return load and turns it into a row. `Ok(None)`: the load says not to store it.
+/// One return as a row. `Err` says why the cache cannot take it.
 fn prepare(load: &Load) -> std::result::Result<Option<ReturnRow>, String> {
-    let id = load.get("id").and_then(Value::as_str).ok_or("a return needs a string 'id'")?;
-    salt_proto::id::validate_minion_id(id).map_err(|e| e.to_string())?;
-    let jid = match load.get("jid").and_then(Value::as_str).ok_or("a return needs a string 'jid'")? {
-        // Salt's master drops these before the cache sees them; a direct caller gets the same.
-        "nocache" => return Ok(None),
-        "req" => JidOf::Req { nocache: load.get("nocache").is_some_and(truthy) },
-        jid => {
-            salt_proto::jid::validate_jid(jid).map_err(|e| e.to_string())?;
-            JidOf::Known(jid.to_string())
-        }
-    };
-    let ret = load.get("return").ok_or_else(|| format!("the return of {id} has no 'return'"))?;
-    let ret = serde_json::to_string(ret).map_err(|e| e.to_string())?;
+    let Some(rec) = ReturnRecord::parse(load)? else { return Ok(None) };
+    let ret = serde_json::to_string(rec.value).map_err(|e| e.to_string())?;
     // Everything but the (possibly huge) return value is small: copy it.
-    let envelope = load.iter().map(|(k, v)| (k.clone(), if k == "return" { Value::Null } else { v.clone() })).collect();
+    let envelope = rec.full.iter().map(|(k, v)| (k.clone(), if k == "return" { Value::Null } else { v.clone() })).collect();
     Ok(Some(ReturnRow {
-        jid,
-        id: id.to_string(),
-        fun: load.get("fun").and_then(Value::as_str).map(str::to_string),
+        req_nocache: rec.req.then(|| load.get("nocache").is_some_and(truthy)),
+        id: rec.id.to_string(),
+        fun: rec.fun_given.map(str::to_string),
         ret,
         retcode: load.get("retcode").and_then(Value::as_i64),
         success: load.get("success").and_then(Value::as_bool),
         out: load.get("out").and_then(Value::as_str).map(str::to_string),
         envelope,
+        jid: rec.jid,
     }))
 }
 
@@ -97,39 +81,29 @@ fn full_insert_sql() -> &'static str {
 }
 
 impl LocalCache {
-    /// `returner_batch`: every return of the batch in one transaction. Invalid returns are left
-    /// out and reported as one `Rejected` error after the valid ones are committed, so a caller
-    /// that dead-letters on `Rejected` loses nothing good (and a retry would only find
-    /// duplicates).
-    pub(super) async fn store_returns(&self, loads: &[Load]) -> Result<()> {
-        let mut rejected = Vec::new();
-        let mut rows = Vec::with_capacity(loads.len());
-        for load in loads {
-            match prepare(load) {
-                Ok(Some(row)) => rows.push(row),
-                Ok(None) => {}
-                Err(why) => rejected.push(why),
-            }
-        }
+    /// `returner_batch`: every valid return of the batch in one transaction; each invalid one
+    /// is rejected alone.
+    pub(super) async fn store_returns(&self, loads: &[Load]) -> Result<Vec<Rejection>> {
+        let (rows, rejected) = prepare_all(loads, prepare);
         if !rows.is_empty() {
             let mut tx = self.write_tx().await?;
-            self.write_returns(&mut tx, rows).await?;
+            self.write_returns(&mut tx, rows.into_iter().map(|r| r.row).collect()).await?;
             tx.commit().await.map_err(db_err)?;
         }
-        if rejected.is_empty() {
-            Ok(())
-        } else {
-            Err(ReturnerError::Rejected(format!("{} of {} returns not stored: {}", rejected.len(), loads.len(), rejected.join("; "))))
-        }
+        Ok(rejected)
     }
 
     async fn write_returns(&self, tx: &mut Transaction<'static, Sqlite>, mut rows: Vec<ReturnRow>) -> Result<()> {
         let now = now_secs();
-        for row in &mut rows {
-            if let JidOf::Req { nocache } = row.jid {
-                let jid = self.allocate_jid(tx, nocache).await?;
-                row.envelope.insert("jid".into(), jid.clone().into());
-                row.jid = JidOf::Known(jid);
+        for row in &rows {
+            if let Some(nocache) = row.req_nocache {
+                sqlx::query("INSERT INTO jobs (jid, nocache, last_activity) VALUES (?1, ?2, ?3) ON CONFLICT (jid) DO NOTHING")
+                    .bind(&row.jid)
+                    .bind(nocache)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
             }
         }
 
@@ -265,16 +239,16 @@ mod tests {
     #[test]
     fn prepare_rejects_bad_loads_and_skips_nocache() {
         for bad in [
-            json!({"jid": "20240510093015123456", "return": 1}),
-            json!({"id": "../etc", "jid": "20240510093015123456", "return": 1}),
-            json!({"id": "m1", "jid": "../../x", "return": 1}),
-            json!({"id": "m1", "jid": "20240510093015123456"}),
+            json!({"jid": "20240510093015123456", "fun": "f", "return": 1}),
+            json!({"id": "../etc", "jid": "20240510093015123456", "fun": "f", "return": 1}),
+            json!({"id": "m1", "jid": "../../x", "fun": "f", "return": 1}),
+            json!({"id": "m1", "jid": "20240510093015123456", "fun": "f"}),
         ] {
             assert!(prepare(&load(bad.clone())).is_err(), "{bad}");
         }
         assert!(prepare(&load(json!({"id": "m1", "jid": "nocache", "return": 1}))).unwrap().is_none());
-        let req = prepare(&load(json!({"id": "m1", "jid": "req", "return": 1, "nocache": true}))).unwrap().unwrap();
-        assert!(matches!(req.jid, JidOf::Req { nocache: true }));
+        let req = prepare(&load(json!({"id": "m1", "jid": "req", "fun": "f", "return": 1, "nocache": true}))).unwrap().unwrap();
+        assert!(salt_proto::jid::is_jid(&req.jid) && req.req_nocache == Some(true));
     }
 
     #[test]

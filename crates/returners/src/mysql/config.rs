@@ -4,16 +4,14 @@
 //! TCP unless it is given). As in Salt, the string `None` (any case) means unset. The master's
 //! `id`, `archive_jobs` and `unique_jid` come from the process config.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
-use super::MySql;
 use crate::options::{master_flag, master_id, opt_set, opt_str, Lookup};
-use crate::redact::REDACTED;
+use crate::secret::Secret;
 use crate::{Result, ReturnerError};
 
 /// How long a call waits for a connection. PyMySQL waits 10 s to connect; a returner that hangs
@@ -22,13 +20,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ATTRS: [&str; 9] = ["host", "user", "pass", "db", "port", "ssl_ca", "ssl_cert", "ssl_key", "unix_socket"];
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MySqlConfig {
     pub host: String,
     pub port: u16,
     pub user: String,
-    /// Never shown: `Debug` prints it redacted, and errors are scrubbed of it.
-    pub password: String,
+    /// Never shown: it prints redacted, and errors are scrubbed of it.
+    pub password: Secret,
     pub db: String,
     pub ssl_ca: Option<PathBuf>,
     pub ssl_cert: Option<PathBuf>,
@@ -42,32 +40,13 @@ pub struct MySqlConfig {
     pub unique_jid: bool,
 }
 
-impl fmt::Debug for MySqlConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MySqlConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &REDACTED)
-            .field("db", &self.db)
-            .field("ssl_ca", &self.ssl_ca)
-            .field("ssl_cert", &self.ssl_cert)
-            .field("ssl_key", &self.ssl_key)
-            .field("unix_socket", &self.unix_socket)
-            .field("master_id", &self.master_id)
-            .field("archive_jobs", &self.archive_jobs)
-            .field("unique_jid", &self.unique_jid)
-            .finish()
-    }
-}
-
 impl MySqlConfig {
     /// The options `lookup` finds (`mysql.*`, `mysql: {...}`, `alternative.mysql.*` with
     /// `--return_config`, `--return_kwargs`), with Salt's defaults.
     pub fn from_lookup(lookup: &Lookup<'_>) -> Result<MySqlConfig> {
         let defaults =
             [("host", json!("salt")), ("user", json!("salt")), ("pass", json!("salt")), ("db", json!("salt")), ("port", json!(3306))];
-        let options = lookup.options(MySql::NAME, &ATTRS, &defaults);
+        let options = lookup.options(super::NAME, &ATTRS, &defaults);
         let port = match opt_set(&options, "port") {
             None => 3306,
             Some(p) => p
@@ -82,7 +61,7 @@ impl MySqlConfig {
             port,
             user: opt_set(&options, "user").unwrap_or_else(|| "salt".into()),
             // A password may legitimately be "None"; only a missing one is empty.
-            password: opt_str(&options, "pass").unwrap_or_default(),
+            password: Secret::new(opt_str(&options, "pass").unwrap_or_default()),
             db: opt_set(&options, "db").unwrap_or_else(|| "salt".into()),
             ssl_ca: opt_set(&options, "ssl_ca").map(PathBuf::from),
             ssl_cert: opt_set(&options, "ssl_cert").map(PathBuf::from),
@@ -109,7 +88,7 @@ impl MySqlConfig {
     pub(crate) fn connect_options(&self) -> MySqlConnectOptions {
         let mut o = MySqlConnectOptions::new().host(&self.host).port(self.port).username(&self.user).database(&self.db).charset("utf8mb4");
         if !self.password.is_empty() {
-            o = o.password(&self.password);
+            o = o.password(self.password.expose());
         }
         if let Some(sock) = &self.unix_socket {
             o = o.socket(sock);
@@ -136,6 +115,7 @@ impl MySqlConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::REDACTED;
     use serde_json::{Map, Value};
 
     fn map(v: Value) -> Map<String, Value> {
@@ -146,7 +126,7 @@ mod tests {
     fn salt_defaults() {
         let opts = Map::new();
         let c = MySqlConfig::from_lookup(&Lookup::new(&opts)).unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.password.as_str(), c.db.as_str()), ("salt", 3306, "salt", "salt", "salt"));
+        assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.password.expose(), c.db.as_str()), ("salt", 3306, "salt", "salt", "salt"));
         assert_eq!((c.ssl_ca.clone(), c.ssl_cert.clone(), c.ssl_key.clone(), c.unix_socket.clone()), (None, None, None, None));
         assert!(!c.archive_jobs && !c.unique_jid);
         assert!(c.master_id.ends_with("_master"));

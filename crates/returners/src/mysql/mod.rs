@@ -23,7 +23,6 @@
 //! - A return larger than `mediumtext` (16 MiB) is refused with a clear error.
 
 pub mod config;
-pub(crate) mod listing;
 mod purge;
 pub mod schema;
 pub(crate) mod text;
@@ -32,6 +31,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use serde_json::{Map, Value};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{MySql as Db, Row, Transaction};
@@ -39,13 +39,24 @@ use tokio::sync::OnceCell;
 
 pub use config::MySqlConfig;
 
-use crate::batch::{by_size, insert_or_sift};
+use crate::batch::{by_size, insert_or_sift, prepare_all, Indexed};
+use crate::json::{dumps, dumps_around_return, dumps_map};
 use crate::options::Lookup;
-use crate::query::JobChunks;
-use crate::redact::scrub;
-use crate::{Capability, Event, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
-use listing::Dialect;
-use text::{dumps, dumps_around_return, dumps_map, escape_astral};
+use crate::record::ReturnRecord;
+use crate::registry::{Entry, Schema, Store, SALT_SQL_TABLES, SQL_JOB_CACHE_CALLS};
+use crate::sql::listing::{self, Dialect};
+use crate::sql::query::JobChunks;
+use crate::{Event, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
+use text::escape_astral;
+
+pub const NAME: &str = "mysql";
+
+pub static ENTRY: Entry = Entry {
+    name: NAME,
+    calls: SQL_JOB_CACHE_CALLS,
+    open: |lookup| async move { Ok(Store::JobCache(std::sync::Arc::new(MySql::open(lookup)?))) }.boxed(),
+    schema: Some(Schema { tables: SALT_SQL_TABLES, ddl: schema::create_sql }),
+};
 
 /// Connections a store keeps open at most: the master writes through one spool per store, so a
 /// few connections cover writes and listings at once.
@@ -61,9 +72,6 @@ const TAG_MAX_CHARS: usize = 255;
 
 /// Backticked names; `JSON_EXTRACT` gives each listing field as JSON text.
 const CHUNK_DIALECT: Dialect = Dialect { quote: "`", field: |load, path| format!("JSON_EXTRACT({load}, '{path}')") };
-
-/// One jid clock per process, so jids allocated here are unique and increasing.
-static JIDS: salt_proto::jid::JidGenerator = salt_proto::jid::JidGenerator::new();
 
 /// Whether each table takes 4-byte characters (utf8mb4), read once from the server.
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +103,10 @@ struct ReturnRow {
 }
 
 impl ReturnRow {
+    fn describe(&self) -> String {
+        crate::record::describe(&self.id, &self.jid)
+    }
+
     fn bytes(&self) -> usize {
         self.ret.len() + self.full_before.len() + self.full_after.len() + self.fun.len() + self.jid.len() + self.id.len()
     }
@@ -125,38 +137,25 @@ fn success_text(ret: &Load) -> String {
     }
 }
 
-/// Checks one return and turns it into a row. `Ok(None)`: the return says not to store it.
+/// One return as a row. `Err` says why the store cannot take it.
 fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> {
-    let id = ret.get("id").and_then(Value::as_str).ok_or("a return needs a string 'id'")?;
-    salt_proto::id::validate_minion_id(id).map_err(|e| e.to_string())?;
-    let fun = ret.get("fun").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'fun'"))?;
+    let Some(rec) = ReturnRecord::parse(ret)? else { return Ok(None) };
+    let fun = rec.fun()?;
+    let id = rec.id;
     if fun.chars().count() > FUN_MAX_CHARS {
         return Err(format!("the function name of {id}'s return is longer than {FUN_MAX_CHARS} characters (salt_returns.fun)"));
     }
-    let value = ret.get("return").ok_or_else(|| format!("the return of {id} has no 'return'"))?;
-    let (jid, req_load, owned);
-    let ret = match ret.get("jid").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'jid'"))? {
-        // Salt's master drops these before any store sees them; a direct caller gets the same.
-        "nocache" => return Ok(None),
-        "req" => {
-            jid = JIDS.next(false);
-            let mut with_jid = ret.clone();
-            with_jid.insert("jid".into(), Value::String(jid.clone()));
-            owned = with_jid;
-            req_load = true;
-            &owned
-        }
-        j => {
-            salt_proto::jid::validate_jid(j).map_err(|e| e.to_string())?;
-            jid = j.to_string();
-            req_load = false;
-            ret
-        }
+    let (full_before, full_after) = dumps_around_return(&rec.full);
+    let row = ReturnRow {
+        fun: fun.into(),
+        ret: dumps(rec.value),
+        id: id.into(),
+        success: success_text(ret),
+        full_before,
+        full_after,
+        req_load: rec.req,
+        jid: rec.jid,
     };
-    let ret_text = dumps(value);
-    let (full_before, full_after) = dumps_around_return(ret);
-    let row =
-        ReturnRow { fun: fun.into(), jid, ret: ret_text, id: id.into(), success: success_text(ret), full_before, full_after, req_load };
     if row.full_before.len() + row.ret.len() + row.full_after.len() > MEDIUMTEXT_MAX {
         return Err(format!("the return of {id} is larger than the 16 MiB a mediumtext column holds (salt_returns.full_ret)"));
     }
@@ -186,12 +185,10 @@ fn insert_returns_sql(n: usize) -> String {
 }
 
 impl MySql {
-    pub const NAME: &'static str = "mysql";
-
     /// Opens the store with the options `lookup` finds (see [`config`]). No connection is made
     /// yet, so a master starts while its database is down and the spool retries: see
-    /// [`MySql::check`].
-    pub async fn open(lookup: &Lookup<'_>) -> Result<MySql> {
+    /// [`Sink::check`].
+    pub fn open(lookup: &Lookup<'_>) -> Result<MySql> {
         Ok(Self::open_with(MySqlConfig::from_lookup(lookup)?))
     }
 
@@ -209,17 +206,6 @@ impl MySql {
         &self.config
     }
 
-    /// Connects and checks that every table is there: one clear error for a wrong password,
-    /// an unknown database or a missing table. For start-up and for the schema command.
-    pub async fn check(&self) -> Result<()> {
-        self.charsets().await.map(|_| ())
-    }
-
-    /// The schema command: creates the missing tables (utf8mb4), see [`schema`].
-    pub async fn create_schema(&self) -> Result<()> {
-        schema::create(&self.pool).await.map_err(|e| self.db_err(e))
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -233,10 +219,10 @@ impl MySql {
             sqlx::Error::Database(d) => {
                 let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
                 // The server's text is scrubbed; ours around it names what failed.
-                let text = scrub(d.message(), &c.password);
+                let text = c.password.scrub(d.message());
                 let text = text.as_str();
                 // SQLSTATE 22 (data) and 23 (constraint): this record, not the server.
-                if code.starts_with("22") || code.starts_with("23") || code == "HY000" && text.contains("Incorrect string value") {
+                if crate::sql::rejects_record(&code) || code == "HY000" && text.contains("Incorrect string value") {
                     return ReturnerError::Rejected(format!("mysql: MySQL at {at} refused the record: {text}"));
                 }
                 match code.as_str() {
@@ -251,9 +237,9 @@ impl MySql {
             sqlx::Error::PoolTimedOut => {
                 format!("mysql: could not connect to MySQL at {at} within {} s", config::CONNECT_TIMEOUT.as_secs())
             }
-            sqlx::Error::Io(io) => format!("mysql: could not connect to MySQL at {at}: {}", scrub(&io.to_string(), &c.password)),
-            sqlx::Error::Tls(tls) => format!("mysql: TLS with MySQL at {at} failed: {}", scrub(&tls.to_string(), &c.password)),
-            other => format!("mysql: MySQL at {at} failed: {}", scrub(&other.to_string(), &c.password)),
+            sqlx::Error::Io(io) => format!("mysql: could not connect to MySQL at {at}: {}", c.password.scrub(&io.to_string())),
+            sqlx::Error::Tls(tls) => format!("mysql: TLS with MySQL at {at} failed: {}", c.password.scrub(&tls.to_string())),
+            other => format!("mysql: MySQL at {at} failed: {}", c.password.scrub(&other.to_string())),
         };
         ReturnerError::Unavailable(message)
     }
@@ -278,7 +264,7 @@ impl MySql {
                     let mb4: Option<i64> = row.try_get(1).map_err(|e| self.db_err(e))?;
                     found.insert(table, mb4 == Some(1));
                 }
-                let missing: Vec<&str> = schema::TABLES.iter().copied().filter(|t| !found.contains_key(*t)).collect();
+                let missing: Vec<&str> = SALT_SQL_TABLES.iter().copied().filter(|t| !found.contains_key(*t)).collect();
                 if !missing.is_empty() {
                     return Err(ReturnerError::Unavailable(format!(
                         "mysql: table{} {} missing in database {:?} at {}; create the schema first (see the mysql schema command)",
@@ -294,48 +280,30 @@ impl MySql {
             .copied()
     }
 
-    /// `returner` / `returner_batch`. Invalid returns are left out and reported as one
-    /// `Rejected` error after the valid ones are committed, so a caller that dead-letters on
-    /// `Rejected` loses nothing good.
-    async fn store_returns(&self, rets: &[Load]) -> Result<()> {
+    /// `returner_batch`: the valid returns in one transaction; each invalid one rejected alone.
+    async fn store_returns(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
         let cs = self.charsets().await?;
-        let mut rejected = Vec::new();
-        let mut rows: Vec<ReturnRow> = Vec::with_capacity(rets.len());
+        let (mut rows, mut rejected) =
+            prepare_all(rets, |ret| Ok(prepare_return(ret)?.map(|r| if cs.salt_returns { r } else { r.escaped() })));
+        // The same record twice in one batch: the database check cannot see it.
         let mut seen = HashSet::new();
-        for ret in rets {
-            match prepare_return(ret) {
-                Ok(Some(row)) => {
-                    let row = if cs.salt_returns { row } else { row.escaped() };
-                    // The same record twice in one batch: the database check cannot see it.
-                    if seen.insert((row.jid.clone(), row.id.clone(), row.full_ret())) {
-                        rows.push(row);
-                    }
-                }
-                Ok(None) => {}
-                Err(why) => rejected.push(why),
-            }
-        }
-        let describe = |row: &ReturnRow| format!("return of {} for {}", row.id, row.jid);
-        insert_or_sift(&rows, |rows| self.insert_returns(rows, cs), describe, &mut rejected).await?;
-        if rejected.is_empty() {
-            Ok(())
-        } else {
-            Err(ReturnerError::Rejected(format!("mysql: {} of {} returns not stored: {}", rejected.len(), rets.len(), rejected.join("; "))))
-        }
+        rows.retain(|r| seen.insert((r.row.jid.clone(), r.row.id.clone(), r.row.full_ret())));
+        insert_or_sift(&rows, |rows| self.insert_returns(rows, cs), ReturnRow::describe, &mut rejected).await?;
+        Ok(rejected)
     }
 
-    async fn insert_returns(&self, rows: &[ReturnRow], cs: Charsets) -> Result<()> {
+    async fn insert_returns(&self, rows: &[Indexed<ReturnRow>], cs: Charsets) -> Result<()> {
         let err = |e| self.db_err(e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        for row in rows.iter().filter(|r| r.req_load) {
+        for Indexed { row, .. } in rows.iter().filter(|r| r.row.req_load) {
             let load = row.full_ret();
             let load = if cs.jids { load } else { escape_astral(load) };
             self.insert_load(&mut tx, &row.jid, &load).await?;
         }
-        for chunk in by_size(rows, MAX_STATEMENT_BYTES, ReturnRow::bytes) {
+        for chunk in by_size(rows, MAX_STATEMENT_BYTES, |r| r.row.bytes()) {
             let sql = insert_returns_sql(chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
+            for Indexed { row: r, .. } in chunk {
                 q = q.bind(&r.fun).bind(&r.jid).bind(&r.ret).bind(&r.id).bind(&r.success).bind(&r.full_before).bind(&r.full_after);
             }
             q.execute(&mut *tx).await.map_err(err)?;
@@ -359,18 +327,14 @@ impl MySql {
     }
 
     /// `event_return`: every event in one transaction, ids in the order given.
-    async fn store_events(&self, events: &[Event]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
+    async fn store_events(&self, events: &[Event]) -> Result<Vec<Rejection>> {
         let cs = self.charsets().await?;
-        let mut rows = Vec::with_capacity(events.len());
-        let mut rejected = Vec::new();
-        for ev in events {
+        let (rows, mut rejected) = prepare_all(events, |ev| {
             if ev.tag.chars().count() > TAG_MAX_CHARS {
-                rejected
-                    .push(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
-                continue;
+                return Err(format!(
+                    "event tag longer than {TAG_MAX_CHARS} characters: {}...",
+                    ev.tag.chars().take(64).collect::<String>()
+                ));
             }
             let data = match &ev.data {
                 Value::Object(m) => dumps_map(m),
@@ -378,35 +342,26 @@ impl MySql {
             };
             let (tag, data) = if cs.salt_events { (ev.tag.clone(), data) } else { (escape_astral(ev.tag.clone()), escape_astral(data)) };
             if data.len() > MEDIUMTEXT_MAX {
-                rejected.push(format!("event {tag}: data larger than the 16 MiB a mediumtext column holds"));
-                continue;
+                return Err(format!("event {tag}: data larger than the 16 MiB a mediumtext column holds"));
             }
-            rows.push((tag, data));
-        }
-        if !rows.is_empty() {
-            let err = |e| self.db_err(e);
-            let mut tx = self.pool.begin().await.map_err(err)?;
-            for chunk in by_size(&rows, MAX_STATEMENT_BYTES, |(t, d)| t.len() + d.len()) {
-                let sql =
-                    format!("INSERT INTO `salt_events` (`tag`, `data`, `master_id`) VALUES {}", repeat("(?, ?, ?)", ", ", chunk.len()));
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (tag, data) in chunk {
-                    q = q.bind(tag).bind(data).bind(&self.config.master_id);
-                }
-                q.execute(&mut *tx).await.map_err(err)?;
+            Ok(Some((tag, data)))
+        });
+        insert_or_sift(&rows, |rows| self.insert_events(rows), |(tag, _)| format!("event {tag}"), &mut rejected).await?;
+        Ok(rejected)
+    }
+
+    async fn insert_events(&self, rows: &[Indexed<(String, String)>]) -> Result<()> {
+        let err = |e| self.db_err(e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for chunk in by_size(rows, MAX_STATEMENT_BYTES, |r| r.row.0.len() + r.row.1.len()) {
+            let sql = format!("INSERT INTO `salt_events` (`tag`, `data`, `master_id`) VALUES {}", repeat("(?, ?, ?)", ", ", chunk.len()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for Indexed { row: (tag, data), .. } in chunk {
+                q = q.bind(tag).bind(data).bind(&self.config.master_id);
             }
-            tx.commit().await.map_err(err)?;
+            q.execute(&mut *tx).await.map_err(err)?;
         }
-        if rejected.is_empty() {
-            Ok(())
-        } else {
-            Err(ReturnerError::Rejected(format!(
-                "mysql: {} of {} events not stored: {}",
-                rejected.len(),
-                events.len(),
-                rejected.join("; ")
-            )))
-        }
+        tx.commit().await.map_err(err)
     }
 
     /// `{id: full_ret}` from rows of (id, full_ret), the first row of each minion kept, ids
@@ -446,39 +401,32 @@ impl JobChunks for MySql {
 }
 
 #[async_trait]
-impl Returner for MySql {
-    fn name(&self) -> &str {
-        Self::NAME
+impl Sink for MySql {
+    fn entry(&self) -> &'static Entry {
+        &ENTRY
     }
 
+    /// Connects and checks that every table is there: one clear error for a wrong password,
+    /// an unknown database or a missing table.
     async fn check(&self) -> Result<()> {
-        MySql::check(self).await
+        self.charsets().await.map(|_| ())
     }
 
-    fn supports(&self, call: Capability) -> bool {
-        // Salt's mysql keeps no end time.
-        !matches!(call, Capability::UpdateEndtime | Capability::GetEndtime)
-    }
-
-    fn schema_ddl(&self) -> Option<String> {
-        Some(schema::create_sql())
-    }
-
-    async fn create_schema(&self) -> Result<Vec<String>> {
-        MySql::create_schema(self).await?;
-        Ok(schema::TABLES.iter().map(|t| t.to_string()).collect())
-    }
-
-    async fn returner(&self, ret: &Load) -> Result<()> {
-        self.store_returns(std::slice::from_ref(ret)).await
-    }
-
-    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
+    async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
         self.store_returns(rets).await
     }
 
-    async fn event_return(&self, events: &[Event]) -> Result<()> {
+    async fn event_return(&self, events: &[Event]) -> Result<Vec<Rejection>> {
         self.store_events(events).await
+    }
+}
+
+#[async_trait]
+impl JobCache for MySql {
+    /// Creates the missing tables (utf8mb4), see [`schema`].
+    async fn create_schema(&self) -> Result<Vec<String>> {
+        schema::create(&self.pool).await.map_err(|e| self.db_err(e))?;
+        Ok(SALT_SQL_TABLES.iter().map(|t| t.to_string()).collect())
     }
 
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
@@ -489,7 +437,7 @@ impl Returner for MySql {
                 salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
                 Ok(jid.to_string())
             }
-            None => Ok(JIDS.next(self.config.unique_jid)),
+            None => Ok(salt_proto::jid::new_jid(self.config.unique_jid)),
         }
     }
 
@@ -557,7 +505,7 @@ impl Returner for MySql {
     }
 
     async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        crate::query::get_jids(self, query).await
+        crate::sql::query::get_jids(self, query).await
     }
 
     async fn get_minions(&self) -> Result<Vec<String>> {

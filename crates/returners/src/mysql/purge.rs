@@ -47,7 +47,7 @@ pub(super) async fn clean_old_jobs(store: &MySql, keep: Duration) -> Result<u64>
         .map_err(err)?;
     let archive = store.config.archive_jobs;
     if archive {
-        for table in super::schema::TABLES {
+        for table in crate::registry::SALT_SQL_TABLES {
             let sql = format!("CREATE TABLE IF NOT EXISTS `{table}_archive` LIKE `{table}`");
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&store.pool).await.map_err(err)?;
         }
@@ -101,7 +101,7 @@ pub(super) async fn clean_old_jobs(store: &MySql, keep: Duration) -> Result<u64>
     sqlx::query("DELETE FROM `salt_events` WHERE `alter_time` < ?").bind(&stamp).execute(&mut *tx).await.map_err(err)?;
     tx.commit().await.map_err(err)?;
     if removed > 0 {
-        tracing::debug!(store = MySql::NAME, removed, "purged old jobs");
+        tracing::debug!(store = super::NAME, removed, "purged old jobs");
     }
     Ok(removed)
 }

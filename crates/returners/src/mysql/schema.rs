@@ -41,9 +41,6 @@ KEY `tag` (`tag`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8;
 ";
 
-/// The tables the store needs.
-pub const TABLES: [&str; 3] = ["jids", "salt_returns", "salt_events"];
-
 /// What the schema command runs (and prints): [`DDL`] without the `DROP`s, with
 /// `IF NOT EXISTS`, in `utf8mb4`.
 pub fn create_sql() -> String {

@@ -14,7 +14,7 @@
 use serde_json::json;
 
 use crate::options::Lookup;
-use crate::pg_common::PgConfig;
+use crate::sql::pg::PgConfig;
 use crate::Result;
 
 /// Salt's prefix for these options (`returner.pgjsonb.host`, ...).
@@ -28,7 +28,7 @@ pub fn config(lookup: &Lookup<'_>) -> Result<PgConfig> {
     let defaults =
         [("host", json!("localhost")), ("user", json!("salt")), ("pass", json!("salt")), ("db", json!("salt")), ("port", json!(5432))];
     let options = lookup.options(VIRTUALNAME, &ATTRS, &defaults);
-    PgConfig::from_options(super::Pgjsonb::NAME, &options, "pass", lookup.opts)
+    PgConfig::from_options(super::NAME, &options, "pass", lookup.opts)
 }
 
 #[cfg(test)]
@@ -45,7 +45,7 @@ mod tests {
         let empty = Map::new();
         let c = config(&Lookup::new(&empty)).unwrap();
         assert_eq!(
-            (c.host.as_str(), c.port, c.user.as_str(), c.password.as_str(), c.db.as_str()),
+            (c.host.as_str(), c.port, c.user.as_str(), c.password.expose(), c.db.as_str()),
             ("localhost", 5432, "salt", "salt", "salt")
         );
 
@@ -63,7 +63,7 @@ mod tests {
 
         let ret = map(json!({"ret_config": "alternative"}));
         let c = config(&Lookup::new(&opts).with_ret(&ret)).unwrap();
-        assert_eq!((c.host.as_str(), c.db.as_str(), c.password.as_str()), ("db1", "other_db", "alt-pass"));
+        assert_eq!((c.host.as_str(), c.db.as_str(), c.password.expose()), ("db1", "other_db", "alt-pass"));
 
         // --return_kwargs '{"db": "kw_db"}' overrides everything by plain name.
         let ret = map(json!({"ret_config": "alternative", "ret_kwargs": {"db": "kw_db", "port": 6000}}));

@@ -3,7 +3,7 @@
 //!
 //! Salt's tables and rows (see [`schema`]); a minion-side returner (`--return pgjsonb`), an
 //! event returner and a full master job cache. What it shares with `postgres`, and where both
-//! differ from Salt on purpose, is in `pg_common`. Specific to `jsonb`:
+//! differ from Salt on purpose, is in `sql::pg`. Specific to `jsonb`:
 //! - `jsonb` keeps neither key order nor formatting: a load or return read back has its keys
 //!   in `jsonb`'s order (shorter keys first), as Salt's pgjsonb gives them too;
 //! - `jsonb` cannot hold the character U+0000: a return containing it is `Rejected` (Salt's
@@ -12,19 +12,32 @@
 pub mod config;
 pub mod schema;
 
-use crate::pg_common::{pg_returner, Columns, Flavor, PgStore};
+use futures::FutureExt;
 
-pub use crate::pg_common::PgConfig;
+use crate::options::Lookup;
+use crate::registry::{Entry, Schema, Store, SALT_SQL_TABLES, SQL_JOB_CACHE_CALLS};
+use crate::sql::pg::{Columns, Flavor};
+use crate::Result;
 
-static FLAVOR: Flavor = Flavor { name: Pgjsonb::NAME, columns: Columns::Jsonb, tables: schema::TABLES };
+pub use crate::sql::pg::{PgConfig, PgStore};
 
-pub struct Pgjsonb {
-    inner: PgStore,
+pub const NAME: &str = "pgjsonb";
+
+pub static ENTRY: Entry = Entry {
+    name: NAME,
+    calls: SQL_JOB_CACHE_CALLS,
+    open: |lookup| async move { Ok(Store::JobCache(std::sync::Arc::new(open(lookup)?))) }.boxed(),
+    schema: Some(Schema { tables: SALT_SQL_TABLES, ddl: || schema::DDL.to_string() }),
+};
+
+static FLAVOR: Flavor = Flavor { name: NAME, entry: &ENTRY, columns: Columns::Jsonb, tables: schema::TABLES };
+
+/// Opens the store with the options `lookup` finds (see [`config`]). No connection is made
+/// yet: [`crate::Sink::check`] makes one.
+pub fn open(lookup: &Lookup<'_>) -> Result<PgStore> {
+    open_with(config::config(lookup)?)
 }
 
-impl Pgjsonb {
-    pub const NAME: &'static str = "pgjsonb";
+pub fn open_with(config: PgConfig) -> Result<PgStore> {
+    PgStore::open_with(&FLAVOR, config)
 }
-
-// `open`, `open_with`, `config`, `check`, `close` and the `Returner` calls, as for postgres.
-pg_returner!(Pgjsonb);

@@ -2,11 +2,8 @@
 //!
 //! [`DDL`] is what Salt's docs tell a user to run (less its `CREATE DATABASE` line: the
 //! database is the user's). Run as a whole it drops and recreates the tables, as Salt's
-//! script does; [`create`] instead runs only the blocks of tables that are missing, so it is
+//! script does; `create_schema` instead runs only the blocks of tables that are missing, so it is
 //! safe on a live database and leaves an existing schema untouched.
-
-use super::Pgjsonb;
-use crate::Result;
 
 macro_rules! jids_ddl {
     () => {
@@ -68,15 +65,9 @@ CREATE INDEX idx_salt_events_data ON salt_events
 /// Salt's pgjsonb schema, to print for a user or a DBA.
 pub const DDL: &str = concat!(jids_ddl!(), "\n", salt_returns_ddl!(), "\n", salt_events_ddl!());
 
-/// The same, table by table, for [`create`].
+/// The same, table by table, for `create_schema`.
 pub(crate) const TABLES: &[(&str, &str)] =
     &[("jids", jids_ddl!()), ("salt_returns", salt_returns_ddl!()), ("salt_events", salt_events_ddl!())];
-
-/// Creates the tables `store`'s database lacks (connecting with its options); returns their
-/// names, empty when the schema was already there.
-pub async fn create(store: &Pgjsonb) -> Result<Vec<&'static str>> {
-    store.inner.create_schema().await
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::options::Lookup;
-use crate::pg_common::PgConfig;
+use crate::sql::pg::PgConfig;
 use crate::Result;
 
 /// Salt's prefix for these options (`returner.postgres.host`, ...).
@@ -20,7 +20,7 @@ pub fn config(lookup: &Lookup<'_>) -> Result<PgConfig> {
     let defaults =
         [("host", json!("localhost")), ("user", json!("salt")), ("passwd", json!("salt")), ("db", json!("salt")), ("port", json!(5432))];
     let options = lookup.options(VIRTUALNAME, &ATTRS, &defaults);
-    PgConfig::from_options(super::Postgres::NAME, &options, "passwd", lookup.opts)
+    PgConfig::from_options(super::NAME, &options, "passwd", lookup.opts)
 }
 
 #[cfg(test)]
@@ -38,7 +38,7 @@ mod tests {
         .unwrap()
         .clone();
         let c = config(&Lookup::new(&opts)).unwrap();
-        assert_eq!((c.host.as_str(), c.password.as_str(), c.db.as_str()), ("localhost", "s3cret", "jobs"));
+        assert_eq!((c.host.as_str(), c.password.expose(), c.db.as_str()), ("localhost", "s3cret", "jobs"));
         assert_eq!(c.sslmode, None, "not a postgres option in Salt");
     }
 }

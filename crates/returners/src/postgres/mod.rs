@@ -3,24 +3,37 @@
 //! Salt's tables and rows (see [`schema`]): the JSON text is byte for byte what Salt writes
 //! (Python's `json.dumps`), so key order and formatting are kept, unlike `pgjsonb`. Salt's
 //! module has no `clean_old_jobs` and a `get_fun` that cannot run on PostgreSQL (MySQL
-//! backticks); this one has both. The rest it shares with `pgjsonb` (see `pg_common`).
+//! backticks); this one has both. The rest it shares with `pgjsonb` (see `sql::pg`).
 
 pub mod config;
 pub mod schema;
 
-use crate::pg_common::{pg_returner, Columns, Flavor, PgStore};
+use futures::FutureExt;
 
-pub use crate::pg_common::PgConfig;
+use crate::options::Lookup;
+use crate::registry::{Entry, Schema, Store, SALT_SQL_TABLES, SQL_JOB_CACHE_CALLS};
+use crate::sql::pg::{Columns, Flavor};
+use crate::Result;
 
-static FLAVOR: Flavor = Flavor { name: Postgres::NAME, columns: Columns::Text, tables: schema::TABLES };
+pub use crate::sql::pg::{PgConfig, PgStore};
 
-pub struct Postgres {
-    inner: PgStore,
+pub const NAME: &str = "postgres";
+
+pub static ENTRY: Entry = Entry {
+    name: NAME,
+    calls: SQL_JOB_CACHE_CALLS,
+    open: |lookup| async move { Ok(Store::JobCache(std::sync::Arc::new(open(lookup)?))) }.boxed(),
+    schema: Some(Schema { tables: SALT_SQL_TABLES, ddl: || schema::DDL.to_string() }),
+};
+
+static FLAVOR: Flavor = Flavor { name: NAME, entry: &ENTRY, columns: Columns::Text, tables: schema::TABLES };
+
+/// Opens the store with the options `lookup` finds (see [`config`]). No connection is made
+/// yet: [`crate::Sink::check`] makes one.
+pub fn open(lookup: &Lookup<'_>) -> Result<PgStore> {
+    open_with(config::config(lookup)?)
 }
 
-impl Postgres {
-    pub const NAME: &'static str = "postgres";
+pub fn open_with(config: PgConfig) -> Result<PgStore> {
+    PgStore::open_with(&FLAVOR, config)
 }
-
-// `open`, `open_with`, `config`, `check`, `close` and the `Returner` calls, as for pgjsonb.
-pg_returner!(Postgres);

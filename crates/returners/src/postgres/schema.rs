@@ -2,10 +2,7 @@
 //!
 //! [`DDL`] is what Salt's docs tell a user to run inside `psql` (less the role and database
 //! creation: those are the user's). Run as a whole it drops and recreates the tables, as
-//! Salt's script does; [`create`] runs only the blocks of tables that are missing.
-
-use super::Postgres;
-use crate::Result;
+//! Salt's script does; `create_schema` runs only the blocks of tables that are missing.
 
 macro_rules! jids_ddl {
     () => {
@@ -60,15 +57,9 @@ CREATE INDEX idx_salt_events_tag on salt_events (tag);
 /// Salt's postgres schema, to print for a user or a DBA.
 pub const DDL: &str = concat!(jids_ddl!(), "\n", salt_returns_ddl!(), "\n", salt_events_ddl!());
 
-/// The same, table by table, for [`create`].
+/// The same, table by table, for `create_schema`.
 pub(crate) const TABLES: &[(&str, &str)] =
     &[("jids", jids_ddl!()), ("salt_returns", salt_returns_ddl!()), ("salt_events", salt_events_ddl!())];
-
-/// Creates the tables `store`'s database lacks; returns their names, empty when the schema
-/// was already there.
-pub async fn create(store: &Postgres) -> Result<Vec<&'static str>> {
-    store.inner.create_schema().await
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::Map;
 
-use super::Sqlite3;
 use crate::options::{master_flag, opt_str, Lookup};
 use crate::{Result, ReturnerError};
 
@@ -21,7 +20,7 @@ pub struct Sqlite3Config {
 
 impl Sqlite3Config {
     pub fn from_lookup(lookup: &Lookup<'_>) -> Result<Sqlite3Config> {
-        let options = lookup.options(Sqlite3::NAME, &["database", "timeout"], &[]);
+        let options = lookup.options(super::NAME, &["database", "timeout"], &[]);
         let required = |key: &str, o: &Map<String, serde_json::Value>| {
             opt_str(o, key)
                 .filter(|v| !v.is_empty())

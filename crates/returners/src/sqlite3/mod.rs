@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use serde_json::{Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::Row;
@@ -28,19 +29,40 @@ use tokio::sync::OnceCell;
 
 pub use config::Sqlite3Config;
 
-use crate::mysql::listing::{self, Dialect};
-use crate::mysql::text::{dumps, dumps_map};
+use crate::batch::{insert_or_sift, prepare_all, Indexed};
+use crate::json::{dumps, dumps_map};
 use crate::options::{truthy, Lookup};
-use crate::query::JobChunks;
-use crate::{Capability, JobQuery, JobSummary, Load, Result, Returner, ReturnerError};
+use crate::record::ReturnRecord;
+use crate::registry::{Entry, Schema, Store};
+use crate::sql::listing::{self, Dialect};
+use crate::sql::query::JobChunks;
+use crate::{Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
+
+pub const NAME: &str = "sqlite3";
+
+/// Salt's sqlite3 calls: no `event_return`, `clean_old_jobs` or end times.
+pub static ENTRY: Entry = Entry {
+    name: NAME,
+    calls: &[
+        Capability::Returner,
+        Capability::PrepJid,
+        Capability::SaveLoad,
+        Capability::SaveMinions,
+        Capability::GetLoad,
+        Capability::GetJid,
+        Capability::GetJids,
+        Capability::GetFun,
+        Capability::GetMinions,
+    ],
+    open: |lookup| async move { Ok(Store::JobCache(std::sync::Arc::new(Sqlite3::open(lookup)?))) }.boxed(),
+    schema: Some(Schema { tables: &schema::TABLES, ddl: schema::create_sql }),
+};
 
 /// Rows per INSERT: 7 parameters each, far below SQLite's 32766.
 const ROWS_PER_INSERT: usize = 1000;
 
 /// Bare names; `->` gives each listing field as JSON text.
 const CHUNK_DIALECT: Dialect = Dialect { quote: "", field: |load, path| format!("{load} -> '{path}'") };
-
-static JIDS: salt_proto::jid::JidGenerator = salt_proto::jid::JidGenerator::new();
 
 pub struct Sqlite3 {
     pool: SqlitePool,
@@ -59,6 +81,12 @@ struct ReturnRow {
     success: String,
     /// A `req` return: save it as the load of the jid allocated for it.
     req_load: Option<String>,
+}
+
+impl ReturnRow {
+    fn describe(&self) -> String {
+        crate::record::describe(&self.id, &self.jid)
+    }
 }
 
 /// Python's `str(datetime.now())`: microseconds only when non-zero.
@@ -81,33 +109,18 @@ fn success_text(ret: &Load) -> String {
     }
 }
 
+/// One return as a row. `Err` says why the store cannot take it.
 fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> {
-    let id = ret.get("id").and_then(Value::as_str).ok_or("a return needs a string 'id'")?;
-    salt_proto::id::validate_minion_id(id).map_err(|e| e.to_string())?;
-    let fun = ret.get("fun").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'fun'"))?;
-    let value = ret.get("return").ok_or_else(|| format!("the return of {id} has no 'return'"))?;
-    let (jid, req_load) = match ret.get("jid").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'jid'"))? {
-        "nocache" => return Ok(None),
-        "req" => {
-            let jid = JIDS.next(false);
-            let mut load = ret.clone();
-            load.insert("jid".into(), Value::String(jid.clone()));
-            (jid, Some(dumps_map(&load)))
-        }
-        j => {
-            salt_proto::jid::validate_jid(j).map_err(|e| e.to_string())?;
-            (j.to_string(), None)
-        }
-    };
+    let Some(rec) = ReturnRecord::parse(ret)? else { return Ok(None) };
     Ok(Some(ReturnRow {
-        fun: fun.into(),
-        jid,
-        id: id.into(),
+        fun: rec.fun()?.into(),
+        id: rec.id.into(),
         // Salt: `str(ret["fun_args"]) if ret.get("fun_args") else None`.
         fun_args: ret.get("fun_args").filter(|a| truthy(a)).map(salt_output::pyrepr::repr),
-        full_ret: dumps(value),
+        full_ret: dumps(rec.value),
         success: success_text(ret),
-        req_load,
+        req_load: rec.req.then(|| dumps_map(&rec.full)),
+        jid: rec.jid,
     }))
 }
 
@@ -124,10 +137,8 @@ fn insert_returns_sql(n: usize) -> String {
 }
 
 impl Sqlite3 {
-    pub const NAME: &'static str = "sqlite3";
-
     /// Opens the store with the options `lookup` finds (see [`config`]); nothing is read yet.
-    pub async fn open(lookup: &Lookup<'_>) -> Result<Sqlite3> {
+    pub fn open(lookup: &Lookup<'_>) -> Result<Sqlite3> {
         Self::open_with(Sqlite3Config::from_lookup(lookup)?)
     }
 
@@ -147,7 +158,7 @@ impl Sqlite3 {
     }
 
     /// Opens the file and checks the tables: one clear error for each problem.
-    pub async fn check(&self) -> Result<()> {
+    async fn check_tables(&self) -> Result<()> {
         self.checked
             .get_or_try_init(|| async {
                 let found: Vec<String> =
@@ -171,11 +182,6 @@ impl Sqlite3 {
             .copied()
     }
 
-    /// The schema command: creates the missing tables, see [`schema`].
-    pub async fn create_schema(&self) -> Result<()> {
-        schema::create(&self.pool).await.map_err(|e| self.db_err(e))
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -193,55 +199,39 @@ impl Sqlite3 {
         }
     }
 
-    async fn store_returns(&self, rets: &[Load]) -> Result<()> {
-        self.check().await?;
-        let mut rejected = Vec::new();
-        let mut rows = Vec::with_capacity(rets.len());
+    /// `returner_batch`: the valid returns in one transaction; each invalid one rejected alone.
+    async fn store_returns(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
+        self.check_tables().await?;
+        let (mut rows, mut rejected) = prepare_all(rets, prepare_return);
+        // The same record twice in one batch: the database check cannot see it.
         let mut seen = HashSet::new();
-        for ret in rets {
-            match prepare_return(ret) {
-                Ok(Some(row)) => {
-                    if seen.insert(row.clone()) {
-                        rows.push(row);
-                    }
-                }
-                Ok(None) => {}
-                Err(why) => rejected.push(why),
+        rows.retain(|r| seen.insert(r.row.clone()));
+        insert_or_sift(&rows, |rows| self.insert_returns(rows), ReturnRow::describe, &mut rejected).await?;
+        Ok(rejected)
+    }
+
+    async fn insert_returns(&self, rows: &[Indexed<ReturnRow>]) -> Result<()> {
+        let err = |e| self.db_err(e);
+        let date = python_now();
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for Indexed { row, .. } in rows {
+            if let Some(load) = &row.req_load {
+                sqlx::query("INSERT INTO jids (jid, load) VALUES (?, ?) ON CONFLICT (jid) DO NOTHING")
+                    .bind(&row.jid)
+                    .bind(load)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
             }
         }
-        if !rows.is_empty() {
-            let err = |e| self.db_err(e);
-            let date = python_now();
-            let mut tx = self.pool.begin().await.map_err(err)?;
-            for row in &rows {
-                if let Some(load) = &row.req_load {
-                    sqlx::query("INSERT INTO jids (jid, load) VALUES (?, ?) ON CONFLICT (jid) DO NOTHING")
-                        .bind(&row.jid)
-                        .bind(load)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                }
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_returns_sql(chunk.len())));
+            for Indexed { row: r, .. } in chunk {
+                q = q.bind(&r.fun).bind(&r.jid).bind(&r.id).bind(&r.fun_args).bind(&date).bind(&r.full_ret).bind(&r.success);
             }
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_returns_sql(chunk.len())));
-                for r in chunk {
-                    q = q.bind(&r.fun).bind(&r.jid).bind(&r.id).bind(&r.fun_args).bind(&date).bind(&r.full_ret).bind(&r.success);
-                }
-                q.execute(&mut *tx).await.map_err(err)?;
-            }
-            tx.commit().await.map_err(err)?;
+            q.execute(&mut *tx).await.map_err(err)?;
         }
-        if rejected.is_empty() {
-            Ok(())
-        } else {
-            Err(ReturnerError::Rejected(format!(
-                "sqlite3: {} of {} returns not stored: {}",
-                rejected.len(),
-                rets.len(),
-                rejected.join("; ")
-            )))
-        }
+        tx.commit().await.map_err(err)
     }
 
     /// `{id: f(full_ret)}`, the first row of each minion kept, ids sorted.
@@ -280,34 +270,26 @@ impl JobChunks for Sqlite3 {
 }
 
 #[async_trait]
-impl Returner for Sqlite3 {
-    fn name(&self) -> &str {
-        Self::NAME
+impl Sink for Sqlite3 {
+    fn entry(&self) -> &'static Entry {
+        &ENTRY
     }
 
     async fn check(&self) -> Result<()> {
-        Sqlite3::check(self).await
+        self.check_tables().await
     }
 
-    fn supports(&self, call: Capability) -> bool {
-        !matches!(call, Capability::EventReturn | Capability::CleanOldJobs | Capability::UpdateEndtime | Capability::GetEndtime)
-    }
-
-    fn schema_ddl(&self) -> Option<String> {
-        Some(schema::create_sql())
-    }
-
-    async fn create_schema(&self) -> Result<Vec<String>> {
-        Sqlite3::create_schema(self).await?;
-        Ok(schema::TABLES.iter().map(|t| t.to_string()).collect())
-    }
-
-    async fn returner(&self, ret: &Load) -> Result<()> {
-        self.store_returns(std::slice::from_ref(ret)).await
-    }
-
-    async fn returner_batch(&self, rets: &[Load]) -> Result<()> {
+    async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
         self.store_returns(rets).await
+    }
+}
+
+#[async_trait]
+impl JobCache for Sqlite3 {
+    /// Creates the missing tables, see [`schema`].
+    async fn create_schema(&self) -> Result<Vec<String>> {
+        schema::create(&self.pool).await.map_err(|e| self.db_err(e))?;
+        Ok(schema::TABLES.iter().map(|t| t.to_string()).collect())
     }
 
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
@@ -316,13 +298,13 @@ impl Returner for Sqlite3 {
                 salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
                 Ok(jid.to_string())
             }
-            None => Ok(JIDS.next(self.config.unique_jid)),
+            None => Ok(salt_proto::jid::new_jid(self.config.unique_jid)),
         }
     }
 
     async fn save_load(&self, jid: &str, load: &Load, _minions: Option<&[String]>) -> Result<()> {
         salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
-        self.check().await?;
+        self.check_tables().await?;
         sqlx::query("INSERT INTO jids (jid, load) VALUES (?, ?) ON CONFLICT (jid) DO NOTHING")
             .bind(jid)
             .bind(dumps_map(load))
@@ -386,7 +368,7 @@ impl Returner for Sqlite3 {
     }
 
     async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        crate::query::get_jids(self, query).await
+        crate::sql::query::get_jids(self, query).await
     }
 
     async fn get_minions(&self) -> Result<Vec<String>> {

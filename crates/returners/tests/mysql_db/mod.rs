@@ -77,7 +77,7 @@ impl TestDb {
             host: self.admin.get_host().to_string(),
             port: self.admin.get_port(),
             user: self.admin.get_username().to_string(),
-            password,
+            password: salt_returners::secret::Secret::new(password),
             db: self.name.clone(),
             ssl_ca: None,
             ssl_cert: None,

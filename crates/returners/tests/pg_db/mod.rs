@@ -83,7 +83,7 @@ impl TestDb {
             host: self.admin.get_host().to_string(),
             port: self.admin.get_port(),
             user: self.admin.get_username().to_string(),
-            password: Self::password(),
+            password: salt_returners::secret::Secret::new(Self::password()),
             db: self.name.clone(),
             connect_timeout: Some(Duration::from_secs(5)),
             sslmode: None,

@@ -1,5 +1,5 @@
 //! The job-cache conformance suite: every backend that can be a `master_job_cache` runs the
-//! same tests through `Arc<dyn Returner>`.
+//! same tests through `Arc<dyn JobCache>`.
 //!
 //! Each backend has a file `tests/conformance_<name>.rs` with `#[macro_use] mod suite;`, its
 //! opener, and one line `conformance!(name, opener);`, where `opener` is
@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use salt_returners::{missing_for, Capability, JobQuery, JobSummary, Load, Returner, MASTER_JOB_CACHE};
+use salt_returners::{missing_for, Capability, JobCache, JobQuery, JobSummary, Load, MASTER_JOB_CACHE};
 use serde_json::{json, Map, Value};
 
 /// A store under test, with whatever keeps it alive (a temp dir, a server handle), and the
 /// ways its answers may differ from `local_cache`'s while still being Salt's behaviour.
 pub struct Backend {
-    pub store: Arc<dyn Returner>,
+    pub store: Arc<dyn JobCache>,
     pub _guard: Box<dyn std::any::Any + Send + Sync>,
     pub traits: Traits,
     /// Makes everything the store holds that many seconds older, behind its back (an UPDATE
@@ -152,6 +152,23 @@ pub mod cases {
 
     pub async fn capabilities(b: &Backend) {
         let s = &*b.store;
+        // The registry entry is the one word on what a store has: every call it lists answers,
+        // every other one is `Unsupported`.
+        let j = jid(1);
+        let unsupported = |r: salt_returners::Result<()>| matches!(r, Err(salt_returners::ReturnerError::Unsupported { .. }));
+        let answers = [
+            (Capability::SaveMinions, unsupported(s.save_minions(&j, &strings(&["m1"]), None).await)),
+            (Capability::GetFun, unsupported(s.get_fun("test.ping").await.map(drop))),
+            (Capability::GetMinions, unsupported(s.get_minions().await.map(drop))),
+            (Capability::CleanOldJobs, unsupported(s.clean_old_jobs(Duration::from_secs(86400)).await.map(drop))),
+            (Capability::UpdateEndtime, unsupported(s.update_endtime(&j, "2026, Dec 01 12:00:00.000000").await)),
+            (Capability::GetEndtime, unsupported(s.get_endtime(&j).await.map(drop))),
+            (Capability::EventReturn, unsupported(s.event_return(&[]).await.map(drop))),
+        ];
+        for (call, was_unsupported) in answers {
+            assert_eq!(was_unsupported, !s.supports(call), "{call:?}: the entry and the store disagree");
+        }
+        assert_eq!(salt_returners::entry(s.name()).map(|e| e.name).ok(), Some(s.name()), "every store is in the registry");
         assert_eq!(missing_for(s, MASTER_JOB_CACHE), None);
         for call in [Capability::SaveMinions, Capability::GetFun, Capability::GetMinions] {
             assert!(s.supports(call), "{call:?}");
@@ -215,7 +232,7 @@ pub mod cases {
             json!({"id": "b", "jid": j, "fun": "state.apply", "return": "boom", "retcode": 2, "success": false}),
             json!({"id": "c", "jid": j, "fun": "state.apply", "return": null}),
         ];
-        s.returner_batch(&rets.iter().cloned().map(obj).collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(s.returner_batch(&rets.iter().cloned().map(obj).collect::<Vec<_>>()).await.unwrap(), []);
         let got = s.get_jid(&j).await.unwrap();
         match b.traits.shape {
             Shape::LocalCache => {
@@ -384,7 +401,7 @@ pub mod cases {
     }
 
     /// j1..j5 with distinct functions, targets and metadata, plus a job with no load.
-    async fn listing_fixture(s: &dyn Returner) -> Vec<String> {
+    async fn listing_fixture(s: &dyn JobCache) -> Vec<String> {
         let j: Vec<String> = (1..=6).map(jid).collect();
         s.save_load(&j[0], &publish(&j[0], "test.ping", json!("*")), None).await.unwrap();
         s.save_load(
@@ -600,27 +617,34 @@ pub mod cases {
     pub async fn bad_returns_in_a_batch_do_not_sink_good_ones(b: &Backend) {
         let s = &*b.store;
         let j = jid(1);
-        let err = s
+        let rejected = s
             .returner_batch(&[
                 ret(&j, "good", "test.ping", json!(true)),
                 obj(json!({"jid": j, "return": true})),
                 ret(&j, "../evil", "test.ping", json!(true)),
+                ret(&j, "also-good", "test.ping", json!(true)),
             ])
-            .await;
+            .await
+            .unwrap();
+        // Each bad record is named by its place in the batch, with its own reason.
+        assert_eq!(rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 2], "{rejected:?}");
+        assert!(rejected[0].reason.contains("'id'") && rejected[1].reason.contains("evil"), "{rejected:?}");
+        assert_eq!(s.get_jid(&j).await.unwrap().keys().collect::<Vec<_>>(), ["also-good", "good"]);
+        // One bad return alone is an error of its own.
+        let err = s.returner(&ret(&j, "../evil", "test.ping", json!(true))).await;
         assert!(matches!(err, Err(salt_returners::ReturnerError::Rejected(_))), "{err:?}");
-        assert_eq!(s.get_jid(&j).await.unwrap().keys().collect::<Vec<_>>(), ["good"]);
     }
 
     pub async fn event_return_is_declared_unsupported(b: &Backend) {
         let s = &*b.store;
         if b.traits.event_return {
             // Stores that have it take an empty flush and a batch (their own tests read the rows).
-            s.event_return(&[]).await.unwrap();
+            assert_eq!(s.event_return(&[]).await.unwrap(), []);
             let ev = |tag: &str| salt_returners::Event {
                 tag: tag.into(),
                 data: json!({"_stamp": "2024-05-10T09:30:00.000000", "x": "'\"; --"}),
             };
-            s.event_return(&[ev("salt/job/1/new"), ev("salt/auth")]).await.unwrap();
+            assert_eq!(s.event_return(&[ev("salt/job/1/new"), ev("salt/auth")]).await.unwrap(), []);
         } else {
             let err = s.event_return(&[]).await.unwrap_err();
             assert!(err.to_string().contains("does not support event_return"), "{err}");

@@ -1,7 +1,6 @@
 //! Connection settings shared by the PostgreSQL returners. Each store reads its own option
 //! names (`pass` for pgjsonb, `passwd` for postgres) and hands the values over here.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::options::{master_flag, master_id, opt_set, opt_str};
-use crate::redact::REDACTED;
+use crate::secret::Secret;
 use crate::{Result, ReturnerError};
 
 /// How long a call waits for a connection when `connect_timeout` is not set. libpq (Salt)
@@ -17,13 +16,13 @@ use crate::{Result, ReturnerError};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how to connect, plus the master settings the job-cache calls need.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
     pub host: String,
     pub port: u16,
     pub user: String,
-    /// Never shown: `Debug` prints it redacted, and errors are scrubbed of it.
-    pub password: String,
+    /// Never shown: it prints redacted, and errors are scrubbed of it.
+    pub password: Secret,
     pub db: String,
     /// libpq's `connect_timeout` (pgjsonb only); `None`: [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Option<Duration>,
@@ -41,27 +40,6 @@ pub struct PgConfig {
     pub archive_jobs: bool,
     /// The master's `unique_jid`: jids allocated here end in `_<pid>`.
     pub unique_jid: bool,
-}
-
-impl fmt::Debug for PgConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &REDACTED)
-            .field("db", &self.db)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("sslmode", &self.sslmode)
-            .field("sslcert", &self.sslcert)
-            .field("sslkey", &self.sslkey)
-            .field("sslrootcert", &self.sslrootcert)
-            .field("sslcrl", &self.sslcrl)
-            .field("master_id", &self.master_id)
-            .field("archive_jobs", &self.archive_jobs)
-            .field("unique_jid", &self.unique_jid)
-            .finish()
-    }
 }
 
 impl PgConfig {
@@ -92,7 +70,7 @@ impl PgConfig {
             host: opt_set(options, "host").unwrap_or_else(|| "localhost".into()),
             port,
             user: opt_set(options, "user").unwrap_or_else(|| "salt".into()),
-            password: opt_str(options, pass_key).unwrap_or_default(),
+            password: Secret::new(opt_str(options, pass_key).unwrap_or_default()),
             db: opt_set(options, "db").unwrap_or_else(|| "salt".into()),
             connect_timeout,
             sslmode: opt_set(options, "sslmode"),
@@ -126,7 +104,7 @@ impl PgConfig {
             .database(&self.db)
             .application_name("salt-returner");
         if !self.password.is_empty() {
-            o = o.password(&self.password);
+            o = o.password(self.password.expose());
         }
         if let Some(mode) = &self.sslmode {
             let mode: PgSslMode = mode.parse().map_err(|_| {
@@ -156,6 +134,7 @@ impl PgConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::REDACTED;
     use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
@@ -169,7 +148,7 @@ mod tests {
         let opts = map(json!({"id": "m_master", "archive_jobs": true}));
         let c = PgConfig::from_options("pgjsonb", &options, "pass", Some(&opts)).unwrap();
         assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.db.as_str()), ("db", 5433, "u", "d"));
-        assert_eq!(c.password, "hunter2");
+        assert_eq!(c.password.expose(), "hunter2");
         assert_eq!(c.sslmode, None);
         assert_eq!(c.sslrootcert, Some(PathBuf::from("/ca.pem")));
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(3)));

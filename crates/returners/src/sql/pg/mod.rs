@@ -34,9 +34,13 @@ use sqlx::{Postgres, Row, Transaction};
 
 pub use config::PgConfig;
 
-use crate::batch::{by_size, insert_or_sift};
-use crate::redact::{redact, scrub};
-use crate::{Capability, Event, JobQuery, JobSummary, Load, Result, ReturnerError};
+use async_trait::async_trait;
+
+use crate::batch::{by_size, insert_or_sift, prepare_all, Indexed};
+use crate::json::{dumps, dumps_around_return, dumps_map};
+use crate::record::ReturnRecord;
+use crate::registry::Entry;
+use crate::{Event, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 
 /// How a store keeps JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub(crate) enum Columns {
 #[derive(Debug)]
 pub(crate) struct Flavor {
     pub name: &'static str,
+    pub entry: &'static Entry,
     pub columns: Columns,
     /// Salt's DDL, table by table, in creation order.
     pub tables: &'static [schema::TableDdl],
@@ -82,43 +87,10 @@ const MAX_STATEMENT_BYTES: usize = 64 * 1024 * 1024;
 const FUN_MAX_CHARS: usize = 50;
 const TAG_MAX_CHARS: usize = 255;
 
-/// One jid clock per process, so jids from every PostgreSQL store are unique and increasing.
-static JIDS: salt_proto::jid::JidGenerator = salt_proto::jid::JidGenerator::new();
-
-pub(crate) struct PgStore {
+pub struct PgStore {
     flavor: &'static Flavor,
     pool: PgPool,
     config: PgConfig,
-}
-
-/// Python's `json.dumps` with its defaults, as Salt writes JSON.
-fn dumps(value: &Value) -> String {
-    salt_output::json_dumps(value, None, false)
-}
-
-/// Top-level keys that carry a returner's own settings (`--return_kwargs`, publish kwargs):
-/// their secret values are redacted before anything is stored.
-const SETTINGS_KEYS: [&str; 2] = ["kwargs", "ret_kwargs"];
-
-/// `json.dumps(map)` for a load, return or event, with the settings keys redacted and, when
-/// given, the text of the `return` value already dumped (a return can be many megabytes:
-/// dumping it once, and never cloning it, matters).
-fn dumps_map(map: &Map<String, Value>, return_text: Option<&str>) -> String {
-    let mut out = String::from("{");
-    for (i, (key, value)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(&dumps(&Value::String(key.clone())));
-        out.push_str(": ");
-        match (key.as_str(), return_text) {
-            ("return", Some(text)) => out.push_str(text),
-            (k, _) if SETTINGS_KEYS.contains(&k) => out.push_str(&dumps(&redact(value))),
-            _ => out.push_str(&dumps(value)),
-        }
-    }
-    out.push('}');
-    out
 }
 
 /// The `success` column: Salt binds `ret.get("success", False)` into a `varchar(10)` through
@@ -147,52 +119,33 @@ struct ReturnRow {
 }
 
 impl ReturnRow {
+    fn describe(&self) -> String {
+        crate::record::describe(&self.id, &self.jid)
+    }
+
     fn bytes(&self) -> usize {
         self.ret.len() + self.full_ret.len() + self.req_load.as_ref().map_or(0, String::len)
     }
 }
 
-/// Checks one return and turns it into a row. `Ok(None)`: the return says not to store it.
+/// One return as a row. `Err` says why the store cannot take it.
 fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> {
-    let id = ret.get("id").and_then(Value::as_str).ok_or("a return needs a string 'id'")?;
-    salt_proto::id::validate_minion_id(id).map_err(|e| e.to_string())?;
-    let fun = ret.get("fun").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'fun'"))?;
+    let Some(rec) = ReturnRecord::parse(ret)? else { return Ok(None) };
+    let fun = rec.fun()?;
     if fun.chars().count() > FUN_MAX_CHARS {
-        return Err(format!("the function name of {id}'s return is longer than {FUN_MAX_CHARS} characters (salt_returns.fun)"));
+        return Err(format!("the function name of {}'s return is longer than {FUN_MAX_CHARS} characters (salt_returns.fun)", rec.id));
     }
-    let value = ret.get("return").ok_or_else(|| format!("the return of {id} has no 'return'"))?;
-    let ret_text = dumps(value);
-    let (jid, req_load) = match ret.get("jid").and_then(Value::as_str).ok_or_else(|| format!("the return of {id} needs a string 'jid'"))? {
-        // Salt's master drops these before any store sees them; a direct caller gets the same.
-        "nocache" => return Ok(None),
-        "req" => {
-            let jid = JIDS.next(false);
-            let mut with_jid = ret.clone();
-            with_jid.insert("jid".into(), Value::String(jid.clone()));
-            let full = dumps_map(&with_jid, Some(&ret_text));
-            return Ok(Some(ReturnRow {
-                fun: fun.into(),
-                jid,
-                ret: ret_text,
-                id: id.into(),
-                success: success_text(ret),
-                req_load: Some(full.clone()),
-                full_ret: full,
-            }));
-        }
-        jid => {
-            salt_proto::jid::validate_jid(jid).map_err(|e| e.to_string())?;
-            (jid.to_string(), None)
-        }
-    };
+    let ret_text = dumps(rec.value);
+    let (before, after) = dumps_around_return(&rec.full);
+    let full_ret = format!("{before}{ret_text}{after}");
     Ok(Some(ReturnRow {
         fun: fun.into(),
-        jid,
-        full_ret: dumps_map(ret, Some(&ret_text)),
-        ret: ret_text,
-        id: id.into(),
+        id: rec.id.into(),
         success: success_text(ret),
-        req_load,
+        req_load: rec.req.then(|| full_ret.clone()),
+        jid: rec.jid,
+        ret: ret_text,
+        full_ret,
     }))
 }
 
@@ -210,7 +163,7 @@ impl PgStore {
     /// A store over a lazily connected pool: opening never blocks on the server, so a master
     /// starts while its database is down and the spool retries; the first call that needs the
     /// server reports what is wrong with it.
-    pub(crate) fn open(flavor: &'static Flavor, config: PgConfig) -> Result<PgStore> {
+    pub(crate) fn open_with(flavor: &'static Flavor, config: PgConfig) -> Result<PgStore> {
         let options = config.connect_options(flavor.name)?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -221,21 +174,18 @@ impl PgStore {
         Ok(PgStore { flavor, pool, config })
     }
 
-    pub(crate) fn name(&self) -> &'static str {
-        self.flavor.name
-    }
-
-    pub(crate) fn config(&self) -> &PgConfig {
+    pub fn config(&self) -> &PgConfig {
         &self.config
     }
 
-    pub(crate) async fn close(&self) {
+    /// Closes the connections.
+    pub async fn close(&self) {
         self.pool.close().await;
     }
 
     /// Connects and checks that every table is there: one clear error for a wrong password,
     /// a missing database or a missing table.
-    pub(crate) async fn check(&self) -> Result<()> {
+    async fn check_tables(&self) -> Result<()> {
         let missing = self.missing_tables().await?;
         if missing.is_empty() {
             Ok(())
@@ -263,7 +213,7 @@ impl PgStore {
             sqlx::Error::Database(d) => {
                 let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
                 let text = d.message();
-                if code.starts_with("22") || code.starts_with("23") {
+                if crate::sql::rejects_record(&code) {
                     return ReturnerError::Rejected(self.hide_password(&format!("{name}: PostgreSQL refused the record: {text}")));
                 }
                 match code.as_str() {
@@ -288,69 +238,40 @@ impl PgStore {
     /// every `salt_returns` in the text, so it is left alone.
     fn hide_password(&self, message: &str) -> String {
         let c = &self.config;
-        if [&c.user, &c.db, &c.host].iter().any(|shown| shown.contains(c.password.as_str())) {
+        if [&c.user, &c.db, &c.host].iter().any(|shown| shown.contains(c.password.expose())) {
             message.to_string()
         } else {
-            scrub(message, &c.password)
+            c.password.scrub(message)
         }
     }
 
-    pub(crate) fn supports(&self, call: Capability) -> bool {
-        // Salt's SQL stores keep no end time.
-        !matches!(call, Capability::UpdateEndtime | Capability::GetEndtime)
-    }
-
-    /// `returner` / `returner_batch`. Invalid returns are left out and reported as one
-    /// `Rejected` error after the valid ones are committed, so a caller that dead-letters on
-    /// `Rejected` loses nothing good.
-    pub(crate) async fn store_returns(&self, rets: &[Load]) -> Result<()> {
-        let mut rejected = Vec::new();
-        let mut rows: Vec<ReturnRow> = Vec::with_capacity(rets.len());
+    /// `returner_batch`: the valid returns in one transaction; each invalid one rejected alone.
+    async fn store_returns(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
+        let (mut rows, mut rejected) = prepare_all(rets, prepare_return);
+        // The same record twice in one batch: the database check cannot see it.
         let mut seen = HashSet::new();
-        for ret in rets {
-            match prepare_return(ret) {
-                Ok(Some(row)) => {
-                    // The same record twice in one batch: the database check cannot see it.
-                    if seen.insert((row.jid.clone(), row.id.clone(), row.full_ret.clone())) {
-                        rows.push(row);
-                    }
-                }
-                Ok(None) => {}
-                Err(why) => rejected.push(why),
-            }
-        }
-        let describe = |row: &ReturnRow| format!("return of {} for {}", row.id, row.jid);
-        insert_or_sift(&rows, |rows| self.insert_returns(rows), describe, &mut rejected).await?;
-        if rejected.is_empty() {
-            Ok(())
-        } else {
-            Err(ReturnerError::Rejected(format!(
-                "{}: {} of {} returns not stored: {}",
-                self.flavor.name,
-                rejected.len(),
-                rets.len(),
-                rejected.join("; ")
-            )))
-        }
+        rows.retain(|r| seen.insert((r.row.jid.clone(), r.row.id.clone(), r.row.full_ret.clone())));
+        insert_or_sift(&rows, |rows| self.insert_returns(rows), ReturnRow::describe, &mut rejected).await?;
+        Ok(rejected)
     }
 
-    async fn insert_returns(&self, rows: &[ReturnRow]) -> Result<()> {
+    async fn insert_returns(&self, rows: &[Indexed<ReturnRow>]) -> Result<()> {
         let err = |e| self.db_err(e);
         let mut tx = self.pool.begin().await.map_err(err)?;
         // A concurrent writer of the same (jid, id) waits for us, so the existence check
         // below sees its row: no duplicate even from two spools at once. Keys are sorted so
         // two batches never wait on each other in a cycle.
-        let mut keys: Vec<i64> = rows.iter().map(|r| lock_key(&r.jid, &r.id)).collect();
+        let mut keys: Vec<i64> = rows.iter().map(|r| lock_key(&r.row.jid, &r.row.id)).collect();
         keys.sort_unstable();
         keys.dedup();
         sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k").bind(&keys).execute(&mut *tx).await.map_err(err)?;
-        for row in rows {
+        for Indexed { row, .. } in rows {
             if let Some(load) = &row.req_load {
                 self.insert_load(&mut tx, &row.jid, load).await?;
             }
         }
-        for chunk in by_size(rows, MAX_STATEMENT_BYTES, ReturnRow::bytes) {
-            let col = |f: fn(&ReturnRow) -> &str| chunk.iter().map(|r| f(r).to_string()).collect::<Vec<String>>();
+        for chunk in by_size(rows, MAX_STATEMENT_BYTES, |r| r.row.bytes()) {
+            let col = |f: fn(&ReturnRow) -> &str| chunk.iter().map(|r| f(&r.row)).collect::<Vec<&str>>();
             sqlx::query(self.sql().insert_returns.as_str())
                 .bind(col(|r| &r.fun))
                 .bind(col(|r| &r.jid))
@@ -371,42 +292,30 @@ impl PgStore {
     }
 
     /// `event_return`: every event in one transaction, ids in the order given.
-    pub(crate) async fn store_events(&self, events: &[Event]) -> Result<()> {
-        let mut rows = Vec::with_capacity(events.len());
-        let mut rejected = Vec::new();
-        for ev in events {
+    async fn store_events(&self, events: &[Event]) -> Result<Vec<Rejection>> {
+        let (rows, mut rejected) = prepare_all(events, |ev| {
             if ev.tag.chars().count() > TAG_MAX_CHARS {
-                rejected
-                    .push(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
-                continue;
+                return Err(format!(
+                    "event tag longer than {TAG_MAX_CHARS} characters: {}...",
+                    ev.tag.chars().take(64).collect::<String>()
+                ));
             }
             let data = match &ev.data {
-                Value::Object(m) => dumps_map(m, None),
+                Value::Object(m) => dumps_map(m),
                 other => dumps(other),
             };
-            rows.push((ev.tag.clone(), data));
-        }
-        let describe = |(tag, _): &(String, String)| format!("event {tag}");
-        insert_or_sift(&rows, |rows| self.insert_events(rows), describe, &mut rejected).await?;
-        if rejected.is_empty() {
-            Ok(())
-        } else {
-            Err(ReturnerError::Rejected(format!(
-                "{}: {} of {} events not stored: {}",
-                self.flavor.name,
-                rejected.len(),
-                events.len(),
-                rejected.join("; ")
-            )))
-        }
+            Ok(Some((ev.tag.clone(), data)))
+        });
+        insert_or_sift(&rows, |rows| self.insert_events(rows), |(tag, _)| format!("event {tag}"), &mut rejected).await?;
+        Ok(rejected)
     }
 
-    async fn insert_events(&self, rows: &[(String, String)]) -> Result<()> {
+    async fn insert_events(&self, rows: &[Indexed<(String, String)>]) -> Result<()> {
         let err = |e| self.db_err(e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        for chunk in by_size(rows, MAX_STATEMENT_BYTES, |(_, d)| d.len()) {
-            let tags: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
-            let data: Vec<&str> = chunk.iter().map(|(_, d)| d.as_str()).collect();
+        for chunk in by_size(rows, MAX_STATEMENT_BYTES, |r| r.row.1.len()) {
+            let tags: Vec<&str> = chunk.iter().map(|r| r.row.0.as_str()).collect();
+            let data: Vec<&str> = chunk.iter().map(|r| r.row.1.as_str()).collect();
             sqlx::query(self.sql().insert_events.as_str())
                 .bind(tags)
                 .bind(data)
@@ -418,26 +327,26 @@ impl PgStore {
         tx.commit().await.map_err(err)
     }
 
-    pub(crate) fn prep_jid(&self, passed_jid: Option<&str>) -> Result<String> {
+    fn new_jid(&self, passed_jid: Option<&str>) -> Result<String> {
         // Salt's SQL stores record nothing here: a job exists once its load or a return does.
         match passed_jid {
             Some(jid) => {
                 salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
                 Ok(jid.to_string())
             }
-            None => Ok(JIDS.next(self.config.unique_jid)),
+            None => Ok(salt_proto::jid::new_jid(self.config.unique_jid)),
         }
     }
 
-    pub(crate) async fn save_load(&self, jid: &str, load: &Load) -> Result<()> {
+    async fn insert_first_load(&self, jid: &str, load: &Load) -> Result<()> {
         salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
-        let text = dumps_map(load, None);
+        let text = dumps_map(load);
         let mut tx = self.pool.begin().await.map_err(|e| self.db_err(e))?;
         self.insert_load(&mut tx, jid, &text).await?;
         tx.commit().await.map_err(|e| self.db_err(e))
     }
 
-    pub(crate) async fn get_load(&self, jid: &str) -> Result<Option<Load>> {
+    async fn read_load(&self, jid: &str) -> Result<Option<Load>> {
         if !salt_proto::jid::is_jid(jid) {
             return Ok(None);
         }
@@ -471,7 +380,7 @@ impl PgStore {
         Ok(pairs.into_iter().collect())
     }
 
-    pub(crate) async fn get_jid(&self, jid: &str) -> Result<Map<String, Value>> {
+    async fn read_jid(&self, jid: &str) -> Result<Map<String, Value>> {
         if !salt_proto::jid::is_jid(jid) {
             return Ok(Map::new());
         }
@@ -479,12 +388,12 @@ impl PgStore {
         self.by_minion(rows)
     }
 
-    pub(crate) async fn get_fun(&self, fun: &str) -> Result<Map<String, Value>> {
+    async fn read_fun(&self, fun: &str) -> Result<Map<String, Value>> {
         let rows = sqlx::query(self.sql().get_fun.as_str()).bind(fun).fetch_all(&self.pool).await.map_err(|e| self.db_err(e))?;
         self.by_minion(rows)
     }
 
-    pub(crate) async fn get_minions(&self) -> Result<Vec<String>> {
+    async fn read_minions(&self) -> Result<Vec<String>> {
         // A skip scan of the id index: one probe per distinct minion, not a read of every row.
         let mut ids: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE m(id) AS (
@@ -502,11 +411,11 @@ impl PgStore {
         Ok(ids)
     }
 
-    pub(crate) async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        crate::query::get_jids(self, query).await
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
+        crate::sql::query::get_jids(self, query).await
     }
 
-    pub(crate) async fn clean_old_jobs(&self, keep: Duration) -> Result<u64> {
+    async fn purge(&self, keep: Duration) -> Result<u64> {
         purge::clean_old_jobs(self, keep).await
     }
 
@@ -569,114 +478,72 @@ impl Statements {
     }
 }
 
-/// Implements the public methods (`open`, `open_with`, `config`, `check`, `close`) and
-/// [`crate::Returner`] for a store type holding a [`PgStore`] in `inner`. The store's module
-/// has its [`Flavor`] in `FLAVOR`, its option reader in `config::config` and its DDL in `schema`.
-macro_rules! pg_returner {
-    ($store:ident) => {
-        impl $store {
-            /// Opens the store with the options `lookup` finds (see [`config`]). No connection
-            /// is made yet: see [`Self::check`].
-            pub async fn open(lookup: &$crate::options::Lookup<'_>) -> $crate::Result<$store> {
-                Self::open_with(config::config(lookup)?)
-            }
+#[async_trait]
+impl Sink for PgStore {
+    fn entry(&self) -> &'static Entry {
+        self.flavor.entry
+    }
 
-            pub fn open_with(config: $crate::pg_common::PgConfig) -> $crate::Result<$store> {
-                Ok($store { inner: $crate::pg_common::PgStore::open(&FLAVOR, config)? })
-            }
+    /// Connects and checks the tables: one clear error for a wrong password, an unknown
+    /// database or a missing table.
+    async fn check(&self) -> Result<()> {
+        self.check_tables().await
+    }
 
-            pub fn config(&self) -> &$crate::pg_common::PgConfig {
-                self.inner.config()
-            }
+    async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
+        self.store_returns(rets).await
+    }
 
-            /// Connects and checks the tables: one clear error for a wrong password, an unknown
-            /// database or a missing table. For start-up, before the store takes any return.
-            pub async fn check(&self) -> $crate::Result<()> {
-                self.inner.check().await
-            }
-
-            /// Closes the connections.
-            pub async fn close(&self) {
-                self.inner.close().await
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::Returner for $store {
-            fn name(&self) -> &str {
-                self.inner.name()
-            }
-
-            async fn check(&self) -> $crate::Result<()> {
-                self.inner.check().await
-            }
-
-            fn supports(&self, call: $crate::Capability) -> bool {
-                self.inner.supports(call)
-            }
-
-            fn schema_ddl(&self) -> Option<String> {
-                Some(schema::DDL.to_string())
-            }
-
-            async fn create_schema(&self) -> $crate::Result<Vec<String>> {
-                Ok(schema::create(self).await?.into_iter().map(str::to_string).collect())
-            }
-
-            async fn returner(&self, ret: &$crate::Load) -> $crate::Result<()> {
-                self.inner.store_returns(std::slice::from_ref(ret)).await
-            }
-
-            async fn returner_batch(&self, rets: &[$crate::Load]) -> $crate::Result<()> {
-                self.inner.store_returns(rets).await
-            }
-
-            async fn event_return(&self, events: &[$crate::Event]) -> $crate::Result<()> {
-                self.inner.store_events(events).await
-            }
-
-            /// Salt's SQL stores ignore `nocache`: there is no table to record it in.
-            async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> $crate::Result<String> {
-                self.inner.prep_jid(passed_jid)
-            }
-
-            /// The expected minions are not kept (Salt's SQL stores have nowhere to keep them).
-            async fn save_load(&self, jid: &str, load: &$crate::Load, _minions: Option<&[String]>) -> $crate::Result<()> {
-                self.inner.save_load(jid, load).await
-            }
-
-            /// A no-op, as in Salt ("included for API consistency").
-            async fn save_minions(&self, _jid: &str, _minions: &[String], _syndic_id: Option<&str>) -> $crate::Result<()> {
-                Ok(())
-            }
-
-            async fn get_load(&self, jid: &str) -> $crate::Result<Option<$crate::Load>> {
-                self.inner.get_load(jid).await
-            }
-
-            async fn get_jid(&self, jid: &str) -> $crate::Result<serde_json::Map<String, serde_json::Value>> {
-                self.inner.get_jid(jid).await
-            }
-
-            async fn get_fun(&self, fun: &str) -> $crate::Result<serde_json::Map<String, serde_json::Value>> {
-                self.inner.get_fun(fun).await
-            }
-
-            async fn get_jids(&self, query: &$crate::JobQuery) -> $crate::Result<Vec<$crate::JobSummary>> {
-                self.inner.get_jids(query).await
-            }
-
-            async fn get_minions(&self) -> $crate::Result<Vec<String>> {
-                self.inner.get_minions().await
-            }
-
-            async fn clean_old_jobs(&self, keep: std::time::Duration) -> $crate::Result<u64> {
-                self.inner.clean_old_jobs(keep).await
-            }
-        }
-    };
+    async fn event_return(&self, events: &[Event]) -> Result<Vec<Rejection>> {
+        self.store_events(events).await
+    }
 }
-pub(crate) use pg_returner;
+
+#[async_trait]
+impl JobCache for PgStore {
+    /// Salt's SQL stores ignore `nocache`: there is no table to record it in.
+    async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
+        self.new_jid(passed_jid)
+    }
+
+    /// The expected minions are not kept (Salt's SQL stores have nowhere to keep them).
+    async fn save_load(&self, jid: &str, load: &Load, _minions: Option<&[String]>) -> Result<()> {
+        self.insert_first_load(jid, load).await
+    }
+
+    /// A no-op, as in Salt ("included for API consistency").
+    async fn save_minions(&self, _jid: &str, _minions: &[String], _syndic_id: Option<&str>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn get_load(&self, jid: &str) -> Result<Option<Load>> {
+        self.read_load(jid).await
+    }
+
+    async fn get_jid(&self, jid: &str) -> Result<Map<String, Value>> {
+        self.read_jid(jid).await
+    }
+
+    async fn get_fun(&self, fun: &str) -> Result<Map<String, Value>> {
+        self.read_fun(fun).await
+    }
+
+    async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
+        self.list_jobs(query).await
+    }
+
+    async fn get_minions(&self) -> Result<Vec<String>> {
+        self.read_minions().await
+    }
+
+    async fn clean_old_jobs(&self, keep: Duration) -> Result<u64> {
+        self.purge(keep).await
+    }
+
+    async fn create_schema(&self) -> Result<Vec<String>> {
+        Ok(self.create_missing_tables().await?.into_iter().map(str::to_string).collect())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -735,7 +602,7 @@ mod tests {
         assert!(row.full_ret.contains(r#""ret_kwargs": {"pass": "**********", "db": "other"}"#), "{}", row.full_ret);
         assert!(row.full_ret.contains("kept: it is"));
         let load = obj(json!({"fun": "test.ping", "kwargs": {"ret_kwargs": {"pass": "hunter2"}, "show_jid": false}}));
-        assert_eq!(dumps_map(&load, None), r#"{"fun": "test.ping", "kwargs": {"ret_kwargs": {"pass": "**********"}, "show_jid": false}}"#);
+        assert_eq!(dumps_map(&load), r#"{"fun": "test.ping", "kwargs": {"ret_kwargs": {"pass": "**********"}, "show_jid": false}}"#);
     }
 
     #[test]

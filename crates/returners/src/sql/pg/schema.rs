@@ -18,7 +18,7 @@ impl PgStore {
     }
 
     /// Creates the missing tables in one transaction; returns their names.
-    pub(crate) async fn create_schema(&self) -> Result<Vec<&'static str>> {
+    pub(crate) async fn create_missing_tables(&self) -> Result<Vec<&'static str>> {
         let mut tx = self.pool.begin().await.map_err(|e| self.db_err(e))?;
         // Two creators at once would both see the table missing: serialise them.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('salt-returner-schema'))")
