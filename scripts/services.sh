@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The database servers the integration tests talk to, on loopback.
+# The servers the integration tests talk to, on loopback.
 #
 #   scripts/services.sh check          # exit 1 unless MariaDB and PostgreSQL take the tests' logins
-#   scripts/services.sh start          # use the usual ones (3306, 5432) if they take the tests'
-#                                      # logins, else start PRIVATE instances; write the env file
-#   scripts/services.sh start-private  # always start private instances (the usual ones may run)
+#   scripts/services.sh tools          # install the store servers the tests start themselves
+#                                      # (see below) and write their paths to the env file
+#   scripts/services.sh start          # tools, then: use the usual MariaDB and PostgreSQL (3306,
+#                                      # 5432) if they take the tests' logins, else start PRIVATE
+#                                      # instances; write the env file
+#   scripts/services.sh start-private  # the same, but always private instances (the usual ones may run)
 #   scripts/services.sh env            # print the env file (export lines for the tests)
 #   scripts/services.sh stop           # stop the private instances (never the machine's own)
 #
@@ -16,6 +19,15 @@
 # their own ports ($SALTRS_PRIVATE_MYSQL_PORT, default 13306; $SALTRS_PRIVATE_PG_PORT, default
 # 15432), run as the `mysql` and `postgres` users when started as root. Missing server
 # packages are installed from Debian's (as root).
+#
+# The other stores (Redis, memcached, etcd, MongoDB, CouchDB, Elasticsearch) are started by the
+# tests themselves, one server per test on a free port in a temporary dir (saltrs-testkit's
+# `Server`); `tools` only installs the programs. Debian has Redis, memcached and etcd; the other
+# three are stand-ins from PyPI and npm, pinned, installed under $SALTRS_SERVICES_DIR:
+# SecantusDB (MongoDB wire protocol) and osmem-server (OpenSearch REST) in a venv, and
+# pouchdb-server (CouchDB REST) with npm (slow: minutes); each is installed only when the pinned
+# version is not already there. Their paths go to the env file as SALTRS_REDIS_SERVER,
+# SALTRS_MEMCACHED, SALTRS_ETCD, SALTRS_SECANTUSD, SALTRS_POUCHDB_SERVER, SALTRS_OSMEM_SERVER.
 #
 # `start` writes the variables to $SALTRS_SERVICES_DIR/env and prints them; `.ci/run` sources
 # that file. Every server is stopped by its own pid file, never by name.
@@ -29,15 +41,29 @@ ENV_FILE=$DIR/env
 # that has them).
 USUAL_MY_PORT=${SALTRS_USUAL_MYSQL_PORT:-3306}
 USUAL_PG_PORT=${SALTRS_USUAL_PG_PORT:-5432}
+# The store servers from PyPI and npm, pinned: a new release must not change what the tests run against.
+SECANTUSDB_VERSION=0.7.0b3
+OSMEM_VERSION=0.1.6
+POUCHDB_VERSION=4.2.0
+VENV=$DIR/venv
+POUCH_DIR=$DIR/pouchdb
+DB_VARS='SALTRS_TEST_MYSQL|SALTRS_TEST_MYSQL_HOST|SALTRS_TEST_MYSQL_PORT|SALTRS_TEST_POSTGRES'
+TOOL_VARS='SALTRS_REDIS_SERVER|SALTRS_MEMCACHED|SALTRS_ETCD|SALTRS_SECANTUSD|SALTRS_POUCHDB_SERVER|SALTRS_OSMEM_SERVER'
 
 say() { echo "services: $*" >&2; }
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 as_root() { [ "$(id -u)" -eq 0 ]; }
 
+# Installers write to stderr: stdout is the env file that .ci/run evals.
+APT_UPDATED=
 apt_install() {
   as_root || { say "cannot install $* (not root)"; return 1; }
   say "installing $*"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  if [ -z "$APT_UPDATED" ]; then
+    apt-get update -qq >&2 || return 1
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
 # Runs "$@" as user $1 when root (for the servers that refuse root), else as ourselves.
@@ -133,16 +159,98 @@ start_private_pg() {
   say "private PostgreSQL up on 127.0.0.1:$PG_PORT (data $d)"
 }
 
+# set_env NAMES: replaces the env file's lines for the variables NAMES (an ERE alternation)
+# with the lines on stdin, keeping the others (`tools` and `start` each own some).
+set_env() {
+  local names=$1 new
+  new=$(cat)
+  mkdir -p "$DIR"
+  {
+    [ -f "$ENV_FILE" ] && grep -Ev "^export ($names)=" "$ENV_FILE"
+    [ -n "$new" ] && printf '%s\n' "$new"
+  } > "$ENV_FILE.tmp"
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
+
 write_env() {
   local my_port=$1 pg_port=$2
-  mkdir -p "$DIR"
-  cat > "$ENV_FILE" <<ENV
+  set_env "$DB_VARS" <<ENV
 export SALTRS_TEST_MYSQL=mysql://root@127.0.0.1:$my_port
 export SALTRS_TEST_MYSQL_HOST=127.0.0.1
 export SALTRS_TEST_MYSQL_PORT=$my_port
 export SALTRS_TEST_POSTGRES=postgres://postgres@127.0.0.1:$pg_port
 ENV
   cat "$ENV_FILE"
+}
+
+# The version of Python package $1 in the venv, if it is installed there.
+venv_version() {
+  "$VENV/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" 2>/dev/null
+}
+
+# The installed pouchdb-server's version, from its package.json.
+pouchdb_version() {
+  sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$POUCH_DIR/node_modules/pouchdb-server/package.json" 2>/dev/null | head -1
+}
+
+# Installs what is missing of the store servers the tests start themselves, then writes their
+# paths to the env file. Fails, naming each, when a program is still missing: its tests would
+# skip, which CI forbids.
+tools() {
+  local pkgs=() need_venv='' need_pouch='' py=/usr/bin/python3 missing=() lines='' f
+  command -v redis-server >/dev/null || pkgs+=(redis-server)
+  command -v memcached >/dev/null || pkgs+=(memcached)
+  command -v etcd >/dev/null || pkgs+=(etcd-server)
+  # Debian's Python, not a pyenv one on PATH that may come and go; its venv module needs
+  # python3-venv (ensurepip).
+  if [ "$(venv_version SecantusDB)" != "$SECANTUSDB_VERSION" ] || [ "$(venv_version osmem-server)" != "$OSMEM_VERSION" ]; then
+    need_venv=1
+    "$py" -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
+  fi
+  if [ "$(pouchdb_version)" != "$POUCHDB_VERSION" ]; then
+    need_pouch=1
+    command -v npm >/dev/null || pkgs+=(npm)
+  fi
+  [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
+  mkdir -p "$DIR"
+  if [ -n "$need_venv" ]; then
+    say "installing SecantusDB $SECANTUSDB_VERSION and osmem-server $OSMEM_VERSION in $VENV"
+    # --clear: a venv whose Python went away cannot be repaired in place.
+    if ! { "$VENV/bin/python" -c '' 2>/dev/null || "$py" -m venv --clear "$VENV" >&2; } \
+      || ! "$VENV/bin/pip" install -q "SecantusDB==$SECANTUSDB_VERSION" "osmem-server==$OSMEM_VERSION" >&2; then
+      say "could not install SecantusDB and osmem-server from PyPI"
+    fi
+  fi
+  if [ -n "$need_pouch" ]; then
+    say "installing pouchdb-server $POUCHDB_VERSION in $POUCH_DIR (npm: a few minutes)"
+    mkdir -p "$POUCH_DIR"
+    npm install --prefix "$POUCH_DIR" --no-audit --no-fund --loglevel=error "pouchdb-server@$POUCHDB_VERSION" >&2 \
+      || say "could not install pouchdb-server from npm"
+  fi
+
+  # found VAR PROGRAM PATH: one export line, or a missing program.
+  found() {
+    if [ -n "$3" ] && [ -x "$3" ]; then
+      lines+=$(printf 'export %s=%q' "$1" "$3")$'\n'
+    else
+      missing+=("$2 ($1)")
+    fi
+  }
+  found SALTRS_REDIS_SERVER redis-server "$(command -v redis-server)"
+  found SALTRS_MEMCACHED memcached "$(command -v memcached)"
+  found SALTRS_ETCD etcd "$(command -v etcd)"
+  found SALTRS_SECANTUSD secantusd-py "$VENV/bin/secantusd-py"
+  found SALTRS_POUCHDB_SERVER pouchdb-server "$POUCH_DIR/node_modules/.bin/pouchdb-server"
+  # The wheel's Go binary sits in site-packages, under the venv's Python version.
+  local osmem=''
+  for f in "$VENV"/lib/python3*/site-packages/osmem_server/bin/osmem-server; do [ -x "$f" ] && osmem=$f; done
+  found SALTRS_OSMEM_SERVER osmem-server "$osmem"
+  printf '%s' "$lines" | set_env "$TOOL_VARS"
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "missing store servers: ${missing[*]} (see the messages above); the tests that need them skip, a failure under CI=true"
+    return 1
+  fi
+  say "store servers installed (paths in $ENV_FILE)"
 }
 
 check() {
@@ -156,7 +264,10 @@ check() {
 
 # start [private]: the usual servers when they take the tests' logins, else private ones.
 start() {
-  local private=${1:-} my_port=$USUAL_MY_PORT pg_port=$USUAL_PG_PORT
+  local private=${1:-} my_port=$USUAL_MY_PORT pg_port=$USUAL_PG_PORT rc=0
+  # A missing store server fails `start`, but only after the databases are up and the env file
+  # is written: the tests that do not need it can still run.
+  tools || rc=1
   command -v mariadb >/dev/null || apt_install mariadb-client || return 1
   command -v psql >/dev/null || apt_install postgresql-client || return 1
   mkdir -p "$DIR"
@@ -171,6 +282,7 @@ start() {
     pg_port=$PG_PORT
   fi
   write_env "$my_port" "$pg_port"
+  return $rc
 }
 
 stop() {
@@ -185,14 +297,16 @@ stop() {
     say "stopping the private PostgreSQL"
     as_user postgres "$bin/pg_ctl" -D "$DIR/postgresql/data" stop -m fast >/dev/null
   fi
-  rm -f "$ENV_FILE"
+  # The store servers' paths stay valid.
+  set_env "$DB_VARS" </dev/null
 }
 
 case "${1:-check}" in
   check) check ;;
+  tools) tools; rc=$?; cat "$ENV_FILE"; exit $rc ;;
   start) start ;;
   start-private) start private ;;
   env) cat "$ENV_FILE" ;;
   stop) stop ;;
-  *) echo "usage: $0 check|start|start-private|env|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 check|tools|start|start-private|env|stop" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
-//! What the test suites share, as a dev-dependency only: one way to skip a test, and a full
-//! disk to test against.
+//! What the test suites share, as a dev-dependency only: one way to skip a test, a full disk
+//! to test against, and store servers a test starts for itself ([`Server`], see [`server`]).
 //!
 //! # Skips
 //!
@@ -22,6 +22,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+pub mod server;
+pub use server::{Kind, Server, ServerError};
 
 /// The variable `.ci/run` sets to a file that collects one line per skipped test.
 pub const SKIP_LOG_VAR: &str = "SALTRS_SKIP_LOG";
