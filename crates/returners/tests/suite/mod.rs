@@ -1,5 +1,5 @@
 //! The job-cache conformance suite: every backend that can be a `master_job_cache` runs the
-//! same tests through `Arc<dyn JobCache>`.
+//! same tests through `Arc<dyn JobCache>`, and the sink suite ([`sink`]) through its `Sink` face.
 //!
 //! Each backend has a file `tests/conformance_<name>.rs` with `#[macro_use] mod suite;`, its
 //! opener, and one line `conformance!(name, opener);`, where `opener` is
@@ -7,6 +7,9 @@
 //! per call: the listing tests assert exact job lists). A backend that needs a server returns
 //! `None` when the server is unreachable, after `saltrs_testkit::require_server` has reported
 //! the skip (a failure under `CI=true`).
+
+#[macro_use]
+pub mod sink;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,22 @@ pub struct Backend {
     /// Makes everything the store holds that many seconds older, behind its back (an UPDATE
     /// of its activity times), so the purge cases need not sleep. Stores that purge have one.
     pub age: Option<Ager>,
+}
+
+impl Backend {
+    /// The same store through its [`sink::SinkBackend`] face, reading back with `get_jid`, for
+    /// the sink suite.
+    pub fn into_sink(self) -> sink::SinkBackend {
+        let cache = self.store.clone();
+        let read: sink::Reader = Box::new(move |jid, id| {
+            let cache = cache.clone();
+            Box::pin(async move {
+                let got = cache.get_jid(&jid).await.unwrap();
+                got.get(&id).map(|r| r["return"].clone()).into_iter().collect()
+            })
+        });
+        sink::SinkBackend { store: self.store, read, _guard: self._guard }
+    }
 }
 
 pub type Ager = Box<dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
@@ -687,6 +706,12 @@ macro_rules! conformance {
                     }
                 }
             )*
+
+            // A job cache is a sink too: the sink suite, reading back with get_jid.
+            async fn as_sink() -> Option<super::suite::sink::SinkBackend> {
+                super::$open().await.map(super::suite::Backend::into_sink)
+            }
+            sink_cases! { sink_conformance!(@tests sink, as_sink,) }
         }
     };
 }
