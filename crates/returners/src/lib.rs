@@ -58,6 +58,8 @@
 
 mod batch;
 pub mod format;
+#[cfg(feature = "http")]
+mod http;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;

@@ -1,0 +1,151 @@
+//! What the stores that speak HTTP share (etcd's JSON gateway, CouchDB, Elasticsearch, and the
+//! webhook returners): one way to build a client, to read an answer within a bound, and to
+//! classify a failure.
+//!
+//! - TLS is rustls with the ring provider (as everywhere in this project), the system's roots.
+//! - Every request has a deadline; every answer is read up to a bound before it is kept, so a
+//!   server (or something posing as one) cannot make the master buffer without limit.
+//! - A failure is either the server's (cannot connect, 5xx, 429, a login refused: retry later,
+//!   the spool keeps the records) or the record's (any other 4xx: refused for good).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Response, StatusCode};
+
+use crate::secret::Secret;
+use crate::{Result, ReturnerError};
+
+/// The most an answer may hold unless a call says otherwise. Write calls answer in a few
+/// hundred bytes per record; a `_bulk` of 1,000 records answers in well under this.
+pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// A client for one store: connections kept alive, a deadline for each request.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client> {
+    // reqwest is built without a crypto provider of its own: ring, installed once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| ReturnerError::Invalid(format!("cannot set up an HTTP client: {e}")))
+}
+
+/// The body of `response`, refused once it passes `max` bytes (read as it arrives, whatever the
+/// server announced).
+pub(crate) async fn body(store: &str, mut response: Response, max: usize) -> Result<Bytes> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big(store, max));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| ReturnerError::Unavailable(format!("{store}: reading the answer failed: {e}")))?
+    {
+        if out.len() + chunk.len() > max {
+            return Err(too_big(store, max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn too_big(store: &str, max: usize) -> ReturnerError {
+    ReturnerError::Unavailable(format!("{store}: the server's answer is larger than {max} bytes; refusing to read it"))
+}
+
+/// A request that got no answer: the server is down, unreachable or slow. Retry later. The
+/// message names where, never a secret (a URL may carry credentials).
+pub(crate) fn unreachable(store: &str, at: &str, e: &reqwest::Error, secret: &Secret) -> ReturnerError {
+    let what = if e.is_timeout() {
+        "no answer in time"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    // reqwest's own text repeats the URL; ours names it without userinfo.
+    let detail = secret.scrub(&std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()));
+    ReturnerError::Unavailable(format!("{store}: {what} at {at}: {detail}"))
+}
+
+/// A server's refusal, by its status: the server's trouble (5xx, 429, 408), a login or
+/// permission refused (401, 403: the store is unusable until its config changes; retried, so
+/// nothing is lost meanwhile), or this record's fault (any other 4xx).
+pub(crate) fn refused(store: &str, at: &str, status: StatusCode, answer: &[u8]) -> ReturnerError {
+    let text = String::from_utf8_lossy(&answer[..answer.len().min(512)]).trim().to_string();
+    let message = format!("{store}: {at} answered {status}: {text}");
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            ReturnerError::Unavailable(format!("{store}: {at} refused the login ({status}); check the store's user and password: {text}"))
+        }
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => ReturnerError::Unavailable(message),
+        s if s.is_server_error() => ReturnerError::Unavailable(message),
+        _ => ReturnerError::Rejected(message),
+    }
+}
+
+/// `scheme://host:port` of `url`, without userinfo, path or query: how errors name a server.
+pub(crate) fn where_(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+        (Some(host), None) => format!("{}://{host}", url.scheme()),
+        _ => url.scheme().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        let at = "http://127.0.0.1:9200";
+        assert!(refused("es", at, StatusCode::SERVICE_UNAVAILABLE, b"").retry_later());
+        assert!(refused("es", at, StatusCode::TOO_MANY_REQUESTS, b"").retry_later());
+        assert!(refused("es", at, StatusCode::UNAUTHORIZED, b"").retry_later());
+        assert!(refused("es", at, StatusCode::FORBIDDEN, b"").to_string().contains("refused the login"));
+        let bad = refused("es", at, StatusCode::BAD_REQUEST, br#"{"error": "mapper_parsing_exception"}"#);
+        assert!(matches!(&bad, ReturnerError::Rejected(m) if m.contains("mapper_parsing_exception")), "{bad:?}");
+        let long = vec![b'x'; 10_000];
+        assert!(refused("es", at, StatusCode::BAD_REQUEST, &long).to_string().len() < 700);
+    }
+
+    #[test]
+    fn servers_are_named_without_credentials() {
+        let url = reqwest::Url::parse("https://salt:hunter2@es.example.com:9243/salt-master-job-cache/_doc/1?refresh=true").unwrap();
+        assert_eq!(where_(&url), "https://es.example.com:9243");
+        let url = reqwest::Url::parse("http://127.0.0.1/").unwrap();
+        assert_eq!(where_(&url), "http://127.0.0.1:80");
+    }
+
+    #[tokio::test]
+    async fn answers_are_bounded_and_refusals_are_quick() {
+        // A server that announces and sends more than the bound.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = vec![b'a'; 64 * 1024];
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+            }
+        });
+        let c = client(Duration::from_secs(5)).unwrap();
+        let r = c.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+        let err = body("es", r, 1024).await.unwrap_err();
+        assert!(err.retry_later() && err.to_string().contains("larger than 1024 bytes"), "{err}");
+        let r = c.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+        assert_eq!(body("es", r, 1024 * 1024).await.unwrap().len(), 64 * 1024);
+        // Nothing listens: one clear, retryable error.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let e = c.get(format!("http://127.0.0.1:{closed}/")).send().await.unwrap_err();
+        let err = unreachable("es", &format!("http://127.0.0.1:{closed}"), &e, &Secret::default());
+        assert!(err.retry_later() && err.to_string().starts_with("es: cannot connect at http://127.0.0.1:"), "{err}");
+    }
+}
