@@ -26,6 +26,8 @@
 //! - one jid clock per process ([`salt_proto::jid::new_jid`]);
 //! - one error classification: [`ReturnerError::retry_later`] (the store is down: the spool keeps
 //!   the record and retries) or not (the record is refused for good);
+//! - `paging`: `get_jids` as a walk in jid order over chunks a store reads from its index, with
+//!   Salt's filters; the first page never reads every job;
 //! - `sql`: what the SQL stores share, a dialect per database; no store imports another;
 //! - [`spool::Spool`]: the durable queue in front of every store (the callers own it, not the
 //!   stores).
@@ -66,6 +68,7 @@ pub mod local_cache;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod options;
+mod paging;
 #[cfg(feature = "postgres")]
 pub mod pgjsonb;
 #[cfg(feature = "postgres")]

@@ -42,10 +42,10 @@ pub use config::MySqlConfig;
 use crate::batch::{by_size, insert_or_sift, prepare_all, Indexed};
 use crate::json::{dumps, dumps_around_return, dumps_map};
 use crate::options::Lookup;
+use crate::paging::JobChunks;
 use crate::record::ReturnRecord;
 use crate::registry::{Entry, Schema, Store, SALT_SQL_TABLES, SQL_JOB_CACHE_CALLS};
 use crate::sql::listing::{self, Dialect};
-use crate::sql::query::JobChunks;
 use crate::{Event, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 use text::escape_astral;
 
@@ -505,7 +505,7 @@ impl JobCache for MySql {
     }
 
     async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        crate::sql::query::get_jids(self, query).await
+        crate::paging::get_jids(self, query).await
     }
 
     async fn get_minions(&self) -> Result<Vec<String>> {

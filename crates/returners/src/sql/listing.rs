@@ -1,7 +1,7 @@
 //! The chunks of `get_jids` over Salt's `jids(jid, load)` table; shared by `mysql` and `sqlite3`.
 //!
 //! Salt's schema has no listing columns. A listing walks the `jid` key in jid order, in chunks
-//! (keyset paging, see [`crate::sql::query::get_jids`]), and asks the server only for the few small
+//! (keyset paging, see [`crate::paging::get_jids`]), and asks the server only for the few small
 //! fields of each load (`fun`, `tgt`, `user`, ...) — never the whole load, which for a runner
 //! job carries its whole result. A rare function is found by walking every newer job: the
 //! price of Salt's schema.
@@ -23,7 +23,7 @@ pub(crate) struct Dialect {
     pub field: fn(load: &str, path: &str) -> String,
 }
 
-/// The chunk query of [`crate::sql::query::JobChunks::chunk`]: the jid and each of [`FIELDS`], with the values
+/// The chunk query of [`crate::paging::JobChunks::chunk`]: the jid and each of [`FIELDS`], with the values
 /// bound in this order: `lo`, `hi`, `hi` again, the limit. Fixed fragments only; every value
 /// is bound.
 pub(crate) fn chunk_sql(dialect: &Dialect, lo_inclusive: bool, oldest_first: bool) -> String {
@@ -74,7 +74,7 @@ pub(crate) fn summary(jid: &str, fields: &[Option<String>]) -> JobSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::query::{accepts, bounds, FIND_JOB};
+    use crate::paging::{accepts, bounds, FIND_JOB};
     use crate::JobQuery;
     use serde_json::json;
 

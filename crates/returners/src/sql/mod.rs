@@ -2,7 +2,7 @@
 //! with what differs per database written as a dialect. No store imports another; they all
 //! import from here.
 //!
-//! - [`query`]: `get_jids` as a keyset walk over the jid index, the filters applied in Rust;
+//! - `get_jids` is the store-neutral walk in [`crate::paging`];
 //! - [`listing`]: the chunk query over Salt's `jids(jid, load)` table, with a [`listing::Dialect`]
 //!   for how a database quotes names and reads a JSON field (MySQL, SQLite);
 //! - [`pg`]: the PostgreSQL stores' shared implementation (`pgjsonb` and `postgres` are two of
@@ -13,7 +13,6 @@
 pub(crate) mod listing;
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
-pub(crate) mod query;
 
 /// Whether a server's SQLSTATE says the record is at fault (class 22, data exception; class
 /// 23, constraint violation): the record is rejected for good, where any other failure is the

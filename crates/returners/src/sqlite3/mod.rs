@@ -32,10 +32,10 @@ pub use config::Sqlite3Config;
 use crate::batch::{insert_or_sift, prepare_all, Indexed};
 use crate::json::{dumps, dumps_map};
 use crate::options::{truthy, Lookup};
+use crate::paging::JobChunks;
 use crate::record::ReturnRecord;
 use crate::registry::{Entry, Schema, Store};
 use crate::sql::listing::{self, Dialect};
-use crate::sql::query::JobChunks;
 use crate::{Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 
 pub const NAME: &str = "sqlite3";
@@ -368,7 +368,7 @@ impl JobCache for Sqlite3 {
     }
 
     async fn get_jids(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        crate::sql::query::get_jids(self, query).await
+        crate::paging::get_jids(self, query).await
     }
 
     async fn get_minions(&self) -> Result<Vec<String>> {

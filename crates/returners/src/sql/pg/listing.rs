@@ -1,7 +1,7 @@
 //! The chunks of `get_jids` over Salt's `jids` table.
 //!
 //! Salt's schema has no listing columns, only `jids(jid, load)`. A listing walks the primary
-//! key in jid order, in chunks (keyset paging, see [`crate::sql::query::get_jids`]), and asks the
+//! key in jid order, in chunks (keyset paging, see [`crate::paging::get_jids`]), and asks the
 //! server for the few small fields of each load (`fun`, `tgt`, `user`, ...), never the whole
 //! load: a runner job's load carries its whole result. A rare function is found by walking
 //! every newer job: the price of Salt's schema.
@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 
 use super::{Columns, PgStore};
-use crate::sql::query::JobChunks;
+use crate::paging::JobChunks;
 use crate::{format, JobSummary, Result};
 
 /// The load fields a listing needs, in the order the chunk query selects them.
@@ -84,7 +84,7 @@ impl JobChunks for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::query::{accepts, bounds, FIND_JOB};
+    use crate::paging::{accepts, bounds, FIND_JOB};
     use crate::JobQuery;
     use serde_json::json;
 

@@ -412,7 +412,7 @@ impl PgStore {
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobSummary>> {
-        crate::sql::query::get_jids(self, query).await
+        crate::paging::get_jids(self, query).await
     }
 
     async fn purge(&self, keep: Duration) -> Result<u64> {

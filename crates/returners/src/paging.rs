@@ -1,6 +1,8 @@
-//! The part of a [`JobQuery`] every SQL store applies in Rust while it walks the jid index in
-//! chunks: function, target and metadata filters (Salt's `jobs.list_jobs` semantics), the
-//! jid range a time window becomes, and the walk itself ([`get_jids`]).
+//! `get_jids` for any store that keeps its jobs in jid order (an SQL key, a Redis sorted set, an
+//! etcd key range, a search sorted by jid): the store reads chunks ([`JobChunks`]), and this
+//! walk applies the [`JobQuery`] in Rust — function, target and metadata filters with Salt's
+//! `jobs.list_jobs` semantics, the jid range a time window becomes — and stops as soon as a
+//! page is full, so the first page costs the same whatever the store holds.
 
 use async_trait::async_trait;
 use serde_json::Value;
