@@ -201,8 +201,13 @@ impl Cluster {
 
     /// Starts minions and accepts their keys, then waits until each answers test.ping.
     pub fn start_accepted(&mut self, ids: &[&str]) {
+        self.start_accepted_with(ids, "");
+    }
+
+    /// [`Cluster::start_accepted`], each minion with `extra` in its config.
+    pub fn start_accepted_with(&mut self, ids: &[&str], extra: &str) {
         for id in ids {
-            self.start_minion(id, "");
+            self.start_minion(id, extra);
         }
         for id in ids {
             let pre = self.master_pki().join("minions_pre").join(id);

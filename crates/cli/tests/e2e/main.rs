@@ -12,3 +12,4 @@ mod pinning;
 mod returners;
 mod runners;
 mod security;
+mod stores;

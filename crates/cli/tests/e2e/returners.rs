@@ -219,67 +219,44 @@ impl Outage {
     }
 }
 
+/// MariaDB behind a proxy that can cut it off (the server itself is shared and stays up).
+struct MySqlServer {
+    db: Db,
+    proxy: Outage,
+}
+
+impl crate::stores::StoreServer for MySqlServer {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+    fn config(&self) -> String {
+        self.db.config(self.proxy.port)
+    }
+    fn stop(&mut self) {
+        self.proxy.down();
+    }
+    fn start(&mut self) {
+        self.proxy.restore();
+    }
+    fn raw_count(&self, from_jid: &str) -> Option<(usize, usize)> {
+        let stored = self.db.sql(&format!("SELECT COUNT(*) FROM salt_returns WHERE jid >= '{from_jid}'"));
+        let dups = self.db.sql("SELECT COUNT(*) FROM (SELECT jid, id FROM salt_returns GROUP BY jid, id HAVING COUNT(*) > 1) d");
+        Some((stored.trim().parse().unwrap(), dups.trim().parse().unwrap()))
+    }
+}
+
 #[test]
 fn database_outage_during_a_burst_loses_nothing_and_duplicates_nothing() {
-    let _heavy = heavy();
     let Some(db) = Db::create("burst") else { return };
     let proxy = Outage::new((db.host.clone(), db.port));
-    let mut c = Cluster::new(&format!("master_job_cache: mysql\n{}", db.config(proxy.port)));
-    c.start_master();
-    let ids: Vec<String> = (1..=10).map(|i| format!("m{i}")).collect();
-    for id in &ids {
-        // Jobs as tasks: the burst measures the store path, not process start-up.
-        c.start_minion(id, "multiprocessing: False\n");
-    }
-    wait_for(|| c.salt_key(&["-l", "un"]).stdout.lines().count() >= 11, Duration::from_secs(30), "10 pending keys");
-    c.salt_key(&["-A", "-y"]);
-    for id in &ids {
-        c.wait_connected(id);
-    }
+    crate::stores::outage_during_a_burst(&mut MySqlServer { db, proxy });
+}
 
-    // 1,000 publishes to 10 minions (10,000 returns) from 4 CLIs at once; the database goes
-    // away a third of the way in.
-    let burst = 1000;
-    let r = c.salt(&["*", "test.ping", "--async"]);
-    let first_jid = r.stdout.trim().trim_start_matches("Executed command with job ID: ").to_string();
-    let sent = std::sync::atomic::AtomicUsize::new(1);
-    let slowest = Mutex::new(Duration::ZERO);
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| loop {
-                let i = sent.fetch_add(1, Ordering::SeqCst);
-                if i >= burst {
-                    break;
-                }
-                if i == burst / 3 {
-                    proxy.down();
-                }
-                let t = Instant::now();
-                let r = c.salt(&["*", "test.ping", "--async"]);
-                assert_eq!(r.code, 0, "the CLI answers during the outage: {}", r.stderr);
-                let mut slowest = slowest.lock().unwrap();
-                *slowest = (*slowest).max(t.elapsed());
-            });
-        }
-    });
-    // A synchronous command answers too, from the event bus.
-    let r = c.salt(&["*", "test.ping", "--out", "txt", "--static"]);
-    assert_eq!(r.stdout.lines().count(), 10, "{}", r.stderr);
-    let slowest = *slowest.lock().unwrap();
-    assert!(slowest < Duration::from_secs(5), "a publish took {slowest:?} during the outage");
-    // The store comes back once the master has logged the outage and its spool has retried.
-    wait_for(|| c.master_log().contains("is unavailable"), Duration::from_secs(60), "the outage in the master's log");
-    std::thread::sleep(Duration::from_secs(2));
-    proxy.restore();
-
-    let want = (burst + 1) * 10;
-    let got = db.wait_count(&format!("SELECT COUNT(*) FROM salt_returns WHERE jid >= '{first_jid}'"), want, Duration::from_secs(120));
-    assert_eq!(got, want, "every return arrives");
-    let dups = db.sql("SELECT COUNT(*) FROM (SELECT jid, id FROM salt_returns GROUP BY jid, id HAVING COUNT(*) > 1) d");
-    assert_eq!(dups.trim(), "0", "exactly once");
-    // One line per outage in the master's log, not one per record.
-    let log = c.master_log();
-    assert_eq!(log.matches("is unavailable").count(), 1, "{log}");
+#[test]
+fn mysql_unreachable_at_start_then_back() {
+    let Some(db) = Db::create("unreachable") else { return };
+    let proxy = Outage::new((db.host.clone(), db.port));
+    crate::stores::unreachable_at_start(&mut MySqlServer { db, proxy });
 }
 
 #[test]
@@ -441,18 +418,15 @@ impl PgDb {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The master's options for `store` (`pgjsonb` or `postgres`).
-    fn config(&self, store: &str) -> String {
+    /// The options for `store` (`pgjsonb` or `postgres`), reaching the server on `port`.
+    fn config(&self, store: &str, port: u16) -> String {
         let rest = self.url.split("://").nth(1).unwrap_or_default();
         let (creds, _) = rest.split_once('@').unwrap_or(("postgres", rest));
         let (user, pass) = creds.split_once(':').unwrap_or((creds, ""));
-        let (host, port) = pg_host_port(&self.url);
+        let (host, _) = pg_host_port(&self.url);
         let pass_key = if store == "postgres" { "passwd" } else { "pass" };
         let p = format!("returner.{store}");
-        format!(
-            "master_job_cache: {store}\n{p}.host: {host}\n{p}.port: {port}\n{p}.user: {user}\n{p}.{pass_key}: '{pass}'\n{p}.db: {}\n",
-            self.name
-        )
+        format!("{p}.host: {host}\n{p}.port: {port}\n{p}.user: {user}\n{p}.{pass_key}: '{pass}'\n{p}.db: {}\n", self.name)
     }
 }
 
@@ -472,31 +446,47 @@ fn pg_host_port(url: &str) -> (String, u16) {
     (host.to_string(), port.parse().unwrap_or(5432))
 }
 
-/// pgjsonb and postgres as the master's job cache: the schema made by salt-returner-schema, then
-/// the walkthrough's jobs.lookup_jid, jobs.list_jobs and jobs.list_job.
+/// A PostgreSQL database behind a proxy that can cut it off, as `store`.
+struct PgServer {
+    store: &'static str,
+    db: PgDb,
+    proxy: Outage,
+}
+
+impl crate::stores::StoreServer for PgServer {
+    fn name(&self) -> &'static str {
+        self.store
+    }
+    fn config(&self) -> String {
+        self.db.config(self.store, self.proxy.port)
+    }
+    fn stop(&mut self) {
+        self.proxy.down();
+    }
+    fn start(&mut self) {
+        self.proxy.restore();
+    }
+    fn raw_count(&self, from_jid: &str) -> Option<(usize, usize)> {
+        let stored = self.db.psql(&self.db.name, &format!("SELECT count(*) FROM salt_returns WHERE jid >= '{from_jid}'"));
+        let dups =
+            self.db.psql(&self.db.name, "SELECT count(*) FROM (SELECT jid, id FROM salt_returns GROUP BY jid, id HAVING count(*) > 1) d");
+        Some((stored.trim().parse().unwrap(), dups.trim().parse().unwrap()))
+    }
+}
+
+/// pgjsonb and postgres through the walkthrough, their schema made by salt-returner-schema.
 #[test]
-fn postgresql_stores_as_the_master_job_cache() {
+fn postgresql_walkthrough() {
     for store in ["pgjsonb", "postgres"] {
         let Some(db) = PgDb::create(store) else { return };
-        let mut c = Cluster::new(&db.config(store));
-        let r = run(bin("salt-returner-schema"), &c.etc(), &[store, "--create"]);
+        let (host, port) = pg_host_port(&db.url);
+        let proxy = Outage::new((host, port));
+        let mut server = PgServer { store, db, proxy };
+        let etc = tempfile::tempdir().unwrap();
+        std::fs::write(etc.path().join("master"), crate::stores::StoreServer::config(&server)).unwrap();
+        let r = run(bin("salt-returner-schema"), etc.path(), &[store, "--create"]);
         assert_eq!(r.code, 0, "{store}: {}{}", r.stdout, r.stderr);
-        c.start_master();
-        c.start_accepted(&["minion1"]);
-        let r = c.salt(&["-v", "minion1", "cmd.run", "echo from-pg"]);
-        assert_eq!(r.code, 0, "{store}: {}", r.stderr);
-        let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
-        c.wait_lookup(&jid, "minion1:\n    from-pg\n", Duration::from_secs(20));
-        let listed = c.salt_run(&["jobs.list_jobs", "--out", "json"]);
-        let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
-        assert_eq!(listed[&jid]["Function"], "cmd.run", "{store}: {listed}");
-        let job = c.salt_run(&["jobs.list_job", &jid, "--out", "json"]);
-        let job: serde_json::Value = serde_json::from_str(&job.stdout).unwrap();
-        assert_eq!(job["Result"]["minion1"]["return"], "from-pg", "{store}: {job}");
-        assert_eq!(job["Arguments"], serde_json::json!(["echo from-pg"]), "{store}: {job}");
-        // The row is where Salt's schema puts it.
-        let n = db.psql(&db.name, &format!("SELECT count(*) FROM salt_returns WHERE jid = '{jid}'"));
-        assert_eq!(n.trim(), "1", "{store}");
+        crate::stores::walkthrough(&mut server);
     }
 }
 
