@@ -49,12 +49,7 @@ impl SpooledStore {
     /// At start-up: says at once, in one line, what is wrong with the store (a wrong password,
     /// a missing table); records are spooled meanwhile, so the master starts anyway.
     pub(crate) async fn check(&self) {
-        let name = self.sink().name();
-        match tokio::time::timeout(Duration::from_secs(15), self.sink().check()).await {
-            Ok(Ok(())) => tracing::info!("returner '{name}' for {} is ready", self.label),
-            Ok(Err(e)) => tracing::error!("returner '{name}' for {}: {e}; its records wait in the spool until it works", self.label),
-            Err(_) => tracing::error!("returner '{name}' for {}: no answer within 15 s; its records wait in the spool", self.label),
-        }
+        salt_returners::health::check_at_start(self.sink(), &self.label).await;
     }
 
     pub(crate) fn write(&self, record: Record) {

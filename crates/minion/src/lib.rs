@@ -116,6 +116,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let minion = Arc::new(Minion::new(config)?);
     tracing::info!("salt-minion {} starting as {}", salt_proto::VERSION, minion.id);
     job_process::adopt_orphans(&minion);
+    // The returners of the config's `return`: a wrong password is one line now, not silence.
+    tokio::spawn({
+        let minion = minion.clone();
+        async move { minion.returners.check_configured().await }
+    });
     tokio::select! {
         result = connection::run(minion.clone()) => result,
         _ = shutdown => {

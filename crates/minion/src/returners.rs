@@ -58,6 +58,22 @@ impl MinionReturners {
         }
     }
 
+    /// At start-up: checks each returner of the config's `return:` and says in one line what is
+    /// wrong with it (a wrong password, a missing table, an unknown name); the minion runs
+    /// anyway and its records wait in the spool until the store works.
+    pub async fn check_configured(&self) {
+        for name in self.names("") {
+            let spool = match self.spool_for(&name, None, None) {
+                Ok(spool) => spool,
+                Err(e) => {
+                    tracing::error!("returner '{name}' for the minion's return setting cannot be used: {e}");
+                    continue;
+                }
+            };
+            salt_returners::health::check_at_start(spool.store().as_sink(), "the minion's return setting").await;
+        }
+    }
+
     fn spool_for(&self, name: &str, ret_config: Option<&str>, ret_kwargs: Option<&Map<String, Value>>) -> std::io::Result<Spool> {
         let key = format!(
             "{name}\0{}\0{}",

@@ -60,6 +60,7 @@
 
 mod batch;
 pub mod format;
+pub mod health;
 #[cfg(feature = "http")]
 mod http;
 pub mod json;

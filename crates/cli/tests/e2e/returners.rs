@@ -504,9 +504,15 @@ fn a_broken_store_is_reported_at_start_up() {
     let line = log.lines().find(|l| l.contains("returner 'mysql' for master_job_cache:")).unwrap();
     assert!(line.contains("[ERROR") && line.contains("spool"), "{line}");
     assert!(!line.contains("wrong"), "the password is in the log: {line}");
-    c.start_accepted(&["minion1"]);
+    // A minion whose config returns to the same store says so too, in its own log.
+    c.start_accepted_with(&["minion1"], &format!("return: mysql\n{config}"));
     let r = c.salt(&["minion1", "test.ping"]);
     assert_eq!(r.stdout, "minion1:\n    True\n", "{}", r.stderr);
+    let check = "returner 'mysql' for the minion's return setting:";
+    wait_for(|| c.minion_log("minion1").contains(check), Duration::from_secs(20), "the minion's start-up check");
+    let log = c.minion_log("minion1");
+    let line = log.lines().find(|l| l.contains(check)).unwrap();
+    assert!(line.contains("[ERROR") && line.contains("could not log in") && !line.contains("wrong"), "{line}");
 
     // Right password, missing table: also named at start.
     db.sql("DROP TABLE salt_events");
