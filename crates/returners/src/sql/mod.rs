@@ -9,6 +9,10 @@
 //!   Salt's modules on one database, differing in their column types);
 //! - [`rejects_record`]: which server errors are about the record rather than the server.
 
+use serde_json::{Map, Value};
+
+use crate::{Load, Result, ReturnerError};
+
 #[cfg(any(feature = "mysql", feature = "sqlite3"))]
 pub(crate) mod listing;
 #[cfg(feature = "postgres")]
@@ -20,4 +24,53 @@ pub(crate) mod pg;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 pub(crate) fn rejects_record(sqlstate: &str) -> bool {
     sqlstate.starts_with("22") || sqlstate.starts_with("23")
+}
+
+/// `prep_jid` as Salt's SQL stores do it: nothing is recorded (a job exists once its load or a
+/// return does) and `nocache` is ignored; a passed jid is checked, else a new one is made.
+pub(crate) fn prep_jid(passed_jid: Option<&str>, unique_jid: bool) -> Result<String> {
+    match passed_jid {
+        Some(jid) => {
+            salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
+            Ok(jid.to_string())
+        }
+        None => Ok(salt_proto::jid::new_jid(unique_jid)),
+    }
+}
+
+/// A stored load's JSON text as a load (`jids.load`); a non-object reads as an empty load.
+pub(crate) fn load_from_text(store: &str, jid: &str, text: Option<String>) -> Result<Option<Load>> {
+    match text {
+        None => Ok(None),
+        Some(text) => match serde_json::from_str(&text) {
+            Ok(Value::Object(load)) => Ok(Some(load)),
+            Ok(_) => Ok(Some(Map::new())),
+            Err(e) => Err(ReturnerError::Unavailable(format!("{store}: stored load of {jid} is unreadable: {e}"))),
+        },
+    }
+}
+
+/// `{minion id: wrap(stored return)}` from (id, JSON text) rows: the first row of each minion
+/// kept, ids in byte order (a column's collation may sort otherwise). A NULL text (old rows
+/// of Salt's `postgres` schema) reads as null.
+pub(crate) fn by_minion(
+    store: &str,
+    rows: impl IntoIterator<Item = (String, Option<String>)>,
+    wrap: fn(Value) -> Value,
+) -> Result<Map<String, Value>> {
+    let mut pairs: Vec<(String, Value)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (id, text) in rows {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let value = match text {
+            None => Value::Null,
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| ReturnerError::Unavailable(format!("{store}: stored return of {id} is unreadable: {e}")))?,
+        };
+        pairs.push((id, wrap(value)));
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(pairs.into_iter().collect())
 }
