@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
-use super::db_err;
+use super::client::db_err;
 use crate::{JobQuery, JobSummary, Result};
 
 /// Up to this many matching functions are walked through their own index and merged; more

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::db_err;
+use super::client::db_err;
 use crate::{Result, ReturnerError};
 
 /// The file inside the master's cachedir.
