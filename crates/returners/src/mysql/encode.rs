@@ -10,17 +10,13 @@
 
 use serde_json::Value;
 
-use crate::json::{dumps, dumps_around_return, dumps_map};
+use crate::json::{dumps, dumps_around_return};
 use crate::record::ReturnRecord;
 use crate::sql::listing::Dialect;
 use crate::{Event, Load};
 
 /// `mediumtext` holds at most 16 MiB - 1 bytes.
 pub(super) const MEDIUMTEXT_MAX: usize = 16 * 1024 * 1024 - 1;
-/// `salt_returns.fun` is `varchar(50)`, `salt_events.tag` `varchar(255)`.
-pub(super) const FUN_MAX_CHARS: usize = 50;
-pub(super) const TAG_MAX_CHARS: usize = 255;
-
 /// Backticked names; `JSON_EXTRACT` gives each listing field as JSON text.
 pub(super) const CHUNK_DIALECT: Dialect = Dialect { quote: "`", field: |load, path| format!("JSON_EXTRACT({load}, '{path}')") };
 
@@ -77,11 +73,8 @@ fn success_text(ret: &Load) -> String {
 /// One return as a row. `Err` says why the store cannot take it.
 pub(super) fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> {
     let Some(rec) = ReturnRecord::parse(ret)? else { return Ok(None) };
-    let fun = rec.fun()?;
+    let fun = crate::sql::fun_column(rec.fun()?, rec.id)?;
     let id = rec.id;
-    if fun.chars().count() > FUN_MAX_CHARS {
-        return Err(format!("the function name of {id}'s return is longer than {FUN_MAX_CHARS} characters (salt_returns.fun)"));
-    }
     let (full_before, full_after) = dumps_around_return(&rec.full);
     let row = ReturnRow {
         fun: fun.into(),
@@ -123,14 +116,8 @@ pub(super) fn insert_returns_sql(n: usize) -> String {
 
 /// One `salt_events` row (tag, data) for an event; `mb4`: the table takes 4-byte characters.
 pub(super) fn prepare_event(ev: &Event, mb4: bool) -> std::result::Result<Option<(String, String)>, String> {
-    if ev.tag.chars().count() > TAG_MAX_CHARS {
-        return Err(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
-    }
-    let data = match &ev.data {
-        Value::Object(m) => dumps_map(m),
-        other => dumps(other),
-    };
-    let (tag, data) = if mb4 { (ev.tag.clone(), data) } else { (escape_astral(ev.tag.clone()), escape_astral(data)) };
+    let (tag, data) = crate::sql::event_row(ev)?;
+    let (tag, data) = if mb4 { (tag, data) } else { (escape_astral(tag), escape_astral(data)) };
     if data.len() > MEDIUMTEXT_MAX {
         return Err(format!("event {tag}: data larger than the 16 MiB a mediumtext column holds"));
     }

@@ -11,7 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::{Load, Result, ReturnerError};
+use crate::json::{dumps, dumps_map};
+use crate::{Event, Load, Result, ReturnerError};
 
 #[cfg(any(feature = "mysql", feature = "sqlite3"))]
 pub(crate) mod listing;
@@ -73,4 +74,30 @@ pub(crate) fn by_minion(
     }
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(pairs.into_iter().collect())
+}
+
+/// Salt's SQL schemas: `salt_returns.fun` is `varchar(50)`, `salt_events.tag` `varchar(255)`.
+const FUN_MAX_CHARS: usize = 50;
+const TAG_MAX_CHARS: usize = 255;
+
+/// A return's function, checked against `salt_returns.fun` (a longer one is refused alone,
+/// rather than truncated or failing the whole batch).
+pub(crate) fn fun_column<'a>(fun: &'a str, id: &str) -> std::result::Result<&'a str, String> {
+    if fun.chars().count() > FUN_MAX_CHARS {
+        return Err(format!("the function name of {id}'s return is longer than {FUN_MAX_CHARS} characters (salt_returns.fun)"));
+    }
+    Ok(fun)
+}
+
+/// An event as Salt's `salt_events` row: its tag (checked against the column) and its data as
+/// Salt's JSON text, settings redacted.
+pub(crate) fn event_row(ev: &Event) -> std::result::Result<(String, String), String> {
+    if ev.tag.chars().count() > TAG_MAX_CHARS {
+        return Err(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
+    }
+    let data = match &ev.data {
+        Value::Object(m) => dumps_map(m),
+        other => dumps(other),
+    };
+    Ok((ev.tag.clone(), data))
 }

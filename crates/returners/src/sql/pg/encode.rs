@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::schema;
-use crate::json::{dumps, dumps_around_return, dumps_map};
+use crate::json::{dumps, dumps_around_return};
 use crate::record::ReturnRecord;
 use crate::registry::Entry;
 use crate::{Event, Load};
@@ -44,10 +44,6 @@ impl Flavor {
     }
 }
 
-/// `salt_returns.fun` is `varchar(50)`, `salt_events.tag` `varchar(255)`.
-const FUN_MAX_CHARS: usize = 50;
-const TAG_MAX_CHARS: usize = 255;
-
 /// The `success` column: Salt binds `ret.get("success", False)` into a `varchar(10)` through
 /// psycopg2, which sends a bool as `true`/`false`, and PostgreSQL stores that text.
 fn success_text(ret: &Load) -> String {
@@ -86,10 +82,7 @@ impl ReturnRow {
 /// One return as a row. `Err` says why the store cannot take it.
 pub(super) fn prepare_return(ret: &Load) -> std::result::Result<Option<ReturnRow>, String> {
     let Some(rec) = ReturnRecord::parse(ret)? else { return Ok(None) };
-    let fun = rec.fun()?;
-    if fun.chars().count() > FUN_MAX_CHARS {
-        return Err(format!("the function name of {}'s return is longer than {FUN_MAX_CHARS} characters (salt_returns.fun)", rec.id));
-    }
+    let fun = crate::sql::fun_column(rec.fun()?, rec.id)?;
     let ret_text = dumps(rec.value);
     let (before, after) = dumps_around_return(&rec.full);
     let full_ret = format!("{before}{ret_text}{after}");
@@ -116,14 +109,7 @@ pub(super) fn lock_key(jid: &str, id: &str) -> i64 {
 
 /// One `salt_events` row (tag, data) for an event.
 pub(super) fn prepare_event(ev: &Event) -> std::result::Result<Option<(String, String)>, String> {
-    if ev.tag.chars().count() > TAG_MAX_CHARS {
-        return Err(format!("event tag longer than {TAG_MAX_CHARS} characters: {}...", ev.tag.chars().take(64).collect::<String>()));
-    }
-    let data = match &ev.data {
-        Value::Object(m) => dumps_map(m),
-        other => dumps(other),
-    };
-    Ok(Some((ev.tag.clone(), data)))
+    crate::sql::event_row(ev).map(Some)
 }
 
 /// SQL that depends on the column types.
@@ -177,6 +163,7 @@ impl Statements {
 mod tests {
     use super::*;
     use crate::batch::by_size;
+    use crate::json::dumps_map;
     use crate::sql::pg::client::MAX_STATEMENT_BYTES;
     use serde_json::json;
 
