@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::error::{Error as DriverError, ErrorKind};
-use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 use tokio::sync::OnceCell;
 
@@ -61,7 +60,7 @@ impl Connection {
             self.indexes
                 .get_or_try_init(|| async {
                     for (collection, field) in INDEXES {
-                        let index = IndexModel::builder().keys(doc! { field: 1 }).options(IndexOptions::builder().build()).build();
+                        let index = IndexModel::builder().keys(doc! { field: 1 }).build();
                         self.timed(db.collection::<Document>(collection).create_index(index)).await?;
                     }
                     Ok::<_, ReturnerError>(())
@@ -206,7 +205,7 @@ impl Connection {
     /// A driver error as a returner error: what failed and where, never the password or URI.
     /// Everything here may pass with time (or a fixed config), so it is `Unavailable` and the
     /// records stay in the spool; refused documents are sorted out in [`Connection::insert`].
-    pub fn error(&self, e: DriverError) -> ReturnerError {
+    fn error(&self, e: DriverError) -> ReturnerError {
         let at = self.config.target();
         let user = self.config.user.as_deref().unwrap_or("(none)");
         let text = self.config.scrub(&e.to_string());
