@@ -13,7 +13,7 @@ pub fn dumps(value: &Value) -> String {
 
 /// Top-level keys that carry a returner's own settings (`--return_kwargs`, publish kwargs):
 /// their secret values are redacted before anything is stored.
-const SETTINGS_KEYS: [&str; 2] = ["kwargs", "ret_kwargs"];
+pub(crate) const SETTINGS_KEYS: [&str; 2] = ["kwargs", "ret_kwargs"];
 
 /// `json.dumps(map)` split around the `return` value: `(before, after)` such that
 /// `before + dumps(map["return"]) + after == dumps(map)` (with settings redacted). A return can

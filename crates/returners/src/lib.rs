@@ -66,6 +66,8 @@ mod http;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;
+#[cfg(feature = "mongo")]
+pub mod mongo;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod options;

@@ -111,6 +111,10 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::postgres::ENTRY,
     #[cfg(feature = "sqlite3")]
     &crate::sqlite3::ENTRY,
+    #[cfg(feature = "mongo")]
+    &crate::mongo::ENTRY,
+    #[cfg(feature = "mongo")]
+    &crate::mongo::RETURN_ENTRY,
     // one line per store
 ];
 
