@@ -9,8 +9,8 @@
 //! - **spool**: what `master_job_cache` and minion-side returners do — one `push_nowait` per
 //!   return (as the master and the minion call it), then `flush`; push-to-flushed;
 //! - **store**: `returner_batch` of all of them, the store alone (no spool, no fsync of ours);
-//! - **ceiling**: the raw server — rows pre-serialised, multi-row INSERTs of 500 in one
-//!   transaction, nothing else;
+//! - **ceiling**: the raw server — rows pre-serialised, one transaction, nothing else: `COPY`
+//!   for PostgreSQL, multi-row INSERTs of 500 for MySQL and SQLite;
 //! - **Salt**: Salt's returner, emulated in Rust with the same statement and the same
 //!   connection handling: one INSERT + COMMIT per return; `mysql` keeps one connection and
 //!   pings it before each return (saltext-mysql's `_get_serv`), `pgjsonb` connects and closes
@@ -52,6 +52,11 @@ fn master_return(jid: &str, n: usize) -> Load {
 /// A distinct jid per run, so no run can be mistaken for a retry of another.
 fn jid_for(run: usize) -> String {
     salt_proto::jid::jid_at(chrono::Utc::now() + chrono::Duration::milliseconds(run as i64 * 7))
+}
+
+/// A value in COPY's text format: backslash, tab, newline and carriage return escaped.
+fn copy_text(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
 }
 
 /// Python's `json.dumps`, as Salt writes the JSON columns.
@@ -239,23 +244,16 @@ impl Target {
                 took
             }
             Kind::Pgjsonb => {
+                // PostgreSQL's fastest way in: COPY, rows pre-serialised in its text format, one
+                // transaction (as the store's batch is).
                 let mut c = PgConnection::connect_with(self.pg.as_ref().unwrap()).await.unwrap();
+                let text: String =
+                    rows.iter().map(|r| [&r.fun, &r.jid, &r.ret, &r.id, "true", &r.full_ret].map(copy_text).join("\t") + "\n").collect();
                 start = Instant::now();
                 let mut tx = c.begin().await.unwrap();
-                for chunk in rows.chunks(CEILING_ROWS) {
-                    let values: Vec<String> = (0..chunk.len())
-                        .map(|i| {
-                            let p = i * 6;
-                            format!("(${}, ${}, ${}::jsonb, ${}, ${}, ${}::jsonb)", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6)
-                        })
-                        .collect();
-                    let sql = format!("INSERT INTO salt_returns (fun, jid, return, id, success, full_ret) VALUES {}", values.join(", "));
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for r in chunk {
-                        q = q.bind(&r.fun).bind(&r.jid).bind(&r.ret).bind(&r.id).bind("true").bind(&r.full_ret);
-                    }
-                    q.execute(&mut *tx).await.unwrap();
-                }
+                let mut copy = tx.copy_in_raw("COPY salt_returns (fun, jid, return, id, success, full_ret) FROM STDIN").await.unwrap();
+                copy.send(text.as_bytes()).await.unwrap();
+                copy.finish().await.unwrap();
                 tx.commit().await.unwrap();
                 let took = start.elapsed();
                 c.close().await.ok();
@@ -425,6 +423,7 @@ impl Way {
         match (self, kind) {
             (Way::Spool, _) => "ours: spool → store (`master_job_cache`, minion-side `--return`)",
             (Way::Store, _) => "ours: `returner_batch` alone",
+            (Way::Ceiling, Kind::Pgjsonb) => "ceiling: raw COPY, one transaction",
             (Way::Ceiling, _) => "ceiling: raw multi-row INSERT (500 rows), one transaction",
             (Way::Salt, Kind::Mysql) => "Salt's way: ping + INSERT + COMMIT per return, one kept connection",
             (Way::Salt, Kind::Pgjsonb) => "Salt's way: connect + INSERT + COMMIT + close per return",
