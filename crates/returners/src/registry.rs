@@ -111,6 +111,10 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::postgres::ENTRY,
     #[cfg(feature = "sqlite3")]
     &crate::sqlite3::ENTRY,
+    #[cfg(feature = "etcd")]
+    &crate::etcd::ENTRY,
+    #[cfg(feature = "couchdb")]
+    &crate::couchdb::ENTRY,
     // one line per store
 ];
 
