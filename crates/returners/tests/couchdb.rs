@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use salt_returners::couchdb::{CouchDb, CouchDbConfig};
 use salt_returners::options::Lookup;
-use salt_returners::{JobCache, Load, ReturnerError, Sink};
+use salt_returners::{JobCache, JobQuery, Load, ReturnerError, Sink};
 use saltrs_testkit::Server;
 use serde_json::{json, Value};
 use suite::{Ager, Backend, Traits};
@@ -75,20 +75,22 @@ impl Rest {
     }
 }
 
+/// Every document of `db` made `secs` older: its timestamp moved back.
+async fn age(rest: &Rest, db: &str, secs: u64) {
+    let mut docs = rest.docs(db).await;
+    for d in &mut docs {
+        d["timestamp"] = json!(d["timestamp"].as_f64().unwrap() - secs as f64);
+    }
+    rest.post(&format!("/{db}/_bulk_docs"), json!({"docs": docs})).await;
+}
+
 async fn couchdb() -> Option<Backend> {
     let server = server().await?;
     let store = CouchDb::open_with(config(&server, "salt")).unwrap();
     let rest = Rest::new(&server);
-    // Older: every document's timestamp moved back.
     let age: Ager = Box::new(move |secs| {
         let rest = rest.clone();
-        Box::pin(async move {
-            let mut docs = rest.docs("salt").await;
-            for d in &mut docs {
-                d["timestamp"] = json!(d["timestamp"].as_f64().unwrap() - secs as f64);
-            }
-            rest.post("/salt/_bulk_docs", json!({"docs": docs})).await;
-        })
+        Box::pin(async move { age(&rest, "salt", secs).await })
     });
     Some(Backend { store: Arc::new(store), _guard: Box::new(server), traits: Traits::COUCHDB, age: Some(age) })
 }
@@ -148,26 +150,65 @@ async fn a_batch_is_one_bulk_request_and_conflicts_are_stored_returns() {
     let rest = Rest::new(&server);
     let store = CouchDb::open_with(config(&server, "salt")).unwrap();
     store.check().await.unwrap();
-    let bulks = || {
-        let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
-        log.lines().filter(|l| l.contains("POST /salt/_bulk_docs")).count()
+    // pouchdb-server logs a request once it has answered it: wait for the line.
+    let requests = |what: &str, at_least: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+            let n = log.lines().filter(|l| l.contains(what)).count();
+            if n >= at_least || std::time::Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     };
+    let bulks = |at_least| requests("POST /salt/_bulk_docs", at_least);
     let rets: Vec<Load> = (0..1000).map(|i| ret(&format!("2024051009300{i:07}"), &format!("m{}", i % 50), "test.ping", json!(i))).collect();
-    let n = bulks();
+    let n = bulks(0);
     assert_eq!(store.returner_batch(&rets).await.unwrap(), []);
-    // pouchdb-server logs each request when it is done.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(bulks() - n, 1);
+    assert_eq!(bulks(n + 1) - n, 1);
     // Again: every document conflicts, which is what a stored return does.
     let mut again = rets.clone();
     again[7]["return"] = json!("changed");
     assert_eq!(store.returner_batch(&again).await.unwrap(), []);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(bulks() - n, 2);
+    assert_eq!(bulks(n + 2) - n, 2);
     assert_eq!(rest.docs("salt").await.len(), 1000);
     assert_eq!(store.get_jid("20240510093000000007").await.unwrap()["m7"]["return"], 7, "the first stays");
     assert_eq!(store.get_minions().await.unwrap().len(), 50);
     assert_eq!(store.get_fun("test.ping").await.unwrap()["m0"]["return"], 950);
+
+    // The first page of the listing is one read of the view, however many jobs there are.
+    for i in 0..1000 {
+        let jid = format!("2024051009300{i:07}");
+        store.save_load(&jid, &obj(json!({"fun": "test.ping", "tgt": "*"})), None).await.unwrap();
+    }
+    let listing = |at_least| requests("/salt/_design/jobs/_view/by-jid", at_least);
+    let views = listing(0);
+    let page = store.get_jids(&JobQuery { limit: Some(20), ..Default::default() }).await.unwrap();
+    assert_eq!((page.len(), page[0].jid.as_str()), (20, "20240510093000000999"));
+    assert_eq!(listing(views + 1) - views, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_reads_old_documents_page_by_page_and_keeps_running_jobs() {
+    let Some(server) = server().await else { return };
+    let rest = Rest::new(&server);
+    let store = CouchDb::open_with(config(&server, "salt")).unwrap();
+    let jid = |i: usize| format!("2024051009300{i:07}");
+    let rets: Vec<Load> = (0..600).map(|i| ret(&jid(i), "m1", "test.ping", json!(i))).collect();
+    assert_eq!(store.returner_batch(&rets).await.unwrap(), []);
+    age(&rest, "salt", 100).await;
+    // Ten jobs, spread over both pages of old documents, are still getting returns.
+    let running: Vec<usize> = (0..600).step_by(60).collect();
+    let fresh: Vec<Load> = running.iter().map(|&i| ret(&jid(i), "m2", "test.ping", json!("late"))).collect();
+    assert_eq!(store.returner_batch(&fresh).await.unwrap(), []);
+    assert_eq!(store.clean_old_jobs(Duration::from_secs(50)).await.unwrap(), 590);
+    let left: Vec<String> = rest.docs("salt").await.iter().map(|d| d["_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(left.len(), 20, "{left:?}");
+    for i in running {
+        assert_eq!(store.get_jid(&jid(i)).await.unwrap().len(), 2);
+    }
+    assert_eq!(store.clean_old_jobs(Duration::from_secs(50)).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

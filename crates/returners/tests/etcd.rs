@@ -193,6 +193,19 @@ async fn slashes_in_functions_and_fields_stay_in_their_level() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_fun_gives_the_newest_return_whatever_the_order_of_writes() {
+    let Some(server) = server(&[]).await else { return };
+    let store = Etcd::open_with(config(&server)).unwrap();
+    let (old, new) = ("20240510093000000001", "20240510093000000002");
+    store.returner(&ret(new, "m1", "test.ping", json!("new"))).await.unwrap();
+    // Spooled while the server was down, delivered late.
+    store.returner(&ret(old, "m1", "test.ping", json!("old"))).await.unwrap();
+    store.returner(&ret(old, "m2", "test.ping", json!("m2"))).await.unwrap();
+    assert_eq!(Value::Object(store.get_fun("test.ping").await.unwrap()), json!({"m1": "new", "m2": "m2"}));
+    assert!(store.get_fun("cmd.run").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_live_on_a_lease_of_the_ttl() {
     let Some(server) = server(&[]).await else { return };
     let gw = Gateway::new(&server);
@@ -325,10 +338,15 @@ async fn a_refused_login_or_a_missing_server_is_one_clear_error() {
         let err = store.get_jid(JID).await.unwrap_err();
         assert!(matches!(&err, ReturnerError::Unavailable(m) if m.contains(says)), "{err:?}");
     }
-    // The right login works.
+    // The right login works, and logs in again when its token is no longer valid (auth turned
+    // off and on again drops every token).
     let store = with_login(Some("salt"), "Sup3rSecretPw");
     store.check().await.unwrap();
     store.returner(&r).await.unwrap();
+    assert_eq!(store.get_jid(JID).await.unwrap()["m1"]["return"], true);
+    gw.post("/v3/auth/disable", json!({})).await;
+    gw.token = None;
+    gw.post("/v3/auth/enable", json!({})).await;
     assert_eq!(store.get_jid(JID).await.unwrap()["m1"]["return"], true);
 
     // The server goes away: one line, retry later.

@@ -359,17 +359,19 @@ impl JobCache for CouchDb {
         loop {
             // A page of documents older than the cutoff, oldest first.
             let page = self.client.rows(&view("by-timestamp"), &query, from, Some(client::PAGE)).await?;
-            let Some(last) = page.last().cloned() else { return Ok(removed) };
+            if page.is_empty() {
+                return Ok(removed);
+            }
             let jids: BTreeSet<&str> = page.iter().filter_map(|r| r["value"].as_str()).collect();
             // Each of their jobs' newest document.
             let body = Bytes::from(json!({"keys": jids}).to_string());
             let activity = self.client.json(Method::POST, self.client.url(&format!("{}?group=true", view("activity"))), Some(body)).await?;
-            let old: Vec<String> = activity["rows"]
+            let old: BTreeSet<&str> = activity["rows"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter(|r| r["value"]["max"].as_f64().is_some_and(|newest| newest < cutoff))
-                .filter_map(|r| r["key"].as_str().map(str::to_string))
+                .filter_map(|r| r["key"].as_str())
                 .collect();
             for jid in &old {
                 self.delete_job(jid).await?;
@@ -378,7 +380,12 @@ impl JobCache for CouchDb {
             if page.len() < client::PAGE {
                 return Ok(removed);
             }
-            from = From::After(last);
+            // On past the last row still there (a running job's); the rows of the jobs just
+            // removed are gone, so when none is left, from the start again.
+            from = match page.iter().rev().find(|r| r["value"].as_str().is_some_and(|jid| !old.contains(jid))) {
+                Some(kept) => From::After(kept.clone()),
+                None => From::Start,
+            };
         }
     }
 }

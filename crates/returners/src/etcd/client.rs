@@ -143,8 +143,10 @@ impl Connection {
                 });
             }
             let answer = http::body(STORE, response, MAX_ERROR_BYTES).await.unwrap_or_default();
-            if status == StatusCode::UNAUTHORIZED && token.is_some() && !renewed {
-                // Tokens expire (5 minutes idle by default): log in again.
+            // A token expires (5 minutes idle by default), and is stale once the server's users
+            // or roles change: log in again.
+            let stale = status == StatusCode::UNAUTHORIZED || message(&answer).contains("revision of auth store is old");
+            if stale && token.is_some() && !renewed {
                 *self.token.lock().await = Token::Unknown;
                 continue;
             }
