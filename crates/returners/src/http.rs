@@ -22,32 +22,42 @@ pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// A client for one store: connections kept alive, a deadline for each request.
 pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client> {
+    client_builder(timeout).build().map_err(|e| ReturnerError::Invalid(format!("cannot set up an HTTP client: {e}")))
+}
+
+/// What [`client`] builds, for a store that adds TLS settings of its own (a CA, a client
+/// certificate) before building it.
+pub(crate) fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     // reqwest is built without a crypto provider of its own: ring, installed once per process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| ReturnerError::Invalid(format!("cannot set up an HTTP client: {e}")))
 }
 
 /// The body of `response`, refused once it passes `max` bytes (read as it arrives, whatever the
 /// server announced).
-pub(crate) async fn body(store: &str, mut response: Response, max: usize) -> Result<Bytes> {
+pub(crate) async fn body(store: &str, response: Response, max: usize) -> Result<Bytes> {
+    body_within(store, response, max).await?.ok_or_else(|| too_big(store, max))
+}
+
+/// The body of `response` if it holds at most `max` bytes, `None` once it passes them (read no
+/// further). A store that reads pages uses it to ask for fewer items at a time.
+pub(crate) async fn body_within(store: &str, mut response: Response, max: usize) -> Result<Option<Bytes>> {
     if response.content_length().is_some_and(|n| n > max as u64) {
-        return Err(too_big(store, max));
+        return Ok(None);
     }
     let mut out = Vec::new();
     while let Some(chunk) =
         response.chunk().await.map_err(|e| ReturnerError::Unavailable(format!("{store}: reading the answer failed: {e}")))?
     {
         if out.len() + chunk.len() > max {
-            return Err(too_big(store, max));
+            return Ok(None);
         }
         out.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(out))
+    Ok(Some(Bytes::from(out)))
 }
 
 fn too_big(store: &str, max: usize) -> ReturnerError {
@@ -140,6 +150,8 @@ mod tests {
         let r = c.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
         let err = body("es", r, 1024).await.unwrap_err();
         assert!(err.retry_later() && err.to_string().contains("larger than 1024 bytes"), "{err}");
+        let r = c.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+        assert!(body_within("es", r, 1024).await.unwrap().is_none(), "too big: ask for less");
         let r = c.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
         assert_eq!(body("es", r, 1024 * 1024).await.unwrap().len(), 64 * 1024);
         // Nothing listens: one clear, retryable error.

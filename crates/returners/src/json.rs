@@ -43,6 +43,17 @@ pub fn dumps_around_return(map: &Map<String, Value>) -> (String, String) {
     (before, after)
 }
 
+/// `json.dumps(value)` of the top-level entry `key` of a return or a load, redacted as
+/// [`dumps_map`] redacts it: for the stores that write each entry on its own (etcd's key per
+/// field).
+pub fn dumps_entry(key: &str, value: &Value) -> String {
+    if SETTINGS_KEYS.contains(&key) {
+        dumps(&redact(value))
+    } else {
+        dumps(value)
+    }
+}
+
 /// `json.dumps(map)` with settings redacted (a load or an event's data).
 pub fn dumps_map(map: &Map<String, Value>) -> String {
     let (before, after) = dumps_around_return(map);
@@ -77,5 +88,7 @@ mod tests {
         let text = dumps_map(load.as_object().unwrap());
         assert!(!text.contains("hunter2") && !text.contains("s3cret"), "{text}");
         assert!(text.contains(r#""db": "x""#), "{text}");
+        assert!(!dumps_entry("ret_kwargs", &load["ret_kwargs"]).contains("hunter2"));
+        assert_eq!(dumps_entry("fun", &load["fun"]), r#""test.ping""#);
     }
 }

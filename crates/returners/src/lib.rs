@@ -56,9 +56,16 @@
 //! and adds one line to [`ENTRIES`], and a cargo feature for its driver (on by default).
 
 // A build that leaves out stores leaves parts of the kit unused.
-#![cfg_attr(not(all(feature = "mysql", feature = "postgres", feature = "sqlite3")), allow(dead_code))]
+#![cfg_attr(
+    not(all(feature = "mysql", feature = "postgres", feature = "sqlite3", feature = "etcd", feature = "couchdb")),
+    allow(dead_code)
+)]
 
 mod batch;
+#[cfg(feature = "couchdb")]
+pub mod couchdb;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod format;
 pub mod health;
 #[cfg(feature = "http")]

@@ -115,6 +115,10 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::mongo::ENTRY,
     #[cfg(feature = "mongo")]
     &crate::mongo::RETURN_ENTRY,
+    #[cfg(feature = "etcd")]
+    &crate::etcd::ENTRY,
+    #[cfg(feature = "couchdb")]
+    &crate::couchdb::ENTRY,
     // one line per store
 ];
 

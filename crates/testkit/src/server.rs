@@ -164,6 +164,8 @@ pub struct Server {
     port: u16,
     /// etcd's peer port, which must be free too.
     peer_port: Option<u16>,
+    /// Given by the test, after the ones every server of its kind gets ([`Server::launch_with`]).
+    extra_args: Vec<String>,
     /// The temporary directory: `data/` and `server.log`, removed on drop.
     dir: PathBuf,
     data: PathBuf,
@@ -212,7 +214,13 @@ impl Server {
     }
 
     fn or_skip(kind: Kind) -> Option<Server> {
-        match Self::launch(kind) {
+        Self::with_args(kind, &[])
+    }
+
+    /// A `kind` server started with more arguments for its program (a limit raised, a feature
+    /// turned on), on every start; `None` after skipping the test when it is not installed.
+    pub fn with_args(kind: Kind, extra_args: &[&str]) -> Option<Server> {
+        match Self::launch_with(kind, extra_args) {
             Ok(server) => Some(server),
             Err(ServerError::Missing(why)) => {
                 crate::skip(why);
@@ -225,10 +233,15 @@ impl Server {
     /// Starts a `kind` server on a free port and waits until it answers. A port another process
     /// took in the meantime is retried with a new one.
     pub fn launch(kind: Kind) -> Result<Server, ServerError> {
-        Self::launch_program(kind, find_program(kind, &|name| std::env::var_os(name))?)
+        Self::launch_with(kind, &[])
     }
 
-    fn launch_program(kind: Kind, program: PathBuf) -> Result<Server, ServerError> {
+    /// [`launch`](Self::launch) with more arguments for the program.
+    pub fn launch_with(kind: Kind, extra_args: &[&str]) -> Result<Server, ServerError> {
+        Self::launch_program(kind, find_program(kind, &|name| std::env::var_os(name))?, extra_args)
+    }
+
+    fn launch_program(kind: Kind, program: PathBuf, extra_args: &[&str]) -> Result<Server, ServerError> {
         let failed = |what: &str, e: io::Error| ServerError::Failed(format!("{kind}: {what}: {e}"));
         let dir = temp_dir(kind.program()).map_err(|e| failed("cannot create a temporary dir", e))?;
         let data = dir.join("data");
@@ -241,6 +254,7 @@ impl Server {
             program,
             port: 0,
             peer_port: None,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             log: dir.join("server.log"),
             dir,
             data,
@@ -406,6 +420,12 @@ impl Server {
     }
 
     fn args(&self) -> Vec<String> {
+        let mut args = self.own_args();
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    fn own_args(&self) -> Vec<String> {
         let port = self.port.to_string();
         let data = self.data.display().to_string();
         let own = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
@@ -808,7 +828,7 @@ mod tests {
         let fake = dir.join("fake-redis");
         std::fs::write(&fake, "#!/bin/sh\necho \"starting on $2\"\necho 'FATAL: no config' >&2\nexit 3\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let e = Server::launch_program(Kind::Redis, fake).unwrap_err();
+        let e = Server::launch_program(Kind::Redis, fake, &[]).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, ServerError::Failed(_)), "{msg}");
         assert!(msg.contains("exited (exit status: 3) before answering"), "{msg}");

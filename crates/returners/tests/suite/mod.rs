@@ -120,6 +120,21 @@ impl Traits {
         key_order: true,
         nul_chars: true,
     };
+    /// etcd: Salt's `get_jid` gives `{return}` per minion, `get_fun` the bare value; no purge
+    /// (leases expire the keys), no events, no end times.
+    pub const ETCD: Traits = Traits { ..Traits::SQLITE3 };
+    /// couchdb: a document per return (`get_jid` and `get_fun` give the whole return), purged
+    /// by its `timestamp`; no events, no end times.
+    pub const COUCHDB: Traits = Traits {
+        shape: Shape::FullRet,
+        keeps_minions: false,
+        event_return: false,
+        nocache: false,
+        clean_old_jobs: true,
+        endtime: false,
+        key_order: true,
+        nul_chars: true,
+    };
 }
 
 /// The tests, each against one empty store.
