@@ -59,6 +59,8 @@
 #![cfg_attr(not(all(feature = "mysql", feature = "postgres", feature = "sqlite3")), allow(dead_code))]
 
 mod batch;
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
 pub mod format;
 #[cfg(feature = "http")]
 mod http;
