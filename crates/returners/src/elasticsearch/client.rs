@@ -17,9 +17,10 @@ use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
+use tokio::sync::OnceCell;
 
 use super::config::ElasticsearchConfig;
-use super::encode::{self, Doc, Outcome};
+use super::encode::{self, Doc, Outcome, Server};
 use super::NAME;
 use crate::batch::by_size;
 use crate::http;
@@ -57,6 +58,8 @@ pub(crate) struct Client {
     /// Indices known to exist (checked, or created, once per process), and whether each is an
     /// alias (as this store makes them) or a bare index (made by someone else).
     known: Mutex<HashMap<String, bool>>,
+    /// What the server can do, asked once.
+    server: OnceCell<Server>,
 }
 
 /// A server's answer, read within its bound.
@@ -104,13 +107,22 @@ impl Client {
             password: config.password.clone(),
             timeout: config.timeout,
             known: Mutex::new(HashMap::new()),
+            server: OnceCell::new(),
         })
     }
 
-    /// `GET /`: the cluster answers and takes the login.
-    pub(crate) async fn info(&self) -> Result<Value> {
-        let answer = self.send(Method::GET, &[], &[], None, SMALL_ANSWER_BYTES).await?;
-        self.ok_json(answer)
+    /// What the server is and can do (`GET /`, once): it answers, takes the login, and is one
+    /// this store can use.
+    pub(crate) async fn server(&self) -> Result<Server> {
+        self.server
+            .get_or_try_init(|| async {
+                let answer = self.send(Method::GET, &[], &[], None, SMALL_ANSWER_BYTES).await?;
+                let at = answer.at.clone();
+                // An old server is unusable until it is upgraded: the spool keeps the records.
+                Server::from_info(&self.ok_json(answer)?).map_err(|why| ReturnerError::Unavailable(format!("{NAME}: {at}: {why}")))
+            })
+            .await
+            .copied()
     }
 
     /// Makes sure `alias` exists: if there is neither an alias nor an index of that name,
@@ -194,7 +206,8 @@ impl Client {
     }
 
     async fn bulk(&self, docs: &[Doc]) -> Result<Vec<Outcome>> {
-        let body = Bytes::from(encode::bulk_body(docs, |index| self.known().get(index).copied().unwrap_or(false)));
+        let require_alias = self.server().await?.require_alias;
+        let body = Bytes::from(encode::bulk_body(docs, |index| require_alias && self.known().get(index).copied().unwrap_or(false)));
         let answer = self.send(Method::POST, &["_bulk"], &[], Some((body, NDJSON)), http::MAX_ANSWER_BYTES).await?;
         let at = answer.at.clone();
         let outcomes = encode::bulk_outcomes(&self.ok_json(answer)?, docs.len())

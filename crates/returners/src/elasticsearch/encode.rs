@@ -275,7 +275,7 @@ fn per_function_doc(rec: &ReturnRecord<'_>, fun: &str, layout: &Layout, now: Dat
         "fun": fun,
         "jid": rec.jid,
         "counts": counts,
-        "data": convert_keys(&data),
+        "data": convert_keys(data),
     });
     Some((index, doc))
 }
@@ -349,7 +349,7 @@ fn count_states(data: &Value) -> Map<String, Value> {
 /// Salt's `_convert_keys`: dots in keys become `_` (a dot in a field name means an object to
 /// Elasticsearch), the original key kept in `_orig_key`. Salt keeps only the last of several
 /// such keys of one map; here `_orig_key` lists them all when there are more than one.
-pub(crate) fn convert_keys(value: &Value) -> Value {
+pub(crate) fn convert_keys(value: Value) -> Value {
     match value {
         Value::Object(m) => {
             let mut out = Map::with_capacity(m.len());
@@ -360,10 +360,10 @@ pub(crate) fn convert_keys(value: &Value) -> Value {
                         // Where Salt puts it: before the first converted key.
                         out.insert("_orig_key".into(), Value::Null);
                     }
-                    originals.push(Value::String(key.clone()));
                     out.insert(key.replace('.', "_"), convert_keys(sub));
+                    originals.push(Value::String(key));
                 } else {
-                    out.insert(key.clone(), convert_keys(sub));
+                    out.insert(key, convert_keys(sub));
                 }
             }
             match originals.len() {
@@ -377,22 +377,18 @@ pub(crate) fn convert_keys(value: &Value) -> Value {
             }
             Value::Object(out)
         }
-        Value::Array(items) => Value::Array(items.iter().map(convert_keys).collect()),
-        other => other.clone(),
+        Value::Array(items) => Value::Array(items.into_iter().map(convert_keys).collect()),
+        other => other,
     }
 }
 
 /// Whether `value` nests more than `limit` maps and lists.
 pub(crate) fn deeper_than(value: &Value, limit: usize) -> bool {
-    let children: Box<dyn Iterator<Item = &Value>> = match value {
-        Value::Object(m) => Box::new(m.values()),
-        Value::Array(a) => Box::new(a.iter()),
-        _ => return false,
-    };
-    if limit == 0 {
-        return true;
+    match value {
+        Value::Object(m) => limit == 0 || m.values().any(|v| deeper_than(v, limit - 1)),
+        Value::Array(a) => limit == 0 || a.iter().any(|v| deeper_than(v, limit - 1)),
+        _ => false,
     }
-    children.into_iter().any(|v| deeper_than(v, limit - 1))
 }
 
 /// `{small..., "bytes": N, "<key>": raw}`: a document whose big part is JSON text already.
@@ -419,6 +415,31 @@ fn parse_stamp(stamp: &str) -> Option<NaiveDateTime> {
         .map(|t| t.naive_utc())
         .ok()
         .or_else(|| NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S%.f").ok())
+}
+
+/// What the server can do, from its `GET /` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Server {
+    /// `require_alias` in `_bulk` actions (Elasticsearch 7.10, every OpenSearch).
+    pub require_alias: bool,
+}
+
+impl Server {
+    /// OpenSearch, or Elasticsearch 7 or later (6 still has mapping types, which the job
+    /// cache's index definitions do not name). A server that does not say its version (a proxy
+    /// in front of it) is taken for a 7.0.
+    pub(crate) fn from_info(info: &Value) -> Result<Server, String> {
+        if info.pointer("/version/distribution").and_then(Value::as_str) == Some("opensearch") {
+            return Ok(Server { require_alias: true });
+        }
+        let number = info.pointer("/version/number").and_then(Value::as_str).unwrap_or("7.0.0");
+        let mut parts = number.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if major < 7 {
+            return Err(format!("Elasticsearch {number} is too old: this store needs 7.0 or later, or OpenSearch"));
+        }
+        Ok(Server { require_alias: (major, minor) >= (7, 10) })
+    }
 }
 
 /// How an index of documents of `role` is created: Salt's settings, and for the job cache's
@@ -598,7 +619,7 @@ mod tests {
 
     #[test]
     fn several_dotted_keys_are_all_remembered() {
-        let v = convert_keys(&json!({"a": 1, "b.c": 2, "d.e": 3}));
+        let v = convert_keys(json!({"a": 1, "b.c": 2, "d.e": 3}));
         assert_eq!(v, json!({"a": 1, "_orig_key": ["b.c", "d.e"], "b_c": 2, "d_e": 3}));
         assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["a", "_orig_key", "b_c", "d_e"]);
     }
@@ -777,6 +798,18 @@ mod tests {
         assert_eq!(jobs["mappings"]["properties"]["jid"], json!({"type": "keyword"}));
         assert_eq!(jobs["mappings"]["properties"]["load"], json!({"type": "object", "enabled": false}));
         assert_eq!(index_definition(Role::Return, &layout)["mappings"]["properties"]["full_ret"]["enabled"], false);
+    }
+
+    #[test]
+    fn servers_by_version() {
+        let es = |n: &str| Server::from_info(&json!({"version": {"number": n, "build_flavor": "default"}}));
+        assert_eq!(es("8.15.0"), Ok(Server { require_alias: true }));
+        assert_eq!(es("7.10.2"), Ok(Server { require_alias: true }));
+        assert_eq!(es("7.9.3"), Ok(Server { require_alias: false }));
+        assert!(es("6.8.23").unwrap_err().contains("Elasticsearch 6.8.23 is too old"));
+        let opensearch = json!({"version": {"distribution": "opensearch", "number": "1.3.0"}});
+        assert_eq!(Server::from_info(&opensearch), Ok(Server { require_alias: true }));
+        assert_eq!(Server::from_info(&json!({})), Ok(Server { require_alias: false }));
     }
 
     #[test]

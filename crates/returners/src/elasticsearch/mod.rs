@@ -274,7 +274,7 @@ impl Sink for Elasticsearch {
     /// Logs in, makes sure the job cache's indices exist, and that the job index can be listed
     /// (an index Salt's own returner made maps `jid` as text): one clear error for each.
     async fn check(&self) -> Result<()> {
-        self.client.info().await?;
+        self.client.server().await?;
         for (index, role) in [(self.jobs_index().to_string(), Role::Load), (self.returns_index(), Role::Return)] {
             self.client.ensure(&index, encode::index_definition(role, &self.config.layout)).await?;
             let jid = self.client.field_type(&index, "jid").await?;
