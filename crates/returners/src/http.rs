@@ -22,18 +22,22 @@ pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// A client for one store: connections kept alive, a deadline for each request.
 pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client> {
-    client_builder(timeout).build().map_err(|e| ReturnerError::Invalid(format!("cannot set up an HTTP client: {e}")))
+    build(builder(timeout))
 }
 
-/// What [`client`] builds, for a store that adds TLS settings of its own (a CA, a client
-/// certificate) before building it.
-pub(crate) fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+/// What [`client`] builds, for a store that adds settings of its own (trust roots, a client
+/// certificate, proxies) before [`build`].
+pub(crate) fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     // reqwest is built without a crypto provider of its own: ring, installed once per process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
+}
+
+pub(crate) fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    builder.build().map_err(|e| ReturnerError::Invalid(format!("cannot set up an HTTP client: {e}")))
 }
 
 /// The body of `response`, refused once it passes `max` bytes (read as it arrives, whatever the
@@ -74,8 +78,19 @@ pub(crate) fn unreachable(store: &str, at: &str, e: &reqwest::Error, secret: &Se
     } else {
         "request failed"
     };
-    // reqwest's own text repeats the URL; ours names it without userinfo.
-    let detail = secret.scrub(&std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()));
+    // reqwest's own text repeats the URL; ours names it without userinfo. Its first cause is
+    // often only "client error (Connect)": the causes under it say what failed (a refused
+    // connection, an unknown certificate).
+    let mut causes: Vec<String> = Vec::new();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !causes.last().is_some_and(|last| last.contains(&text)) {
+            causes.push(text);
+        }
+        cause = c.source();
+    }
+    let detail = secret.scrub(&if causes.is_empty() { e.to_string() } else { causes.join(": ") });
     ReturnerError::Unavailable(format!("{store}: {what} at {at}: {detail}"))
 }
 

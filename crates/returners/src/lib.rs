@@ -57,13 +57,23 @@
 
 // A build that leaves out stores leaves parts of the kit unused.
 #![cfg_attr(
-    not(all(feature = "mysql", feature = "postgres", feature = "sqlite3", feature = "etcd", feature = "couchdb")),
+    not(all(
+        feature = "mysql",
+        feature = "postgres",
+        feature = "sqlite3",
+        feature = "mongo",
+        feature = "etcd",
+        feature = "couchdb",
+        feature = "elasticsearch"
+    )),
     allow(dead_code)
 )]
 
 mod batch;
 #[cfg(feature = "couchdb")]
 pub mod couchdb;
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod format;

@@ -119,6 +119,8 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::etcd::ENTRY,
     #[cfg(feature = "couchdb")]
     &crate::couchdb::ENTRY,
+    #[cfg(feature = "elasticsearch")]
+    &crate::elasticsearch::ENTRY,
     // one line per store
 ];
 

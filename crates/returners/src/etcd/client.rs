@@ -53,7 +53,7 @@ enum Token {
 
 impl Connection {
     pub fn new(endpoint: &Endpoint) -> Result<Connection> {
-        let mut builder = http::client_builder(REQUEST_TIMEOUT);
+        let mut builder = http::builder(REQUEST_TIMEOUT);
         let read = |path: &std::path::Path| {
             std::fs::read(path).map_err(|e| ReturnerError::Invalid(format!("etcd: cannot read {}: {e}", path.display())))
         };
@@ -71,7 +71,7 @@ impl Connection {
             })?;
             builder = builder.identity(identity);
         }
-        let http = builder.build().map_err(|e| ReturnerError::Invalid(format!("etcd: cannot set up an HTTP client: {e}")))?;
+        let http = http::build(builder)?;
         let base = endpoint.base_url();
         Ok(Connection {
             http,

@@ -107,6 +107,8 @@ impl Traits {
         key_order: true,
         nul_chars: true,
     };
+    /// elasticsearch: its job cache keeps each return whole (`full_ret`), with Salt's SQL calls.
+    pub const ELASTICSEARCH: Traits = Traits::SQL;
     /// pgjsonb: SQL, but `jsonb` orders keys its own way and cannot hold U+0000.
     pub const PGJSONB: Traits = Traits { key_order: false, nul_chars: false, ..Traits::SQL };
     /// sqlite3: Salt's calls (no purge, no events, no end times) and its `full_ret` column.
