@@ -12,4 +12,5 @@ mod pinning;
 mod returners;
 mod runners;
 mod security;
+mod store_servers;
 mod stores;

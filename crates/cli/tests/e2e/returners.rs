@@ -7,11 +7,7 @@
 //! the tests are skipped (`saltrs_testkit::require_server`), except under CI=true, where that is
 //! a failure; a server that refuses the login fails them.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -166,56 +162,6 @@ fn seed_walkthrough_against_mariadb() {
     // The password appears nowhere it could leak.
     for text in [c.master_log(), c.minion_log("minion1"), db.sql("SELECT `load` FROM jids"), db.sql("SELECT data FROM salt_events")] {
         assert!(!text.contains(&db.pass), "the password leaked");
-    }
-}
-
-/// A TCP forwarder that can cut the database off and bring it back.
-struct Outage {
-    port: u16,
-    up: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Outage {
-    fn new(target: (String, u16)) -> Outage {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if !up2.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect((target.0.as_str(), target.1)) else { continue };
-                conns2.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (mut a, mut b) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = a.read(&mut buf) {
-                            if n == 0 || b.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = b.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Outage { port, up, conns }
-    }
-
-    fn down(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            let _ = c.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
     }
 }
 
