@@ -75,6 +75,8 @@ pub mod pgjsonb;
 pub mod postgres;
 pub mod record;
 pub mod redact;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod registry;
 pub mod secret;
 pub mod spool;

@@ -111,6 +111,8 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::postgres::ENTRY,
     #[cfg(feature = "sqlite3")]
     &crate::sqlite3::ENTRY,
+    #[cfg(feature = "redis")]
+    &crate::redis::ENTRY,
     // one line per store
 ];
 

@@ -170,6 +170,8 @@ pub struct Server {
     log: PathBuf,
     child: Option<Child>,
     started_in: Duration,
+    /// Options added after the defaults ([`Server::launch_with`]).
+    extra_args: Vec<String>,
 }
 
 impl Server {
@@ -225,10 +227,21 @@ impl Server {
     /// Starts a `kind` server on a free port and waits until it answers. A port another process
     /// took in the meantime is retried with a new one.
     pub fn launch(kind: Kind) -> Result<Server, ServerError> {
-        Self::launch_program(kind, find_program(kind, &|name| std::env::var_os(name))?)
+        Self::launch_with(kind, &[])
     }
 
+    /// [`launch`](Self::launch), with `extra` options after the defaults (a later option wins
+    /// for most servers: `["--unixsocket", path]`, `["--cluster-enabled", "yes"]` for Redis).
+    pub fn launch_with(kind: Kind, extra: &[&str]) -> Result<Server, ServerError> {
+        Self::launch_program_with(kind, find_program(kind, &|name| std::env::var_os(name))?, extra)
+    }
+
+    #[cfg(test)]
     fn launch_program(kind: Kind, program: PathBuf) -> Result<Server, ServerError> {
+        Self::launch_program_with(kind, program, &[])
+    }
+
+    fn launch_program_with(kind: Kind, program: PathBuf, extra: &[&str]) -> Result<Server, ServerError> {
         let failed = |what: &str, e: io::Error| ServerError::Failed(format!("{kind}: {what}: {e}"));
         let dir = temp_dir(kind.program()).map_err(|e| failed("cannot create a temporary dir", e))?;
         let data = dir.join("data");
@@ -246,6 +259,7 @@ impl Server {
             data,
             child: None,
             started_in: Duration::ZERO,
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
         };
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
@@ -406,6 +420,12 @@ impl Server {
     }
 
     fn args(&self) -> Vec<String> {
+        let mut args = self.default_args();
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    fn default_args(&self) -> Vec<String> {
         let port = self.port.to_string();
         let data = self.data.display().to_string();
         let own = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
