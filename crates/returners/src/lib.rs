@@ -65,6 +65,8 @@ mod http;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;
+#[cfg(feature = "memcache")]
+pub mod memcache;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod options;
@@ -84,6 +86,8 @@ pub mod spool;
 mod sql;
 #[cfg(feature = "sqlite3")]
 pub mod sqlite3;
+#[cfg(any(feature = "redis", feature = "memcache"))]
+mod summary;
 
 use std::time::Duration;
 

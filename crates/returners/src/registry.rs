@@ -113,6 +113,8 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::sqlite3::ENTRY,
     #[cfg(feature = "redis")]
     &crate::redis::ENTRY,
+    #[cfg(feature = "memcache")]
+    &crate::memcache::ENTRY,
     // one line per store
 ];
 

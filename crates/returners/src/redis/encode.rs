@@ -18,10 +18,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::format::summary_from_load;
 use crate::json::dumps_map;
 use crate::record::ReturnRecord;
-use crate::{JobSummary, Load};
+pub use crate::summary::{decode_summary, encode_summary};
+use crate::Load;
 
 /// Redis refuses a string longer than `proto-max-bulk-len` (512 MiB by default); a record that
 /// big is refused here, clearly, instead of by the server.
@@ -88,37 +88,6 @@ pub fn prepare_return(ret: &Load) -> Result<Option<ReturnRow>, String> {
     Ok(Some(ReturnRow { id: rec.id.to_string(), fun, json, req_summary, jid: rec.jid }))
 }
 
-/// The listing fields of a load, as stored in `summary:<jid>`.
-pub fn encode_summary(load: &Load) -> String {
-    let s = summary_from_load("", load);
-    let mut m = Map::new();
-    m.insert("fun".into(), s.fun.into());
-    m.insert("arg".into(), Value::Array(s.arg));
-    m.insert("tgt".into(), s.tgt);
-    m.insert("tgt_type".into(), s.tgt_type.into());
-    m.insert("user".into(), s.user.into());
-    if let Some(md) = s.metadata {
-        m.insert("metadata".into(), md);
-    }
-    crate::json::dumps(&Value::Object(m))
-}
-
-/// A stored summary back as the job it lists; None when it is not one of ours.
-pub fn decode_summary(jid: &str, text: &str) -> Option<JobSummary> {
-    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text) else { return None };
-    let string = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    Some(JobSummary {
-        jid: jid.to_string(),
-        fun: string("fun"),
-        arg: m.get("arg").and_then(Value::as_array).cloned().unwrap_or_default(),
-        tgt: m.get("tgt").cloned().unwrap_or(Value::Null),
-        tgt_type: string("tgt_type"),
-        user: string("user"),
-        metadata: m.get("metadata").cloned(),
-        end_time: None,
-    })
-}
-
 /// A stored JSON object (a load or a return); `Err` names what could not be read.
 pub fn decode_object(what: &str, text: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str(text) {
@@ -176,16 +145,5 @@ mod tests {
         assert!(salt_proto::jid::is_jid(&row.jid));
         let summary = decode_summary(&row.jid, row.req_summary.as_deref().unwrap()).unwrap();
         assert_eq!((summary.fun.as_str(), summary.arg.clone()), ("test.ping", vec![json!("a")]));
-    }
-
-    #[test]
-    fn summaries_round_trip() {
-        let load = obj(json!({"fun": "cmd.run", "arg": ["ls", {"__kwarg__": true, "metadata": {"a": 1}}], "tgt": ["w1", "w2"],
-                              "tgt_type": "list", "user": "root", "ret": "", "big": "x".repeat(1000)}));
-        let text = encode_summary(&load);
-        assert!(!text.contains("xxx"), "{text}");
-        let s = decode_summary("20240510093015123456", &text).unwrap();
-        assert_eq!(s, summary_from_load("20240510093015123456", &load));
-        assert_eq!(decode_summary("j", "not json"), None);
     }
 }
