@@ -202,7 +202,7 @@ fn refuses_the_record(e: &RedisError) -> bool {
 
 /// The store's reads and writes, each a bounded number of round trips.
 pub mod ops {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeSet, HashSet};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use redis::Pipeline;
@@ -277,16 +277,23 @@ pub mod ops {
             for chunk in by_size(rows, MAX_PIPELINE_BYTES, |r| r.row.bytes()) {
                 let (mut pipe, mut owner) = (redis::pipe(), Vec::new());
                 let at = now();
+                // What is per job or per minion is sent once per pipeline.
+                let (mut jobs, mut minions) = (HashSet::new(), HashSet::new());
                 for Indexed { index, row } in chunk {
                     let before = pipe.len();
                     let ret_key = encode::ret_key(&row.jid);
                     // First return stored for (jid, minion) wins: a retried batch changes nothing.
                     pipe.cmd("HSETNX").arg(&ret_key).arg(&row.id).arg(&row.json);
-                    expire(&mut pipe, ret_key, ttl);
+                    if jobs.insert(row.jid.as_str()) {
+                        // After the HSETNX: EXPIRE on a missing key does nothing.
+                        expire(&mut pipe, ret_key, ttl);
+                        pipe.cmd("ZADD").arg(JID_ACTIVITY).arg(at).arg(&row.jid);
+                    }
                     pipe.cmd("EVAL").arg(SET_IF_NEWER).arg(1).arg(encode::latest_key(&row.id, &row.fun)).arg(&row.jid).arg(ttl);
-                    pipe.cmd("SADD").arg(MINIONS).arg(&row.id);
-                    pipe.cmd("ZADD").arg(MINION_ACTIVITY).arg(at).arg(&row.id);
-                    pipe.cmd("ZADD").arg(JID_ACTIVITY).arg(at).arg(&row.jid);
+                    if minions.insert(row.id.as_str()) {
+                        pipe.cmd("SADD").arg(MINIONS).arg(&row.id);
+                        pipe.cmd("ZADD").arg(MINION_ACTIVITY).arg(at).arg(&row.id);
+                    }
                     if let Some(summary) = &row.req_summary {
                         add_load(&mut pipe, &row.jid, &row.json, summary, ttl, at);
                     }
