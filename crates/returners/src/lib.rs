@@ -64,7 +64,9 @@
         feature = "mongo",
         feature = "etcd",
         feature = "couchdb",
-        feature = "elasticsearch"
+        feature = "elasticsearch",
+        feature = "redis",
+        feature = "memcache"
     )),
     allow(dead_code)
 )]
@@ -83,6 +85,8 @@ mod http;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;
+#[cfg(feature = "memcache")]
+pub mod memcache;
 #[cfg(feature = "mongo")]
 pub mod mongo;
 #[cfg(feature = "mysql")]
@@ -95,6 +99,8 @@ pub mod pgjsonb;
 pub mod postgres;
 pub mod record;
 pub mod redact;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod registry;
 pub mod secret;
 pub mod spool;
@@ -102,6 +108,8 @@ pub mod spool;
 mod sql;
 #[cfg(feature = "sqlite3")]
 pub mod sqlite3;
+#[cfg(any(feature = "redis", feature = "memcache"))]
+mod summary;
 
 use std::time::Duration;
 

@@ -121,6 +121,10 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::couchdb::ENTRY,
     #[cfg(feature = "elasticsearch")]
     &crate::elasticsearch::ENTRY,
+    #[cfg(feature = "redis")]
+    &crate::redis::ENTRY,
+    #[cfg(feature = "memcache")]
+    &crate::memcache::ENTRY,
     // one line per store
 ];
 

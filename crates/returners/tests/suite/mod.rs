@@ -111,6 +111,20 @@ impl Traits {
     pub const ELASTICSEARCH: Traits = Traits::SQL;
     /// pgjsonb: SQL, but `jsonb` orders keys its own way and cannot hold U+0000.
     pub const PGJSONB: Traits = Traits { key_order: false, nul_chars: false, ..Traits::SQL };
+    /// redis: the whole stored return, `Minions` kept (`minions:<jid>`), purge by activity;
+    /// Salt's redis has no events, no nocache marker and no end times.
+    pub const REDIS: Traits = Traits {
+        shape: Shape::FullRet,
+        keeps_minions: true,
+        event_return: false,
+        nocache: false,
+        clean_old_jobs: true,
+        endtime: false,
+        key_order: true,
+        nul_chars: true,
+    };
+    /// memcache: Salt's calls (no purge: memcached evicts; no events, no end times, no Minions).
+    pub const MEMCACHE: Traits = Traits { keeps_minions: false, clean_old_jobs: false, ..Traits::REDIS };
     /// sqlite3: Salt's calls (no purge, no events, no end times) and its `full_ret` column.
     pub const SQLITE3: Traits = Traits {
         shape: Shape::ReturnOnly,
