@@ -67,6 +67,14 @@ fn elasticsearch() -> Option<Testkit> {
     Testkit::new("elasticsearch", Server::elasticsearch(), |port| format!("elasticsearch.host: 127.0.0.1:{port}\n"))
 }
 
+fn redis() -> Option<Testkit> {
+    Testkit::new("redis", Server::redis(), |port| format!("redis.host: 127.0.0.1\nredis.port: {port}\n"))
+}
+
+fn memcache() -> Option<Testkit> {
+    Testkit::new("memcache", Server::memcached(), |port| format!("memcache.host: 127.0.0.1\nmemcache.port: {port}\n"))
+}
+
 /// One test per (store, case): each starts its own server.
 macro_rules! store_cases {
     ($($store:ident),* $(,)?) => {
@@ -97,4 +105,4 @@ macro_rules! store_cases {
     };
 }
 
-store_cases!(mongo, etcd, couchdb, elasticsearch);
+store_cases!(mongo, etcd, couchdb, elasticsearch, redis, memcache);

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use salt_returners::Load;
 use serde_json::{Map, Value};
 
 use crate::harness::*;
@@ -35,26 +36,37 @@ pub trait StoreServer: Send {
     }
 }
 
-/// The store as `jobs.*` reads it, opened from `config` as the master opens it.
-fn job_cache(name: &str, config: &str) -> std::sync::Arc<dyn salt_returners::JobCache> {
-    let opts = salt_config::Config::from_yaml_str(salt_config::Role::Master, config, "store").expect("the store's config");
-    runtime().block_on(salt_returners::open_job_cache(name, opts.as_map())).expect("the store opens")
+/// The store as `jobs.*` reads it, opened from `config` as the master opens it, on a runtime of
+/// its own that lives as long as it (a driver's connection tasks run there).
+struct Reader {
+    runtime: tokio::runtime::Runtime,
+    store: std::sync::Arc<dyn salt_returners::JobCache>,
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
+impl Reader {
+    fn open(name: &str, config: &str) -> Reader {
+        let opts = salt_config::Config::from_yaml_str(salt_config::Role::Master, config, "store").expect("the store's config");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let store = runtime.block_on(salt_returners::open_job_cache(name, opts.as_map())).expect("the store opens");
+        Reader { runtime, store }
+    }
 
-/// `{minion: stored return}` of `jid`, waiting until `ids` are all there (or `within` passed).
-fn wait_job(store: &dyn salt_returners::JobCache, jid: &str, ids: usize, within: Duration) -> Map<String, Value> {
-    let deadline = Instant::now() + within;
-    let rt = runtime();
-    loop {
-        let got = rt.block_on(store.get_jid(jid)).unwrap_or_default();
-        if got.len() >= ids || Instant::now() > deadline {
-            return got;
+    /// `{minion: stored return}` of `jid`, waiting until `ids` are all there (or `within`
+    /// passed); a store that keeps failing is a failure, not an empty job.
+    fn wait_job(&self, jid: &str, ids: usize, within: Duration) -> Map<String, Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.runtime.block_on(self.store.get_jid(jid));
+            match got {
+                Ok(got) if got.len() >= ids || Instant::now() > deadline => return got,
+                Err(e) if Instant::now() > deadline => panic!("{}: get_jid({jid}) keeps failing: {e}", self.store.name()),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    fn get_load(&self, jid: &str) -> Option<Load> {
+        self.runtime.block_on(self.store.get_load(jid)).expect("get_load")
     }
 }
 
@@ -69,7 +81,7 @@ fn jid_of_verbose(r: &Run) -> String {
 /// there and the jobs runner reading them back.
 pub fn walkthrough(server: &mut dyn StoreServer) {
     let name = server.name();
-    let store = job_cache(name, &server.config());
+    let store = Reader::open(name, &server.config());
     let mut c = Cluster::new("");
     c.start_master();
     c.start_accepted_with(&["minion1"], &server.config());
@@ -78,7 +90,7 @@ pub fn walkthrough(server: &mut dyn StoreServer) {
     let r = c.salt(&["-v", "minion1", "test.ping", "--return", name]);
     assert_eq!(r.code, 0, "{name}: {}", r.stderr);
     let jid = jid_of_verbose(&r);
-    let got = wait_job(&*store, &jid, 1, Duration::from_secs(20));
+    let got = store.wait_job(&jid, 1, Duration::from_secs(20));
     assert_eq!(got.get("minion1").map(|r| &r["return"]), Some(&Value::Bool(true)), "{name}: {got:?}");
 
     // A failing command, quotes, an emoji and the store's special characters.
@@ -87,10 +99,20 @@ pub fn walkthrough(server: &mut dyn StoreServer) {
     let jid_echo = jid_of_verbose(&r);
     let r = c.salt(&["-v", "minion1", "cmd.run", "echo \"it's\"; exit 3", "--return", name]);
     let jid_fail = jid_of_verbose(&r);
-    let log = || last_lines(&c.minion_log("minion1"), 20);
-    let got = wait_job(&*store, &jid_echo, 1, Duration::from_secs(20));
+    let log = || {
+        let spool = c.minion_cachedir("minion1").join("spool");
+        let mut out = c.minion_log("minion1").lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect::<Vec<_>>().join("\n");
+        for dir in std::fs::read_dir(&spool).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+                out.push_str(&format!("\n{}: {}", f.path().display(), &text[..text.len().min(2000)]));
+            }
+        }
+        out
+    };
+    let got = store.wait_job(&jid_echo, 1, Duration::from_secs(20));
     assert_eq!(got.get("minion1").map(|r| &r["return"]), Some(&Value::from(nasty)), "{name}: {got:?}\n{}", log());
-    let got = wait_job(&*store, &jid_fail, 1, Duration::from_secs(20));
+    let got = store.wait_job(&jid_fail, 1, Duration::from_secs(20));
     assert_eq!(got.get("minion1").map(|r| &r["return"]), Some(&Value::from("it's")), "{name}: {got:?}\n{}", log());
 
     // Master side: every job and return in the store; the jobs runner reads them there.
@@ -115,7 +137,7 @@ pub fn walkthrough(server: &mut dyn StoreServer) {
     let job: Value = serde_json::from_str(&job.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {}", job.stdout));
     assert_eq!(job["Result"]["minion1"]["return"], "from-the-store", "{name}: {job}");
     assert_eq!(job["Arguments"], serde_json::json!(["echo from-the-store"]), "{name}: {job}");
-    let load = runtime().block_on(store.get_load(&jid)).unwrap().expect("the load is stored");
+    let load = store.get_load(&jid).expect("the load is stored");
     assert_eq!(load["fun"], "cmd.run", "{name}: {load:?}");
 }
 
@@ -125,7 +147,7 @@ pub fn walkthrough(server: &mut dyn StoreServer) {
 pub fn outage_during_a_burst(server: &mut dyn StoreServer) {
     let _heavy = heavy();
     let name = server.name();
-    let store = job_cache(name, &server.config());
+    let store = Reader::open(name, &server.config());
     let mut c = Cluster::new(&format!("master_job_cache: {name}\n{}", server.config()));
     c.start_master();
     let ids: Vec<String> = (1..=10).map(|i| format!("m{i}")).collect();
@@ -181,7 +203,7 @@ pub fn outage_during_a_burst(server: &mut dyn StoreServer) {
     let want: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
     let deadline = Instant::now() + Duration::from_secs(180);
     for jid in &jids {
-        let got = wait_job(&*store, jid, ids.len(), deadline.saturating_duration_since(Instant::now()));
+        let got = store.wait_job(jid, ids.len(), deadline.saturating_duration_since(Instant::now()));
         let got: BTreeSet<&str> = got.keys().map(String::as_str).collect();
         assert_eq!(got, want, "{name}: every return of {jid} arrives");
     }
@@ -198,7 +220,7 @@ pub fn outage_during_a_burst(server: &mut dyn StoreServer) {
 /// starts and answers, and what it spools meanwhile arrives once the server is back.
 pub fn unreachable_at_start(server: &mut dyn StoreServer) {
     let name = server.name();
-    let store = job_cache(name, &server.config());
+    let store = Reader::open(name, &server.config());
     server.stop();
     let mut c = Cluster::new(&format!("master_job_cache: {name}\n{}", server.config()));
     c.start_master();
@@ -213,6 +235,6 @@ pub fn unreachable_at_start(server: &mut dyn StoreServer) {
     assert!(r.stdout.ends_with("minion1:\n    True\n"), "{name}: {}{}", r.stdout, r.stderr);
     let jid = jid_of_verbose(&r);
     server.start();
-    let got = wait_job(&*store, &jid, 1, Duration::from_secs(60));
+    let got = store.wait_job(&jid, 1, Duration::from_secs(60));
     assert_eq!(got.get("minion1").map(|r| &r["return"]), Some(&Value::Bool(true)), "{name}: the spooled return arrives");
 }
