@@ -70,16 +70,9 @@ impl SpooledStore {
     }
 }
 
-/// Salt's `get_keep_jobs_seconds`: `keep_jobs_seconds`, unless it is still the default and the
-/// deprecated `keep_jobs` (hours) was changed.
+/// Salt's `get_keep_jobs_seconds` (the master's config has its defaults).
 pub(crate) fn keep_jobs_seconds(config: &salt_config::Config) -> u64 {
-    let seconds = config.u64("keep_jobs_seconds").unwrap_or(86400);
-    let hours = config.u64("keep_jobs").unwrap_or(24);
-    if seconds == 86400 && hours != 24 {
-        hours * 3600
-    } else {
-        seconds
-    }
+    salt_returners::options::keep_jobs_seconds(Some(config.as_map())).unwrap_or(86400)
 }
 
 /// Every `loop_interval`, purge what is older than the retention (0 keeps everything), and

@@ -122,6 +122,19 @@ pub(crate) fn master_id(opts: Option<&Map<String, Value>>) -> String {
     })
 }
 
+/// Salt's `get_keep_jobs_seconds` on a process config: `keep_jobs_seconds`, unless it is still
+/// the default (86400) and the deprecated `keep_jobs` (hours, default 24) was changed. `None`
+/// when the config has neither (a minion's). Numbers may be written as text.
+pub fn keep_jobs_seconds(opts: Option<&Map<String, Value>>) -> Option<u64> {
+    let opts = opts?;
+    let number = |key: &str| opts.get(key).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())));
+    match (number("keep_jobs_seconds"), number("keep_jobs")) {
+        (Some(86400) | None, Some(hours)) if hours != 24 => Some(hours * 3600),
+        (None, Some(hours)) => Some(hours * 3600),
+        (seconds, _) => seconds,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

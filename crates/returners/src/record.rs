@@ -71,6 +71,19 @@ impl<'a> ReturnRecord<'a> {
     }
 }
 
+/// `prep_jid` as Salt's external job caches do it: nothing is recorded (a job exists once its
+/// load or a return does) and `nocache` is not kept; a passed jid is checked, else a new one
+/// comes from the process's clock.
+pub(crate) fn prep_jid(passed_jid: Option<&str>, unique_jid: bool) -> crate::Result<String> {
+    match passed_jid {
+        Some(jid) => {
+            salt_proto::jid::validate_jid(jid).map_err(|e| crate::ReturnerError::Invalid(e.to_string()))?;
+            Ok(jid.to_string())
+        }
+        None => Ok(salt_proto::jid::new_jid(unique_jid)),
+    }
+}
+
 /// How a return is named in a rejection.
 pub(crate) fn describe(id: &str, jid: &str) -> String {
     format!("return of {id} for {jid}")

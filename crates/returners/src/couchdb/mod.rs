@@ -256,15 +256,9 @@ impl Sink for CouchDb {
 
 #[async_trait]
 impl JobCache for CouchDb {
+    /// As Salt's: nothing recorded, `nocache` not kept.
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
-        // As Salt's: nothing recorded; nocache is not kept.
-        match passed_jid {
-            Some(jid) => {
-                salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
-                Ok(jid.to_string())
-            }
-            None => Ok(salt_proto::jid::new_jid(self.unique_jid)),
-        }
+        crate::record::prep_jid(passed_jid, self.unique_jid)
     }
 
     async fn save_load(&self, jid: &str, load: &Load, _minions: Option<&[String]>) -> Result<()> {

@@ -318,16 +318,9 @@ impl Sink for Elasticsearch {
 
 #[async_trait]
 impl JobCache for Elasticsearch {
+    /// As Salt's: nothing recorded, `nocache` not kept.
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
-        // As Salt's: nothing recorded here (and `nocache` ignored); a job exists once its load
-        // or a return does.
-        match passed_jid {
-            Some(jid) => {
-                salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
-                Ok(jid.to_string())
-            }
-            None => Ok(salt_proto::jid::new_jid(self.config.unique_jid)),
-        }
+        crate::record::prep_jid(passed_jid, self.config.unique_jid)
     }
 
     async fn save_load(&self, jid: &str, load: &Load, _minions: Option<&[String]>) -> Result<()> {

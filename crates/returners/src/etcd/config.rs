@@ -99,7 +99,7 @@ impl EtcdConfig {
         };
         let ttl = match ttl.filter(|v| !matches!(v, Value::Null) && v.as_str() != Some("")) {
             Some(v) => seconds("etcd.ttl", &v)?,
-            None => keep_jobs_seconds(lookup.opts).unwrap_or(0),
+            None => crate::options::keep_jobs_seconds(lookup.opts).unwrap_or(0),
         };
         let root = opt_set(&top, "returner_root").unwrap_or_else(|| DEFAULT_ROOT.into());
         let root = root.trim_end_matches('/').to_string();
@@ -192,19 +192,6 @@ fn seconds(name: &str, v: &Value) -> Result<u64> {
         .filter(|s| s.is_finite() && *s >= 0.0 && s.fract() == 0.0)
         .map(|s| s as u64)
         .ok_or_else(|| ReturnerError::Invalid(format!("{name} must be a whole number of seconds, not {text:?}")))
-}
-
-/// Salt's `get_keep_jobs_seconds` on the process config: `keep_jobs_seconds`, unless it is the
-/// default and the deprecated `keep_jobs` (hours) was changed. `None` when the config has
-/// neither (a minion's).
-fn keep_jobs_seconds(opts: Option<&Map<String, Value>>) -> Option<u64> {
-    let opts = opts?;
-    let number = |key: &str| opts.get(key).and_then(|v| seconds(key, v).ok());
-    match (number("keep_jobs_seconds"), number("keep_jobs")) {
-        (Some(86400), Some(hours)) if hours != 24 => Some(hours * 3600),
-        (None, Some(hours)) => Some(hours * 3600),
-        (seconds, _) => seconds,
-    }
 }
 
 #[cfg(test)]

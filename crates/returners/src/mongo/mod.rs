@@ -222,16 +222,9 @@ impl Sink for Mongo {
 
 #[async_trait]
 impl JobCache for Mongo {
+    /// As Salt's: nothing recorded, `nocache` not kept.
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
-        // Salt's mongo stores record nothing here (and ignore nocache): a job exists once its
-        // load or a return does.
-        match passed_jid {
-            Some(jid) => {
-                salt_proto::jid::validate_jid(jid).map_err(invalid_jid)?;
-                Ok(jid.to_string())
-            }
-            None => Ok(salt_proto::jid::new_jid(self.config().unique_jid)),
-        }
+        crate::record::prep_jid(passed_jid, self.config().unique_jid)
     }
 
     async fn save_load(&self, jid: &str, load: &Load, _minions: Option<&[String]>) -> Result<()> {

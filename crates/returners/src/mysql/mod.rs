@@ -90,7 +90,7 @@ impl JobCache for MySql {
     }
 
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
-        crate::sql::prep_jid(passed_jid, self.config.unique_jid)
+        crate::record::prep_jid(passed_jid, self.config.unique_jid)
     }
 
     async fn save_load(&self, jid: &str, load: &Load, _minions: Option<&[String]>) -> Result<()> {

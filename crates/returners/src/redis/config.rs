@@ -23,9 +23,8 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 const ATTRS: [&str; 8] =
     ["host", "port", "unix_socket_path", "db", "password", "cluster_mode", "cluster.startup_nodes", "cluster.skip_full_coverage_check"];
 
-/// Salt's default for `keep_jobs_seconds`, and for the legacy `keep_jobs` (hours).
+/// Salt's default for `keep_jobs_seconds`.
 const DEFAULT_KEEP_JOBS_SECONDS: u64 = 86400;
-const DEFAULT_KEEP_JOBS_HOURS: u64 = 24;
 
 /// Where the store's server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,16 +144,8 @@ fn startup_nodes(value: Option<&Value>) -> std::result::Result<Vec<(String, u16)
         .collect()
 }
 
-/// Salt's `get_keep_jobs_seconds`: `keep_jobs_seconds`, unless it is still the default and the
-/// legacy `keep_jobs` (hours) was changed.
 fn keep_jobs_seconds(opts: Option<&Map<String, Value>>) -> u64 {
-    let number =
-        |key: &str| opts.and_then(|o| o.get(key)).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())));
-    let seconds = number("keep_jobs_seconds").unwrap_or(DEFAULT_KEEP_JOBS_SECONDS);
-    match number("keep_jobs") {
-        Some(hours) if seconds == DEFAULT_KEEP_JOBS_SECONDS && hours != DEFAULT_KEEP_JOBS_HOURS => hours * 3600,
-        _ => seconds,
-    }
+    crate::options::keep_jobs_seconds(opts).unwrap_or(DEFAULT_KEEP_JOBS_SECONDS)
 }
 
 #[cfg(test)]

@@ -127,11 +127,9 @@ impl JobChunks for Redis {
 #[async_trait]
 impl JobCache for Redis {
     /// Salt's: the passed jid or a new one; nothing is written.
+    /// As Salt's: nothing recorded, `nocache` not kept.
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
-        match passed_jid {
-            Some(jid) => valid_jid(jid).map(|()| jid.to_string()),
-            None => Ok(salt_proto::jid::new_jid(self.config().unique_jid)),
-        }
+        crate::record::prep_jid(passed_jid, self.config().unique_jid)
     }
 
     async fn save_load(&self, jid: &str, load: &Load, minions: Option<&[String]>) -> Result<()> {

@@ -27,18 +27,6 @@ pub(crate) fn rejects_record(sqlstate: &str) -> bool {
     sqlstate.starts_with("22") || sqlstate.starts_with("23")
 }
 
-/// `prep_jid` as Salt's SQL stores do it: nothing is recorded (a job exists once its load or a
-/// return does) and `nocache` is ignored; a passed jid is checked, else a new one is made.
-pub(crate) fn prep_jid(passed_jid: Option<&str>, unique_jid: bool) -> Result<String> {
-    match passed_jid {
-        Some(jid) => {
-            salt_proto::jid::validate_jid(jid).map_err(|e| ReturnerError::Invalid(e.to_string()))?;
-            Ok(jid.to_string())
-        }
-        None => Ok(salt_proto::jid::new_jid(unique_jid)),
-    }
-}
-
 /// A stored load's JSON text as a load (`jids.load`); a non-object reads as an empty load.
 pub(crate) fn load_from_text(store: &str, jid: &str, text: Option<String>) -> Result<Option<Load>> {
     match text {

@@ -39,7 +39,6 @@ pub use config::PgConfig;
 pub(crate) use encode::{Columns, Flavor};
 
 use crate::registry::Entry;
-use crate::sql;
 use crate::{Event, JobCache, JobQuery, JobSummary, Load, Rejection, Result, Sink};
 
 pub struct PgStore {
@@ -73,7 +72,7 @@ impl Sink for PgStore {
 impl JobCache for PgStore {
     /// Salt's SQL stores ignore `nocache`: there is no table to record it in.
     async fn prep_jid(&self, _nocache: bool, passed_jid: Option<&str>) -> Result<String> {
-        sql::prep_jid(passed_jid, self.config.unique_jid)
+        crate::record::prep_jid(passed_jid, self.config.unique_jid)
     }
 
     /// The expected minions are not kept (Salt's SQL stores have nowhere to keep them).
