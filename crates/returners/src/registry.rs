@@ -82,8 +82,9 @@ impl Store {
     }
 }
 
-/// The calls of a store that keeps jobs the way Salt's SQL returners do.
-pub(crate) const SQL_JOB_CACHE_CALLS: &[Capability] = &[
+/// Every call but the end times: a job cache that also takes events (Salt's SQL returners, and
+/// elasticsearch).
+pub(crate) const JOB_CACHE_WITH_EVENTS: &[Capability] = &[
     Capability::Returner,
     Capability::EventReturn,
     Capability::PrepJid,

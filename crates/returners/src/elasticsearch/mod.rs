@@ -55,7 +55,7 @@ pub use config::ElasticsearchConfig;
 
 use crate::batch::{prepare_all, Indexed};
 use crate::paging::JobChunks;
-use crate::registry::{Entry, Store, SQL_JOB_CACHE_CALLS};
+use crate::registry::{Entry, Store, JOB_CACHE_WITH_EVENTS};
 use crate::{Event, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 use client::Client;
 use encode::{Doc, Outcome, Role};
@@ -65,7 +65,7 @@ pub const NAME: &str = "elasticsearch";
 pub static ENTRY: Entry = Entry {
     name: NAME,
     // The calls Salt's SQL job caches have: the same set, on documents.
-    calls: SQL_JOB_CACHE_CALLS,
+    calls: JOB_CACHE_WITH_EVENTS,
     open: |lookup| async move { Ok(Store::JobCache(Arc::new(Elasticsearch::open(lookup)?))) }.boxed(),
     schema: None,
 };

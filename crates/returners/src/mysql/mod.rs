@@ -42,14 +42,14 @@ use tokio::sync::OnceCell;
 
 pub use config::MySqlConfig;
 
-use crate::registry::{Entry, Schema, Store, SALT_SQL_TABLES, SQL_JOB_CACHE_CALLS};
+use crate::registry::{Entry, Schema, Store, JOB_CACHE_WITH_EVENTS, SALT_SQL_TABLES};
 use crate::{Event, JobCache, JobQuery, JobSummary, Load, Rejection, Result, Sink};
 
 pub const NAME: &str = "mysql";
 
 pub static ENTRY: Entry = Entry {
     name: NAME,
-    calls: SQL_JOB_CACHE_CALLS,
+    calls: JOB_CACHE_WITH_EVENTS,
     open: |lookup| async move { Ok(Store::JobCache(std::sync::Arc::new(MySql::open(lookup)?))) }.boxed(),
     schema: Some(Schema { tables: SALT_SQL_TABLES, ddl: schema::create_sql }),
 };

@@ -11,7 +11,7 @@ pub mod schema;
 use futures::FutureExt;
 
 use crate::options::Lookup;
-use crate::registry::{Entry, Schema, Store, SALT_SQL_TABLES, SQL_JOB_CACHE_CALLS};
+use crate::registry::{Entry, Schema, Store, JOB_CACHE_WITH_EVENTS, SALT_SQL_TABLES};
 use crate::sql::pg::{Columns, Flavor};
 use crate::Result;
 
@@ -21,7 +21,7 @@ pub const NAME: &str = "postgres";
 
 pub static ENTRY: Entry = Entry {
     name: NAME,
-    calls: SQL_JOB_CACHE_CALLS,
+    calls: JOB_CACHE_WITH_EVENTS,
     open: |lookup| async move { Ok(Store::JobCache(std::sync::Arc::new(open(lookup)?))) }.boxed(),
     schema: Some(Schema { tables: SALT_SQL_TABLES, ddl: || schema::DDL.to_string() }),
 };
