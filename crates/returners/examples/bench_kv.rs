@@ -5,6 +5,8 @@
 //! Each store runs on a private server that `saltrs_testkit::Server` starts (redis-server,
 //! memcached). `returns` returns of one job (default 1,000; master-side return loads, ~300
 //! bytes) arrive together and are timed until all are stored, three ways:
+//! - **spool → store**: what `master_job_cache: <store>` does: one `Spool::push_nowait` per
+//!   return, then `flush`; from the first push until the spool is empty (on disk, delivered);
 //! - **store**: `returner_batch` of all of them (one pipeline for redis; one list read and one
 //!   pipelined exchange for memcache);
 //! - **ceiling**: a raw pipelined client writing the same keys, values pre-serialised, one
@@ -22,7 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use salt_returners::{JobCache, Load};
+use salt_returners::spool::{Record, Spool};
+use salt_returners::{JobCache, Load, Store};
 use saltrs_testkit::Server;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -35,6 +38,14 @@ fn master_return(jid: &str, n: usize) -> Load {
         "retcode": 0, "jid": jid, "fun": "cmd.run", "fun_args": ["ls /"], "user": "root",
         "_stamp": "2026-11-25T00:39:16.909909+00:00", "ts": 1795567156});
     v.as_object().unwrap().clone()
+}
+
+/// One `push_nowait` per return, as the master pushes them, then until all are delivered.
+async fn spooled(spool: &Spool, rets: &[Load]) {
+    for ret in rets {
+        spool.push_nowait(vec![Record::Return { ret: ret.clone() }]);
+    }
+    assert!(spool.flush(Duration::from_secs(600)).await, "the spool did not drain");
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -54,17 +65,20 @@ async fn bench_redis(n: usize, runs: usize) {
     let Some(server) = tokio::task::spawn_blocking(Server::redis).await.unwrap() else { return };
     let opts = json!({"redis.host": "127.0.0.1", "redis.port": server.port()});
     let store: Arc<dyn JobCache> = salt_returners::open_job_cache("redis", opts.as_object().unwrap()).await.unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(spool_dir.path(), Store::JobCache(store.clone())).unwrap();
     let mut c = redis_conn(&server).await;
     let jid = "20261125003916657727";
     let rets: Vec<Load> = (0..n).map(|i| master_return(jid, i)).collect();
     let texts: Vec<String> = rets.iter().map(salt_returners::json::dumps_map).collect();
-    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut times: [Vec<Duration>; 4] = Default::default();
     for _ in 0..runs {
         for (mode, t) in times.iter_mut().enumerate() {
             let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
             let started = Instant::now();
             match mode {
                 0 => assert_eq!(store.returner_batch(&rets).await.unwrap(), []),
+                3 => spooled(&spool, &rets).await,
                 1 => {
                     let mut pipe = redis::pipe();
                     for (r, text) in rets.iter().zip(&texts) {
@@ -76,7 +90,7 @@ async fn bench_redis(n: usize, runs: usize) {
                     }
                     let _: () = pipe.query_async(&mut c).await.unwrap();
                 }
-                _ => {
+                2 => {
                     for (r, text) in rets.iter().zip(&texts) {
                         let id = r["id"].as_str().unwrap();
                         let mut pipe = redis::pipe();
@@ -88,14 +102,15 @@ async fn bench_redis(n: usize, runs: usize) {
                         let _: () = redis::cmd("SETEX").arg(format!("load:{jid}")).arg(86400).arg(text).query_async(&mut c).await.unwrap();
                     }
                 }
+                _ => unreachable!("four ways"),
             }
             t.push(started.elapsed());
             let stored: usize = redis::cmd("HLEN").arg(format!("ret:{jid}")).query_async(&mut c).await.unwrap();
             assert_eq!(stored, n);
         }
     }
-    let [store_t, ceiling, salt] = times.map(median);
-    println!("redis     store {}   ceiling {}   Salt {}", rate(n, store_t), rate(n, ceiling), rate(n, salt));
+    let [store_t, ceiling, salt, spool_t] = times.map(median);
+    println!("redis     spool {}   store {}   ceiling {}   Salt {}", rate(n, spool_t), rate(n, store_t), rate(n, ceiling), rate(n, salt));
 }
 
 /// A raw memcached connection: requests written, answers read line by line.
@@ -156,18 +171,21 @@ async fn bench_memcache(n: usize, runs: usize) {
     let Some(server) = tokio::task::spawn_blocking(Server::memcached).await.unwrap() else { return };
     let opts = json!({"memcache.host": "127.0.0.1", "memcache.port": server.port()});
     let store: Arc<dyn JobCache> = salt_returners::open_job_cache("memcache", opts.as_object().unwrap()).await.unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(spool_dir.path(), Store::JobCache(store.clone())).unwrap();
     let mut mc = Mc::new(&server).await;
     let jid = "20261125003916657727";
     let rets: Vec<Load> = (0..n).map(|i| master_return(jid, i)).collect();
     let texts: Vec<String> = rets.iter().map(salt_returners::json::dumps_map).collect();
     let ids: Vec<&str> = rets.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut times: [Vec<Duration>; 4] = Default::default();
     for _ in 0..runs {
         for (mode, t) in times.iter_mut().enumerate() {
             assert_eq!(mc.send("flush_all\r\n", 1).await[0], "OK\r\n");
             let started = Instant::now();
             match mode {
                 0 => assert_eq!(store.returner_batch(&rets).await.unwrap(), []),
+                3 => spooled(&spool, &rets).await,
                 1 => {
                     let mut text = String::new();
                     for (id, value) in ids.iter().zip(&texts) {
@@ -179,7 +197,7 @@ async fn bench_memcache(n: usize, runs: usize) {
                     text += &Mc::store("set", "jids", &format!("{jid},"));
                     mc.send(&text, 2 * n + 2).await;
                 }
-                _ => {
+                2 => {
                     for (id, value) in ids.iter().zip(&texts) {
                         let text = Mc::store("set", &format!("{jid}:{id}"), value);
                         mc.send(&text, 1).await;
@@ -188,14 +206,15 @@ async fn bench_memcache(n: usize, runs: usize) {
                         mc.salt_append("jids", jid).await;
                     }
                 }
+                _ => unreachable!("four ways"),
             }
             t.push(started.elapsed());
             let got = store.get_jid(jid).await.unwrap();
             assert_eq!(got.len(), n);
         }
     }
-    let [store_t, ceiling, salt] = times.map(median);
-    println!("memcache  store {}   ceiling {}   Salt {}", rate(n, store_t), rate(n, ceiling), rate(n, salt));
+    let [store_t, ceiling, salt, spool_t] = times.map(median);
+    println!("memcache  spool {}   store {}   ceiling {}   Salt {}", rate(n, spool_t), rate(n, store_t), rate(n, ceiling), rate(n, salt));
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
