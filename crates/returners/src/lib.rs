@@ -29,6 +29,9 @@
 //! - `paging`: `get_jids` as a walk in jid order over chunks a store reads from its index, with
 //!   Salt's filters; the first page never reads every job;
 //! - `sql`: what the SQL stores share, a dialect per database; no store imports another;
+//! - `http`: what the HTTP stores share (a client with deadlines, answers read within a bound,
+//!   statuses classified);
+//! - [`health`]: the one start-up check every daemon runs on its stores;
 //! - [`spool::Spool`]: the durable queue in front of every store (the callers own it, not the
 //!   stores).
 //!
@@ -53,7 +56,9 @@
 //!                       started by `saltrs_testkit::Server`; then what is particular to it
 //! ```
 //!
-//! and adds one line to [`ENTRIES`], and a cargo feature for its driver (on by default).
+//! A concern too big for `client.rs` gets a file named after it (`purge.rs`, memcache's `ops.rs`
+//! above its wire protocol). The store adds one line to [`ENTRIES`], and a cargo feature for its
+//! driver (on by default, forwarded by the `saltrs` crate as `returner-<name>`).
 
 // A build that leaves out stores leaves parts of the kit unused.
 #![cfg_attr(
