@@ -82,8 +82,35 @@ impl Store {
     }
 }
 
-/// Every call but the end times: a job cache that also takes events (Salt's SQL returners, and
-/// elasticsearch).
+/// The calls of a job cache as Salt's external ones have them: returns, loads, listings, the
+/// minions; no events, purge or end times (sqlite3, etcd, memcache).
+pub(crate) const JOB_CACHE: &[Capability] = &[
+    Capability::Returner,
+    Capability::PrepJid,
+    Capability::SaveLoad,
+    Capability::SaveMinions,
+    Capability::GetLoad,
+    Capability::GetJid,
+    Capability::GetJids,
+    Capability::GetFun,
+    Capability::GetMinions,
+];
+
+/// [`JOB_CACHE`] and `clean_old_jobs` (redis, couchdb).
+pub(crate) const JOB_CACHE_WITH_PURGE: &[Capability] = &[
+    Capability::Returner,
+    Capability::PrepJid,
+    Capability::SaveLoad,
+    Capability::SaveMinions,
+    Capability::GetLoad,
+    Capability::GetJid,
+    Capability::GetJids,
+    Capability::GetFun,
+    Capability::GetMinions,
+    Capability::CleanOldJobs,
+];
+
+/// [`JOB_CACHE_WITH_PURGE`] and `event_return` (Salt's SQL returners, elasticsearch).
 pub(crate) const JOB_CACHE_WITH_EVENTS: &[Capability] = &[
     Capability::Returner,
     Capability::EventReturn,

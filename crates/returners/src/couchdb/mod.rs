@@ -46,26 +46,15 @@ use crate::batch::{by_size, insert_or_sift, prepare_all, Indexed};
 use crate::http::MAX_ANSWER_BYTES;
 use crate::options::Lookup;
 use crate::paging::JobChunks;
-use crate::registry::{Entry, Store};
-use crate::{Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
+use crate::registry::{Entry, Store, JOB_CACHE_WITH_PURGE};
+use crate::{JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 
 pub const NAME: &str = "couchdb";
 
 /// Salt's couchdb calls, and what makes it a full job cache.
 pub static ENTRY: Entry = Entry {
     name: NAME,
-    calls: &[
-        Capability::Returner,
-        Capability::PrepJid,
-        Capability::SaveLoad,
-        Capability::SaveMinions,
-        Capability::GetLoad,
-        Capability::GetJid,
-        Capability::GetJids,
-        Capability::GetFun,
-        Capability::GetMinions,
-        Capability::CleanOldJobs,
-    ],
+    calls: JOB_CACHE_WITH_PURGE,
     open: |lookup| async move { Ok(Store::JobCache(Arc::new(CouchDb::open(lookup)?))) }.boxed(),
     schema: None,
 };

@@ -41,25 +41,15 @@ use self::encode::{after, decode_json, decode_text, prefix_end, returns_txn, Lay
 use crate::batch::{insert_or_sift, prepare_all};
 use crate::options::Lookup;
 use crate::paging::JobChunks;
-use crate::registry::{Entry, Store};
-use crate::{Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
+use crate::registry::{Entry, Store, JOB_CACHE};
+use crate::{JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 
 pub const NAME: &str = "etcd";
 
 /// Salt's etcd calls, without its no-op `clean_old_jobs` (leases expire the keys).
 pub static ENTRY: Entry = Entry {
     name: NAME,
-    calls: &[
-        Capability::Returner,
-        Capability::PrepJid,
-        Capability::SaveLoad,
-        Capability::SaveMinions,
-        Capability::GetLoad,
-        Capability::GetJid,
-        Capability::GetJids,
-        Capability::GetFun,
-        Capability::GetMinions,
-    ],
+    calls: JOB_CACHE,
     open: |lookup| async move { Ok(Store::JobCache(Arc::new(Etcd::open(lookup)?))) }.boxed(),
     schema: None,
 };

@@ -53,8 +53,8 @@ pub use config::MemcacheConfig;
 use crate::batch::prepare_all;
 use crate::options::Lookup;
 use crate::paging::JobChunks;
-use crate::registry::{Entry, Store};
-use crate::{Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
+use crate::registry::{Entry, Store, JOB_CACHE};
+use crate::{JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 use client::Client;
 
 pub const NAME: &str = "memcache";
@@ -62,17 +62,7 @@ pub const NAME: &str = "memcache";
 /// Salt's memcache calls.
 pub static ENTRY: Entry = Entry {
     name: NAME,
-    calls: &[
-        Capability::Returner,
-        Capability::PrepJid,
-        Capability::SaveLoad,
-        Capability::SaveMinions,
-        Capability::GetLoad,
-        Capability::GetJid,
-        Capability::GetJids,
-        Capability::GetFun,
-        Capability::GetMinions,
-    ],
+    calls: JOB_CACHE,
     open: |lookup| async move { Ok(Store::JobCache(Arc::new(Memcache::open(lookup)?))) }.boxed(),
     schema: None,
 };

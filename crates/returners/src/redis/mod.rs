@@ -51,8 +51,8 @@ pub use config::RedisConfig;
 use crate::batch::prepare_all;
 use crate::options::Lookup;
 use crate::paging::JobChunks;
-use crate::registry::{Entry, Store};
-use crate::{Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
+use crate::registry::{Entry, Store, JOB_CACHE_WITH_PURGE};
+use crate::{JobCache, JobQuery, JobSummary, Load, Rejection, Result, ReturnerError, Sink};
 use client::Client;
 
 pub const NAME: &str = "redis";
@@ -60,18 +60,7 @@ pub const NAME: &str = "redis";
 /// Salt's redis calls.
 pub static ENTRY: Entry = Entry {
     name: NAME,
-    calls: &[
-        Capability::Returner,
-        Capability::PrepJid,
-        Capability::SaveLoad,
-        Capability::SaveMinions,
-        Capability::GetLoad,
-        Capability::GetJid,
-        Capability::GetJids,
-        Capability::GetFun,
-        Capability::GetMinions,
-        Capability::CleanOldJobs,
-    ],
+    calls: JOB_CACHE_WITH_PURGE,
     open: |lookup| async move { Ok(Store::JobCache(Arc::new(Redis::open(lookup)?))) }.boxed(),
     schema: None,
 };

@@ -29,25 +29,15 @@ use tokio::sync::OnceCell;
 
 pub use config::Sqlite3Config;
 
-use crate::registry::{Entry, Schema, Store};
-use crate::{Capability, JobCache, JobQuery, JobSummary, Load, Rejection, Result, Sink};
+use crate::registry::{Entry, Schema, Store, JOB_CACHE};
+use crate::{JobCache, JobQuery, JobSummary, Load, Rejection, Result, Sink};
 
 pub const NAME: &str = "sqlite3";
 
-/// Salt's sqlite3 calls: no `event_return`, `clean_old_jobs` or end times.
+/// Salt's sqlite3 calls: no `event_return`, `clean_old_jobs` or end times ([`JOB_CACHE`]).
 pub static ENTRY: Entry = Entry {
     name: NAME,
-    calls: &[
-        Capability::Returner,
-        Capability::PrepJid,
-        Capability::SaveLoad,
-        Capability::SaveMinions,
-        Capability::GetLoad,
-        Capability::GetJid,
-        Capability::GetJids,
-        Capability::GetFun,
-        Capability::GetMinions,
-    ],
+    calls: JOB_CACHE,
     open: |lookup| async move { Ok(Store::JobCache(std::sync::Arc::new(Sqlite3::open(lookup)?))) }.boxed(),
     schema: Some(Schema { tables: &schema::TABLES, ddl: schema::create_sql }),
 };
