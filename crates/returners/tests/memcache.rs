@@ -219,3 +219,27 @@ async fn return_config_picks_another_server() {
     sink.returner(&ret(JID, "m1", "test.ping", json!(true))).await.unwrap();
     assert!(raw_get(&server, &format!("{JID}:m1")).await.is_some());
 }
+
+/// A list that reaches memcached's item size (here 2 KiB, about 180 minions in `minions`):
+/// memcached answers its appends NOT_STORED, as for a missing list. The store tells the two
+/// apart and refuses, clearly, only the records the full list cannot take; it does not take
+/// the refusal for a race and retry for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_list_refuses_what_it_cannot_take_and_only_that() {
+    let Some(server) = server(&["-I", "2k", "-o", "slab_chunk_max=2048"]).await else { return };
+    let store = open(&server).await;
+    let rets: Vec<Load> = (0..300).map(|i| ret(JID, &format!("minion{i:04}"), "test.ping", json!(true))).collect();
+    // Ten at a time, so the list grows by appends until one no longer fits.
+    let mut rejected = Vec::new();
+    for batch in rets.chunks(10) {
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(30), store.returner_batch(batch)).await.expect("an answer");
+        rejected.extend(refused.expect("refusals, not an error to retry"));
+    }
+    assert!(!rejected.is_empty(), "the list held 300 minions in 2 KiB?");
+    assert!(rejected.iter().all(|r| r.reason.contains("the list minions") && r.reason.contains("is full")), "{:?}", &rejected[..1]);
+    let listed = raw_get(&server, "minions").await.unwrap().1;
+    assert_eq!(listed.matches(',').count() + rejected.len(), 300, "every minion is listed or refused");
+    // `get_jid` walks `minions`, as Salt's does: it gives the listed ones; the others are in the
+    // dead-letter file with the reason (their values are stored, but nothing lists them).
+    assert_eq!(store.get_jid(JID).await.unwrap().len(), listed.matches(',').count());
+}

@@ -182,14 +182,25 @@ impl Client {
                 refused.push((*owner, why.clone()));
             }
         }
-        // Lists: create the missing ones, append again to those created meanwhile.
+        // Lists: create the missing ones, append again to those created meanwhile. An append
+        // refused on a list that exists (an `add` said so) means the list is full: memcached
+        // answers NOT_STORED when an append would pass its item size, as for a missing key.
         let mut pending: Vec<(Verb, Answer)> = answers[plan.stores.len()..].iter().map(|a| (Verb::Append, a.clone())).collect();
+        let mut exists: Vec<bool> = vec![false; appends.len()];
         for _ in 0..LIST_FIX_ROUNDS {
             let mut retry = Vec::new();
-            for (a, (verb, answer)) in appends.into_iter().zip(pending) {
+            for ((a, (verb, answer)), known) in appends.into_iter().zip(pending).zip(exists) {
                 match answer {
                     Answer::Stored => {}
-                    Answer::NotStored => retry.push((if verb == Verb::Append { Verb::Add } else { Verb::Append }, a)),
+                    Answer::NotStored if verb == Verb::Append && known => {
+                        if !a.best_effort {
+                            let why = format!("the list {} in memcached is full (its item size); this record is not listed there", a.key);
+                            refused.extend(a.owners.iter().map(|o| (*o, why.clone())));
+                        }
+                    }
+                    // `add` refused: the list exists now; append to it.
+                    Answer::NotStored if verb == Verb::Add => retry.push((Verb::Append, a, true)),
+                    Answer::NotStored => retry.push((Verb::Add, a, false)),
                     Answer::Refused(_) if a.best_effort => {}
                     Answer::Refused(why) => {
                         refused.extend(a.owners.iter().map(|o| (*o, format!("the list {} in memcached: {why}", a.key))))
@@ -200,10 +211,11 @@ impl Client {
             if retry.is_empty() {
                 return Ok(refused);
             }
-            let requests: Vec<Request> = retry.iter().map(|(verb, a)| list_request(*verb, a)).collect();
+            let requests: Vec<Request> = retry.iter().map(|(verb, a, _)| list_request(*verb, a)).collect();
             let answers = self.exchange(&requests).await?;
-            pending = retry.iter().map(|(verb, _)| *verb).zip(answers).collect();
-            appends = retry.into_iter().map(|(_, a)| a).collect();
+            pending = retry.iter().map(|(verb, _, _)| *verb).zip(answers).collect();
+            exists = retry.iter().map(|(_, _, known)| *known).collect();
+            appends = retry.into_iter().map(|(_, a, _)| a).collect();
         }
         Err(ReturnerError::Unavailable(format!(
             "memcache: lists in {} kept changing under this write ({LIST_FIX_ROUNDS} rounds); it is retried",
