@@ -26,16 +26,7 @@ const JID: &str = "20240510093000000001";
 
 /// A fresh server (None: memcached is not installed, and the skip is reported).
 async fn server(extra: &'static [&'static str]) -> Option<Server> {
-    tokio::task::spawn_blocking(move || match Server::launch_with(Kind::Memcached, extra) {
-        Ok(s) => Some(s),
-        Err(saltrs_testkit::ServerError::Missing(why)) => {
-            saltrs_testkit::skip(why);
-            None
-        }
-        Err(e) => panic!("{e}"),
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || Server::with_args(Kind::Memcached, extra)).await.unwrap()
 }
 
 /// The store on `server`, opened by name through the registry with Salt's option names.
