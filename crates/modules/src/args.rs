@@ -106,55 +106,7 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
-/// Python `str(value)`: strings unquoted, everything else as [`py_repr`].
-pub fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-/// Python `repr(value)` for the types a publish can carry.
-pub fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
-            _ => n.to_string(),
-        },
-        Value::String(s) => {
-            let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-            let mut out = String::with_capacity(s.len() + 2);
-            out.push(quote);
-            for c in s.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if c == quote => {
-                        out.push('\\');
-                        out.push(c);
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push(quote);
-            out
-        }
-        Value::Array(a) => {
-            format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", "))
-        }
-        Value::Object(o) => format!(
-            "{{{}}}",
-            o.iter().map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v))).collect::<Vec<_>>().join(", ")
-        ),
-    }
-}
+pub use salt_targeting::pystr::{py_repr, py_str};
 
 /// A Python function signature, e.g. `"retcode(code=42)"` or `"arg(*args, **kwargs)"`.
 /// Defaults are Python literals (`None`, `True`, `False`, numbers, quoted strings, `[]`, `{}`).

@@ -94,6 +94,36 @@ pub(crate) fn unreachable(store: &str, at: &str, e: &reqwest::Error, secret: &Se
     ReturnerError::Unavailable(format!("{store}: {what} at {at}: {detail}"))
 }
 
+/// How much of a refusal's answer is read: enough for any service's error text.
+const REFUSAL_BYTES: usize = 64 * 1024;
+
+/// The refusal `response` (a status other than 2xx) stands for: [`refused`], and a 429 or 503
+/// that says `Retry-After` waits that long. The answer is read within a small bound.
+pub(crate) async fn refusal(store: &str, at: &str, response: Response) -> ReturnerError {
+    let status = response.status();
+    let after = retry_after(response.headers(), std::time::SystemTime::now());
+    let answer = match body_within(store, response, REFUSAL_BYTES).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => Bytes::from_static(b"(an answer too large to quote)"),
+        Err(e) => return e,
+    };
+    match (refused(store, at, status, &answer), after) {
+        (ReturnerError::Unavailable(message), Some(after)) => ReturnerError::Throttled { message, after },
+        (e, _) => e,
+    }
+}
+
+/// A `Retry-After` header's wait: seconds, or an HTTP date (`now` to count from).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(at.timestamp()).ok()?);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// A server's refusal, by its status: the server's trouble (5xx, 429, 408), a login or
 /// permission refused (401, 403: the store is unusable until its config changes; retried, so
 /// nothing is lost meanwhile), or this record's fault (any other 4xx).
@@ -134,6 +164,22 @@ mod tests {
         assert!(matches!(&bad, ReturnerError::Rejected(m) if m.contains("mapper_parsing_exception")), "{bad:?}");
         let long = vec![b'x'; 10_000];
         assert!(refused("es", at, StatusCode::BAD_REQUEST, &long).to_string().len() < 700);
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_static(v));
+            retry_after(&h, now)
+        };
+        assert_eq!(with("30"), Some(Duration::from_secs(30)));
+        assert_eq!(with("Wed, 21 Oct 2015 07:28:10 GMT"), Some(Duration::from_secs(10)));
+        assert_eq!(with("Wed, 21 Oct 2015 07:27:00 GMT"), Some(Duration::ZERO), "a date past is now");
+        assert_eq!(with("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
     #[test]

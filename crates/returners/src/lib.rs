@@ -90,6 +90,9 @@ mod http;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;
+// Used by the message returners (smtp, slack, ...), each behind its feature.
+#[allow(dead_code)]
+mod notify;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
@@ -191,6 +194,10 @@ pub enum ReturnerError {
     /// The store cannot be reached or failed; worth retrying later.
     #[error("{0}")]
     Unavailable(String),
+    /// The service asked to be left alone for a while (HTTP 429 or 503 with `Retry-After`):
+    /// retry later, not before `after`.
+    #[error("{message} (it asks to wait {}s)", after.as_secs())]
+    Throttled { message: String, after: Duration },
     /// The store refused this record for good (bad data); retrying will not help.
     #[error("{0}")]
     Rejected(String),
@@ -206,7 +213,15 @@ impl ReturnerError {
     /// The one classification every caller uses: a store that is down or slow is worth trying
     /// again later (the spool keeps the record); anything else is final for this record.
     pub fn retry_later(&self) -> bool {
-        matches!(self, ReturnerError::Unavailable(_))
+        matches!(self, ReturnerError::Unavailable(_) | ReturnerError::Throttled { .. })
+    }
+
+    /// How long the service asked us to wait before the next try, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ReturnerError::Throttled { after, .. } => Some(*after),
+            _ => None,
+        }
     }
 }
 

@@ -76,6 +76,9 @@ const BATCH: usize = 1000;
 const LINGER_MAX: Duration = Duration::from_millis(20);
 /// How often records held after a failed write (a full disk) are tried again.
 const RETRY_HELD: Duration = Duration::from_secs(1);
+/// The longest a service's `Retry-After` holds deliveries back: a bogus day-long answer must not
+/// stall the spool.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(15 * 60);
 /// The most records held in memory while the disk refuses them; beyond, the oldest are lost
 /// (and counted in the log). Only callers that chose not to wait can lose records this way.
 const HELD_MAX: usize = 100_000;
@@ -539,7 +542,9 @@ async fn deliver_loop(shared: Arc<Shared>, mut cursor: Cursor) {
                     );
                     outage = Some(e.to_string());
                 }
-                tokio::time::sleep(delay).await;
+                // A service that said how long to wait (429 with Retry-After) is left alone that
+                // long, within reason; else the backoff doubles up to 30 s.
+                tokio::time::sleep(e.retry_after().map_or(delay, |asked| asked.min(RETRY_AFTER_MAX))).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
@@ -748,6 +753,40 @@ mod tests {
         assert_eq!(rejected.len(), 1);
         assert!(matches!(rejected[0].0, Record::Endtime { jid, .. } if jid == "20261201120000000002"), "{rejected:?}");
         assert_eq!(*store.stored.lock().unwrap(), ["20261201120000000001", "20261201120000000003"]);
+    }
+
+    /// Refuses its first batch with a `Retry-After`, and notes when each try came.
+    #[derive(Default)]
+    struct Throttling {
+        tries: Mutex<Vec<std::time::Instant>>,
+    }
+
+    #[async_trait]
+    impl Sink for Throttling {
+        fn entry(&self) -> &'static Entry {
+            &FLAKY
+        }
+        async fn returner_batch(&self, _: &[Load]) -> RResult<Vec<Rejection>> {
+            let mut tries = self.tries.lock().unwrap();
+            tries.push(std::time::Instant::now());
+            if tries.len() == 1 {
+                return Err(ReturnerError::Throttled { message: "429 Too Many Requests".into(), after: Duration::from_millis(1500) });
+            }
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_that_asks_to_wait_is_left_alone_that_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Throttling::default());
+        let spool = Spool::open(dir.path(), Store::Sink(store.clone())).unwrap();
+        spool.push(vec![ret(1)]).await.unwrap();
+        assert!(spool.flush(Duration::from_secs(30)).await);
+        let tries = store.tries.lock().unwrap();
+        assert_eq!(tries.len(), 2, "tried again once, after the wait");
+        // The backoff alone would have tried again after 100 ms.
+        assert!(tries[1] - tries[0] >= Duration::from_millis(1500), "{:?}", tries[1] - tries[0]);
     }
 
     #[tokio::test]

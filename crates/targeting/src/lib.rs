@@ -27,7 +27,7 @@ pub mod fnmatch;
 mod grains;
 mod ipcidr;
 mod pcre;
-mod pystr;
+pub mod pystr;
 
 use std::collections::HashSet;
 use std::fmt;

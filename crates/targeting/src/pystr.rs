@@ -1,23 +1,29 @@
-//! Python's `str()` of a JSON value.
+//! Python's `str()` and `repr()` of a JSON value: the one place this project writes them.
 //!
-//! Salt's grain matcher compares `str(value).lower()` against the pattern, so a boolean grain
-//! is matched as `true`, `null` as `none`, `1.0` as `1.0` and a nested list as `['a', 'b']`.
+//! Salt shows values as Python does wherever it formats them with `str` or `%s`: the grain
+//! matcher compares `str(value).lower()` against the pattern (a boolean grain matches `true`,
+//! a nested list `['a', 'b']`), modules echo their arguments, and returners that write text
+//! (smtp, slack, telegram, `local`) print returns as Python prints a dict.
 
 use serde_json::Value;
 
 /// `str(value)` for the value Python would have after loading the same JSON.
-pub(crate) fn py_str(value: &Value) -> String {
+pub fn py_str(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        other => {
-            let mut out = String::new();
-            py_repr(other, &mut out);
-            out
-        }
+        other => py_repr(other),
     }
 }
 
-fn py_repr(value: &Value, out: &mut String) {
+/// `repr(value)` for the value Python would have after loading the same JSON.
+pub fn py_repr(value: &Value) -> String {
+    let mut out = String::new();
+    write_repr(value, &mut out);
+    out
+}
+
+/// Appends `repr(value)` to `out`.
+pub fn write_repr(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("None"),
         Value::Bool(true) => out.push_str("True"),
@@ -33,7 +39,7 @@ fn py_repr(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                py_repr(item, out);
+                write_repr(item, out);
             }
             out.push(']');
         }
@@ -45,7 +51,7 @@ fn py_repr(value: &Value, out: &mut String) {
                 }
                 py_str_repr(k, out);
                 out.push_str(": ");
-                py_repr(v, out);
+                write_repr(v, out);
             }
             out.push('}');
         }

@@ -41,7 +41,7 @@ impl Backend {
                 got.get(&id).map(|r| r["return"].clone()).into_iter().collect()
             })
         });
-        sink::SinkBackend { store: self.store, read, _guard: self._guard }
+        sink::SinkBackend::new(self.store, read, self._guard)
     }
 }
 
