@@ -46,7 +46,7 @@ pub(crate) async fn run(
     let mut oldest = Instant::now();
     let flush = |queue: &mut Vec<Record>| {
         for sink in &sinks {
-            sink.spool.push_nowait(queue.clone());
+            sink.write_all(queue.clone());
         }
         queue.clear();
     };

@@ -1,19 +1,23 @@
 //! Where the master's records go: the master job cache, an `ext_job_cache`, and the
 //! `event_return` stores. Every write goes through a durable [`Spool`] per store, so neither
-//! the CLI nor a minion ever waits on a store, and a store that is down loses nothing.
+//! the CLI nor a minion ever waits on a store, and a store that is down loses nothing. A store
+//! made of others (`multi_returner`) gets a spool per part, so one part that is down holds back
+//! only its own records.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use salt_returners::options::Lookup;
-use salt_returners::spool::{Record, Spool};
+use salt_returners::spool::{Record, Spool, SpoolStats};
 use salt_returners::{missing_for, Capability, JobCache, Sink, Store};
 
-/// A store with its spool.
+/// A store with its spools.
 #[derive(Clone)]
 pub(crate) struct SpooledStore {
     pub(crate) store: Store,
-    pub(crate) spool: Spool,
+    /// The store's own spool, or one per part ([`salt_returners::Sink::parts`]), each with the
+    /// part it delivers to.
+    spools: Vec<Spool>,
     /// The role it serves here (`master_job_cache`, `ext_job_cache`, `event_return`).
     label: String,
 }
@@ -33,8 +37,16 @@ impl SpooledStore {
         }
         let cachedir = config.path("cachedir").ok_or_else(|| anyhow::anyhow!("cachedir is not set"))?;
         let dir = cachedir.join("spool").join(format!("{label}-{name}"));
-        let spool = Spool::open(&dir, store.clone()).map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", dir.display()))?;
-        Ok(SpooledStore { store, spool, label: label.to_string() })
+        let open = |dir: &std::path::Path, store: Store| {
+            Spool::open(dir, store).map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", dir.display()))
+        };
+        let parts = store.as_sink().parts();
+        let spools = if parts.is_empty() {
+            vec![open(&dir, store.clone())?]
+        } else {
+            parts.iter().map(|part| open(&dir.join(part.as_sink().name()), part.clone())).collect::<anyhow::Result<_>>()?
+        };
+        Ok(SpooledStore { store, spools, label: label.to_string() })
     }
 
     pub(crate) fn sink(&self) -> &dyn Sink {
@@ -53,19 +65,41 @@ impl SpooledStore {
     }
 
     pub(crate) fn write(&self, record: Record) {
-        self.spool.push_nowait(vec![record]);
+        self.write_all(vec![record]);
     }
 
-    /// At shutdown: wait (a while) until the store has everything, and say what is left.
+    /// Queues `records` in every spool, without waiting for the disk.
+    pub(crate) fn write_all(&self, records: Vec<Record>) {
+        for spool in &self.spools {
+            spool.push_nowait(records.clone());
+        }
+    }
+
+    /// Queues `records` in every spool; resolves once they are on disk in all of them.
+    pub(crate) async fn push(&self, records: Vec<Record>) -> std::io::Result<()> {
+        for spool in &self.spools {
+            spool.push(records.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Each spool's state, named by the store it delivers to.
+    pub(crate) fn stats(&self) -> impl Iterator<Item = (&'static str, SpoolStats)> + '_ {
+        self.spools.iter().map(|s| (s.store().as_sink().name(), s.stats()))
+    }
+
+    /// At shutdown: wait (a while) until the stores have everything, and say what is left.
     pub(crate) async fn flush(&self, timeout: Duration) {
-        if !self.spool.flush(timeout).await {
-            let stats = self.spool.stats();
-            tracing::warn!(
-                "returner '{}' still has {} records spooled (oldest {} s); they will be delivered after the next start",
-                self.sink().name(),
-                stats.depth,
-                stats.oldest_age_secs
-            );
+        for spool in &self.spools {
+            if !spool.flush(timeout).await {
+                let stats = spool.stats();
+                tracing::warn!(
+                    "returner '{}' still has {} records spooled (oldest {} s); they will be delivered after the next start",
+                    spool.store().as_sink().name(),
+                    stats.depth,
+                    stats.oldest_age_secs
+                );
+            }
         }
     }
 }
@@ -102,15 +136,9 @@ pub(crate) async fn maintenance(master: Arc<crate::Master>) {
                 Err(e) => tracing::warn!("cleaning the job cache failed: {e}"),
             }
         }
-        for sink in &sinks {
-            let stats = sink.spool.stats();
+        for (name, stats) in sinks.iter().flat_map(SpooledStore::stats) {
             if stats.depth > 0 && stats.oldest_age_secs >= interval.as_secs() {
-                tracing::warn!(
-                    "spool for returner '{}': {} records waiting, oldest {} s",
-                    sink.sink().name(),
-                    stats.depth,
-                    stats.oldest_age_secs
-                );
+                tracing::warn!("spool for returner '{name}': {} records waiting, oldest {} s", stats.depth, stats.oldest_age_secs);
             }
         }
     }

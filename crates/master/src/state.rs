@@ -146,7 +146,7 @@ impl Master {
     /// here, once until writing works again.
     pub(crate) async fn store_return(&self, record: Record) -> std::io::Result<()> {
         let result = match (&self.job_cache, &self.ext_job_cache) {
-            (Some(sink), None) => sink.spool.push(vec![record]).await,
+            (Some(sink), None) => sink.push(vec![record]).await,
             _ => Ok(()),
         };
         match &result {

@@ -91,14 +91,15 @@ pub mod json;
 pub mod lazy;
 pub mod local_cache;
 // Used by the message returners (smtp, slack, ...), each behind its feature.
-#[allow(dead_code)]
-mod notify;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
 pub mod mongo;
+pub mod multi_returner;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[allow(dead_code)]
+mod notify;
 pub mod options;
 mod paging;
 #[cfg(feature = "postgres")]
@@ -316,6 +317,13 @@ pub trait Sink: Send + Sync {
     /// Stores every event of the batch (Salt's `event_return`); `Ok` as for returns.
     async fn event_return(&self, _events: &[Event]) -> Result<Vec<Rejection>> {
         Err(ReturnerError::unsupported(self.name(), Capability::EventReturn))
+    }
+
+    /// The stores this one writes through (multi_returner's), each to be given its own spool by
+    /// the caller, so one that is down holds back only its own records. Empty for a store that
+    /// writes itself.
+    fn parts(&self) -> &[Store] {
+        &[]
     }
 
     /// Connects and checks what the store needs (a login, its tables): one clear error for a

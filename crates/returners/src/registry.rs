@@ -153,6 +153,7 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::redis::ENTRY,
     #[cfg(feature = "memcache")]
     &crate::memcache::ENTRY,
+    &crate::multi_returner::ENTRY,
     // one line per store
 ];
 

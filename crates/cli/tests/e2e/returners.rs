@@ -469,3 +469,41 @@ fn a_broken_store_is_reported_at_start_up() {
     let line = log.lines().find(|l| l.contains("returner 'mysql' for master_job_cache:")).unwrap();
     assert!(line.contains("salt_events"), "{line}");
 }
+
+/// `master_job_cache: multi_returner` over MariaDB and Redis: every job in both; with Redis
+/// down, MariaDB still gets each return at once (each store has its own spool) and `jobs.*`
+/// answers; back up, Redis gets what it missed.
+#[test]
+fn multi_returner_writes_each_store_through_its_own_spool() {
+    let Some(db) = Db::create("multi") else { return };
+    let Some(mut redis) = saltrs_testkit::Server::redis() else { return };
+    let redis_config = format!("redis.host: 127.0.0.1\nredis.port: {}\n", redis.port());
+    let stores = format!("multi_returner: [mysql, redis]\n{}{redis_config}", db.config(db.port));
+    let mut c = Cluster::new(&format!("master_job_cache: multi_returner\n{stores}"));
+    c.start_master();
+    c.start_accepted_with(&["minion1"], "");
+    let jid_of = |r: &Run| {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.lines().next().unwrap_or_default().trim_start_matches("Executing job with jid ").trim().to_string()
+    };
+    let first = jid_of(&c.salt(&["-v", "minion1", "test.ping"]));
+    let redis_alone = crate::stores::Reader::open("redis", &redis_config);
+    assert_eq!(redis_alone.wait_job(&first, 1, Duration::from_secs(20)).len(), 1, "redis has the first job");
+    assert_eq!(db.wait_count(&format!("SELECT COUNT(*) FROM salt_returns WHERE jid = '{first}'"), 1, Duration::from_secs(20)), 1);
+
+    redis.stop();
+    let during: Vec<String> = (0..3).map(|_| jid_of(&c.salt(&["-v", "minion1", "test.ping"]))).collect();
+    for jid in &during {
+        let sql = format!("SELECT COUNT(*) FROM salt_returns WHERE jid = '{jid}'");
+        assert_eq!(db.wait_count(&sql, 1, Duration::from_secs(20)), 1, "mysql is not held back by redis");
+    }
+    let r = c.salt_run(&["jobs.lookup_jid", &during[0]]);
+    assert!(r.stdout.contains("True"), "jobs.lookup_jid answers from mysql: {}{}", r.stdout, r.stderr);
+    let spools = c.root().join("var/cache/salt/master/spool/master_job_cache-multi_returner");
+    assert!(spools.join("mysql").is_dir() && spools.join("redis").is_dir(), "a spool per store in {}", spools.display());
+
+    redis.start().unwrap();
+    for jid in &during {
+        assert_eq!(redis_alone.wait_job(jid, 1, Duration::from_secs(60)).len(), 1, "redis got {jid} after the outage");
+    }
+}

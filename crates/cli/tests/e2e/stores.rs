@@ -38,13 +38,13 @@ pub trait StoreServer: Send {
 
 /// The store as `jobs.*` reads it, opened from `config` as the master opens it, on a runtime of
 /// its own that lives as long as it (a driver's connection tasks run there).
-struct Reader {
+pub(crate) struct Reader {
     runtime: tokio::runtime::Runtime,
     store: std::sync::Arc<dyn salt_returners::JobCache>,
 }
 
 impl Reader {
-    fn open(name: &str, config: &str) -> Reader {
+    pub(crate) fn open(name: &str, config: &str) -> Reader {
         let opts = salt_config::Config::from_yaml_str(salt_config::Role::Master, config, "store").expect("the store's config");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let store = runtime.block_on(salt_returners::open_job_cache(name, opts.as_map())).expect("the store opens");
@@ -53,7 +53,7 @@ impl Reader {
 
     /// `{minion: stored return}` of `jid`, waiting until `ids` are all there (or `within`
     /// passed); a store that keeps failing is a failure, not an empty job.
-    fn wait_job(&self, jid: &str, ids: usize, within: Duration) -> Map<String, Value> {
+    pub(crate) fn wait_job(&self, jid: &str, ids: usize, within: Duration) -> Map<String, Value> {
         let deadline = Instant::now() + within;
         loop {
             let got = self.runtime.block_on(self.store.get_jid(jid));
