@@ -71,7 +71,11 @@
         feature = "couchdb",
         feature = "elasticsearch",
         feature = "redis",
-        feature = "memcache"
+        feature = "memcache",
+        feature = "splunk",
+        feature = "slack",
+        feature = "slack_webhook",
+        feature = "mattermost"
     )),
     allow(dead_code)
 )]
@@ -79,6 +83,8 @@
 mod batch;
 #[cfg(feature = "couchdb")]
 pub mod couchdb;
+#[cfg(any(feature = "splunk", feature = "slack", feature = "slack_webhook", feature = "mattermost"))]
+mod delivered;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
 #[cfg(feature = "etcd")]
@@ -91,14 +97,14 @@ pub mod json;
 pub mod lazy;
 pub mod local_cache;
 // Used by the message returners (smtp, slack, ...), each behind its feature.
-#[allow(dead_code)]
-mod notify;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
 pub mod mongo;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[allow(dead_code)]
+mod notify;
 pub mod options;
 mod paging;
 #[cfg(feature = "postgres")]
@@ -111,6 +117,8 @@ pub mod redact;
 pub mod redis;
 mod registry;
 pub mod secret;
+#[cfg(feature = "splunk")]
+pub mod splunk;
 pub mod spool;
 #[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlite3"))]
 mod sql;

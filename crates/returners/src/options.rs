@@ -112,14 +112,34 @@ pub(crate) fn master_flag(opts: Option<&Map<String, Value>>, key: &str) -> bool 
 /// `salt_events.master_id`: the master's `id`, or Salt's `<hostname>_master` when the config
 /// has none.
 pub(crate) fn master_id(opts: Option<&Map<String, Value>>) -> String {
-    opts.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
-        format!("{host}_master")
-    })
+    opts.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{}_master", hostname()))
+}
+
+/// This machine's host name (Python's `socket.gethostname()`), `localhost` when unknown.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A boolean option of `store`: YAML's booleans, or the strings and numbers that clearly mean
+/// one (`"yes"`, `"False"`, `0`); unset or `None` is `default`; anything else is a clear error.
+pub(crate) fn flag(store: &str, options: &Map<String, Value>, key: &str, default: bool) -> crate::Result<bool> {
+    let bad = |shown: String| crate::ReturnerError::Invalid(format!("{store}: {key} must be true or false, not {shown}"));
+    match options.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Number(n)) if matches!(n.as_i64(), Some(0 | 1)) => Ok(n.as_i64() == Some(1)),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "" | "none" => Ok(default),
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err(bad(format!("{s:?}"))),
+        },
+        Some(other) => Err(bad(other.to_string())),
+    }
 }
 
 /// Salt's `get_keep_jobs_seconds` on a process config: `keep_jobs_seconds`, unless it is still

@@ -153,6 +153,8 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::redis::ENTRY,
     #[cfg(feature = "memcache")]
     &crate::memcache::ENTRY,
+    #[cfg(feature = "splunk")]
+    &crate::splunk::ENTRY,
     // one line per store
 ];
 
