@@ -5,7 +5,12 @@
 //! a minion for a job; the newest [`REMEMBERED`] keys, in memory (a restart forgets them).
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Mutex;
+
+use crate::batch::{prepare_all, Indexed};
+use crate::record::{describe, ReturnRecord};
+use crate::{Load, Rejection, Result, ReturnerError};
 
 /// How many deliveries are remembered: far more than a spool's batch, few enough to be small.
 pub(crate) const REMEMBERED: usize = 16 * 1024;
@@ -40,6 +45,70 @@ impl Delivered {
                 }
             }
         }
+    }
+}
+
+/// One request to send: its body, and the return it carries (`None` for an event).
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub key: Option<Key>,
+    pub body: String,
+}
+
+impl Outgoing {
+    pub(crate) fn describe(&self) -> String {
+        match &self.key {
+            Some((jid, id)) => describe(id, jid),
+            None => "event".to_string(),
+        }
+    }
+}
+
+impl Delivered {
+    /// The returns of a batch not delivered yet, each rendered by `render` (a return it
+    /// refuses is rejected alone), each (jid, id) once.
+    pub(crate) fn prepare(
+        &self,
+        rets: &[Load],
+        render: impl Fn(&ReturnRecord<'_>) -> std::result::Result<String, String>,
+    ) -> (Vec<Indexed<Outgoing>>, Vec<Rejection>) {
+        let mut in_batch = HashSet::new();
+        prepare_all(rets, |ret| {
+            let Some(record) = ReturnRecord::parse(ret)? else { return Ok(None) };
+            let key = (record.jid.clone(), record.id.to_string());
+            if self.contains(&key.0, &key.1) || !in_batch.insert(key.clone()) {
+                return Ok(None);
+            }
+            Ok(Some(Outgoing { key: Some(key), body: render(&record)? }))
+        })
+    }
+
+    /// Sends each row in turn with `send`, remembering each one delivered; a row the service
+    /// refuses for good goes to `rejected` with the service's words, and the next is sent. Any
+    /// other error stops there: the spool sends the batch again, and what was delivered is not.
+    pub(crate) async fn send_each<'a, Fut>(
+        &self,
+        rows: &'a [Indexed<Outgoing>],
+        send: impl Fn(&'a str) -> Fut,
+        rejected: &mut Vec<Rejection>,
+    ) -> Result<()>
+    where
+        Fut: Future<Output = Result<()>>,
+    {
+        for row in rows {
+            match send(&row.row.body).await {
+                Ok(()) => {
+                    if let Some((jid, id)) = &row.row.key {
+                        self.insert(jid, id);
+                    }
+                }
+                Err(ReturnerError::Rejected(why)) => {
+                    rejected.push(Rejection { index: row.index, reason: format!("{}: {why}", row.row.describe()) })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 

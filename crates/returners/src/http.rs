@@ -140,6 +140,13 @@ pub(crate) fn refused(store: &str, at: &str, status: StatusCode, answer: &[u8]) 
     }
 }
 
+/// `pairs` as an `application/x-www-form-urlencoded` body (`a=1&b=x+y%21`).
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse("form:").expect("a URL");
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_string()
+}
+
 /// `scheme://host:port` of `url`, without userinfo, path or query: how errors name a server.
 pub(crate) fn where_(url: &reqwest::Url) -> String {
     match (url.host_str(), url.port_or_known_default()) {
@@ -180,6 +187,14 @@ mod tests {
         assert_eq!(with("Wed, 21 Oct 2015 07:27:00 GMT"), Some(Duration::ZERO), "a date past is now");
         assert_eq!(with("soon"), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn form_bodies_are_encoded() {
+        assert_eq!(
+            form(&[("payload", r#"{"text": "a&b=c 😀"}"#), ("x", "")]),
+            "payload=%7B%22text%22%3A+%22a%26b%3Dc+%F0%9F%98%80%22%7D&x="
+        );
     }
 
     #[test]

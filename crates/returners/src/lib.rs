@@ -117,6 +117,8 @@ pub mod redact;
 pub mod redis;
 mod registry;
 pub mod secret;
+#[cfg(feature = "slack")]
+pub mod slack;
 #[cfg(feature = "splunk")]
 pub mod splunk;
 pub mod spool;

@@ -61,6 +61,24 @@ impl<'a> Lookup<'a> {
         out
     }
 
+    /// Salt's `*_profile` indirection on `options` (from [`Lookup::options`]): when
+    /// `options[profile_key]` names a top-level config entry, each `attr` of `attrs` is taken
+    /// from that entry's `<virtualname>.<attr>` key (`slack_profile: {slack.api_key: ...}`),
+    /// where it has one. `--return_kwargs` still win, as in Salt. (Salt set an attr the profile
+    /// lacks to `None`; here the attr found without the profile stays.)
+    pub fn apply_profile(&self, virtualname: &str, options: &mut Map<String, Value>, profile_key: &str, attrs: &[&str]) {
+        let Some(profile) = options.get(profile_key).and_then(Value::as_str) else { return };
+        let Some(creds) = self.opts.and_then(|o| o.get(profile)).and_then(Value::as_object) else { return };
+        for attr in attrs {
+            let overridden = self.ret_kwargs.is_some_and(|k| k.contains_key(*attr));
+            if let Some(value) = creds.get(&format!("{virtualname}.{attr}")).filter(|v| !is_blank(v)) {
+                if !overridden {
+                    options.insert((*attr).to_string(), value.clone());
+                }
+            }
+        }
+    }
+
     /// Nested `<prefix>: {attr: ...}` first, then flat `<prefix>.<attr>`.
     fn fetch(&self, prefix: &str, attr: &str) -> Option<Value> {
         let opts = self.opts?;
@@ -182,6 +200,21 @@ mod tests {
         let ret = opts(json!({"ret_config": "alternative", "ret_kwargs": {"port": 3307}}));
         let alt = Lookup::new(&o).with_ret(&ret).options("mysql", &attrs, &defaults);
         assert_eq!(Value::Object(alt), json!({"host": "alt-host", "user": "nested-user", "pass": "salt", "db": "alt-db", "port": 3307}));
+    }
+
+    #[test]
+    fn a_profile_gives_its_attrs_and_kwargs_still_win() {
+        let o = opts(json!({"slack": {"profile": "team", "api_key": "plain"}, "team": {"slack.api_key": "from-profile"}}));
+        let lookup = Lookup::new(&o);
+        let mut found = lookup.options("slack", &["profile", "api_key"], &[]);
+        lookup.apply_profile("slack", &mut found, "profile", &["api_key", "from_jid"]);
+        assert_eq!(found["api_key"], "from-profile");
+        assert!(!found.contains_key("from_jid"));
+        let ret = opts(json!({"ret_kwargs": {"api_key": "kwarg"}}));
+        let lookup = Lookup::new(&o).with_ret(&ret);
+        let mut found = lookup.options("slack", &["profile", "api_key"], &[]);
+        lookup.apply_profile("slack", &mut found, "profile", &["api_key"]);
+        assert_eq!(found["api_key"], "kwarg");
     }
 
     #[test]

@@ -155,6 +155,8 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::memcache::ENTRY,
     #[cfg(feature = "splunk")]
     &crate::splunk::ENTRY,
+    #[cfg(feature = "slack")]
+    &crate::slack::ENTRY,
     // one line per store
 ];
 
