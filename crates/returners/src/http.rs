@@ -140,6 +140,39 @@ pub(crate) fn refused(store: &str, at: &str, status: StatusCode, answer: &[u8]) 
     }
 }
 
+/// An http(s) base URL of `store`'s option `key`, ending in `/` so paths join under it.
+pub(crate) fn base_url(store: &str, key: &str, text: &str) -> Result<reqwest::Url> {
+    let bad = |why: &str| ReturnerError::Invalid(format!("{store}: {store}.{key} {why}"));
+    let mut url = reqwest::Url::parse(text.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad("must be an http(s) URL of a server"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// POSTs the form `body` to `url`, a webhook whose URL is itself the secret (`secret`): a 2xx
+/// is delivered, any other answer is [`refusal`]; errors name the server only ([`where_`]).
+pub(crate) async fn post_form(client: &reqwest::Client, store: &str, url: &reqwest::Url, secret: &Secret, body: String) -> Result<()> {
+    let at = where_(url);
+    let response = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unreachable(store, &at, &e, secret))?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    Err(refusal(store, &at, response).await)
+}
+
 /// `pairs` as an `application/x-www-form-urlencoded` body (`a=1&b=x+y%21`).
 pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let mut url = reqwest::Url::parse("form:").expect("a URL");

@@ -97,6 +97,8 @@ pub mod json;
 pub mod lazy;
 pub mod local_cache;
 // Used by the message returners (smtp, slack, ...), each behind its feature.
+#[cfg(feature = "mattermost")]
+pub mod mattermost;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
@@ -119,6 +121,8 @@ mod registry;
 pub mod secret;
 #[cfg(feature = "slack")]
 pub mod slack;
+#[cfg(feature = "slack_webhook")]
+pub mod slack_webhook;
 #[cfg(feature = "splunk")]
 pub mod splunk;
 pub mod spool;

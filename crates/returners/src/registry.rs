@@ -157,6 +157,10 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::splunk::ENTRY,
     #[cfg(feature = "slack")]
     &crate::slack::ENTRY,
+    #[cfg(feature = "slack_webhook")]
+    &crate::slack_webhook::ENTRY,
+    #[cfg(feature = "mattermost")]
+    &crate::mattermost::ENTRY,
     // one line per store
 ];
 

@@ -51,7 +51,7 @@ impl SlackConfig {
             Some(_) => Some(flag(super::NAME, &o, "as_user", false)?),
         };
         Ok(SlackConfig {
-            api_url: base_url(super::NAME, "api_url", &opt_set(&o, "api_url").unwrap_or_else(|| DEFAULT_API_URL.into()))?,
+            api_url: crate::http::base_url(super::NAME, "api_url", &opt_set(&o, "api_url").unwrap_or_else(|| DEFAULT_API_URL.into()))?,
             channel: opt_set(&o, "channel").unwrap_or_else(|| DEFAULT_CHANNEL.into()),
             api_key: Secret::new(api_key),
             username: opt_set(&o, "username"),
@@ -61,22 +61,6 @@ impl SlackConfig {
             yaml_format: flag(super::NAME, &o, "yaml_format", false)?,
         })
     }
-}
-
-/// An http(s) base URL of `store`'s option `key`, ending in `/` so paths join under it.
-pub(crate) fn base_url(store: &str, key: &str, text: &str) -> Result<reqwest::Url> {
-    let bad = |why: &str| ReturnerError::Invalid(format!("{store}: {store}.{key} {why}"));
-    let mut url = reqwest::Url::parse(text.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(bad("must be an http(s) URL of a server"));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url.set_query(None);
-    url.set_fragment(None);
-    Ok(url)
 }
 
 #[cfg(test)]
