@@ -95,12 +95,10 @@ pub(crate) fn unreachable(store: &str, at: &str, e: &reqwest::Error, secret: &Se
 }
 
 /// How much of a refusal's answer is read: enough for any service's error text.
-#[allow(dead_code)] // for the webhook returners, landing next
 const REFUSAL_BYTES: usize = 64 * 1024;
 
 /// The refusal `response` (a status other than 2xx) stands for: [`refused`], and a 429 or 503
 /// that says `Retry-After` waits that long. The answer is read within a small bound.
-#[allow(dead_code)] // for the webhook returners, landing next
 pub(crate) async fn refusal(store: &str, at: &str, response: Response) -> ReturnerError {
     let status = response.status();
     let after = retry_after(response.headers(), std::time::SystemTime::now());
@@ -116,7 +114,6 @@ pub(crate) async fn refusal(store: &str, at: &str, response: Response) -> Return
 }
 
 /// A `Retry-After` header's wait: seconds, or an HTTP date (`now` to count from).
-#[allow(dead_code)] // for the webhook returners, landing next
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
@@ -141,6 +138,46 @@ pub(crate) fn refused(store: &str, at: &str, status: StatusCode, answer: &[u8]) 
         s if s.is_server_error() => ReturnerError::Unavailable(message),
         _ => ReturnerError::Rejected(message),
     }
+}
+
+/// An http(s) base URL of `store`'s option `key`, ending in `/` so paths join under it.
+pub(crate) fn base_url(store: &str, key: &str, text: &str) -> Result<reqwest::Url> {
+    let bad = |why: &str| ReturnerError::Invalid(format!("{store}: {store}.{key} {why}"));
+    let mut url = reqwest::Url::parse(text.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad("must be an http(s) URL of a server"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// POSTs the form `body` to `url`, a webhook whose URL is itself the secret (`secret`): a 2xx
+/// is delivered, any other answer is [`refusal`]; errors name the server only ([`where_`]).
+pub(crate) async fn post_form(client: &reqwest::Client, store: &str, url: &reqwest::Url, secret: &Secret, body: String) -> Result<()> {
+    let at = where_(url);
+    let response = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unreachable(store, &at, &e, secret))?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    Err(refusal(store, &at, response).await)
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` body (`a=1&b=x+y%21`).
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse("form:").expect("a URL");
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_string()
 }
 
 /// `scheme://host:port` of `url`, without userinfo, path or query: how errors name a server.
@@ -183,6 +220,14 @@ mod tests {
         assert_eq!(with("Wed, 21 Oct 2015 07:27:00 GMT"), Some(Duration::ZERO), "a date past is now");
         assert_eq!(with("soon"), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn form_bodies_are_encoded() {
+        assert_eq!(
+            form(&[("payload", r#"{"text": "a&b=c 😀"}"#), ("x", "")]),
+            "payload=%7B%22text%22%3A+%22a%26b%3Dc+%F0%9F%98%80%22%7D&x="
+        );
     }
 
     #[test]

@@ -10,14 +10,23 @@ use salt_targeting::pystr::py_str;
 /// `function`, `function args`, `jid`, `return`, each value as Python's `str()` shows it
 /// (`['echo hi']`, `True`), each line ended by `eol` (`\n` in mail, `\r\n` in Slack's).
 pub(crate) fn salt_lines(ret: &serde_json::Map<String, Value>, eol: &str) -> String {
+    salt_lines_showing(ret, eol, &ret.get("return").map(py_str).unwrap_or_default())
+}
+
+/// [`salt_lines`] with the `return` line showing `shown` (slack shows `pprint.pformat` or
+/// YAML of it).
+pub(crate) fn salt_lines_showing(ret: &serde_json::Map<String, Value>, eol: &str, shown: &str) -> String {
     let field = |key: &str| ret.get(key).map(py_str).unwrap_or_default();
     let mut out = String::new();
-    for (label, key) in [("id", "id"), ("function", "fun"), ("function args", "fun_args"), ("jid", "jid"), ("return", "return")] {
+    for (label, key) in [("id", "id"), ("function", "fun"), ("function args", "fun_args"), ("jid", "jid")] {
         out.push_str(label);
         out.push_str(": ");
         out.push_str(&field(key));
         out.push_str(eol);
     }
+    out.push_str("return: ");
+    out.push_str(shown);
+    out.push_str(eol);
     out
 }
 

@@ -154,6 +154,14 @@ pub static ENTRIES: &[&Entry] = &[
     #[cfg(feature = "memcache")]
     &crate::memcache::ENTRY,
     &crate::multi_returner::ENTRY,
+    #[cfg(feature = "splunk")]
+    &crate::splunk::ENTRY,
+    #[cfg(feature = "slack")]
+    &crate::slack::ENTRY,
+    #[cfg(feature = "slack_webhook")]
+    &crate::slack_webhook::ENTRY,
+    #[cfg(feature = "mattermost")]
+    &crate::mattermost::ENTRY,
     // one line per store
 ];
 
