@@ -77,6 +77,7 @@
 )]
 
 mod batch;
+pub mod carbon;
 #[cfg(feature = "couchdb")]
 pub mod couchdb;
 #[cfg(feature = "elasticsearch")]

@@ -88,6 +88,17 @@ pub(crate) fn truthy(v: &Value) -> bool {
     }
 }
 
+/// A YAML boolean as Salt's users write it (`true`, `"True"`, `yes`, `1`); anything else is
+/// false.
+pub(crate) fn flag(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1"),
+        _ => false,
+    }
+}
+
 /// Option values as strings (`port: 3306` and `port: "3306"` alike).
 pub fn opt_str(options: &Map<String, Value>, key: &str) -> Option<String> {
     match options.get(key)? {
