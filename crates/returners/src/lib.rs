@@ -88,6 +88,7 @@ pub mod format;
 pub mod health;
 #[cfg(feature = "http")]
 mod http;
+mod delivered;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;
@@ -117,6 +118,7 @@ pub mod spool;
 mod sql;
 #[cfg(feature = "sqlite3")]
 pub mod sqlite3;
+pub mod syslog;
 #[cfg(any(feature = "redis", feature = "memcache"))]
 mod summary;
 

@@ -154,6 +154,7 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::redis::ENTRY,
     #[cfg(feature = "memcache")]
     &crate::memcache::ENTRY,
+    &crate::syslog::ENTRY,
     // one line per store
 ];
 
