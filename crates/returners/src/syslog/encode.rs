@@ -169,10 +169,10 @@ mod tests {
         let texts: Vec<String> = parts.iter().map(|m| text_of(m, header)).collect();
         assert!(texts[0].starts_with("[part 1/13 0123456789abcdef] {\"return\": \"xxx"), "{}", &texts[0][..60]);
         assert!(texts[12].starts_with("[part 13/13 0123456789abcdef] x"));
-        // Shuffled, and between other messages: the same return.
+        // Shuffled, and between other messages: the same return, where its first part came.
         let mut mixed: Vec<&str> = texts.iter().map(String::as_str).rev().collect();
         mixed.insert(3, "{\"short\": 1}");
-        assert_eq!(reassemble(mixed), vec!["{\"short\": 1}".to_string(), body.clone()]);
+        assert_eq!(reassemble(mixed), vec![body.clone(), "{\"short\": 1}".to_string()]);
         // One that fits is sent alone, unmarked.
         assert_eq!(messages(header, "{}", 8096, || unreachable!()), vec![format!("{header}{{}}").into_bytes()]);
         // At the limit: one message; a byte over: two parts.
