@@ -80,6 +80,7 @@ mod batch;
 pub mod carbon;
 #[cfg(feature = "couchdb")]
 pub mod couchdb;
+mod delivered;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
 #[cfg(feature = "etcd")]
@@ -88,19 +89,18 @@ pub mod format;
 pub mod health;
 #[cfg(feature = "http")]
 mod http;
-mod delivered;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;
-// Used by the message returners (smtp, slack, ...), each behind its feature.
-#[allow(dead_code)]
-mod notify;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
 pub mod mongo;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+// Used by the message returners (smtp, slack, ...), each behind its feature.
+#[allow(dead_code)]
+mod notify;
 pub mod options;
 mod paging;
 #[cfg(feature = "postgres")]
@@ -118,9 +118,9 @@ pub mod spool;
 mod sql;
 #[cfg(feature = "sqlite3")]
 pub mod sqlite3;
-pub mod syslog;
 #[cfg(any(feature = "redis", feature = "memcache"))]
 mod summary;
+pub mod syslog;
 
 use std::time::Duration;
 

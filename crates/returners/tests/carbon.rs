@@ -42,7 +42,8 @@ async fn open(server: &Mutex<Server>, mode: &str, extra: Value) -> Arc<dyn Sink>
         let s = server.lock().unwrap();
         (s.port(), s.pickle_port())
     };
-    let mut opts = obj(json!({"carbon.host": "127.0.0.1", "carbon.port": if mode == "pickle" { pickle } else { port }, "carbon.mode": mode}));
+    let mut opts =
+        obj(json!({"carbon.host": "127.0.0.1", "carbon.port": if mode == "pickle" { pickle } else { port }, "carbon.mode": mode}));
     opts.extend(obj(extra));
     salt_returners::open_sink("carbon", &salt_returners::options::Lookup::new(&opts)).await.unwrap()
 }
@@ -176,7 +177,9 @@ async fn salt_metric_names_in_both_protocols() {
         let value = json!({"load": {"1-min": 0.25, "5-min": "0.5"}, "up": true, "disks": [3, 4.5], "count": "1_000"});
         store.returner(&ret(&jid, id, "status.all", value)).await.unwrap();
         let base = format!("status.all.{}", id.replace('.', "_"));
-        for (leaf, want) in [("load.1-min", 0.25), ("load.5-min", 0.5), ("up", 1.0), ("disks.3", 3.0), ("disks.4.5", 4.5), ("count", 1000.0)] {
+        for (leaf, want) in
+            [("load.1-min", 0.25), ("load.5-min", 0.5), ("up", 1.0), ("disks.3", 3.0), ("disks.4.5", 4.5), ("count", 1000.0)]
+        {
             assert_eq!(value_of(&server, &format!("{base}.{leaf}"), ts).await, Some(want), "{mode}: {base}.{leaf}");
         }
         // `virt.*`: the function alone; another pattern.
@@ -195,8 +198,10 @@ async fn a_value_that_is_not_a_number_refuses_its_return_alone_unless_skipped() 
     let store = open(&server, "text", json!({})).await;
     let jid = jid_now();
     let ts = jid_timestamp(&jid).unwrap();
-    let rejected =
-        store.returner_batch(&[ret(&jid, "m1", "cmd.run", json!({"rc": 0, "out": "hello"})), ret(&jid, "m2", "test.arg", json!({"n": 5}))]).await.unwrap();
+    let rejected = store
+        .returner_batch(&[ret(&jid, "m1", "cmd.run", json!({"rc": 0, "out": "hello"})), ret(&jid, "m2", "test.arg", json!({"n": 5}))])
+        .await
+        .unwrap();
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].index, 0);
     assert!(rejected[0].reason.contains("'hello' at cmd.run.m1.out is not a number"), "{}", rejected[0].reason);

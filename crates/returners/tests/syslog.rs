@@ -146,8 +146,12 @@ async fn salts_message_with_level_facility_tag_and_pid_over_each_transport() {
         assert_eq!(text, json);
 
         // Salt's options: local3.err (152 | 3), a tag, LOG_PID.
-        let store =
-            open(&server, transport, json!({"syslog": {"level": "LOG_ERR", "facility": "LOG_LOCAL3", "tag": "mysalt", "options": ["LOG_PID"]}})).await;
+        let store = open(
+            &server,
+            transport,
+            json!({"syslog": {"level": "LOG_ERR", "facility": "LOG_LOCAL3", "tag": "mysalt", "options": ["LOG_PID"]}}),
+        )
+        .await;
         store.returner(&ret("20240510093000000002", "m1", "test.ping", json!(true))).await.unwrap();
         want += 1;
         let line = wait_lines(&server, want).await.pop().unwrap();
@@ -195,7 +199,10 @@ async fn a_message_too_long_for_the_socket_refuses_its_return_alone() {
         .unwrap();
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].index, 0);
-    assert!(rejected[0].reason.contains("too long for the socket") && rejected[0].reason.contains("syslog.max_message_size"), "{rejected:?}");
+    assert!(
+        rejected[0].reason.contains("too long for the socket") && rejected[0].reason.contains("syslog.max_message_size"),
+        "{rejected:?}"
+    );
     let path = server.lock().unwrap().messages_path();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while read_back(&path, jid, "small").is_empty() && tokio::time::Instant::now() < deadline {

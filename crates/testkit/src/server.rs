@@ -480,9 +480,9 @@ impl Server {
                 expect(status == 200, &body)
             }
             Kind::Mongo => TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2)).map(drop),
-            Kind::Carbon => [self.port, self.more_ports[0]]
-                .into_iter()
-                .try_for_each(|p| TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, p)), Duration::from_secs(2)).map(drop)),
+            Kind::Carbon => [self.port, self.more_ports[0]].into_iter().try_for_each(|p| {
+                TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, p)), Duration::from_secs(2)).map(drop)
+            }),
             Kind::Rsyslog => {
                 TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
                 std::os::unix::net::UnixDatagram::unbound()?.connect(self.log_socket())
@@ -576,7 +576,10 @@ impl Server {
                     ),
                 )?;
                 std::fs::write(self.dir.join("storage-schemas.conf"), "[all]\npattern = .*\nretentions = 1s:1d,1d:10y\n")?;
-                std::fs::write(self.dir.join("storage-aggregation.conf"), "[all]\npattern = .*\nxFilesFactor = 0\naggregationMethod = last\n")
+                std::fs::write(
+                    self.dir.join("storage-aggregation.conf"),
+                    "[all]\npattern = .*\nxFilesFactor = 0\naggregationMethod = last\n",
+                )
             }
             Kind::Rsyslog => {
                 let (tcp, udp) = (self.port, self.more_ports[0]);
@@ -932,7 +935,7 @@ mod tests {
             "connected",
             |s| {
                 let mut c = connect(s.addr()).unwrap();
-                write!(c, "testkit.up 1 {now}\n").unwrap();
+                writeln!(c, "testkit.up 1 {now}").unwrap();
                 // carbon-cache writes behind, and a stop drops what it has not written yet.
                 let until = Instant::now() + Duration::from_secs(30);
                 while !wsp(s).exists() && Instant::now() < until {

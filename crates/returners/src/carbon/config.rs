@@ -58,7 +58,8 @@ impl CarbonConfig {
         let defaults = [("mode", json!("text")), ("metric_base_pattern", json!(DEFAULT_PATTERN))];
         let options = lookup.options(super::NAME, &ATTRS, &defaults);
         let invalid = |what: String| ReturnerError::Invalid(format!("carbon: {what}"));
-        let host = opt_set(&options, "host").ok_or_else(|| invalid("carbon.host is not set (the carbon server's name or address)".into()))?;
+        let host =
+            opt_set(&options, "host").ok_or_else(|| invalid("carbon.host is not set (the carbon server's name or address)".into()))?;
         let mode = match opt_set(&options, "mode").unwrap_or_default().trim().to_ascii_lowercase().as_str() {
             "" | "text" => Mode::Text,
             "pickle" => Mode::Pickle,

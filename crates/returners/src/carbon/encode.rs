@@ -76,7 +76,10 @@ pub fn metric_base(pattern: &str, fun: &str, id: &str) -> String {
     }
     let (module, function) = fun.split_once('.').unwrap_or((fun, ""));
     let minion_id = id.replace('.', "_");
-    pattern.replace("[module]", &name_part(module)).replace("[function]", &name_part(function)).replace("[minion_id]", &name_part(&minion_id))
+    pattern
+        .replace("[module]", &name_part(module))
+        .replace("[function]", &name_part(function))
+        .replace("[minion_id]", &name_part(&minion_id))
 }
 
 /// A part of a metric name taken from the data: whitespace and control characters as `_`, `/`
@@ -319,7 +322,10 @@ mod tests {
     fn a_value_that_is_not_a_number_refuses_or_is_skipped() {
         let err = walked(json!({"n": 1, "out": "up 3 days"}), false).unwrap_err();
         assert_eq!(err, "'up 3 days' at test.arg.m1.out is not a number");
-        assert_eq!(walked(json!({"n": 1, "out": "up 3 days", "none": null, "nan": "nan", "u": "1__0"}), true).unwrap(), names(&[("test.arg.m1.n", 1.0)]));
+        assert_eq!(
+            walked(json!({"n": 1, "out": "up 3 days", "none": null, "nan": "nan", "u": "1__0"}), true).unwrap(),
+            names(&[("test.arg.m1.n", 1.0)])
+        );
         let long = "k".repeat(MAX_NAME_BYTES);
         assert!(walked(json!({ long: 1 }), false).unwrap_err().contains("is longer than 4096 bytes"));
     }
@@ -345,13 +351,17 @@ mod tests {
     fn return_and_event_metrics() {
         let ret = json!({"id": "m.1", "jid": "20240510093000123456", "fun": "status.loadavg", "return": {"1-min": 0.5, "os": "Linux"}});
         let err = return_metrics(ret.as_object().unwrap(), super::super::config::DEFAULT_PATTERN, false).unwrap_err();
-        assert!(err.starts_with("carbon: return of m.1 for 20240510093000123456: 'Linux' at status.loadavg.m_1.os is not a number"), "{err}");
+        assert!(
+            err.starts_with("carbon: return of m.1 for 20240510093000123456: 'Linux' at status.loadavg.m_1.os is not a number"),
+            "{err}"
+        );
         let got = return_metrics(ret.as_object().unwrap(), super::super::config::DEFAULT_PATTERN, true).unwrap().unwrap();
         assert_eq!(got, [Metric { name: "status.loadavg.m_1.1-min".into(), value: 0.5, timestamp: 1715333400 }]);
         let nocache = json!({"id": "m1", "jid": "nocache", "fun": "f", "return": 1});
         assert_eq!(return_metrics(nocache.as_object().unwrap(), "x", false), Ok(None));
 
-        let event = Event { tag: "my/event".into(), data: json!({"data": {"temp": 21, "where": "hall"}, "_stamp": "2024-05-10T09:30:00.5"}) };
+        let event =
+            Event { tag: "my/event".into(), data: json!({"data": {"temp": 21, "where": "hall"}, "_stamp": "2024-05-10T09:30:00.5"}) };
         assert_eq!(event_metrics(&event).unwrap(), [Metric { name: "my.event.temp".into(), value: 21.0, timestamp: 1715333400 }]);
         assert_eq!(event_metrics(&Event { tag: "t".into(), data: json!({"x": 1}) }).unwrap(), []);
     }
@@ -375,7 +385,7 @@ mod tests {
         // After 2038: LONG1 with the bytes the sign needs.
         let late = pickle(&[Metric { timestamp: 1 << 31, ..m.clone() }]);
         assert_eq!(&late[12..19], &[LONG1, 5, 0, 0, 0, 0x80, 0]);
-        let framed = pickles(&[m.clone()], MAX_PICKLE_BYTES);
+        let framed = pickles(std::slice::from_ref(&m), MAX_PICKLE_BYTES);
         assert_eq!(&framed[..4], &(want.len() as u32).to_be_bytes());
         assert_eq!(&framed[4..], &want[..]);
     }

@@ -80,8 +80,7 @@ impl Sink for Carbon {
 
     async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
         let config = self.config();
-        let (rows, rejected) =
-            prepare_all(rets, |ret| encode::return_metrics(ret, &config.metric_base_pattern, config.skip_on_error));
+        let (rows, rejected) = prepare_all(rets, |ret| encode::return_metrics(ret, &config.metric_base_pattern, config.skip_on_error));
         let metrics: Vec<encode::Metric> = rows.into_iter().flat_map(|r| r.row).collect();
         self.client.send(&encode::payload(config.mode, &metrics)).await?;
         Ok(rejected)

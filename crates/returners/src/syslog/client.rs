@@ -131,7 +131,10 @@ impl Client {
                         // EMSGSIZE: no retry can make this datagram fit.
                         Err(e) if e.raw_os_error() == Some(90) => rejected.push(Rejection {
                             index: r.index,
-                            reason: format!("{}: a message of this return is too long for the socket ({e}); lower syslog.max_message_size", self.config.server()),
+                            reason: format!(
+                                "{}: a message of this return is too long for the socket ({e}); lower syslog.max_message_size",
+                                self.config.server()
+                            ),
                         }),
                         Err(e) => return Err(sending(e)),
                     }

@@ -72,9 +72,15 @@ pub const MAX_UDP_MESSAGE: usize = 65_507;
 pub enum Target {
     /// A local datagram socket, as the C library's `syslog()` writes (`/dev/log`).
     Unix(PathBuf),
-    Udp { host: String, port: u16 },
+    Udp {
+        host: String,
+        port: u16,
+    },
     /// Octet-counted frames (RFC 6587): `<length> <message>`.
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +132,12 @@ impl SyslogConfig {
         let host = opt_set(&options, "host").unwrap_or_else(|| "localhost".into());
         let port = match opt_set(&options, "port") {
             None => 514,
-            Some(p) => p.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| invalid(format!("syslog.port must be a number from 1 to 65535, not {p:?}")))?,
+            Some(p) => p
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| invalid(format!("syslog.port must be a number from 1 to 65535, not {p:?}")))?,
         };
         let target = match opt_set(&options, "transport").unwrap_or_default().trim().to_ascii_lowercase().as_str() {
             "" | "unix" => Target::Unix(PathBuf::from(opt_set(&options, "socket").unwrap_or_else(|| "/dev/log".into()))),
@@ -141,7 +152,9 @@ impl SyslogConfig {
             })?,
         };
         if matches!(target, Target::Udp { .. }) && max_message_size > MAX_UDP_MESSAGE {
-            return Err(invalid(format!("syslog.max_message_size {max_message_size} is more than a UDP datagram holds ({MAX_UDP_MESSAGE})")));
+            return Err(invalid(format!(
+                "syslog.max_message_size {max_message_size} is more than a UDP datagram holds ({MAX_UDP_MESSAGE})"
+            )));
         }
         Ok(SyslogConfig { pri: pri(facility, level), tag, with_pid, target, max_message_size })
     }
@@ -192,8 +205,10 @@ mod tests {
 
     #[test]
     fn salt_options_flat_and_nested() {
-        let c = config(json!({"syslog.level": "LOG_ERR", "syslog.facility": "LOG_DAEMON", "syslog.tag": "mysalt", "syslog.options": ["LOG_PID"]}))
-            .unwrap();
+        let c = config(
+            json!({"syslog.level": "LOG_ERR", "syslog.facility": "LOG_DAEMON", "syslog.tag": "mysalt", "syslog.options": ["LOG_PID"]}),
+        )
+        .unwrap();
         assert_eq!((c.pri, c.tag.as_str(), c.with_pid), (27, "mysalt", true));
         let c = config(json!({"syslog": {"level": "LOG_DEBUG", "facility": "LOG_LOCAL7", "options": ["LOG_CONS", "LOG_NDELAY"]}})).unwrap();
         assert_eq!((c.pri, c.with_pid), (191, false));

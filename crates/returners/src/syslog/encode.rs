@@ -148,7 +148,8 @@ mod tests {
         let at = Local.with_ymd_and_hms(2026, 12, 1, 9, 5, 7).unwrap();
         assert_eq!(header(14, at, "salt-minion", None), "<14>Dec  1 09:05:07 salt-minion: ");
         assert_eq!(header(27, at, "mysalt", Some(42)), "<27>Dec  1 09:05:07 mysalt[42]: ");
-        let ret = json!({"fun_args": ["é"], "jid": "20240510093000000001", "return": {"😀": true}, "id": "m1", "ret_kwargs": {"password": "s3"}});
+        let ret =
+            json!({"fun_args": ["é"], "jid": "20240510093000000001", "return": {"😀": true}, "id": "m1", "ret_kwargs": {"password": "s3"}});
         let p = prepare_return(ret.as_object().unwrap(), "<14>Dec  1 09:05:07 t: ", 8096).unwrap().unwrap();
         assert_eq!(p.messages.len(), 1);
         let text = text_of(&p.messages[0], "<14>Dec  1 09:05:07 t: ");
