@@ -9,8 +9,8 @@
 //!   delivered);
 //! - **store**: `returner_batch` of all of them;
 //! - **raw**: the bytes the store sends, made before the clock starts, written by a bare client
-//!   on one connection (one socket for datagrams) the same way: for TCP, written, our side shut,
-//!   and read until the server closes (it has read everything);
+//!   on one connection (one socket for datagrams) the same way: for TCP, in one write, our side
+//!   shut, and read until the server closes (it has read everything); one `send` per datagram;
 //! - **Salt's way**: the same bytes, a new connection (socket) for each return, as Salt's
 //!   returners open one per call (without Python's own cost).
 //!
@@ -65,9 +65,7 @@ async fn raw(dest: &Dest, payloads: &[Vec<u8>]) {
     match dest {
         Dest::Tcp(port) => {
             let mut s = TcpStream::connect(("127.0.0.1", *port)).await.unwrap();
-            for p in payloads {
-                s.write_all(p).await.unwrap();
-            }
+            s.write_all(&payloads.concat()).await.unwrap();
             s.shutdown().await.unwrap();
             let mut sink = [0u8; 4096];
             while s.read(&mut sink).await.unwrap() > 0 {}

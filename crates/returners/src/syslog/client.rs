@@ -96,13 +96,16 @@ impl Client {
     async fn send_all(&self, todo: &[&Indexed<Prepared>], rejected: &mut Vec<Rejection>) -> Result<()> {
         let sending = |e: io::Error| self.down(format_args!("sending: {e}"));
         match self.connect().await? {
-            Conn::Tcp(mut stream) => {
+            Conn::Tcp(stream) => {
+                // Frames are small: gathered into large writes, not two system calls each.
+                let mut stream = tokio::io::BufWriter::with_capacity(64 * 1024, stream);
                 for r in todo {
                     for message in &r.row.messages {
                         stream.write_all(format!("{} ", message.len()).as_bytes()).await.map_err(sending)?;
                         stream.write_all(message).await.map_err(sending)?;
                     }
                 }
+                stream.flush().await.map_err(sending)?;
                 stream.shutdown().await.map_err(sending)?;
                 // The receiver closes its side once it has read ours to the end; what it says
                 // (nothing, for syslog) is read and dropped a bounded amount at a time.
