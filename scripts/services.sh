@@ -26,8 +26,11 @@
 # three are stand-ins from PyPI and npm, pinned, installed under $SALTRS_SERVICES_DIR:
 # SecantusDB (MongoDB wire protocol) and osmem-server (OpenSearch REST) in a venv, and
 # pouchdb-server (CouchDB REST) with npm (slow: minutes); each is installed only when the pinned
-# version is not already there. Their paths go to the env file as SALTRS_REDIS_SERVER,
-# SALTRS_MEMCACHED, SALTRS_ETCD, SALTRS_SECANTUSD, SALTRS_POUCHDB_SERVER, SALTRS_OSMEM_SERVER.
+# version is not already there. The carbon and syslog returners' tests start Debian's
+# carbon-cache (graphite-carbon; python3-whisper for looking at its files by hand) and rsyslogd.
+# Their paths go to the env file as SALTRS_REDIS_SERVER, SALTRS_MEMCACHED, SALTRS_ETCD,
+# SALTRS_SECANTUSD, SALTRS_POUCHDB_SERVER, SALTRS_OSMEM_SERVER, SALTRS_CARBON_CACHE,
+# SALTRS_RSYSLOGD.
 #
 # `start` writes the variables to $SALTRS_SERVICES_DIR/env and prints them; `.ci/run` sources
 # that file. Every server is stopped by its own pid file, never by name.
@@ -48,7 +51,7 @@ POUCHDB_VERSION=4.2.0
 VENV=$DIR/venv
 POUCH_DIR=$DIR/pouchdb
 DB_VARS='SALTRS_TEST_MYSQL|SALTRS_TEST_MYSQL_HOST|SALTRS_TEST_MYSQL_PORT|SALTRS_TEST_POSTGRES'
-TOOL_VARS='SALTRS_REDIS_SERVER|SALTRS_MEMCACHED|SALTRS_ETCD|SALTRS_SECANTUSD|SALTRS_POUCHDB_SERVER|SALTRS_OSMEM_SERVER'
+TOOL_VARS='SALTRS_REDIS_SERVER|SALTRS_MEMCACHED|SALTRS_ETCD|SALTRS_SECANTUSD|SALTRS_POUCHDB_SERVER|SALTRS_OSMEM_SERVER|SALTRS_CARBON_CACHE|SALTRS_RSYSLOGD'
 
 say() { echo "services: $*" >&2; }
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -201,6 +204,9 @@ tools() {
   command -v redis-server >/dev/null || pkgs+=(redis-server)
   command -v memcached >/dev/null || pkgs+=(memcached)
   command -v etcd >/dev/null || pkgs+=(etcd-server)
+  [ -x /usr/bin/carbon-cache ] || pkgs+=(graphite-carbon)
+  [ -x /usr/bin/whisper-fetch ] || pkgs+=(python3-whisper)
+  [ -x /usr/sbin/rsyslogd ] || pkgs+=(rsyslog)
   # Debian's Python, not a pyenv one on PATH that may come and go; its venv module needs
   # python3-venv (ensurepip).
   if [ "$(venv_version SecantusDB)" != "$SECANTUSDB_VERSION" ] || [ "$(venv_version osmem-server)" != "$OSMEM_VERSION" ]; then
@@ -245,6 +251,8 @@ tools() {
   local osmem=''
   for f in "$VENV"/lib/python3*/site-packages/osmem_server/bin/osmem-server; do [ -x "$f" ] && osmem=$f; done
   found SALTRS_OSMEM_SERVER osmem-server "$osmem"
+  found SALTRS_CARBON_CACHE carbon-cache /usr/bin/carbon-cache
+  found SALTRS_RSYSLOGD rsyslogd /usr/sbin/rsyslogd
   printf '%s' "$lines" | set_env "$TOOL_VARS"
   if [ ${#missing[@]} -gt 0 ]; then
     say "missing store servers: ${missing[*]} (see the messages above); the tests that need them skip, a failure under CI=true"

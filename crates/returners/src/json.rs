@@ -63,6 +63,27 @@ pub fn dumps_map(map: &Map<String, Value>) -> String {
     }
 }
 
+/// `text` (JSON) as Python's `json.dumps` writes it with its default `ensure_ascii=True`: every
+/// character past ASCII as `\uXXXX` (lowercase; two escapes, a surrogate pair, past U+FFFF).
+/// Outside strings JSON has no such characters, so escaping the whole text is the same.
+pub fn ensure_ascii(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.is_ascii() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +101,13 @@ mod tests {
         let no_return = json!({"fun": "x"});
         assert_eq!(dumps_around_return(no_return.as_object().unwrap()), (r#"{"fun": "x"}"#.to_string(), String::new()));
         assert_eq!(dumps_map(&Map::new()), "{}");
+    }
+
+    #[test]
+    fn ensure_ascii_as_python() {
+        let text = dumps(&json!({"emoji 😀": "✓ é"}));
+        assert_eq!(ensure_ascii(&text), r#"{"emoji \ud83d\ude00": "\u2713 \u00e9"}"#);
+        assert!(matches!(ensure_ascii("{}"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -81,9 +81,9 @@
 )]
 
 mod batch;
+pub mod carbon;
 #[cfg(feature = "couchdb")]
 pub mod couchdb;
-#[cfg(any(feature = "splunk", feature = "slack", feature = "slack_webhook", feature = "mattermost"))]
 mod delivered;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
@@ -96,7 +96,6 @@ mod http;
 pub mod json;
 pub mod lazy;
 pub mod local_cache;
-// Used by the message returners (smtp, slack, ...), each behind its feature.
 #[cfg(feature = "mattermost")]
 pub mod mattermost;
 #[cfg(feature = "memcache")]
@@ -106,6 +105,7 @@ pub mod mongo;
 pub mod multi_returner;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+// Used by the message returners (smtp, slack, ...), each behind its feature.
 #[allow(dead_code)]
 mod notify;
 pub mod options;
@@ -133,6 +133,7 @@ mod sql;
 pub mod sqlite3;
 #[cfg(any(feature = "redis", feature = "memcache"))]
 mod summary;
+pub mod syslog;
 
 use std::time::Duration;
 

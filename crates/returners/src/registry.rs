@@ -131,6 +131,7 @@ pub(crate) const SALT_SQL_TABLES: &[&str] = &["jids", "salt_returns", "salt_even
 /// Every store built into this binary (cargo features leave some out).
 pub static ENTRIES: &[&Entry] = &[
     &crate::local_cache::ENTRY,
+    &crate::carbon::ENTRY,
     #[cfg(feature = "mysql")]
     &crate::mysql::ENTRY,
     #[cfg(feature = "postgres")]
@@ -162,6 +163,7 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::slack_webhook::ENTRY,
     #[cfg(feature = "mattermost")]
     &crate::mattermost::ENTRY,
+    &crate::syslog::ENTRY,
     // one line per store
 ];
 

@@ -1,5 +1,6 @@
 //! Store servers started by a test for itself: Redis, memcached, etcd, MongoDB (SecantusDB),
-//! CouchDB (pouchdb-server) and Elasticsearch (osmem-server, OpenSearch's REST API).
+//! CouchDB (pouchdb-server), Elasticsearch (osmem-server, OpenSearch's REST API), Graphite's
+//! carbon-cache and rsyslogd.
 //!
 //! Each [`Server`] runs one program on a free loopback port with its data in its own temporary
 //! directory, and is killed (its whole process group: pouchdb-server runs under node,
@@ -61,10 +62,19 @@ pub enum Kind {
     CouchDb,
     /// `osmem-server`, OpenSearch's REST API (a Go binary from a PyPI wheel); kept in memory.
     Elasticsearch,
+    /// Graphite's `carbon-cache` (Debian `graphite-carbon`): the plaintext protocol on
+    /// [`Server::port`], the pickle one on [`Server::pickle_port`], whisper files in
+    /// [`Server::data_dir`] (1 s points for a day, daily ones for ten years).
+    Carbon,
+    /// `rsyslogd`: a local socket ([`Server::log_socket`]), UDP ([`Server::udp_port`]) and TCP
+    /// ([`Server::port`], octet-counted or newline framing); every message as received, one a line,
+    /// in [`Server::messages_path`]. rsyslog's defaults otherwise (messages cut at 8096 bytes).
+    Rsyslog,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [Kind::Redis, Kind::Memcached, Kind::Etcd, Kind::Mongo, Kind::CouchDb, Kind::Elasticsearch];
+    pub const ALL: [Kind; 8] =
+        [Kind::Redis, Kind::Memcached, Kind::Etcd, Kind::Mongo, Kind::CouchDb, Kind::Elasticsearch, Kind::Carbon, Kind::Rsyslog];
 
     /// The store's name, for messages.
     pub fn name(self) -> &'static str {
@@ -75,6 +85,8 @@ impl Kind {
             Kind::Mongo => "MongoDB",
             Kind::CouchDb => "CouchDB",
             Kind::Elasticsearch => "Elasticsearch",
+            Kind::Carbon => "carbon",
+            Kind::Rsyslog => "rsyslog",
         }
     }
 
@@ -87,6 +99,8 @@ impl Kind {
             Kind::Mongo => "secantusd-py",
             Kind::CouchDb => "pouchdb-server",
             Kind::Elasticsearch => "osmem-server",
+            Kind::Carbon => "carbon-cache",
+            Kind::Rsyslog => "rsyslogd",
         }
     }
 
@@ -99,6 +113,8 @@ impl Kind {
             Kind::Mongo => "SALTRS_SECANTUSD",
             Kind::CouchDb => "SALTRS_POUCHDB_SERVER",
             Kind::Elasticsearch => "SALTRS_OSMEM_SERVER",
+            Kind::Carbon => "SALTRS_CARBON_CACHE",
+            Kind::Rsyslog => "SALTRS_RSYSLOGD",
         }
     }
 
@@ -106,6 +122,16 @@ impl Kind {
     /// memory: after a restart they are empty.
     pub fn keeps_data(self) -> bool {
         !matches!(self, Kind::Memcached | Kind::Elasticsearch)
+    }
+
+    /// How many free ports it needs besides [`Server::port`]: etcd's peer port; carbon's
+    /// pickle and cache-query ports; rsyslog's UDP port.
+    fn more_ports(self) -> usize {
+        match self {
+            Kind::Etcd | Kind::Rsyslog => 1,
+            Kind::Carbon => 2,
+            _ => 0,
+        }
     }
 
     /// Where `scripts/services.sh tools` puts the program under `services`, if not on PATH.
@@ -122,7 +148,9 @@ impl Kind {
                 .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
                 .map(|e| e.path().join("site-packages/osmem_server/bin/osmem-server"))
                 .collect(),
-            Kind::Redis | Kind::Memcached | Kind::Etcd => Vec::new(),
+            // Debian's, in sbin (not on a user's PATH).
+            Kind::Rsyslog => vec![PathBuf::from("/usr/sbin/rsyslogd")],
+            Kind::Redis | Kind::Memcached | Kind::Etcd | Kind::Carbon => Vec::new(),
         }
     }
 }
@@ -162,8 +190,8 @@ pub struct Server {
     kind: Kind,
     program: PathBuf,
     port: u16,
-    /// etcd's peer port, which must be free too.
-    peer_port: Option<u16>,
+    /// The other ports it listens on ([`Kind::more_ports`]), which must be free too.
+    more_ports: Vec<u16>,
     /// Given by the test, after the ones every server of its kind gets ([`Server::launch_with`]).
     extra_args: Vec<String>,
     /// The temporary directory: `data/` and `server.log`, removed on drop.
@@ -213,6 +241,19 @@ impl Server {
         Self::or_skip(Kind::Elasticsearch)
     }
 
+    /// A carbon-cache (see [`Kind::Carbon`]); its whisper files stay across
+    /// [`stop`](Self::stop), but datapoints it has taken and not yet written are lost (it does
+    /// not write its cache on SIGTERM). `None` after skipping the test when it is not installed.
+    pub fn carbon() -> Option<Server> {
+        Self::or_skip(Kind::Carbon)
+    }
+
+    /// An rsyslogd (see [`Kind::Rsyslog`]). `None` after skipping the test when it is not
+    /// installed.
+    pub fn rsyslog() -> Option<Server> {
+        Self::or_skip(Kind::Rsyslog)
+    }
+
     fn or_skip(kind: Kind) -> Option<Server> {
         Self::with_args(kind, &[])
     }
@@ -253,7 +294,7 @@ impl Server {
             kind,
             program,
             port: 0,
-            peer_port: None,
+            more_ports: Vec::new(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             log: dir.join("server.log"),
             dir,
@@ -264,7 +305,7 @@ impl Server {
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
             server.port = reserve_port();
-            server.peer_port = (kind == Kind::Etcd).then(reserve_port);
+            server.more_ports = (0..kind.more_ports()).map(|_| reserve_port()).collect();
             let log_from = std::fs::metadata(&server.log).map(|m| m.len()).unwrap_or(0);
             match server.start() {
                 Ok(()) => return Ok(server),
@@ -285,7 +326,7 @@ impl Server {
             return Ok(());
         }
         // Else another process's server could answer the pings below.
-        if let Some(port) = [Some(self.port), self.peer_port].into_iter().flatten().find(|&p| port_taken(p)) {
+        if let Some(port) = std::iter::once(self.port).chain(self.more_ports.iter().copied()).find(|&p| port_taken(p)) {
             return Err(self.failed(&format!("127.0.0.1:{port} is taken by another process")));
         }
         let began = Instant::now();
@@ -361,8 +402,31 @@ impl Server {
             Kind::Memcached => "memcache",
             Kind::Mongo => "mongodb",
             Kind::Etcd | Kind::CouchDb | Kind::Elasticsearch => "http",
+            Kind::Carbon | Kind::Rsyslog => "tcp",
         };
         format!("{scheme}://{}", self.addr())
+    }
+
+    /// carbon's pickle port.
+    pub fn pickle_port(&self) -> u16 {
+        assert_eq!(self.kind, Kind::Carbon, "only carbon has a pickle port");
+        self.more_ports[0]
+    }
+
+    /// rsyslog's UDP port (on 127.0.0.1).
+    pub fn udp_port(&self) -> u16 {
+        assert_eq!(self.kind, Kind::Rsyslog, "only rsyslog listens on UDP");
+        self.more_ports[0]
+    }
+
+    /// rsyslog's local socket (a datagram socket, as `/dev/log`).
+    pub fn log_socket(&self) -> PathBuf {
+        self.dir.join("log.sock")
+    }
+
+    /// The file rsyslog writes every message to, as received (`%rawmsg%`), one a line.
+    pub fn messages_path(&self) -> PathBuf {
+        self.data.join("messages")
     }
 
     /// The server's data directory (removed on drop).
@@ -416,6 +480,13 @@ impl Server {
                 expect(status == 200, &body)
             }
             Kind::Mongo => TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2)).map(drop),
+            Kind::Carbon => [self.port, self.more_ports[0]].into_iter().try_for_each(|p| {
+                TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, p)), Duration::from_secs(2)).map(drop)
+            }),
+            Kind::Rsyslog => {
+                TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
+                std::os::unix::net::UnixDatagram::unbound()?.connect(self.log_socket())
+            }
         }
     }
 
@@ -444,7 +515,7 @@ impl Server {
             }
             Kind::Etcd => {
                 let client = format!("http://127.0.0.1:{port}");
-                let peer = format!("http://127.0.0.1:{}", self.peer_port.expect("etcd has a peer port"));
+                let peer = format!("http://127.0.0.1:{}", self.more_ports[0]);
                 own(&[
                     "--name",
                     "default",
@@ -470,10 +541,70 @@ impl Server {
             Kind::Elasticsearch => {
                 own(&["-addr", &self.addr().to_string(), "-no-stdin-watch", "-parent-pid", &std::process::id().to_string()])
             }
+            Kind::Carbon => {
+                let conf = self.dir.join("carbon.conf").display().to_string();
+                let pid = self.dir.join("carbon-cache.pid").display().to_string();
+                own(&["--config", &conf, "--pidfile", &pid, "--nodaemon", "start"])
+            }
+            Kind::Rsyslog => {
+                let conf = self.dir.join("rsyslog.conf").display().to_string();
+                let pid = self.dir.join("rsyslogd.pid").display().to_string();
+                own(&["-n", "-f", &conf, "-i", &pid])
+            }
+        }
+    }
+
+    /// The config files of the servers that take theirs from files, written into the temporary
+    /// dir before each start.
+    fn write_config(&self) -> io::Result<()> {
+        let dir = self.dir.display();
+        let data = self.data.display();
+        match self.kind {
+            Kind::Carbon => {
+                let [line, pickle, query] = [self.port, self.more_ports[0], self.more_ports[1]];
+                // No limits that hold back or drop datapoints; no tags (they would call
+                // graphite-web); no privilege drop.
+                std::fs::write(
+                    self.dir.join("carbon.conf"),
+                    format!(
+                        "[cache]\nSTORAGE_DIR = {dir}/storage/\nLOCAL_DATA_DIR = {data}/\nLOG_DIR = {dir}/log/\nPID_DIR = {dir}/\n\
+                         USER =\nMAX_CACHE_SIZE = inf\nMAX_UPDATES_PER_SECOND = 100000\nMAX_UPDATES_PER_SECOND_ON_SHUTDOWN = 100000\n\
+                         MAX_CREATES_PER_MINUTE = inf\nWHISPER_FALLOCATE_CREATE = False\nENABLE_TAGS = False\n\
+                         LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line}\n\
+                         PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle}\n\
+                         CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {query}\nENABLE_UDP_LISTENER = False\n"
+                    ),
+                )?;
+                std::fs::write(self.dir.join("storage-schemas.conf"), "[all]\npattern = .*\nretentions = 1s:1d,1d:10y\n")?;
+                std::fs::write(
+                    self.dir.join("storage-aggregation.conf"),
+                    "[all]\npattern = .*\nxFilesFactor = 0\naggregationMethod = last\n",
+                )
+            }
+            Kind::Rsyslog => {
+                let (tcp, udp) = (self.port, self.more_ports[0]);
+                let socket = self.log_socket();
+                let messages = self.messages_path();
+                let (socket, messages) = (socket.display(), messages.display());
+                std::fs::write(
+                    self.dir.join("rsyslog.conf"),
+                    format!(
+                        "global(workDirectory=\"{data}\")\n\
+                         module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+                         input(type=\"imuxsock\" Socket=\"{socket}\" RateLimit.Interval=\"0\")\n\
+                         module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{udp}\")\n\
+                         module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{tcp}\")\n\
+                         template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+                         action(type=\"omfile\" file=\"{messages}\" template=\"raw\")\n"
+                    ),
+                )
+            }
+            _ => Ok(()),
         }
     }
 
     fn spawn(&self) -> io::Result<Child> {
+        self.write_config()?;
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log)?;
         writeln!(log, "--- saltrs-testkit: {} {}", self.program.display(), self.args().join(" "))?;
         Command::new(&self.program)
@@ -503,7 +634,7 @@ impl Server {
             }
         }
         port_taken(self.port)
-            || self.peer_port.is_some_and(port_taken)
+            || self.more_ports.iter().any(|&p| port_taken(p))
             || said.contains("address already in use")
             || said.contains("eaddrinuse")
     }
@@ -511,7 +642,7 @@ impl Server {
     fn release_ports(&mut self) {
         let mut reserved = RESERVED.lock().unwrap_or_else(|e| e.into_inner());
         reserved.remove(&self.port);
-        if let Some(p) = self.peer_port.take() {
+        for p in self.more_ports.drain(..) {
             reserved.remove(&p);
         }
     }
@@ -792,6 +923,46 @@ mod tests {
     #[test]
     fn elasticsearch_stops_and_starts_again_on_its_port() {
         stop_and_start_again(Kind::Elasticsearch, |s| get(s, "/"), "\"distribution\":\"opensearch\"", |_| {}, |_| {});
+    }
+
+    #[test]
+    fn carbon_stops_and_starts_again_with_its_whisper_files() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let wsp = |s: &Server| s.data_dir().join("testkit/up.wsp");
+        stop_and_start_again(
+            Kind::Carbon,
+            |s| TcpStream::connect_timeout(&s.addr(), Duration::from_secs(2)).map(|_| "connected".to_string()).unwrap(),
+            "connected",
+            |s| {
+                let mut c = connect(s.addr()).unwrap();
+                writeln!(c, "testkit.up 1 {now}").unwrap();
+                // carbon-cache writes behind, and a stop drops what it has not written yet.
+                let until = Instant::now() + Duration::from_secs(30);
+                while !wsp(s).exists() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                assert!(wsp(s).exists(), "no {}", wsp(s).display());
+            },
+            |s| assert!(wsp(s).exists(), "no {}", wsp(s).display()),
+        );
+    }
+
+    #[test]
+    fn rsyslog_stops_and_starts_again_and_writes_what_it_receives() {
+        stop_and_start_again(
+            Kind::Rsyslog,
+            |s| TcpStream::connect_timeout(&s.addr(), Duration::from_secs(2)).map(|_| "connected".to_string()).unwrap(),
+            "connected",
+            |s| {
+                let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+                sock.send_to(b"<14>Dec  1 21:40:00 testkit: hello", s.log_socket()).unwrap();
+                let until = Instant::now() + Duration::from_secs(10);
+                while !std::fs::read_to_string(s.messages_path()).unwrap_or_default().contains("hello") && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            },
+            |s| assert_eq!(std::fs::read_to_string(s.messages_path()).unwrap(), "<14>Dec  1 21:40:00 testkit: hello\n"),
+        );
     }
 
     #[test]

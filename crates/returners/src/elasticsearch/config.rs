@@ -26,7 +26,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde_json::{json, Map, Value};
 
-use crate::options::{master_flag, opt_set, opt_str, Lookup};
+use crate::options::{flag, master_flag, opt_set, opt_str, Lookup};
 use crate::secret::Secret;
 use crate::{Result, ReturnerError};
 
@@ -148,7 +148,7 @@ impl ElasticsearchConfig {
             ("states_single_index", json!(false)),
         ];
         let o = lookup.options(super::NAME, &ATTRS, &defaults);
-        let use_ssl = flag(&o, "use_ssl", false)?;
+        let use_ssl = flag(super::NAME, &o, "use_ssl", false)?;
         // Salt's module: `host` first, `hosts` when `host` is empty.
         let given = o.get("host").filter(|v| crate::options::truthy(v)).or_else(|| o.get("hosts").filter(|v| crate::options::truthy(v)));
         let given = match given {
@@ -174,25 +174,25 @@ impl ElasticsearchConfig {
             _ => (url_user, Secret::new(url_password)),
         };
         let layout = Layout {
-            index_date: flag(&o, "index_date", false)?,
+            index_date: flag(super::NAME, &o, "index_date", false)?,
             number_of_shards: count(&o, "number_of_shards", d.number_of_shards, 1)?,
             number_of_replicas: count(&o, "number_of_replicas", d.number_of_replicas, 0)?,
             master_job_cache_index: index_name(&o, "master_job_cache_index", &d.master_job_cache_index)?,
             master_event_index: index_name(&o, "master_event_index", &d.master_event_index)?,
             functions_blacklist: strings(&o, "functions_blacklist")?,
-            states_count: flag(&o, "states_count", false)?,
-            states_order_output: flag(&o, "states_order_output", false)?,
-            states_single_index: flag(&o, "states_single_index", false)?,
+            states_count: flag(super::NAME, &o, "states_count", false)?,
+            states_order_output: flag(super::NAME, &o, "states_order_output", false)?,
+            states_single_index: flag(super::NAME, &o, "states_single_index", false)?,
         };
         Ok(ElasticsearchConfig {
             hosts,
             username,
             password,
-            verify_certs: flag(&o, "verify_certs", true)?,
+            verify_certs: flag(super::NAME, &o, "verify_certs", true)?,
             ca_certs: opt_set(&o, "ca_certs").map(PathBuf::from),
             timeout: seconds(&o, "timeout", DEFAULT_TIMEOUT)?,
             proxies: proxies(o.get("proxies"))?,
-            debug_returner_payload: flag(&o, "debug_returner_payload", false)?,
+            debug_returner_payload: flag(super::NAME, &o, "debug_returner_payload", false)?,
             layout,
             unique_jid: master_flag(lookup.opts, "unique_jid"),
         })
@@ -206,22 +206,6 @@ impl ElasticsearchConfig {
 
 fn invalid(message: String) -> ReturnerError {
     ReturnerError::Invalid(format!("{}: {message}", super::NAME))
-}
-
-/// A boolean option: YAML's booleans, or the strings and numbers that clearly mean one.
-fn flag(o: &Map<String, Value>, key: &str, default: bool) -> Result<bool> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(n.as_i64() == Some(1)),
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "" | "none" => Ok(default),
-            "true" | "yes" | "on" | "1" => Ok(true),
-            "false" | "no" | "off" | "0" => Ok(false),
-            _ => Err(invalid(format!("{key} must be true or false, not {s:?}"))),
-        },
-        Some(other) => Err(invalid(format!("{key} must be true or false, not {other}"))),
-    }
 }
 
 /// A whole number option of at least `min`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::options::{master_flag, opt_set, opt_str, Lookup};
+use crate::options::{flag, master_flag, opt_set, opt_str, Lookup};
 use crate::secret::Secret;
 use crate::{Result, ReturnerError};
 
@@ -63,7 +63,7 @@ impl RedisConfig {
                 d.trim().parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| invalid(format!("db must be a number, not {d:?}")))?
             }
         };
-        let target = if options.get("cluster_mode").is_some_and(flag) {
+        let target = if flag(super::NAME, &options, "cluster_mode", false)? {
             // Salt's attrs map `startup_nodes` to `cluster.startup_nodes`: `--return_kwargs` uses the short name.
             let nodes = startup_nodes(options.get("startup_nodes").or_else(|| options.get("cluster.startup_nodes"))).map_err(invalid)?;
             if db != 0 {
@@ -104,16 +104,6 @@ impl RedisConfig {
     /// The TTL in seconds for `EX`/`EXPIRE`; 0 for none.
     pub fn ttl_secs(&self) -> u64 {
         self.ttl.map_or(0, |t| t.as_secs())
-    }
-}
-
-/// A YAML boolean as Salt reads it (`true`, `"True"`, `1`).
-fn flag(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
-        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1"),
-        _ => false,
     }
 }
 
