@@ -71,7 +71,9 @@
         feature = "couchdb",
         feature = "elasticsearch",
         feature = "redis",
-        feature = "memcache"
+        feature = "memcache",
+        feature = "smtp",
+        feature = "highstate"
     )),
     allow(dead_code)
 )]
@@ -85,6 +87,8 @@ pub mod elasticsearch;
 pub mod etcd;
 pub mod format;
 pub mod health;
+#[cfg(feature = "highstate")]
+pub mod highstate;
 #[cfg(feature = "http")]
 mod http;
 pub mod json;
@@ -112,6 +116,8 @@ pub mod redis;
 mod registry;
 pub mod secret;
 pub mod spool;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 #[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlite3"))]
 mod sql;
 #[cfg(feature = "sqlite3")]

@@ -35,6 +35,38 @@ pub(crate) fn cut(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     format!("{}{note}", &text[..end]).into()
 }
 
+/// The returns a notifier sent lately, by (jid, minion id), so a return delivered again (the
+/// spool retries a batch whose first records went out before the service failed, a minion
+/// sends again) makes no second message. Bounded: the oldest are forgotten first.
+pub(crate) struct Delivered {
+    seen: std::sync::Mutex<(std::collections::HashSet<(String, String)>, std::collections::VecDeque<(String, String)>)>,
+    capacity: usize,
+}
+
+impl Delivered {
+    /// Remembers the last `capacity` deliveries.
+    pub(crate) fn new(capacity: usize) -> Delivered {
+        Delivered { seen: Default::default(), capacity }
+    }
+
+    pub(crate) fn contains(&self, jid: &str, id: &str) -> bool {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).0.contains(&(jid.to_string(), id.to_string()))
+    }
+
+    pub(crate) fn insert(&self, jid: &str, id: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (jid.to_string(), id.to_string());
+        if seen.0.insert(key.clone()) {
+            seen.1.push_back(key);
+            while seen.1.len() > self.capacity {
+                if let Some(old) = seen.1.pop_front() {
+                    seen.0.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +79,17 @@ mod tests {
             salt_lines(ret.as_object().unwrap(), "\n"),
             "id: web1\nfunction: cmd.run\nfunction args: ['echo hi']\njid: 20261201120000000001\nreturn: {'ok': True}\n"
         );
+    }
+
+    #[test]
+    fn delivered_remembers_the_latest_within_its_capacity() {
+        let d = Delivered::new(2);
+        d.insert("j1", "a");
+        d.insert("j1", "b");
+        d.insert("j1", "a");
+        assert!(d.contains("j1", "a") && d.contains("j1", "b") && !d.contains("j2", "a"));
+        d.insert("j2", "a");
+        assert!(!d.contains("j1", "a") && d.contains("j1", "b") && d.contains("j2", "a"));
     }
 
     #[test]

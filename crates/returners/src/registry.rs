@@ -153,6 +153,10 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::redis::ENTRY,
     #[cfg(feature = "memcache")]
     &crate::memcache::ENTRY,
+    #[cfg(feature = "smtp")]
+    &crate::smtp::ENTRY,
+    #[cfg(feature = "highstate")]
+    &crate::highstate::ENTRY,
     // one line per store
 ];
 
