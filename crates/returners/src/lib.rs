@@ -95,14 +95,14 @@ pub mod json;
 pub mod lazy;
 pub mod local_cache;
 // Used by the message returners (smtp, slack, ...), each behind its feature.
-#[allow(dead_code)]
-mod notify;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
 pub mod mongo;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[allow(dead_code)]
+mod notify;
 pub mod options;
 mod paging;
 #[cfg(feature = "postgres")]
@@ -115,9 +115,9 @@ pub mod redact;
 pub mod redis;
 mod registry;
 pub mod secret;
-pub mod spool;
 #[cfg(feature = "smtp")]
 pub mod smtp;
+pub mod spool;
 #[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlite3"))]
 mod sql;
 #[cfg(feature = "sqlite3")]

@@ -60,10 +60,7 @@ impl ServiceControl for Relay {
 async fn smtp_backend() -> Option<SinkBackend> {
     let tls = Tls::new();
     let server = mail::smtp_server(&tls.server_args(&[("salt", PASSWORD)]))?;
-    let o = options(
-        &server,
-        json!({"smtp.tls": true, "smtp.ca_file": tls.ca_file(), "smtp.username": "salt", "smtp.password": PASSWORD}),
-    );
+    let o = options(&server, json!({"smtp.tls": true, "smtp.ca_file": tls.ca_file(), "smtp.username": "salt", "smtp.password": PASSWORD}));
     let store = Arc::new(open(&o));
     let mailbox = Mailbox::new(server.maildir());
     let reader = mailbox.clone();
@@ -195,7 +192,10 @@ async fn refused_recipients_are_classified_by_the_reply() {
         store.returner_batch(&[ret("20261201120000000005", "a", json!(1)), ret("20261201120000000005", "b", json!(2))]).await.unwrap();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].index, 0);
-    assert!(rejected[0].reason.contains("return of a for 20261201120000000005") && rejected[0].reason.contains("552 5.3.4"), "{rejected:?}");
+    assert!(
+        rejected[0].reason.contains("return of a for 20261201120000000005") && rejected[0].reason.contains("552 5.3.4"),
+        "{rejected:?}"
+    );
     assert_eq!(Mailbox::new(server.maildir()).returns("20261201120000000005", "b"), [json!(2)]);
 }
 
@@ -204,7 +204,10 @@ async fn event_return_mails_each_events_data() {
     let Some(server) = Server::with_args(Kind::Smtp, &[]) else { return };
     let store = open(&options(&server, json!({"smtp.fields": "id"})));
     let events = [
-        Event { tag: "salt/job/20261201120000000006/ret/web1".into(), data: Value::Object(ret("20261201120000000006", "web1", json!("ok"))) },
+        Event {
+            tag: "salt/job/20261201120000000006/ret/web1".into(),
+            data: Value::Object(ret("20261201120000000006", "web1", json!("ok"))),
+        },
         Event { tag: "salt/auth".into(), data: json!({"act": "accept", "id": "web2", "_stamp": "2026-12-01T12:00:00.000000"}) },
         Event { tag: "salt/empty".into(), data: json!({}) },
         Event { tag: "salt/odd".into(), data: json!("a string") },

@@ -260,14 +260,17 @@ impl Server {
 
     fn launch_program(kind: Kind, program: PathBuf, extra_args: &[&str]) -> Result<Server, ServerError> {
         let failed = |what: &str, e: io::Error| ServerError::Failed(format!("{kind}: {what}: {e}"));
-        if kind == Kind::Smtp && !Command::new(&program).args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        if kind == Kind::Smtp
+            && !Command::new(&program).args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        {
             return Err(ServerError::Missing(format!(
                 "{} has no aiosmtpd module for the {kind} tests; install python3-aiosmtpd with `bash scripts/services.sh tools`, or set {} to a python3 that has it",
                 program.display(),
                 kind.env_var()
             )));
         }
-        let dir = temp_dir(if kind == Kind::Smtp { "smtp" } else { kind.program() }).map_err(|e| failed("cannot create a temporary dir", e))?;
+        let dir =
+            temp_dir(if kind == Kind::Smtp { "smtp" } else { kind.program() }).map_err(|e| failed("cannot create a temporary dir", e))?;
         if kind == Kind::Smtp {
             std::fs::write(dir.join("smtp_sink.py"), SMTP_SINK).map_err(|e| failed("cannot write smtp_sink.py", e))?;
         }

@@ -112,8 +112,9 @@ impl HighstateConfig {
         let delivery = match opt_set(&o, "report_delivery").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("file") => Delivery::File(opt_set(&o, "file_output").unwrap_or_else(|| DEFAULT_FILE_OUTPUT.into())),
             Some("smtp") => {
-                let required =
-                    |key: &str| opt_set(&o, key).ok_or_else(|| ReturnerError::Invalid(format!("highstate.{key} is not set (report_delivery is smtp)")));
+                let required = |key: &str| {
+                    opt_set(&o, key).ok_or_else(|| ReturnerError::Invalid(format!("highstate.{key} is not set (report_delivery is smtp)")))
+                };
                 let recipients_text = required("smtp_recipients")?;
                 Delivery::Smtp(MailConfig {
                     relay: RelayConfig::read(&o, "smtp_", &required("smtp_server")?)?,

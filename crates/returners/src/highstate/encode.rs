@@ -255,7 +255,11 @@ fn html_table(data: &[Value], out: &mut String, level: usize, extra_style: &str)
 
 /// Salt's `_sprinkle`: each `{name}` in `text` replaced by `grain(name)`.
 pub(crate) fn sprinkle(text: &str, grain: impl Fn(&str) -> String) -> String {
-    text.split('{').flat_map(|part| part.split('}')).enumerate().map(|(i, part)| if i % 2 == 1 { grain(part) } else { part.to_string() }).collect()
+    text.split('{')
+        .flat_map(|part| part.split('}'))
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { grain(part) } else { part.to_string() })
+        .collect()
 }
 
 #[cfg(test)]
@@ -296,10 +300,7 @@ mod tests {
         let ids: Vec<&str> = states.iter().map(|s| s.as_object().unwrap().keys().next().unwrap().as_str()).collect();
         assert_eq!(ids, ["sshd", "motd", "vim"], "in run order");
         assert_eq!(states[1]["__style__"], "changed");
-        assert_eq!(
-            states[1]["motd"][5],
-            json!({"changes": [{"diff": "+hi"}, {"mode": [{"new": "0600"}, {"old": "0644"}]}]})
-        );
+        assert_eq!(states[1]["motd"][5], json!({"changes": [{"diff": "+hi"}, {"mode": [{"new": "0600"}, {"old": "0644"}]}]}));
         assert_eq!(states[1]["motd"][0], json!({"function": "file.managed"}));
         assert_eq!(states[2]["__style__"], "failed");
         assert_eq!(states[0]["__style__"], "unchanged");

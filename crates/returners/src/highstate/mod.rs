@@ -135,11 +135,14 @@ impl Highstate {
                 continue;
             }
             let date = date_now();
-            let headers = [("From", mail.sender.as_str()), ("To", mail.recipients_text.as_str()), ("Date", &date), ("Subject", &row.target)];
+            let headers =
+                [("From", mail.sender.as_str()), ("To", mail.recipients_text.as_str()), ("Date", &date), ("Subject", &row.target)];
             let text = message(&headers, Some(self.config.format.subtype()), &notify::cut(&row.text, MAX_BODY_BYTES));
             match session.send(&Mail { from: mail.sender.clone(), to: mail.recipients.clone(), text }).await {
                 Ok(()) => self.delivered.insert(&row.jid, &row.id),
-                Err(ReturnerError::Rejected(why)) => refused.push(Rejection { index, reason: format!("{}: {why}", describe(&row.id, &row.jid)) }),
+                Err(ReturnerError::Rejected(why)) => {
+                    refused.push(Rejection { index, reason: format!("{}: {why}", describe(&row.id, &row.jid)) })
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -24,7 +24,8 @@ use crate::{Result, ReturnerError};
 pub const DEFAULT_PORT: u16 = 25;
 pub const DEFAULT_SUBJECT: &str = "Email from Salt";
 
-const ATTRS: &[&str] = &["from", "to", "host", "port", "username", "password", "tls", "subject", "fields", "template", "renderer", "gpgowner", "ca_file"];
+const ATTRS: &[&str] =
+    &["from", "to", "host", "port", "username", "password", "tls", "subject", "fields", "template", "renderer", "gpgowner", "ca_file"];
 
 /// Where mail goes and how to log in: what smtp and highstate share.
 #[derive(Debug, Clone)]
@@ -54,7 +55,8 @@ pub struct SmtpConfig {
 impl SmtpConfig {
     pub fn from_lookup(lookup: &Lookup<'_>) -> Result<SmtpConfig> {
         let o = lookup.options(super::NAME, ATTRS, &[]);
-        let required = |key: &str| opt_set(&o, key).ok_or_else(|| ReturnerError::Invalid(format!("smtp.{key} is not set (it is required)")));
+        let required =
+            |key: &str| opt_set(&o, key).ok_or_else(|| ReturnerError::Invalid(format!("smtp.{key} is not set (it is required)")));
         if let Some(owner) = opt_set(&o, "gpgowner") {
             return Err(ReturnerError::Invalid(format!(
                 "smtp.gpgowner is set ({owner}), but this returner does not encrypt mail with OpenPGP; unset it, or the mail would go in clear"
@@ -63,7 +65,9 @@ impl SmtpConfig {
         match opt_set(&o, "renderer").as_deref() {
             None | Some("jinja") => {}
             Some(other) => {
-                return Err(ReturnerError::Invalid(format!("smtp.renderer {other:?} is not supported: templates are rendered with jinja only")))
+                return Err(ReturnerError::Invalid(format!(
+                    "smtp.renderer {other:?} is not supported: templates are rendered with jinja only"
+                )))
             }
         }
         let template = match opt_set(&o, "template") {

@@ -220,7 +220,8 @@ mod tests {
 
     #[test]
     fn ascii_mail_is_salts_plain_text_and_the_rest_is_base64() {
-        let headers = [("From", "f@x"), ("To", "a@x, b@x"), ("Date", "Tue, 01 Dec 2026 12:00:00 +0000"), ("Subject", "Email from Salt web1")];
+        let headers =
+            [("From", "f@x"), ("To", "a@x, b@x"), ("Date", "Tue, 01 Dec 2026 12:00:00 +0000"), ("Subject", "Email from Salt web1")];
         let text = String::from_utf8(message(&headers, None, "id: web1\nreturn: True\n")).unwrap();
         assert_eq!(
             text,
@@ -228,10 +229,16 @@ mod tests {
         );
         let text = String::from_utf8(message(&[("Subject", "✓ 日本語")], None, "emoji 😀\n")).unwrap();
         assert!(text.starts_with("Subject: =?utf-8?b?4pyTIOaXpeacrOiqng==?=\r\nMIME-Version: 1.0\r\n"), "{text}");
-        assert!(text.contains("Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\nZW1vamkg8J+YgA0K\r\n"), "{text}");
+        assert!(
+            text.contains("Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\nZW1vamkg8J+YgA0K\r\n"),
+            "{text}"
+        );
         let long = format!("return: {}\n", "x".repeat(2000));
         let text = String::from_utf8(message(&[], None, &long)).unwrap();
-        assert!(text.contains("charset=\"us-ascii\"\r\nContent-Transfer-Encoding: base64") && text.lines().all(|l| l.len() <= 76), "{text}");
+        assert!(
+            text.contains("charset=\"us-ascii\"\r\nContent-Transfer-Encoding: base64") && text.lines().all(|l| l.len() <= 76),
+            "{text}"
+        );
         let html = String::from_utf8(message(&[("Subject", "s")], Some("html"), "<html></html>\n")).unwrap();
         assert!(html.contains("Content-Type: text/html; charset=\"us-ascii\"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n<html></html>\r\n"));
     }

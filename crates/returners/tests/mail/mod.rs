@@ -105,7 +105,12 @@ impl Mailbox {
                             .collect(),
                         body: text("body"),
                         raw: text("raw"),
-                        fields: m["fields"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect(),
+                        fields: m["fields"]
+                            .as_object()
+                            .unwrap()
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                            .collect(),
                         ret: m["has_return"].as_bool().unwrap().then(|| m["return"].clone()),
                         meta: m["meta"].clone(),
                     },
