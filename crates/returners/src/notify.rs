@@ -39,8 +39,15 @@ pub(crate) fn cut(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
 /// spool retries a batch whose first records went out before the service failed, a minion
 /// sends again) makes no second message. Bounded: the oldest are forgotten first.
 pub(crate) struct Delivered {
-    seen: std::sync::Mutex<(std::collections::HashSet<(String, String)>, std::collections::VecDeque<(String, String)>)>,
+    seen: std::sync::Mutex<Recent>,
     capacity: usize,
+}
+
+/// (jid, id) pairs: a set to look them up, and their order to forget the oldest.
+#[derive(Default)]
+struct Recent {
+    set: std::collections::HashSet<(String, String)>,
+    order: std::collections::VecDeque<(String, String)>,
 }
 
 impl Delivered {
@@ -50,17 +57,17 @@ impl Delivered {
     }
 
     pub(crate) fn contains(&self, jid: &str, id: &str) -> bool {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).0.contains(&(jid.to_string(), id.to_string()))
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).set.contains(&(jid.to_string(), id.to_string()))
     }
 
     pub(crate) fn insert(&self, jid: &str, id: &str) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let key = (jid.to_string(), id.to_string());
-        if seen.0.insert(key.clone()) {
-            seen.1.push_back(key);
-            while seen.1.len() > self.capacity {
-                if let Some(old) = seen.1.pop_front() {
-                    seen.0.remove(&old);
+        if seen.set.insert(key.clone()) {
+            seen.order.push_back(key);
+            while seen.order.len() > self.capacity {
+                if let Some(old) = seen.order.pop_front() {
+                    seen.set.remove(&old);
                 }
             }
         }
