@@ -845,6 +845,17 @@ mod tests {
     }
 
     #[test]
+    fn smtp_stops_and_starts_again_on_its_port_with_its_maildir() {
+        stop_and_start_again(
+            Kind::Smtp,
+            |s| exchange(s.addr(), b"QUIT\r\n").unwrap(),
+            "220 saltrs-test-smtp",
+            |s| std::fs::write(s.maildir().join("1.eml"), "kept").unwrap(),
+            |s| assert_eq!(std::fs::read_to_string(s.maildir().join("1.eml")).unwrap(), "kept"),
+        );
+    }
+
+    #[test]
     fn a_killed_server_starts_again_and_a_dropped_one_is_gone_with_its_dir() {
         let Some(mut server) = Server::memcached() else { return };
         server.kill();
