@@ -31,6 +31,10 @@
 # Their paths go to the env file as SALTRS_REDIS_SERVER, SALTRS_MEMCACHED, SALTRS_ETCD,
 # SALTRS_SECANTUSD, SALTRS_POUCHDB_SERVER, SALTRS_OSMEM_SERVER, SALTRS_CARBON_CACHE,
 # SALTRS_RSYSLOGD.
+# version is not already there. Their paths go to the env file as SALTRS_REDIS_SERVER,
+# SALTRS_MEMCACHED, SALTRS_ETCD, SALTRS_SECANTUSD, SALTRS_POUCHDB_SERVER, SALTRS_OSMEM_SERVER.
+# The smtp and highstate tests start aiosmtpd (Debian's python3-aiosmtpd, under Debian's
+# Python: SALTRS_AIOSMTPD_PYTHON) and render HTML in headless Chromium (SALTRS_CHROMIUM).
 #
 # `start` writes the variables to $SALTRS_SERVICES_DIR/env and prints them; `.ci/run` sources
 # that file. Every server is stopped by its own pid file, never by name.
@@ -51,7 +55,7 @@ POUCHDB_VERSION=4.2.0
 VENV=$DIR/venv
 POUCH_DIR=$DIR/pouchdb
 DB_VARS='SALTRS_TEST_MYSQL|SALTRS_TEST_MYSQL_HOST|SALTRS_TEST_MYSQL_PORT|SALTRS_TEST_POSTGRES'
-TOOL_VARS='SALTRS_REDIS_SERVER|SALTRS_MEMCACHED|SALTRS_ETCD|SALTRS_SECANTUSD|SALTRS_POUCHDB_SERVER|SALTRS_OSMEM_SERVER|SALTRS_CARBON_CACHE|SALTRS_RSYSLOGD'
+TOOL_VARS='SALTRS_REDIS_SERVER|SALTRS_MEMCACHED|SALTRS_ETCD|SALTRS_SECANTUSD|SALTRS_POUCHDB_SERVER|SALTRS_OSMEM_SERVER|SALTRS_CARBON_CACHE|SALTRS_RSYSLOGD|SALTRS_AIOSMTPD_PYTHON|SALTRS_CHROMIUM'
 
 say() { echo "services: $*" >&2; }
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -207,6 +211,10 @@ tools() {
   [ -x /usr/bin/carbon-cache ] || pkgs+=(graphite-carbon)
   [ -x /usr/bin/whisper-fetch ] || pkgs+=(python3-whisper)
   [ -x /usr/sbin/rsyslogd ] || pkgs+=(rsyslog)
+  # The smtp and highstate tests: a mail server (aiosmtpd, under Debian's Python) and a
+  # browser that renders the HTML report headless.
+  "$py" -c 'import aiosmtpd' 2>/dev/null || pkgs+=(python3-aiosmtpd)
+  [ -x /usr/bin/chromium ] || pkgs+=(chromium)
   # Debian's Python, not a pyenv one on PATH that may come and go; its venv module needs
   # python3-venv (ensurepip).
   if [ "$(venv_version SecantusDB)" != "$SECANTUSDB_VERSION" ] || [ "$(venv_version osmem-server)" != "$OSMEM_VERSION" ]; then
@@ -253,6 +261,9 @@ tools() {
   found SALTRS_OSMEM_SERVER osmem-server "$osmem"
   found SALTRS_CARBON_CACHE carbon-cache /usr/bin/carbon-cache
   found SALTRS_RSYSLOGD rsyslogd /usr/sbin/rsyslogd
+  if "$py" -c 'import aiosmtpd' 2>/dev/null; then found SALTRS_AIOSMTPD_PYTHON python3-aiosmtpd "$py"
+  else found SALTRS_AIOSMTPD_PYTHON python3-aiosmtpd ''; fi
+  found SALTRS_CHROMIUM chromium /usr/bin/chromium
   printf '%s' "$lines" | set_env "$TOOL_VARS"
   if [ ${#missing[@]} -gt 0 ]; then
     say "missing store servers: ${missing[*]} (see the messages above); the tests that need them skip, a failure under CI=true"

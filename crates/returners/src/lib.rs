@@ -75,7 +75,9 @@
         feature = "splunk",
         feature = "slack",
         feature = "slack_webhook",
-        feature = "mattermost"
+        feature = "mattermost",
+        feature = "smtp",
+        feature = "highstate"
     )),
     allow(dead_code)
 )]
@@ -91,6 +93,8 @@ pub mod elasticsearch;
 pub mod etcd;
 pub mod format;
 pub mod health;
+#[cfg(feature = "highstate")]
+pub mod highstate;
 #[cfg(feature = "http")]
 mod http;
 pub mod json;
@@ -124,6 +128,8 @@ pub mod secret;
 pub mod slack;
 #[cfg(feature = "slack_webhook")]
 pub mod slack_webhook;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 #[cfg(feature = "splunk")]
 pub mod splunk;
 pub mod spool;

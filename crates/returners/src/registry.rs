@@ -164,6 +164,10 @@ pub static ENTRIES: &[&Entry] = &[
     #[cfg(feature = "mattermost")]
     &crate::mattermost::ENTRY,
     &crate::syslog::ENTRY,
+    #[cfg(feature = "smtp")]
+    &crate::smtp::ENTRY,
+    #[cfg(feature = "highstate")]
+    &crate::highstate::ENTRY,
     // one line per store
 ];
 

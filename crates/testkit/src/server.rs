@@ -1,6 +1,6 @@
 //! Store servers started by a test for itself: Redis, memcached, etcd, MongoDB (SecantusDB),
 //! CouchDB (pouchdb-server), Elasticsearch (osmem-server, OpenSearch's REST API), Graphite's
-//! carbon-cache and rsyslogd.
+//! carbon-cache, rsyslogd and a mail server (aiosmtpd, see [`Kind::Smtp`]).
 //!
 //! Each [`Server`] runs one program on a free loopback port with its data in its own temporary
 //! directory, and is killed (its whole process group: pouchdb-server runs under node,
@@ -49,6 +49,8 @@ const TERM_AGAIN: Duration = Duration::from_secs(3);
 const DEFAULT_SERVICES_DIR: &str = "/var/tmp/saltrs-services";
 /// Lines of a server's log quoted when it fails to start.
 const LOG_TAIL_LINES: usize = 30;
+/// The program a [`Kind::Smtp`] server runs (under Python, with aiosmtpd).
+const SMTP_SINK: &str = include_str!("smtp_sink.py");
 
 /// Which store server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,11 +72,29 @@ pub enum Kind {
     /// ([`Server::port`], octet-counted or newline framing); every message as received, one a line,
     /// in [`Server::messages_path`]. rsyslog's defaults otherwise (messages cut at 8096 bytes).
     Rsyslog,
+    /// An SMTP server on aiosmtpd (Debian's `python3-aiosmtpd`), run by a Python that has it
+    /// (`SALTRS_AIOSMTPD_PYTHON`, else `/usr/bin/python3`): `smtp_sink.py`, written into the
+    /// server's dir, saves each message it accepts in [`Server::maildir`] (`N.json`, the
+    /// envelope; `N.eml`, the data). Its arguments (give them to [`Server::with_args`]):
+    /// `--tls-cert PEM --tls-key PEM` offer STARTTLS; `--users FILE` (lines of `user:password`)
+    /// requires AUTH PLAIN or LOGIN, after STARTTLS when it is offered. A recipient address
+    /// holding `refuse` gets a 550, one holding `later` a 451; [`Server::smtp_refuse_next`]
+    /// makes the next message's DATA get the reply it is given.
+    Smtp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] =
-        [Kind::Redis, Kind::Memcached, Kind::Etcd, Kind::Mongo, Kind::CouchDb, Kind::Elasticsearch, Kind::Carbon, Kind::Rsyslog];
+    pub const ALL: [Kind; 9] = [
+        Kind::Redis,
+        Kind::Memcached,
+        Kind::Etcd,
+        Kind::Mongo,
+        Kind::CouchDb,
+        Kind::Elasticsearch,
+        Kind::Carbon,
+        Kind::Rsyslog,
+        Kind::Smtp,
+    ];
 
     /// The store's name, for messages.
     pub fn name(self) -> &'static str {
@@ -87,6 +107,7 @@ impl Kind {
             Kind::Elasticsearch => "Elasticsearch",
             Kind::Carbon => "carbon",
             Kind::Rsyslog => "rsyslog",
+            Kind::Smtp => "SMTP (aiosmtpd)",
         }
     }
 
@@ -101,6 +122,7 @@ impl Kind {
             Kind::Elasticsearch => "osmem-server",
             Kind::Carbon => "carbon-cache",
             Kind::Rsyslog => "rsyslogd",
+            Kind::Smtp => "python3",
         }
     }
 
@@ -115,6 +137,7 @@ impl Kind {
             Kind::Elasticsearch => "SALTRS_OSMEM_SERVER",
             Kind::Carbon => "SALTRS_CARBON_CACHE",
             Kind::Rsyslog => "SALTRS_RSYSLOGD",
+            Kind::Smtp => "SALTRS_AIOSMTPD_PYTHON",
         }
     }
 
@@ -150,6 +173,9 @@ impl Kind {
                 .collect(),
             // Debian's, in sbin (not on a user's PATH).
             Kind::Rsyslog => vec![PathBuf::from("/usr/sbin/rsyslogd")],
+
+            // Debian's, which has python3-aiosmtpd (a `python3` on PATH may be another).
+            Kind::Smtp => vec![PathBuf::from("/usr/bin/python3")],
             Kind::Redis | Kind::Memcached | Kind::Etcd | Kind::Carbon => Vec::new(),
         }
     }
@@ -284,7 +310,20 @@ impl Server {
 
     fn launch_program(kind: Kind, program: PathBuf, extra_args: &[&str]) -> Result<Server, ServerError> {
         let failed = |what: &str, e: io::Error| ServerError::Failed(format!("{kind}: {what}: {e}"));
-        let dir = temp_dir(kind.program()).map_err(|e| failed("cannot create a temporary dir", e))?;
+        if kind == Kind::Smtp
+            && !Command::new(&program).args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        {
+            return Err(ServerError::Missing(format!(
+                "{} has no aiosmtpd module for the {kind} tests; install python3-aiosmtpd with `bash scripts/services.sh tools`, or set {} to a python3 that has it",
+                program.display(),
+                kind.env_var()
+            )));
+        }
+        let dir =
+            temp_dir(if kind == Kind::Smtp { "smtp" } else { kind.program() }).map_err(|e| failed("cannot create a temporary dir", e))?;
+        if kind == Kind::Smtp {
+            std::fs::write(dir.join("smtp_sink.py"), SMTP_SINK).map_err(|e| failed("cannot write smtp_sink.py", e))?;
+        }
         let data = dir.join("data");
         // 0700: etcd warns about anything wider.
         std::fs::create_dir(&data)
@@ -403,6 +442,7 @@ impl Server {
             Kind::Mongo => "mongodb",
             Kind::Etcd | Kind::CouchDb | Kind::Elasticsearch => "http",
             Kind::Carbon | Kind::Rsyslog => "tcp",
+            Kind::Smtp => "smtp",
         };
         format!("{scheme}://{}", self.addr())
     }
@@ -432,6 +472,17 @@ impl Server {
     /// The server's data directory (removed on drop).
     pub fn data_dir(&self) -> &Path {
         &self.data
+    }
+
+    /// Where a [`Kind::Smtp`] server saves the messages it accepts (`N.json`, `N.eml`).
+    pub fn maildir(&self) -> PathBuf {
+        self.data.join("maildir")
+    }
+
+    /// Makes a [`Kind::Smtp`] server answer the next message's DATA with `reply` (a whole reply
+    /// line, such as `550 5.7.1 refused`) instead of accepting it.
+    pub fn smtp_refuse_next(&self, reply: &str) -> io::Result<()> {
+        std::fs::write(self.data.join("refuse_next"), reply)
     }
 
     /// The file that collects the server's stdout and stderr, over all its starts.
@@ -487,6 +538,10 @@ impl Server {
                 TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
                 std::os::unix::net::UnixDatagram::unbound()?.connect(self.log_socket())
             }
+            Kind::Smtp => {
+                let a = exchange(self.addr(), b"QUIT\r\n")?;
+                expect(a.starts_with("220 "), &a)
+            }
         }
     }
 
@@ -540,6 +595,10 @@ impl Server {
             // -parent-pid: it exits if this test process dies without dropping it.
             Kind::Elasticsearch => {
                 own(&["-addr", &self.addr().to_string(), "-no-stdin-watch", "-parent-pid", &std::process::id().to_string()])
+            }
+            Kind::Smtp => {
+                let script = self.dir.join("smtp_sink.py").display().to_string();
+                own(&["-u", &script, "--port", &port, "--maildir", &self.maildir().display().to_string()])
             }
             Kind::Carbon => {
                 let conf = self.dir.join("carbon.conf").display().to_string();
@@ -962,6 +1021,17 @@ mod tests {
                 }
             },
             |s| assert_eq!(std::fs::read_to_string(s.messages_path()).unwrap(), "<14>Dec  1 21:40:00 testkit: hello\n"),
+        );
+    }
+
+    #[test]
+    fn smtp_stops_and_starts_again_on_its_port_with_its_maildir() {
+        stop_and_start_again(
+            Kind::Smtp,
+            |s| exchange(s.addr(), b"QUIT\r\n").unwrap(),
+            "220 saltrs-test-smtp",
+            |s| std::fs::write(s.maildir().join("1.eml"), "kept").unwrap(),
+            |s| assert_eq!(std::fs::read_to_string(s.maildir().join("1.eml")).unwrap(), "kept"),
         );
     }
 
