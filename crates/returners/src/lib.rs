@@ -89,6 +89,7 @@ pub mod health;
 mod http;
 pub mod json;
 pub mod lazy;
+pub mod local;
 pub mod local_cache;
 // Used by the message returners (smtp, slack, ...), each behind its feature.
 #[allow(dead_code)]
@@ -101,6 +102,8 @@ pub mod mongo;
 pub mod mysql;
 pub mod options;
 mod paging;
+pub mod rawfile_json;
+mod recent;
 #[cfg(feature = "postgres")]
 pub mod pgjsonb;
 #[cfg(feature = "postgres")]

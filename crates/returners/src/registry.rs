@@ -131,6 +131,8 @@ pub(crate) const SALT_SQL_TABLES: &[&str] = &["jids", "salt_returns", "salt_even
 /// Every store built into this binary (cargo features leave some out).
 pub static ENTRIES: &[&Entry] = &[
     &crate::local_cache::ENTRY,
+    &crate::local::ENTRY,
+    &crate::rawfile_json::ENTRY,
     #[cfg(feature = "mysql")]
     &crate::mysql::ENTRY,
     #[cfg(feature = "postgres")]
