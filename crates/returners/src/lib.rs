@@ -91,23 +91,23 @@ pub mod json;
 pub mod lazy;
 pub mod local;
 pub mod local_cache;
-// Used by the message returners (smtp, slack, ...), each behind its feature.
-#[allow(dead_code)]
-mod notify;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
 pub mod mongo;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+// Used by the message returners (smtp, slack, ...), each behind its feature.
+#[allow(dead_code)]
+mod notify;
 pub mod options;
 mod paging;
-pub mod rawfile_json;
-mod recent;
 #[cfg(feature = "postgres")]
 pub mod pgjsonb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod rawfile_json;
+mod recent;
 pub mod record;
 pub mod redact;
 #[cfg(feature = "redis")]

@@ -3,6 +3,8 @@
 //! small parser below; then the exact text of a return and of an event, and that stdout is
 //! where it prints by default (a child process's output).
 
+// A store that keeps no jobs uses the sink suite alone.
+#[allow(dead_code, unused_macros)]
 #[macro_use]
 mod suite;
 
@@ -105,7 +107,7 @@ impl PyRepr<'_> {
         let text = &self.s[self.at..];
         let mut chars = text.char_indices();
         let mut out = String::new();
-        let mut hex = |chars: &mut std::str::CharIndices<'_>, n: usize| {
+        let hex = |chars: &mut std::str::CharIndices<'_>, n: usize| {
             let digits: String = chars.by_ref().take(n).map(|(_, c)| c).collect();
             char::from_u32(u32::from_str_radix(&digits, 16).unwrap()).unwrap()
         };

@@ -4,6 +4,8 @@
 //! log rotation (renamed, removed, copied and truncated), the file's mode, a missing directory,
 //! and a full disk (a small tmpfs, as root).
 
+// A store that keeps no jobs uses the sink suite alone.
+#[allow(dead_code, unused_macros)]
 #[macro_use]
 mod suite;
 
@@ -66,7 +68,11 @@ async fn open_rawfile() -> Option<SinkBackend> {
     let read: suite::sink::Reader = Box::new(move |jid, id| {
         let file = file.clone();
         Box::pin(async move {
-            lines_of(&file).into_iter().filter(|l| l["jid"] == jid.as_str() && l["id"] == id.as_str()).map(|l| l["return"].clone()).collect()
+            lines_of(&file)
+                .into_iter()
+                .filter(|l| l["jid"] == jid.as_str() && l["id"] == id.as_str())
+                .map(|l| l["return"].clone())
+                .collect()
         })
     });
     let service = MovedDir { dir: dir.clone(), away: tmp.path().join("log.away") };
@@ -94,7 +100,10 @@ async fn each_line_is_pythons_json_dumps_of_the_return_or_event() {
                        "_stamp": "2026-12-01T12:00:00.000001", "id": "web1"}));
     store.returner(&r).await.unwrap();
     let events = [
-        Event { tag: "salt/job/20261201120000000001/new".into(), data: json!({"_stamp": "2026-12-01T12:00:00.000002", "fun": "test.echo"}) },
+        Event {
+            tag: "salt/job/20261201120000000001/new".into(),
+            data: json!({"_stamp": "2026-12-01T12:00:00.000002", "fun": "test.echo"}),
+        },
         Event { tag: "salt/auth".into(), data: json!({"act": "accept", "id": "web1", "pub": "-----BEGIN PUBLIC KEY-----\n"}) },
     ];
     assert_eq!(store.event_return(&events).await.unwrap(), []);
@@ -106,7 +115,10 @@ async fn each_line_is_pythons_json_dumps_of_the_return_or_event() {
     assert_eq!(serde_json::from_str::<Value>(lines[0]).unwrap(), Value::Object(without_stamp));
     assert!(lines[0].starts_with(r#"{"success": true, "return": {"z": 1, "a": [1.5, -2, null, "日本 ✓ 😀""#), "{}", lines[0]);
     assert!(lines[0].ends_with(r#""user": "root", "id": "web1"}"#), "the return's own order, no _stamp: {}", lines[0]);
-    assert_eq!(lines[1], r#"{"data": {"_stamp": "2026-12-01T12:00:00.000002", "fun": "test.echo"}, "tag": "salt/job/20261201120000000001/new"}"#);
+    assert_eq!(
+        lines[1],
+        r#"{"data": {"_stamp": "2026-12-01T12:00:00.000002", "fun": "test.echo"}, "tag": "salt/job/20261201120000000001/new"}"#
+    );
     assert_eq!(serde_json::from_str::<Value>(lines[2]).unwrap(), json!({"data": events[1].data, "tag": "salt/auth"}));
     // Salt's salt.utils.json.dump: Python's json.dumps with non-ASCII kept (ensure_ascii off).
     if !python3() {
@@ -153,8 +165,11 @@ async fn concurrent_writers_leave_whole_lines() {
         assert!(child.wait().unwrap().success());
     }
     let lines = lines_of(&path);
-    let ours: std::collections::HashSet<(String, String)> =
-        lines.iter().filter(|l| l.get("jid").is_some()).map(|l| (l["jid"].as_str().unwrap().into(), l["id"].as_str().unwrap().into())).collect();
+    let ours: std::collections::HashSet<(String, String)> = lines
+        .iter()
+        .filter(|l| l.get("jid").is_some())
+        .map(|l| (l["jid"].as_str().unwrap().into(), l["id"].as_str().unwrap().into()))
+        .collect();
     assert_eq!(ours.len(), 2 * 8 * 10 * 20, "every return once");
     assert_eq!(lines.iter().filter(|l| l.get("jid").is_some()).count(), ours.len(), "none twice");
     if python3() {
@@ -265,5 +280,8 @@ async fn a_full_disk_loses_nothing_and_tears_no_line() {
     let lines = lines_of(&path);
     assert_eq!(lines.len(), 21, "the first line and the batch, once each");
     assert_eq!(lines[0]["id"], "first");
-    assert_eq!(lines[1..].iter().map(|l| l["id"].as_str().unwrap().to_string()).collect::<Vec<_>>(), (0..20).map(|n| format!("m{n}")).collect::<Vec<_>>());
+    assert_eq!(
+        lines[1..].iter().map(|l| l["id"].as_str().unwrap().to_string()).collect::<Vec<_>>(),
+        (0..20).map(|n| format!("m{n}")).collect::<Vec<_>>()
+    );
 }

@@ -10,7 +10,6 @@ use crate::record::ReturnRecord;
 use crate::redact::redact;
 use crate::{Event, Load};
 
-
 /// `print(ret)`: the return's Python repr, in its own key order, then `\n`; the secret values
 /// of `ret_kwargs` redacted. `None` for a `nocache` return; `Err` says why the return cannot be
 /// printed (no id, a bad jid).

@@ -60,7 +60,8 @@ mod tests {
 
     #[test]
     fn an_event_is_data_then_tag() {
-        let ev = Event { tag: "salt/job/20261201120000000001/ret/m1".into(), data: json!({"_stamp": "2026-12-01T12:00:00.000001", "x": "\"'"}) };
+        let ev =
+            Event { tag: "salt/job/20261201120000000001/ret/m1".into(), data: json!({"_stamp": "2026-12-01T12:00:00.000001", "x": "\"'"}) };
         assert_eq!(
             event_line(&ev),
             "{\"data\": {\"_stamp\": \"2026-12-01T12:00:00.000001\", \"x\": \"\\\"'\"}, \"tag\": \"salt/job/20261201120000000001/ret/m1\"}\n"
