@@ -105,7 +105,12 @@ async fn main() {
     println!("rawfile_json, {returns} returns arriving together, median of {runs} runs, in {} (returns/s)", base.display());
     println!("| way | returns/s | ratio to the raw writer |");
     println!("|---|---:|---:|");
-    for (name, v) in [("spool -> store", median(spooled)), ("store", median(stored)), ("raw writer (one write + fdatasync)", raw_m), ("Salt's way (no sync)", median(salt))] {
+    for (name, v) in [
+        ("spool -> store", median(spooled)),
+        ("store", median(stored)),
+        ("raw writer (one write + fdatasync)", raw_m),
+        ("Salt's way (no sync)", median(salt)),
+    ] {
         println!("| {name} | {} | {:.2} |", s(v), v / raw_m);
     }
 }
