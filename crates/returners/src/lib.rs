@@ -99,6 +99,7 @@ pub mod highstate;
 mod http;
 pub mod json;
 pub mod lazy;
+pub mod local;
 pub mod local_cache;
 #[cfg(feature = "mattermost")]
 pub mod mattermost;
@@ -118,6 +119,8 @@ mod paging;
 pub mod pgjsonb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod rawfile_json;
+mod recent;
 pub mod record;
 pub mod redact;
 #[cfg(feature = "redis")]

@@ -132,6 +132,8 @@ pub(crate) const SALT_SQL_TABLES: &[&str] = &["jids", "salt_returns", "salt_even
 pub static ENTRIES: &[&Entry] = &[
     &crate::local_cache::ENTRY,
     &crate::carbon::ENTRY,
+    &crate::local::ENTRY,
+    &crate::rawfile_json::ENTRY,
     #[cfg(feature = "mysql")]
     &crate::mysql::ENTRY,
     #[cfg(feature = "postgres")]

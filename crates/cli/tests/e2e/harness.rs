@@ -172,17 +172,28 @@ impl Cluster {
             )
             .unwrap();
         }
+        // Its standard output is kept: the `local` returner prints there.
+        let stdout = std::fs::OpenOptions::new().create(true).append(true).open(self.minion_stdout_path(id)).unwrap();
         let child = Command::new(bin("salt-minion"))
             .env(CLUSTER_TAG, &self.tag)
             .arg("-c")
             .arg(&etc)
             .arg("-l")
             .arg("quiet")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         self.minions.push((id.to_string(), Daemon(child)));
+    }
+
+    fn minion_stdout_path(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("stdout-{id}"))
+    }
+
+    /// What minion `id` printed on its standard output.
+    pub fn minion_stdout(&self, id: &str) -> String {
+        std::fs::read_to_string(self.minion_stdout_path(id)).unwrap_or_default()
     }
 
     /// Minion `id`'s `cachedir` (its `proc` and `outbox` directories are in it).

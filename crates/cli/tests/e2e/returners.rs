@@ -507,3 +507,21 @@ fn multi_returner_writes_each_store_through_its_own_spool() {
         assert_eq!(redis_alone.wait_job(jid, 1, Duration::from_secs(60)).len(), 1, "redis got {jid} after the outage");
     }
 }
+
+/// `--return local`: the minion prints the return on its standard output, as Salt's
+/// `print(ret)`, in the order the minion sends the keys.
+#[test]
+fn return_local_prints_on_the_minions_standard_output() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    c.start_accepted(&["minion1"]);
+    let r = c.salt(&["-v", "minion1", "test.ping", "--return", "local"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let jid = r.stdout.lines().next().unwrap().trim_start_matches("Executing job with jid ").to_string();
+    wait_for(|| c.minion_stdout("minion1").contains(&jid), Duration::from_secs(20), "the return printed by the minion");
+    let want = format!(
+        "{{'success': True, 'return': True, 'retcode': 0, 'jid': '{jid}', 'fun': 'test.ping', 'fun_args': [], 'user': 'root', 'id': 'minion1'}}"
+    );
+    let printed = c.minion_stdout("minion1");
+    assert!(printed.lines().any(|l| l == want), "wanted {want}, the minion printed {printed}");
+}
