@@ -159,6 +159,8 @@ async fn bench_mattermost(n: usize, runs: usize) {
 
 #[tokio::main]
 async fn main() {
+    // reqwest is built without a crypto provider of its own (see http.rs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
