@@ -100,6 +100,17 @@ const REFUSAL_BYTES: usize = 64 * 1024;
 /// The refusal `response` (a status other than 2xx) stands for: [`refused`], and a 429 or 503
 /// that says `Retry-After` waits that long. The answer is read within a small bound.
 pub(crate) async fn refusal(store: &str, at: &str, response: Response) -> ReturnerError {
+    refusal_waiting(store, at, response, |_| None).await
+}
+
+/// [`refusal`] for a service that may say how long to wait in its answer rather than in a
+/// `Retry-After` header (Telegram's `parameters.retry_after`): `wait_in_answer` reads it.
+pub(crate) async fn refusal_waiting(
+    store: &str,
+    at: &str,
+    response: Response,
+    wait_in_answer: impl Fn(&[u8]) -> Option<Duration>,
+) -> ReturnerError {
     let status = response.status();
     let after = retry_after(response.headers(), std::time::SystemTime::now());
     let answer = match body_within(store, response, REFUSAL_BYTES).await {
@@ -107,6 +118,7 @@ pub(crate) async fn refusal(store: &str, at: &str, response: Response) -> Return
         Ok(None) => Bytes::from_static(b"(an answer too large to quote)"),
         Err(e) => return e,
     };
+    let after = after.or_else(|| wait_in_answer(&answer));
     match (refused(store, at, status, &answer), after) {
         (ReturnerError::Unavailable(message), Some(after)) => ReturnerError::Throttled { message, after },
         (e, _) => e,
@@ -138,6 +150,43 @@ pub(crate) fn refused(store: &str, at: &str, status: StatusCode, answer: &[u8]) 
         s if s.is_server_error() => ReturnerError::Unavailable(message),
         _ => ReturnerError::Rejected(message),
     }
+}
+
+/// `error` without `secret` in its text (a service may echo a token it was sent).
+pub(crate) fn scrubbed(error: ReturnerError, secret: &Secret) -> ReturnerError {
+    match error {
+        ReturnerError::Unavailable(m) => ReturnerError::Unavailable(secret.scrub(&m)),
+        ReturnerError::Throttled { message, after } => ReturnerError::Throttled { message: secret.scrub(&message), after },
+        ReturnerError::Rejected(m) => ReturnerError::Rejected(secret.scrub(&m)),
+        ReturnerError::Invalid(m) => ReturnerError::Invalid(secret.scrub(&m)),
+        other => other,
+    }
+}
+
+/// The base URL of a service from the option `option` (`telegram.api_url`, ...): http(s) with
+/// a host, its path ending in `/` so endpoints join below it. The error names the option,
+/// never the text (it may hold a login).
+pub(crate) fn base_url(option: &str, text: &str) -> Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(text.trim()).map_err(|e| ReturnerError::Invalid(format!("{option} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ReturnerError::Invalid(format!("{option} must be an http(s) URL of a server, not {}", where_(&url))));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// A form body (`application/x-www-form-urlencoded`) of `fields`.
+pub(crate) fn form<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in fields {
+        out.append_pair(name, value);
+    }
+    out.finish()
 }
 
 /// `scheme://host:port` of `url`, without userinfo, path or query: how errors name a server.
@@ -180,6 +229,19 @@ mod tests {
         assert_eq!(with("Wed, 21 Oct 2015 07:27:00 GMT"), Some(Duration::ZERO), "a date past is now");
         assert_eq!(with("soon"), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn base_urls_and_forms() {
+        assert_eq!(base_url("x.api_url", "https://api.telegram.org").unwrap().as_str(), "https://api.telegram.org/");
+        assert_eq!(base_url("x.api_url", "http://127.0.0.1:8080/proxy?q=1").unwrap().as_str(), "http://127.0.0.1:8080/proxy/");
+        let err = base_url("x.api_url", "api.hipchat.com").unwrap_err().to_string();
+        assert!(err.contains("x.api_url is not a URL"), "{err}");
+        let err = base_url("x.api_url", "ftp://user:hunter2@host/").unwrap_err().to_string();
+        assert!(err.contains("http(s)") && !err.contains("hunter2"), "{err}");
+        assert_eq!(form([("chat_id", "-100"), ("text", "a b&c=d\r\n😀")]), "chat_id=-100&text=a+b%26c%3Dd%0D%0A%F0%9F%98%80");
+        let e = scrubbed(ReturnerError::Rejected("bad token hunter2".into()), &Secret::new("hunter2"));
+        assert!(!e.to_string().contains("hunter2"));
     }
 
     #[test]

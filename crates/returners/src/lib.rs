@@ -71,7 +71,10 @@
         feature = "couchdb",
         feature = "elasticsearch",
         feature = "redis",
-        feature = "memcache"
+        feature = "memcache",
+        feature = "telegram",
+        feature = "pushover",
+        feature = "hipchat"
     )),
     allow(dead_code)
 )]
@@ -85,6 +88,8 @@ pub mod elasticsearch;
 pub mod etcd;
 pub mod format;
 pub mod health;
+#[cfg(feature = "hipchat")]
+pub mod hipchat;
 #[cfg(feature = "http")]
 mod http;
 pub mod json;
@@ -105,6 +110,8 @@ mod paging;
 pub mod pgjsonb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "pushover")]
+pub mod pushover;
 pub mod record;
 pub mod redact;
 #[cfg(feature = "redis")]
@@ -118,6 +125,8 @@ mod sql;
 pub mod sqlite3;
 #[cfg(any(feature = "redis", feature = "memcache"))]
 mod summary;
+#[cfg(feature = "telegram")]
+pub mod telegram;
 
 use std::time::Duration;
 

@@ -39,6 +39,47 @@ impl<'a> Lookup<'a> {
     /// The options for `virtualname`: each of `attrs` looked up as above, `defaults` filling
     /// what is missing. Keys absent everywhere are left out, as in Salt.
     pub fn options(&self, virtualname: &str, attrs: &[&str], defaults: &[(&str, Value)]) -> Map<String, Value> {
+        let mut out = self.configured(virtualname, attrs, defaults);
+        self.apply_kwargs(&mut out);
+        out
+    }
+
+    /// [`Lookup::options`] with Salt's `*_profile` indirection in between (pushover, hipchat,
+    /// slack): when the option `profile` names a map in the config, its flat
+    /// `<virtualname>.<attr>` keys, for each of `profile_attrs`, replace the options found, and
+    /// `--return_kwargs` still wins. Salt set every one of `profile_attrs` from the profile, so
+    /// one the profile lacks became None (a profile holding only the token wiped the user
+    /// configured beside it); here a profile changes only what it holds.
+    pub fn options_with_profile(
+        &self,
+        virtualname: &str,
+        attrs: &[&str],
+        defaults: &[(&str, Value)],
+        profile_attrs: &[&str],
+    ) -> Map<String, Value> {
+        let mut out = self.configured(virtualname, attrs, defaults);
+        let profile = out.get("profile").and_then(Value::as_str).and_then(|name| self.opts?.get(name)).and_then(Value::as_object);
+        if let Some(profile) = profile {
+            for attr in profile_attrs {
+                if let Some(v) = profile.get(&format!("{virtualname}.{attr}")).filter(|v| !is_blank(v)) {
+                    out.insert((*attr).to_string(), v.clone());
+                }
+            }
+        }
+        self.apply_kwargs(&mut out);
+        out
+    }
+
+    fn apply_kwargs(&self, out: &mut Map<String, Value>) {
+        if let Some(kwargs) = self.ret_kwargs {
+            for (k, v) in kwargs {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
+    /// Steps 1 to 3 of the lookup (module docs).
+    fn configured(&self, virtualname: &str, attrs: &[&str], defaults: &[(&str, Value)]) -> Map<String, Value> {
         let mut out = Map::new();
         for attr in attrs {
             let found = self
@@ -51,11 +92,6 @@ impl<'a> Lookup<'a> {
             };
             if let Some(v) = value {
                 out.insert((*attr).to_string(), v);
-            }
-        }
-        if let Some(kwargs) = self.ret_kwargs {
-            for (k, v) in kwargs {
-                out.insert(k.clone(), v.clone());
             }
         }
         out
@@ -162,6 +198,26 @@ mod tests {
         let ret = opts(json!({"ret_config": "alternative", "ret_kwargs": {"port": 3307}}));
         let alt = Lookup::new(&o).with_ret(&ret).options("mysql", &attrs, &defaults);
         assert_eq!(Value::Object(alt), json!({"host": "alt-host", "user": "nested-user", "pass": "salt", "db": "alt-db", "port": 3307}));
+    }
+
+    #[test]
+    fn a_profile_replaces_what_it_holds_and_kwargs_still_win() {
+        let o = opts(json!({
+            "pushover": {"user": "u-config", "title": "t-config", "profile": "pushover_profile"},
+            "pushover_profile": {"pushover.token": "t0k3n", "pushover.title": "t-profile", "pushover.bogus": 1},
+        }));
+        let attrs = ["user", "token", "title", "profile"];
+        let got = Lookup::new(&o).options_with_profile("pushover", &attrs, &[], &["user", "token", "title"]);
+        assert_eq!(
+            Value::Object(got),
+            json!({"user": "u-config", "title": "t-profile", "profile": "pushover_profile", "token": "t0k3n"})
+        );
+        let ret = opts(json!({"ret_kwargs": {"title": "t-kwargs"}}));
+        let got = Lookup::new(&o).with_ret(&ret).options_with_profile("pushover", &attrs, &[], &["user", "token", "title"]);
+        assert_eq!(got["title"], "t-kwargs");
+        // A profile that is not in the config changes nothing.
+        let o = opts(json!({"pushover.user": "u", "pushover.profile": "missing"}));
+        assert_eq!(Lookup::new(&o).options_with_profile("pushover", &attrs, &[], &["user"])["user"], "u");
     }
 
     #[test]

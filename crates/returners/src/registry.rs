@@ -153,6 +153,12 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::redis::ENTRY,
     #[cfg(feature = "memcache")]
     &crate::memcache::ENTRY,
+    #[cfg(feature = "telegram")]
+    &crate::telegram::ENTRY,
+    #[cfg(feature = "pushover")]
+    &crate::pushover::ENTRY,
+    #[cfg(feature = "hipchat")]
+    &crate::hipchat::ENTRY,
     // one line per store
 ];
 

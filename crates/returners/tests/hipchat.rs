@@ -1,0 +1,1 @@
+// hipchat: the sink suite against a stand-in (to come)

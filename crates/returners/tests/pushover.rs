@@ -1,0 +1,1 @@
+// pushover: the sink suite against a stand-in (to come)

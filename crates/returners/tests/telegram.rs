@@ -1,0 +1,1 @@
+// telegram: the sink suite against a stand-in (to come)
