@@ -1,5 +1,6 @@
 //! What the test suites share, as a dev-dependency only: one way to skip a test, a full disk
-//! to test against, and store servers a test starts for itself ([`Server`], see [`server`]).
+//! to test against, store servers a test starts for itself ([`Server`], see [`server`]), and a
+//! stand-in HTTP server for services that cannot run here ([`StandIn`], see [`stand_in`]).
 //!
 //! # Skips
 //!
@@ -24,7 +25,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub mod server;
+pub mod stand_in;
 pub use server::{Kind, Server, ServerError};
+pub use stand_in::StandIn;
 
 /// The variable `.ci/run` sets to a file that collects one line per skipped test.
 pub const SKIP_LOG_VAR: &str = "SALTRS_SKIP_LOG";
