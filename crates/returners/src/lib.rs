@@ -96,14 +96,14 @@ pub mod json;
 pub mod lazy;
 pub mod local_cache;
 // Used by the message returners (smtp, slack, ...), each behind its feature.
-#[allow(dead_code)]
-mod notify;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
 pub mod mongo;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[allow(dead_code)]
+mod notify;
 pub mod options;
 mod paging;
 #[cfg(feature = "postgres")]

@@ -175,6 +175,61 @@ mod tests {
         );
     }
 
+    fn ret(id: &str, jid: &str) -> Load {
+        json!({"id": id, "jid": jid, "fun": "test.ping", "return": true}).as_object().unwrap().clone()
+    }
+
+    /// Sends through `deliver_each`, failing as `fail` says for each id; the ids sent.
+    async fn deliver(rets: &[Load], sent: &Sent, fail: fn(&str) -> Option<ReturnerError>) -> (Result<Vec<Rejection>>, Vec<String>) {
+        let log = Mutex::new(Vec::new());
+        let got = deliver_each(
+            rets,
+            sent,
+            |r| Ok(r.id.to_string()),
+            |id: String| {
+                let outcome = fail(&id).map_or(Ok(()), Err);
+                if outcome.is_ok() {
+                    log.lock().unwrap().push(id);
+                }
+                async move { outcome }
+            },
+        )
+        .await;
+        (got, log.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn each_return_is_sent_once_even_when_a_batch_is_tried_again() {
+        let sent = Sent::default();
+        let jid = "20261201120000000001";
+        let batch = [ret("a", jid), ret("b", jid), ret("a", jid), ret("../bad", jid), ret("c", jid)];
+        // The service goes down at c: a and b went, the batch is tried again later.
+        let (got, ids) = deliver(&batch, &sent, |id| (id == "c").then(|| ReturnerError::Unavailable("down".into()))).await;
+        assert!(got.unwrap_err().retry_later());
+        assert_eq!(ids, ["a", "b"], "the second a is the same return");
+        let (got, ids) = deliver(&batch, &sent, |_| None).await;
+        assert_eq!(got.unwrap().iter().map(|r| r.index).collect::<Vec<_>>(), [3]);
+        assert_eq!(ids, ["c"], "a and b are not sent again");
+        // A refusal refuses that return alone, and the same return may be tried again later.
+        let (got, ids) =
+            deliver(&[ret("d", jid), ret("e", jid)], &sent, |id| (id == "d").then(|| ReturnerError::Rejected("chat not found".into())))
+                .await;
+        let rejected = got.unwrap();
+        assert_eq!((rejected.len(), rejected[0].index), (1, 0));
+        assert!(rejected[0].reason.contains("return of d for 20261201120000000001: chat not found"), "{rejected:?}");
+        assert_eq!(ids, ["e"]);
+        assert_eq!(deliver(&[ret("d", jid)], &sent, |_| None).await.1, ["d"]);
+        // `req` returns get a new jid each time: never taken for a return sent before.
+        assert_eq!(deliver(&[ret("f", "req"), ret("f", "req")], &sent, |_| None).await.1, ["f", "f"]);
+    }
+
+    #[test]
+    fn pformat_lines_sort_and_wrap_as_pprint_does() {
+        let ret = json!({"id": "m", "fun": "f", "fun_args": [], "jid": "1", "return": {"b": 1, "a": "x".repeat(90)}});
+        let text = salt_lines_pformat(ret.as_object().unwrap(), "\r\n");
+        assert!(text.ends_with(&format!("return: {{'a': '{}',\n 'b': 1}}\r\n", "x".repeat(90))), "{text}");
+    }
+
     #[test]
     fn a_long_text_is_cut_within_the_limit_and_says_so() {
         assert_eq!(cut("short", 100), "short");

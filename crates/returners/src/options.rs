@@ -208,10 +208,7 @@ mod tests {
         }));
         let attrs = ["user", "token", "title", "profile"];
         let got = Lookup::new(&o).options_with_profile("pushover", &attrs, &[], &["user", "token", "title"]);
-        assert_eq!(
-            Value::Object(got),
-            json!({"user": "u-config", "title": "t-profile", "profile": "pushover_profile", "token": "t0k3n"})
-        );
+        assert_eq!(Value::Object(got), json!({"user": "u-config", "title": "t-profile", "profile": "pushover_profile", "token": "t0k3n"}));
         let ret = opts(json!({"ret_kwargs": {"title": "t-kwargs"}}));
         let got = Lookup::new(&o).with_ret(&ret).options_with_profile("pushover", &attrs, &[], &["user", "token", "title"]);
         assert_eq!(got["title"], "t-kwargs");

@@ -61,7 +61,8 @@ fn hipchat_api(req: &Request) -> Response {
         if req.content_type().as_deref() != Some("application/json") {
             return hipchat_error(400, "Bad Request", "Expected JSON");
         }
-        let room = saltrs_testkit::stand_in::url_decoded_pairs(&format!("r={room}")).ok().and_then(|p| p.into_iter().next()).map(|(_, v)| v);
+        let room =
+            saltrs_testkit::stand_in::url_decoded_pairs(&format!("r={room}")).ok().and_then(|p| p.into_iter().next()).map(|(_, v)| v);
         if room.as_deref() != Some(ROOM) {
             return hipchat_error(404, "Not Found", "Room not found");
         }
@@ -195,7 +196,10 @@ async fn v2_sends_json_with_a_bearer_key_and_a_failure_is_red() {
     assert_eq!(body["color"], "red", "retcode 1");
     assert_eq!(body["notify"], false);
     assert_eq!(body["from"], "salt-master");
-    assert_eq!(messages::python_value(body["message"].as_str().unwrap().split("return: ").nth(1).unwrap().trim_end()), json!({"stderr": "no"}));
+    assert_eq!(
+        messages::python_value(body["message"].as_str().unwrap().split("return: ").nth(1).unwrap().trim_end()),
+        json!({"stderr": "no"})
+    );
     assert_eq!(service.exchanges()[0].status, 204, "v2's success has no body");
 }
 
@@ -205,7 +209,10 @@ async fn a_429_waits_and_nothing_is_lost() {
     let hipchat: Arc<dyn Sink> = Arc::new(Hipchat::open(&Lookup::new(&options(&service, "v2", json!({})))).unwrap());
     service.set_mode(Mode::RateLimited { retry_after_secs: 1 });
     let err = hipchat.returner(&ret("20261201120000000003", "m1", 0, json!(1))).await.unwrap_err();
-    assert!(matches!(&err, ReturnerError::Throttled { after, message } if *after == Duration::from_secs(1) && message.contains("exceeded the rate limit")), "{err:?}");
+    assert!(
+        matches!(&err, ReturnerError::Throttled { after, message } if *after == Duration::from_secs(1) && message.contains("exceeded the rate limit")),
+        "{err:?}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), Store::Sink(hipchat)).unwrap();
     spool.push(vec![Record::Return { ret: ret("20261201120000000004", "m1", 0, json!({"n": 4})) }]).await.unwrap();

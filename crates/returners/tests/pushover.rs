@@ -26,7 +26,10 @@ const SOUNDS: &[&str] = &["pushover", "bike", "siren", "none"];
 
 /// Pushover's error answer: the field at fault, its words in `errors`, `status` 0.
 fn pushover_error(status: u16, field: &str, words: &str) -> Response {
-    Response::json(status, json!({field: "invalid", "errors": [words], "status": 0, "request": "5042853c-402d-4a18-abcb-168734a801de"}).to_string())
+    Response::json(
+        status,
+        json!({field: "invalid", "errors": [words], "status": 0, "request": "5042853c-402d-4a18-abcb-168734a801de"}).to_string(),
+    )
 }
 
 /// What Pushover checks of a request, and its answers.
@@ -169,7 +172,10 @@ async fn the_request_holds_only_the_options_set() {
 
     // Every option, an emergency, from a profile as Salt's docs show it.
     let mut o = options(&service, json!({"title": "Salt", "profile": "pushover_profile", "sound": "siren"}));
-    o.insert("pushover_profile".into(), json!({"pushover.priority": "2", "pushover.retry": 60, "pushover.expire": 3600, "pushover.device": "phone"}));
+    o.insert(
+        "pushover_profile".into(),
+        json!({"pushover.priority": "2", "pushover.retry": 60, "pushover.expire": 3600, "pushover.device": "phone"}),
+    );
     Pushover::open(&Lookup::new(&o)).unwrap().returner(&ret("20261201120000000002", "web1", json!(true))).await.unwrap();
     let form = form_of(&service.requests()[1]);
     let names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
@@ -183,7 +189,10 @@ async fn an_emergency_without_retry_and_expire_is_a_config_error() {
     let service = stand_in();
     let o = options(&service, json!({"priority": 2, "retry": 60}));
     let err = salt_returners::open("pushover", &Lookup::new(&o)).await.err().unwrap();
-    assert!(matches!(&err, ReturnerError::Invalid(m) if m.contains("priority 2 (emergency) needs pushover.retry and pushover.expire")), "{err:?}");
+    assert!(
+        matches!(&err, ReturnerError::Invalid(m) if m.contains("priority 2 (emergency) needs pushover.retry and pushover.expire")),
+        "{err:?}"
+    );
     assert!(service.requests().is_empty());
 }
 

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use salt_returners::options::Lookup;
 use salt_returners::spool::{Record, Spool};
 use salt_returners::telegram::{Telegram, TelegramConfig};
-use salt_returners::options::Lookup;
 use salt_returners::{Load, ReturnerError, Sink, Store};
 use saltrs_testkit::stand_in::{Request, Response, StandIn};
 use serde_json::{json, Map, Value};
@@ -51,7 +51,10 @@ fn bot_api(req: &Request) -> Response {
             if text.encode_utf16().count() > 4096 {
                 return telegram_error(400, "Bad Request: message is too long");
             }
-            Response::json(200, json!({"ok": true, "result": {"message_id": 1, "chat": {"id": CHAT.parse::<i64>().unwrap()}, "text": text}}).to_string())
+            Response::json(
+                200,
+                json!({"ok": true, "result": {"message_id": 1, "chat": {"id": CHAT.parse::<i64>().unwrap()}, "text": text}}).to_string(),
+            )
         }
         _ => telegram_error(404, "Not Found"),
     }
@@ -170,7 +173,10 @@ async fn a_429_waits_as_telegram_asks_in_its_header_or_its_answer() {
     let service = Arc::new(
         StandIn::builder(move |req| {
             if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                return Response::json(429, r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 2","parameters":{"retry_after":2}}"#);
+                return Response::json(
+                    429,
+                    r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 2","parameters":{"retry_after":2}}"#,
+                );
             }
             bot_api(req)
         })

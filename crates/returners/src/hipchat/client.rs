@@ -55,7 +55,8 @@ impl Client {
         let v1 = self.config.api_version == ApiVersion::V1;
         let answer = http::body(NAME, response, MAX_ANSWER_BYTES).await.map_err(|e| http::scrubbed(e, key))?;
         if v1 {
-            encode::v1_sent(&answer).map_err(|words| ReturnerError::Rejected(key.scrub(&format!("{NAME}: {} answered: {words}", self.at))))?;
+            encode::v1_sent(&answer)
+                .map_err(|words| ReturnerError::Rejected(key.scrub(&format!("{NAME}: {} answered: {words}", self.at))))?;
         }
         Ok(())
     }

@@ -54,7 +54,8 @@ impl HipchatConfig {
         let options = lookup.options_with_profile(super::NAME, ATTRS, &defaults, PROFILE_ATTRS);
         let invalid = |why: String| ReturnerError::Invalid(why);
         // Salt logged "hipchat.room_id not defined in salt config" and sent nothing.
-        let required = |key: &str| opt_set(&options, key).ok_or_else(|| invalid(format!("hipchat.{key} is not set: the hipchat returner needs it")));
+        let required =
+            |key: &str| opt_set(&options, key).ok_or_else(|| invalid(format!("hipchat.{key} is not set: the hipchat returner needs it")));
         let room_id = required("room_id")?;
         let api_key = Secret::new(required("api_key")?);
         let api_version = match required("api_version")?.trim().to_ascii_lowercase().as_str() {
@@ -93,16 +94,22 @@ mod tests {
 
     #[test]
     fn salts_names_defaults_and_hosts() {
-        let c = config(json!({"hipchat": {"room_id": "Ops", "api_key": "k3y", "api_version": "v1", "from_name": "salt@example.com"}})).unwrap();
+        let c =
+            config(json!({"hipchat": {"room_id": "Ops", "api_key": "k3y", "api_version": "v1", "from_name": "salt@example.com"}})).unwrap();
         assert_eq!((c.room_id.as_str(), c.api_version, c.color.as_str(), c.notify), ("Ops", ApiVersion::V1, "yellow", false));
         assert_eq!(c.api_url.as_str(), "https://api.hipchat.com/");
         assert!(!format!("{c:?}").contains("k3y"));
-        let c = config(json!({"hipchat.room_id": 42, "hipchat.api_key": "k", "hipchat.api_version": 2, "hipchat.api_url": "hipchat.example.com",
-                              "hipchat.color": "Green", "hipchat.notify": "True"}))
+        let c = config(
+            json!({"hipchat.room_id": 42, "hipchat.api_key": "k", "hipchat.api_version": 2, "hipchat.api_url": "hipchat.example.com",
+                              "hipchat.color": "Green", "hipchat.notify": "True"}),
+        )
         .unwrap();
         assert_eq!((c.room_id.as_str(), c.api_version, c.color.as_str(), c.notify), ("42", ApiVersion::V2, "green", true));
         assert_eq!(c.api_url.as_str(), "https://hipchat.example.com/");
-        let c = config(json!({"hipchat.room_id": 1, "hipchat.api_key": "k", "hipchat.api_version": "v2", "hipchat.url": "http://127.0.0.1:8080/hc"})).unwrap();
+        let c = config(
+            json!({"hipchat.room_id": 1, "hipchat.api_key": "k", "hipchat.api_version": "v2", "hipchat.url": "http://127.0.0.1:8080/hc"}),
+        )
+        .unwrap();
         assert_eq!(c.api_url.as_str(), "http://127.0.0.1:8080/hc/");
     }
 
@@ -110,7 +117,10 @@ mod tests {
     fn a_profile_as_salts_docs_show_it() {
         let mut o = Map::new();
         o.insert("hipchat".into(), json!({"profile": "hipchat_profile", "room_id": "RoomName"}));
-        o.insert("hipchat_profile".into(), json!({"hipchat.api_key": "k", "hipchat.api_version": "v1", "hipchat.from_name": "user@email.com"}));
+        o.insert(
+            "hipchat_profile".into(),
+            json!({"hipchat.api_key": "k", "hipchat.api_version": "v1", "hipchat.from_name": "user@email.com"}),
+        );
         let c = HipchatConfig::from_lookup(&Lookup::new(&o)).unwrap();
         assert_eq!((c.api_key.expose(), c.api_version, c.from_name.as_deref()), ("k", ApiVersion::V1, Some("user@email.com")));
     }
@@ -123,7 +133,10 @@ mod tests {
             (json!({"hipchat.room_id": "r", "hipchat.api_key": "k"}), "hipchat.api_version is not set"),
             (json!({"hipchat.room_id": "r", "hipchat.api_key": "k", "hipchat.api_version": "v3"}), "v1 or v2"),
             (json!({"hipchat.room_id": "r", "hipchat.api_key": "k", "hipchat.api_version": "v1"}), "from_name is not set"),
-            (json!({"hipchat.room_id": "r", "hipchat.api_key": "k", "hipchat.api_version": "v2", "hipchat.color": "blue"}), "hipchat.color"),
+            (
+                json!({"hipchat.room_id": "r", "hipchat.api_key": "k", "hipchat.api_version": "v2", "hipchat.color": "blue"}),
+                "hipchat.color",
+            ),
         ] {
             let err = config(v.clone()).unwrap_err().to_string();
             assert!(err.contains(says), "{v}: {err}");

@@ -49,7 +49,8 @@ impl PushoverConfig {
         let options = lookup.options_with_profile(super::NAME, ATTRS, &[("api_version", json!("1"))], PROFILE_ATTRS);
         let invalid = |why: String| ReturnerError::Invalid(why);
         // Salt raised "Pushover user key is unavailable." when the message was due.
-        let required = |key: &str| opt_set(&options, key).ok_or_else(|| invalid(format!("pushover.{key} is not set: the pushover returner needs it")));
+        let required =
+            |key: &str| opt_set(&options, key).ok_or_else(|| invalid(format!("pushover.{key} is not set: the pushover returner needs it")));
         let user = required("user")?;
         let token = Secret::new(required("token")?);
         let number = |key: &str| -> Result<Option<i64>> {
@@ -63,7 +64,9 @@ impl PushoverConfig {
             Some(p) => return Err(invalid(format!("pushover.priority must be -2, -1, 0, 1 or 2, not {p}"))),
         };
         let seconds = |key: &str| -> Result<Option<u32>> {
-            number(key)?.map(|n| u32::try_from(n).map_err(|_| invalid(format!("pushover.{key} must be a number of seconds, not {n}")))).transpose()
+            number(key)?
+                .map(|n| u32::try_from(n).map_err(|_| invalid(format!("pushover.{key} must be a number of seconds, not {n}"))))
+                .transpose()
         };
         let (retry, expire) = (seconds("retry")?, seconds("expire")?);
         if priority == Some(2) && (retry.is_none() || expire.is_none()) {
@@ -140,9 +143,18 @@ mod tests {
             (json!({"pushover.user": "u"}), "pushover.token is not set"),
             (json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": "high"}), "whole number"),
             (json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": 3}), "-2, -1, 0, 1 or 2"),
-            (json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": 2, "pushover.retry": 60}), "needs pushover.retry and pushover.expire"),
-            (json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": 2, "pushover.retry": 5, "pushover.expire": 60}), "at least 30"),
-            (json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": 2, "pushover.retry": 30, "pushover.expire": 86400}), "1 to 10800"),
+            (
+                json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": 2, "pushover.retry": 60}),
+                "needs pushover.retry and pushover.expire",
+            ),
+            (
+                json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": 2, "pushover.retry": 5, "pushover.expire": 60}),
+                "at least 30",
+            ),
+            (
+                json!({"pushover.user": "u", "pushover.token": "t", "pushover.priority": 2, "pushover.retry": 30, "pushover.expire": 86400}),
+                "1 to 10800",
+            ),
             (json!({"pushover.user": "u", "pushover.token": "t", "pushover.api_version": "v1"}), "api_version"),
         ] {
             let err = config(v.clone()).unwrap_err().to_string();

@@ -20,7 +20,8 @@ pub fn message(ret: &Load) -> String {
 /// The `messages.json` form: `token`, `user`, `message`, then each option that is set (Salt
 /// sent the unset ones as the text `None`, which Pushover refuses).
 pub fn form(config: &PushoverConfig, message: &str) -> String {
-    let numbers = [("priority", config.priority.map(i64::from)), ("expire", config.expire.map(i64::from)), ("retry", config.retry.map(i64::from))];
+    let numbers =
+        [("priority", config.priority.map(i64::from)), ("expire", config.expire.map(i64::from)), ("retry", config.retry.map(i64::from))];
     let numbers: Vec<(&str, String)> = numbers.into_iter().filter_map(|(k, v)| Some((k, v?.to_string()))).collect();
     let mut fields = vec![("token", config.token.expose()), ("user", config.user.as_str()), ("message", message)];
     for (name, value) in [("title", &config.title), ("device", &config.device), ("sound", &config.sound)] {
@@ -39,7 +40,8 @@ pub fn taken(answer: &[u8]) -> Result<(), String> {
     if answer.get("status").and_then(Value::as_i64) == Some(1) {
         return Ok(());
     }
-    let errors: Vec<&str> = answer.get("errors").and_then(Value::as_array).map(|e| e.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let errors: Vec<&str> =
+        answer.get("errors").and_then(Value::as_array).map(|e| e.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     Err(if errors.is_empty() { "the answer's status is not 1".to_string() } else { errors.join("; ") })
 }
 

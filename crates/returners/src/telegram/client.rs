@@ -39,7 +39,11 @@ impl Client {
     /// Sends `text` to the chat.
     pub async fn send(&self, text: String) -> Result<()> {
         let body = encode::form(&self.chat_id, self.thread_id.as_deref(), &text);
-        let request = self.http.post(format!("{}sendMessage", self.bot_url.expose())).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
+        let request = self
+            .http
+            .post(format!("{}sendMessage", self.bot_url.expose()))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
         self.call(request).await
     }
 

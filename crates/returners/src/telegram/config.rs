@@ -26,11 +26,11 @@ pub struct TelegramConfig {
 
 impl TelegramConfig {
     pub fn from_lookup(lookup: &Lookup<'_>) -> Result<TelegramConfig> {
-        let options =
-            lookup.options(super::NAME, &["chat_id", "token", "thread_id", "api_url"], &[("api_url", json!(DEFAULT_API_URL))]);
+        let options = lookup.options(super::NAME, &["chat_id", "token", "thread_id", "api_url"], &[("api_url", json!(DEFAULT_API_URL))]);
         // Salt logged "telegram.chat_id not defined in salt config" and sent a request anyway.
         let required = |key: &str| {
-            opt_set(&options, key).ok_or_else(|| ReturnerError::Invalid(format!("telegram.{key} is not set: the telegram returner needs it")))
+            opt_set(&options, key)
+                .ok_or_else(|| ReturnerError::Invalid(format!("telegram.{key} is not set: the telegram returner needs it")))
         };
         let chat_id = required("chat_id")?;
         let token = Secret::new(required("token")?);

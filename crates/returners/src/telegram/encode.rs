@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(form("-100", None, "a b"), "chat_id=-100&text=a+b");
         assert_eq!(form("@ops", Some("7"), "x"), "chat_id=%40ops&text=x&message_thread_id=7");
         assert_eq!(sent(br#"{"ok":true,"result":{"message_id":1}}"#), Ok(()));
-        assert_eq!(sent(br#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#), Err("Bad Request: chat not found".into()));
+        assert_eq!(
+            sent(br#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#),
+            Err("Bad Request: chat not found".into())
+        );
         assert!(sent(b"<html>").is_err());
         let throttled = br#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5","parameters":{"retry_after":5}}"#;
         assert_eq!(retry_after(throttled), Some(Duration::from_secs(5)));

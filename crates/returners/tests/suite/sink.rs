@@ -86,11 +86,8 @@ fn captured_logs() -> &'static Mutex<Vec<u8>> {
     static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(logs))
-            .finish();
+        let subscriber =
+            tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_ansi(false).with_writer(move || LogWriter(logs)).finish();
         // Another test of this binary may have set one; then ours sees nothing, and the case
         // says so rather than pass for the wrong reason.
         assert!(tracing::subscriber::set_global_default(subscriber).is_ok(), "the sink suite owns this binary's log subscriber");
