@@ -152,24 +152,12 @@ pub(crate) fn refused(store: &str, at: &str, status: StatusCode, answer: &[u8]) 
     }
 }
 
-/// `error` without `secret` in its text (a service may echo a token it was sent).
-pub(crate) fn scrubbed(error: ReturnerError, secret: &Secret) -> ReturnerError {
-    match error {
-        ReturnerError::Unavailable(m) => ReturnerError::Unavailable(secret.scrub(&m)),
-        ReturnerError::Throttled { message, after } => ReturnerError::Throttled { message: secret.scrub(&message), after },
-        ReturnerError::Rejected(m) => ReturnerError::Rejected(secret.scrub(&m)),
-        ReturnerError::Invalid(m) => ReturnerError::Invalid(secret.scrub(&m)),
-        other => other,
-    }
-}
-
-/// The base URL of a service from the option `option` (`telegram.api_url`, ...): http(s) with
-/// a host, its path ending in `/` so endpoints join below it. The error names the option,
-/// never the text (it may hold a login).
-pub(crate) fn base_url(option: &str, text: &str) -> Result<reqwest::Url> {
-    let mut url = reqwest::Url::parse(text.trim()).map_err(|e| ReturnerError::Invalid(format!("{option} is not a URL ({e})")))?;
+/// An http(s) base URL of `store`'s option `key`, ending in `/` so paths join under it.
+pub(crate) fn base_url(store: &str, key: &str, text: &str) -> Result<reqwest::Url> {
+    let bad = |why: &str| ReturnerError::Invalid(format!("{store}: {store}.{key} {why}"));
+    let mut url = reqwest::Url::parse(text.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ReturnerError::Invalid(format!("{option} must be an http(s) URL of a server, not {}", where_(&url))));
+        return Err(bad("must be an http(s) URL of a server"));
     }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -180,13 +168,39 @@ pub(crate) fn base_url(option: &str, text: &str) -> Result<reqwest::Url> {
     Ok(url)
 }
 
-/// A form body (`application/x-www-form-urlencoded`) of `fields`.
-pub(crate) fn form<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in fields {
-        out.append_pair(name, value);
+/// POSTs the form `body` to `url`, a webhook whose URL is itself the secret (`secret`): a 2xx
+/// is delivered, any other answer is [`refusal`]; errors name the server only ([`where_`]).
+pub(crate) async fn post_form(client: &reqwest::Client, store: &str, url: &reqwest::Url, secret: &Secret, body: String) -> Result<()> {
+    let at = where_(url);
+    let response = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unreachable(store, &at, &e, secret))?;
+    if response.status().is_success() {
+        return Ok(());
     }
-    out.finish()
+    Err(refusal(store, &at, response).await)
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` body (`a=1&b=x+y%21`).
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse("form:").expect("a URL");
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_string()
+}
+
+/// `error` without `secret` in its text (a service may echo a token it was sent).
+pub(crate) fn scrubbed(error: ReturnerError, secret: &Secret) -> ReturnerError {
+    match error {
+        ReturnerError::Unavailable(m) => ReturnerError::Unavailable(secret.scrub(&m)),
+        ReturnerError::Throttled { message, after } => ReturnerError::Throttled { message: secret.scrub(&message), after },
+        ReturnerError::Rejected(m) => ReturnerError::Rejected(secret.scrub(&m)),
+        ReturnerError::Invalid(m) => ReturnerError::Invalid(secret.scrub(&m)),
+        other => other,
+    }
 }
 
 /// `scheme://host:port` of `url`, without userinfo, path or query: how errors name a server.
@@ -232,16 +246,11 @@ mod tests {
     }
 
     #[test]
-    fn base_urls_and_forms() {
-        assert_eq!(base_url("x.api_url", "https://api.telegram.org").unwrap().as_str(), "https://api.telegram.org/");
-        assert_eq!(base_url("x.api_url", "http://127.0.0.1:8080/proxy?q=1").unwrap().as_str(), "http://127.0.0.1:8080/proxy/");
-        let err = base_url("x.api_url", "api.hipchat.com").unwrap_err().to_string();
-        assert!(err.contains("x.api_url is not a URL"), "{err}");
-        let err = base_url("x.api_url", "ftp://user:hunter2@host/").unwrap_err().to_string();
-        assert!(err.contains("http(s)") && !err.contains("hunter2"), "{err}");
-        assert_eq!(form([("chat_id", "-100"), ("text", "a b&c=d\r\n😀")]), "chat_id=-100&text=a+b%26c%3Dd%0D%0A%F0%9F%98%80");
-        let e = scrubbed(ReturnerError::Rejected("bad token hunter2".into()), &Secret::new("hunter2"));
-        assert!(!e.to_string().contains("hunter2"));
+    fn form_bodies_are_encoded() {
+        assert_eq!(
+            form(&[("payload", r#"{"text": "a&b=c 😀"}"#), ("x", "")]),
+            "payload=%7B%22text%22%3A+%22a%26b%3Dc+%F0%9F%98%80%22%7D&x="
+        );
     }
 
     #[test]

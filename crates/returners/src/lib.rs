@@ -72,6 +72,10 @@
         feature = "elasticsearch",
         feature = "redis",
         feature = "memcache",
+        feature = "splunk",
+        feature = "slack",
+        feature = "slack_webhook",
+        feature = "mattermost",
         feature = "telegram",
         feature = "pushover",
         feature = "hipchat"
@@ -82,6 +86,16 @@
 mod batch;
 #[cfg(feature = "couchdb")]
 pub mod couchdb;
+#[cfg(any(
+    feature = "splunk",
+    feature = "slack",
+    feature = "slack_webhook",
+    feature = "mattermost",
+    feature = "telegram",
+    feature = "pushover",
+    feature = "hipchat"
+))]
+mod delivered;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
 #[cfg(feature = "etcd")]
@@ -96,6 +110,8 @@ pub mod json;
 pub mod lazy;
 pub mod local_cache;
 // Used by the message returners (smtp, slack, ...), each behind its feature.
+#[cfg(feature = "mattermost")]
+pub mod mattermost;
 #[cfg(feature = "memcache")]
 pub mod memcache;
 #[cfg(feature = "mongo")]
@@ -118,6 +134,12 @@ pub mod redact;
 pub mod redis;
 mod registry;
 pub mod secret;
+#[cfg(feature = "slack")]
+pub mod slack;
+#[cfg(feature = "slack_webhook")]
+pub mod slack_webhook;
+#[cfg(feature = "splunk")]
+pub mod splunk;
 pub mod spool;
 #[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlite3"))]
 mod sql;

@@ -39,47 +39,6 @@ impl<'a> Lookup<'a> {
     /// The options for `virtualname`: each of `attrs` looked up as above, `defaults` filling
     /// what is missing. Keys absent everywhere are left out, as in Salt.
     pub fn options(&self, virtualname: &str, attrs: &[&str], defaults: &[(&str, Value)]) -> Map<String, Value> {
-        let mut out = self.configured(virtualname, attrs, defaults);
-        self.apply_kwargs(&mut out);
-        out
-    }
-
-    /// [`Lookup::options`] with Salt's `*_profile` indirection in between (pushover, hipchat,
-    /// slack): when the option `profile` names a map in the config, its flat
-    /// `<virtualname>.<attr>` keys, for each of `profile_attrs`, replace the options found, and
-    /// `--return_kwargs` still wins. Salt set every one of `profile_attrs` from the profile, so
-    /// one the profile lacks became None (a profile holding only the token wiped the user
-    /// configured beside it); here a profile changes only what it holds.
-    pub fn options_with_profile(
-        &self,
-        virtualname: &str,
-        attrs: &[&str],
-        defaults: &[(&str, Value)],
-        profile_attrs: &[&str],
-    ) -> Map<String, Value> {
-        let mut out = self.configured(virtualname, attrs, defaults);
-        let profile = out.get("profile").and_then(Value::as_str).and_then(|name| self.opts?.get(name)).and_then(Value::as_object);
-        if let Some(profile) = profile {
-            for attr in profile_attrs {
-                if let Some(v) = profile.get(&format!("{virtualname}.{attr}")).filter(|v| !is_blank(v)) {
-                    out.insert((*attr).to_string(), v.clone());
-                }
-            }
-        }
-        self.apply_kwargs(&mut out);
-        out
-    }
-
-    fn apply_kwargs(&self, out: &mut Map<String, Value>) {
-        if let Some(kwargs) = self.ret_kwargs {
-            for (k, v) in kwargs {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-
-    /// Steps 1 to 3 of the lookup (module docs).
-    fn configured(&self, virtualname: &str, attrs: &[&str], defaults: &[(&str, Value)]) -> Map<String, Value> {
         let mut out = Map::new();
         for attr in attrs {
             let found = self
@@ -94,7 +53,30 @@ impl<'a> Lookup<'a> {
                 out.insert((*attr).to_string(), v);
             }
         }
+        if let Some(kwargs) = self.ret_kwargs {
+            for (k, v) in kwargs {
+                out.insert(k.clone(), v.clone());
+            }
+        }
         out
+    }
+
+    /// Salt's `*_profile` indirection on `options` (from [`Lookup::options`]): when
+    /// `options[profile_key]` names a top-level config entry, each `attr` of `attrs` is taken
+    /// from that entry's `<virtualname>.<attr>` key (`slack_profile: {slack.api_key: ...}`),
+    /// where it has one. `--return_kwargs` still win, as in Salt. (Salt set an attr the profile
+    /// lacks to `None`; here the attr found without the profile stays.)
+    pub fn apply_profile(&self, virtualname: &str, options: &mut Map<String, Value>, profile_key: &str, attrs: &[&str]) {
+        let Some(profile) = options.get(profile_key).and_then(Value::as_str) else { return };
+        let Some(creds) = self.opts.and_then(|o| o.get(profile)).and_then(Value::as_object) else { return };
+        for attr in attrs {
+            let overridden = self.ret_kwargs.is_some_and(|k| k.contains_key(*attr));
+            if let Some(value) = creds.get(&format!("{virtualname}.{attr}")).filter(|v| !is_blank(v)) {
+                if !overridden {
+                    options.insert((*attr).to_string(), value.clone());
+                }
+            }
+        }
     }
 
     /// Nested `<prefix>: {attr: ...}` first, then flat `<prefix>.<attr>`.
@@ -148,14 +130,34 @@ pub(crate) fn master_flag(opts: Option<&Map<String, Value>>, key: &str) -> bool 
 /// `salt_events.master_id`: the master's `id`, or Salt's `<hostname>_master` when the config
 /// has none.
 pub(crate) fn master_id(opts: Option<&Map<String, Value>>) -> String {
-    opts.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
-        format!("{host}_master")
-    })
+    opts.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{}_master", hostname()))
+}
+
+/// This machine's host name (Python's `socket.gethostname()`), `localhost` when unknown.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A boolean option of `store`: YAML's booleans, or the strings and numbers that clearly mean
+/// one (`"yes"`, `"False"`, `0`); unset or `None` is `default`; anything else is a clear error.
+pub(crate) fn flag(store: &str, options: &Map<String, Value>, key: &str, default: bool) -> crate::Result<bool> {
+    let bad = |shown: String| crate::ReturnerError::Invalid(format!("{store}: {key} must be true or false, not {shown}"));
+    match options.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Number(n)) if matches!(n.as_i64(), Some(0 | 1)) => Ok(n.as_i64() == Some(1)),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "" | "none" => Ok(default),
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err(bad(format!("{s:?}"))),
+        },
+        Some(other) => Err(bad(other.to_string())),
+    }
 }
 
 /// Salt's `get_keep_jobs_seconds` on a process config: `keep_jobs_seconds`, unless it is still
@@ -201,20 +203,18 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_replaces_what_it_holds_and_kwargs_still_win() {
-        let o = opts(json!({
-            "pushover": {"user": "u-config", "title": "t-config", "profile": "pushover_profile"},
-            "pushover_profile": {"pushover.token": "t0k3n", "pushover.title": "t-profile", "pushover.bogus": 1},
-        }));
-        let attrs = ["user", "token", "title", "profile"];
-        let got = Lookup::new(&o).options_with_profile("pushover", &attrs, &[], &["user", "token", "title"]);
-        assert_eq!(Value::Object(got), json!({"user": "u-config", "title": "t-profile", "profile": "pushover_profile", "token": "t0k3n"}));
-        let ret = opts(json!({"ret_kwargs": {"title": "t-kwargs"}}));
-        let got = Lookup::new(&o).with_ret(&ret).options_with_profile("pushover", &attrs, &[], &["user", "token", "title"]);
-        assert_eq!(got["title"], "t-kwargs");
-        // A profile that is not in the config changes nothing.
-        let o = opts(json!({"pushover.user": "u", "pushover.profile": "missing"}));
-        assert_eq!(Lookup::new(&o).options_with_profile("pushover", &attrs, &[], &["user"])["user"], "u");
+    fn a_profile_gives_its_attrs_and_kwargs_still_win() {
+        let o = opts(json!({"slack": {"profile": "team", "api_key": "plain"}, "team": {"slack.api_key": "from-profile"}}));
+        let lookup = Lookup::new(&o);
+        let mut found = lookup.options("slack", &["profile", "api_key"], &[]);
+        lookup.apply_profile("slack", &mut found, "profile", &["api_key", "from_jid"]);
+        assert_eq!(found["api_key"], "from-profile");
+        assert!(!found.contains_key("from_jid"));
+        let ret = opts(json!({"ret_kwargs": {"api_key": "kwarg"}}));
+        let lookup = Lookup::new(&o).with_ret(&ret);
+        let mut found = lookup.options("slack", &["profile", "api_key"], &[]);
+        lookup.apply_profile("slack", &mut found, "profile", &["api_key"]);
+        assert_eq!(found["api_key"], "kwarg");
     }
 
     #[test]

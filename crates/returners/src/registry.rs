@@ -153,6 +153,14 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::redis::ENTRY,
     #[cfg(feature = "memcache")]
     &crate::memcache::ENTRY,
+    #[cfg(feature = "splunk")]
+    &crate::splunk::ENTRY,
+    #[cfg(feature = "slack")]
+    &crate::slack::ENTRY,
+    #[cfg(feature = "slack_webhook")]
+    &crate::slack_webhook::ENTRY,
+    #[cfg(feature = "mattermost")]
+    &crate::mattermost::ENTRY,
     #[cfg(feature = "telegram")]
     &crate::telegram::ENTRY,
     #[cfg(feature = "pushover")]

@@ -26,28 +26,33 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: HipchatConfig) -> Result<Client> {
-        let mut endpoint = config.api_url.join(&encode::path(&config)).map_err(|e| ReturnerError::Invalid(format!("{NAME}: {e}")))?;
+        let mut endpoint = encode::endpoint(&config.api_url, &config);
         if config.api_version == ApiVersion::V1 {
             endpoint.query_pairs_mut().append_pair("format", "json").append_pair("auth_token", config.api_key.expose());
         }
         Ok(Client { http: http::client(TIMEOUT)?, at: http::where_(&config.api_url), endpoint, config })
     }
 
-    pub async fn send(&self, message: Message) -> Result<()> {
+    /// The request body of `message`: v1's form or v2's JSON.
+    pub fn body(&self, message: &Message) -> String {
+        match self.config.api_version {
+            ApiVersion::V1 => encode::v1_form(&self.config, message),
+            ApiVersion::V2 => encode::v2_body(&self.config, message),
+        }
+    }
+
+    /// Sends a [`Client::body`].
+    pub async fn send(&self, body: &str) -> Result<()> {
         let key = &self.config.api_key;
         let request = match self.config.api_version {
-            ApiVersion::V1 => self
-                .http
-                .post(self.endpoint.clone())
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(encode::v1_form(&self.config, &message)),
+            ApiVersion::V1 => self.http.post(self.endpoint.clone()).header(CONTENT_TYPE, "application/x-www-form-urlencoded"),
             ApiVersion::V2 => self
                 .http
                 .post(self.endpoint.clone())
                 .header(AUTHORIZATION, format!("Bearer {}", key.expose()))
-                .header(CONTENT_TYPE, "application/json")
-                .body(encode::v2_body(&self.config, &message)),
-        };
+                .header(CONTENT_TYPE, "application/json"),
+        }
+        .body(body.to_string());
         let response = request.send().await.map_err(|e| http::unreachable(NAME, &self.at, &e.without_url(), key))?;
         if !response.status().is_success() {
             return Err(http::scrubbed(http::refusal(NAME, &self.at, response).await, key));

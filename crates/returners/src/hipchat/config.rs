@@ -3,7 +3,7 @@
 //! v1), `hipchat.api_url` (default [`DEFAULT_API_URL`]; a bare host as Salt took it, or a URL;
 //! `hipchat.url` is read when `api_url` is not set, the name Salt's docs also give), `color`
 //! (default `yellow`), `notify` (default false) and `profile`: the name of a map in the config
-//! whose `hipchat.<option>` keys replace these ([`Lookup::options_with_profile`]). Looked up
+//! whose `hipchat.<option>` keys replace these ([`Lookup::apply_profile`]). Looked up
 //! as for every returner (nested `hipchat: {...}`, `alternative.hipchat.*` with
 //! `--return_config`, `--return_kwargs`).
 //!
@@ -51,7 +51,8 @@ pub struct HipchatConfig {
 impl HipchatConfig {
     pub fn from_lookup(lookup: &Lookup<'_>) -> Result<HipchatConfig> {
         let defaults = [("color", json!("yellow")), ("notify", json!(false))];
-        let options = lookup.options_with_profile(super::NAME, ATTRS, &defaults, PROFILE_ATTRS);
+        let mut options = lookup.options(super::NAME, ATTRS, &defaults);
+        lookup.apply_profile(super::NAME, &mut options, "profile", PROFILE_ATTRS);
         let invalid = |why: String| ReturnerError::Invalid(why);
         // Salt logged "hipchat.room_id not defined in salt config" and sent nothing.
         let required =
@@ -78,7 +79,7 @@ impl HipchatConfig {
         let server = opt_set(&options, "api_url").or_else(|| opt_set(&options, "url")).unwrap_or_else(|| DEFAULT_API_URL.into());
         // Salt took a host (`api.hipchat.com`) and put `https://` in front.
         let server = if server.contains("://") { server } else { format!("https://{server}") };
-        let api_url = crate::http::base_url("hipchat.api_url", &server)?;
+        let api_url = crate::http::base_url(super::NAME, "api_url", &server)?;
         Ok(HipchatConfig { room_id, api_key, api_version, from_name, color, notify, api_url })
     }
 }

@@ -23,7 +23,11 @@ pub struct Message {
 
 /// Salt's message for `ret`: its text, and `color` unless the return's `retcode` is not 0.
 pub fn message(ret: &Load, config: &HipchatConfig) -> Message {
-    let text = notify::cut(&notify::salt_lines_pformat(ret, "\r\n"), MAX_MESSAGE_BYTES).into_owned();
+    let text = notify::cut(
+        &notify::salt_lines_showing(ret, "\r\n", &salt_output::pformat(ret.get("return").unwrap_or(&Value::Null), 1)),
+        MAX_MESSAGE_BYTES,
+    )
+    .into_owned();
     let ok = ret.get("retcode").and_then(Value::as_i64) == Some(0);
     Message { text, color: if ok { config.color.clone() } else { "red".into() } }
 }
@@ -36,7 +40,7 @@ fn from(config: &HipchatConfig) -> String {
 /// `color`, `notify` (0 or 1).
 pub fn v1_form(config: &HipchatConfig, message: &Message) -> String {
     let from = from(config);
-    crate::http::form([
+    crate::http::form(&[
         ("room_id", config.room_id.as_str()),
         ("from", from.as_str()),
         ("message", message.text.as_str()),
@@ -57,15 +61,19 @@ pub fn v2_body(config: &HipchatConfig, message: &Message) -> String {
     body.to_string()
 }
 
-/// The path of the message endpoint below the server, for the API version.
-pub fn path(config: &HipchatConfig) -> String {
-    match config.api_version {
-        ApiVersion::V1 => "v1/rooms/message".into(),
-        ApiVersion::V2 => {
-            let room: String = form_urlencoded::byte_serialize(config.room_id.as_bytes()).collect::<String>().replace('+', "%20");
-            format!("v2/room/{room}/notification")
-        }
+/// The message endpoint below the server `base` (ending in `/`), for the API version; the
+/// room in v2's path is percent-encoded (a room name may hold spaces or `/`).
+pub fn endpoint(base: &reqwest::Url, config: &HipchatConfig) -> reqwest::Url {
+    let mut url = base.clone();
+    {
+        let mut path = url.path_segments_mut().expect("an http(s) URL has a path");
+        path.pop_if_empty();
+        match config.api_version {
+            ApiVersion::V1 => path.extend(["v1", "rooms", "message"]),
+            ApiVersion::V2 => path.extend(["v2", "room", config.room_id.as_str(), "notification"]),
+        };
     }
+    url
 }
 
 /// Whether a v1 answer took the message (`{"status": "sent"}`); else HipChat's words.
@@ -102,7 +110,7 @@ mod tests {
             v1_form(&c, &m),
             "room_id=Ops&from=salt-master%40exa&message=id%3A+web1%0D%0Afunction%3A+test.arg%0D%0Afunction+args%3A+%5B%5D%0D%0Ajid%3A+20261201120000000001%0D%0Areturn%3A+%7B%27a%27%3A+2%2C+%27b%27%3A+1%7D%0D%0A&message_format=text&color=yellow&notify=0"
         );
-        assert_eq!(path(&c), "v1/rooms/message");
+        assert_eq!(endpoint(&c.api_url, &c).as_str(), "https://api.hipchat.com/v1/rooms/message");
     }
 
     #[test]
@@ -112,7 +120,7 @@ mod tests {
         assert_eq!(m.color, "red");
         let body: Value = serde_json::from_str(&v2_body(&c, &m)).unwrap();
         assert_eq!(body, json!({"room_id": "Ops Room", "message": m.text, "message_format": "text", "color": "red", "notify": true}));
-        assert_eq!(path(&c), "v2/room/Ops%20Room/notification");
+        assert_eq!(endpoint(&c.api_url, &c).as_str(), "https://api.hipchat.com/v2/room/Ops%20Room/notification");
     }
 
     #[test]

@@ -41,7 +41,7 @@ use futures::FutureExt;
 pub use config::HipchatConfig;
 
 use self::client::Client;
-use crate::notify::{deliver_each, Sent};
+use crate::delivered::Delivered;
 use crate::options::Lookup;
 use crate::registry::{Entry, Store};
 use crate::{Capability, Load, Rejection, Result, Sink};
@@ -59,7 +59,7 @@ pub static ENTRY: Entry = Entry {
 pub struct Hipchat {
     client: Client,
     config: HipchatConfig,
-    sent: Sent,
+    delivered: Delivered,
 }
 
 impl Hipchat {
@@ -69,7 +69,7 @@ impl Hipchat {
     }
 
     pub fn open_with(config: HipchatConfig) -> Result<Hipchat> {
-        Ok(Hipchat { client: Client::new(config.clone())?, config, sent: Sent::default() })
+        Ok(Hipchat { client: Client::new(config.clone())?, config, delivered: Delivered::default() })
     }
 }
 
@@ -81,6 +81,9 @@ impl Sink for Hipchat {
 
     /// One room message per return, in order.
     async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
-        deliver_each(rets, &self.sent, |record| Ok(encode::message(&record.full, &self.config)), |message| self.client.send(message)).await
+        let (rows, mut rejected) =
+            self.delivered.prepare(rets, |record| Ok(self.client.body(&encode::message(&record.full, &self.config))));
+        self.delivered.send_each(&rows, |body| self.client.send(body), &mut rejected).await?;
+        Ok(rejected)
     }
 }

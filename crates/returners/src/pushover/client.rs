@@ -33,8 +33,8 @@ impl Client {
     }
 
     /// Sends `message` with the configured options.
-    pub async fn send(&self, message: String) -> Result<()> {
-        let body = encode::form(&self.config, &message);
+    pub async fn send(&self, message: &str) -> Result<()> {
+        let body = encode::form(&self.config, message);
         self.call(self.http.post(self.url("messages.json")?).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)).await?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl Client {
             fields.push(("device", device));
         }
         let validate = self.http.post(self.url("users/validate.json")?).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        self.call(validate.body(http::form(fields))).await?;
+        self.call(validate.body(http::form(&fields))).await?;
         if let Some(sound) = &self.config.sound {
             let mut url = self.url("sounds.json")?;
             url.query_pairs_mut().append_pair("token", self.config.token.expose());

@@ -1,7 +1,7 @@
 //! The `pushover` options, with Salt's names: `pushover.user` and `pushover.token` (required),
 //! `title`, `device`, `priority`, `expire`, `retry`, `sound`, `api_version` (default `1`), and
 //! `profile`: the name of a map in the config whose `pushover.<option>` keys replace these
-//! ([`Lookup::options_with_profile`]). Looked up as for every returner (nested
+//! ([`Lookup::apply_profile`]). Looked up as for every returner (nested
 //! `pushover: {...}`, `alternative.pushover.*` with `--return_config`, `--return_kwargs`).
 //! Ours: `pushover.api_url` (default [`DEFAULT_API_URL`]).
 //!
@@ -46,7 +46,8 @@ pub struct PushoverConfig {
 
 impl PushoverConfig {
     pub fn from_lookup(lookup: &Lookup<'_>) -> Result<PushoverConfig> {
-        let options = lookup.options_with_profile(super::NAME, ATTRS, &[("api_version", json!("1"))], PROFILE_ATTRS);
+        let mut options = lookup.options(super::NAME, ATTRS, &[("api_version", json!("1"))]);
+        lookup.apply_profile(super::NAME, &mut options, "profile", PROFILE_ATTRS);
         let invalid = |why: String| ReturnerError::Invalid(why);
         // Salt raised "Pushover user key is unavailable." when the message was due.
         let required =
@@ -89,7 +90,8 @@ impl PushoverConfig {
         if !api_version.chars().all(|c| c.is_ascii_digit()) || api_version.is_empty() {
             return Err(invalid(format!("pushover.api_version must be a number (1), not {api_version:?}")));
         }
-        let api_url = crate::http::base_url("pushover.api_url", &opt_set(&options, "api_url").unwrap_or_else(|| DEFAULT_API_URL.into()))?;
+        let api_url =
+            crate::http::base_url(super::NAME, "api_url", &opt_set(&options, "api_url").unwrap_or_else(|| DEFAULT_API_URL.into()))?;
         let base = api_url.join(&format!("{api_version}/")).map_err(|e| invalid(format!("pushover.api_url: {e}")))?;
         Ok(PushoverConfig {
             user,

@@ -14,7 +14,11 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// Salt's message for `ret`, cut to [`MAX_MESSAGE_BYTES`] with a last line saying so.
 pub fn message(ret: &Load) -> String {
-    notify::cut(&notify::salt_lines_pformat(ret, "\r\n"), MAX_MESSAGE_BYTES).into_owned()
+    notify::cut(
+        &notify::salt_lines_showing(ret, "\r\n", &salt_output::pformat(ret.get("return").unwrap_or(&Value::Null), 1)),
+        MAX_MESSAGE_BYTES,
+    )
+    .into_owned()
 }
 
 /// The `messages.json` form: `token`, `user`, `message`, then each option that is set (Salt
@@ -30,7 +34,7 @@ pub fn form(config: &PushoverConfig, message: &str) -> String {
         }
     }
     fields.extend(numbers.iter().map(|(k, v)| (*k, v.as_str())));
-    crate::http::form(fields)
+    crate::http::form(&fields)
 }
 
 /// Whether a 2xx answer took the message (`{"status": 1, ...}`); else Pushover's words

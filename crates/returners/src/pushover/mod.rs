@@ -37,7 +37,7 @@ use futures::FutureExt;
 pub use config::PushoverConfig;
 
 use self::client::Client;
-use crate::notify::{deliver_each, Sent};
+use crate::delivered::Delivered;
 use crate::options::Lookup;
 use crate::registry::{Entry, Store};
 use crate::{Capability, Load, Rejection, Result, Sink};
@@ -54,7 +54,7 @@ pub static ENTRY: Entry = Entry {
 
 pub struct Pushover {
     client: Client,
-    sent: Sent,
+    delivered: Delivered,
 }
 
 impl Pushover {
@@ -64,7 +64,7 @@ impl Pushover {
     }
 
     pub fn open_with(config: PushoverConfig) -> Result<Pushover> {
-        Ok(Pushover { client: Client::new(config)?, sent: Sent::default() })
+        Ok(Pushover { client: Client::new(config)?, delivered: Delivered::default() })
     }
 }
 
@@ -76,7 +76,9 @@ impl Sink for Pushover {
 
     /// One notification per return, in order.
     async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
-        deliver_each(rets, &self.sent, |record| Ok(encode::message(&record.full)), |message| self.client.send(message)).await
+        let (rows, mut rejected) = self.delivered.prepare(rets, |record| Ok(encode::message(&record.full)));
+        self.delivered.send_each(&rows, |body| self.client.send(body), &mut rejected).await?;
+        Ok(rejected)
     }
 
     async fn check(&self) -> Result<()> {

@@ -37,8 +37,8 @@ impl Client {
     }
 
     /// Sends `text` to the chat.
-    pub async fn send(&self, text: String) -> Result<()> {
-        let body = encode::form(&self.chat_id, self.thread_id.as_deref(), &text);
+    pub async fn send(&self, text: &str) -> Result<()> {
+        let body = encode::form(&self.chat_id, self.thread_id.as_deref(), text);
         let request = self
             .http
             .post(format!("{}sendMessage", self.bot_url.expose()))

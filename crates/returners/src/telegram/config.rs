@@ -34,7 +34,8 @@ impl TelegramConfig {
         };
         let chat_id = required("chat_id")?;
         let token = Secret::new(required("token")?);
-        let api_url = crate::http::base_url("telegram.api_url", &opt_set(&options, "api_url").unwrap_or_else(|| DEFAULT_API_URL.into()))?;
+        let api_url =
+            crate::http::base_url(super::NAME, "api_url", &opt_set(&options, "api_url").unwrap_or_else(|| DEFAULT_API_URL.into()))?;
         Ok(TelegramConfig { chat_id, thread_id: opt_set(&options, "thread_id"), token, api_url })
     }
 }

@@ -26,7 +26,7 @@ pub fn form(chat_id: &str, thread_id: Option<&str>, text: &str) -> String {
     if let Some(thread) = thread_id {
         fields.push(("message_thread_id", thread));
     }
-    crate::http::form(fields)
+    crate::http::form(&fields)
 }
 
 /// Whether a 2xx answer says the message went (`{"ok": true, ...}`); else the Bot API's own

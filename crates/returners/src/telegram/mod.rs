@@ -18,8 +18,7 @@
 //! - A missing `chat_id` or `token` is an error when the returner is opened (Salt logged it
 //!   and sent the request anyway). `telegram.api_url` is ours (default
 //!   `https://api.telegram.org`).
-//! - The same return handed over twice (a retried batch) is sent once (see
-//!   [`crate::notify::Sent`]).
+//! - The same return handed over twice (a retried batch) is sent once (see `crate::delivered`).
 //! - [`Sink::check`] asks `getMe`, so a wrong token is one line at start-up.
 
 pub mod client;
@@ -34,7 +33,7 @@ use futures::FutureExt;
 pub use config::TelegramConfig;
 
 use self::client::Client;
-use crate::notify::{deliver_each, Sent};
+use crate::delivered::Delivered;
 use crate::options::Lookup;
 use crate::registry::{Entry, Store};
 use crate::{Capability, Load, Rejection, Result, Sink};
@@ -51,7 +50,7 @@ pub static ENTRY: Entry = Entry {
 
 pub struct Telegram {
     client: Client,
-    sent: Sent,
+    delivered: Delivered,
 }
 
 impl Telegram {
@@ -61,7 +60,7 @@ impl Telegram {
     }
 
     pub fn open_with(config: TelegramConfig) -> Result<Telegram> {
-        Ok(Telegram { client: Client::new(config)?, sent: Sent::default() })
+        Ok(Telegram { client: Client::new(config)?, delivered: Delivered::default() })
     }
 }
 
@@ -74,7 +73,9 @@ impl Sink for Telegram {
     /// One message per return, in order (Telegram takes about one message a second in a
     /// chat: a burst is answered 429, and the spool waits as asked).
     async fn returner_batch(&self, rets: &[Load]) -> Result<Vec<Rejection>> {
-        deliver_each(rets, &self.sent, |record| Ok(encode::text(&record.full)), |text| self.client.send(text)).await
+        let (rows, mut rejected) = self.delivered.prepare(rets, |record| Ok(encode::text(&record.full)));
+        self.delivered.send_each(&rows, |body| self.client.send(body), &mut rejected).await?;
+        Ok(rejected)
     }
 
     async fn check(&self) -> Result<()> {

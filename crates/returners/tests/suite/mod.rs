@@ -10,6 +10,7 @@
 
 #[macro_use]
 pub mod sink;
+pub mod pyliteral;
 
 use std::sync::Arc;
 use std::time::Duration;

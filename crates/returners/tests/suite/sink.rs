@@ -40,6 +40,8 @@ pub struct SinkBackend {
     pub _guard: Box<dyn std::any::Any + Send + Sync>,
 }
 
+// Each store's test uses the builders that apply to it.
+#[allow(dead_code)]
 impl SinkBackend {
     pub fn new(store: Arc<dyn Sink>, read: Reader, guard: impl std::any::Any + Send + Sync) -> SinkBackend {
         SinkBackend { store, read, keeps: |v| Some(v.clone()), cuts_above: None, service: None, secret: None, _guard: Box::new(guard) }
