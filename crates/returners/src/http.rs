@@ -100,6 +100,17 @@ const REFUSAL_BYTES: usize = 64 * 1024;
 /// The refusal `response` (a status other than 2xx) stands for: [`refused`], and a 429 or 503
 /// that says `Retry-After` waits that long. The answer is read within a small bound.
 pub(crate) async fn refusal(store: &str, at: &str, response: Response) -> ReturnerError {
+    refusal_waiting(store, at, response, |_| None).await
+}
+
+/// [`refusal`] for a service that may say how long to wait in its answer rather than in a
+/// `Retry-After` header (Telegram's `parameters.retry_after`): `wait_in_answer` reads it.
+pub(crate) async fn refusal_waiting(
+    store: &str,
+    at: &str,
+    response: Response,
+    wait_in_answer: impl Fn(&[u8]) -> Option<Duration>,
+) -> ReturnerError {
     let status = response.status();
     let after = retry_after(response.headers(), std::time::SystemTime::now());
     let answer = match body_within(store, response, REFUSAL_BYTES).await {
@@ -107,6 +118,7 @@ pub(crate) async fn refusal(store: &str, at: &str, response: Response) -> Return
         Ok(None) => Bytes::from_static(b"(an answer too large to quote)"),
         Err(e) => return e,
     };
+    let after = after.or_else(|| wait_in_answer(&answer));
     match (refused(store, at, status, &answer), after) {
         (ReturnerError::Unavailable(message), Some(after)) => ReturnerError::Throttled { message, after },
         (e, _) => e,
@@ -178,6 +190,17 @@ pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let mut url = reqwest::Url::parse("form:").expect("a URL");
     url.query_pairs_mut().extend_pairs(pairs);
     url.query().unwrap_or_default().to_string()
+}
+
+/// `error` without `secret` in its text (a service may echo a token it was sent).
+pub(crate) fn scrubbed(error: ReturnerError, secret: &Secret) -> ReturnerError {
+    match error {
+        ReturnerError::Unavailable(m) => ReturnerError::Unavailable(secret.scrub(&m)),
+        ReturnerError::Throttled { message, after } => ReturnerError::Throttled { message: secret.scrub(&message), after },
+        ReturnerError::Rejected(m) => ReturnerError::Rejected(secret.scrub(&m)),
+        ReturnerError::Invalid(m) => ReturnerError::Invalid(secret.scrub(&m)),
+        other => other,
+    }
 }
 
 /// `scheme://host:port` of `url`, without userinfo, path or query: how errors name a server.

@@ -77,7 +77,10 @@
         feature = "slack_webhook",
         feature = "mattermost",
         feature = "smtp",
-        feature = "highstate"
+        feature = "highstate",
+        feature = "telegram",
+        feature = "pushover",
+        feature = "hipchat"
     )),
     allow(dead_code)
 )]
@@ -95,6 +98,8 @@ pub mod format;
 pub mod health;
 #[cfg(feature = "highstate")]
 pub mod highstate;
+#[cfg(feature = "hipchat")]
+pub mod hipchat;
 #[cfg(feature = "http")]
 mod http;
 pub mod json;
@@ -119,6 +124,8 @@ mod paging;
 pub mod pgjsonb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "pushover")]
+pub mod pushover;
 pub mod rawfile_json;
 mod recent;
 pub mod record;
@@ -143,6 +150,8 @@ pub mod sqlite3;
 #[cfg(any(feature = "redis", feature = "memcache"))]
 mod summary;
 pub mod syslog;
+#[cfg(feature = "telegram")]
+pub mod telegram;
 
 use std::time::Duration;
 

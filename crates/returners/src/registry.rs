@@ -170,6 +170,12 @@ pub static ENTRIES: &[&Entry] = &[
     &crate::smtp::ENTRY,
     #[cfg(feature = "highstate")]
     &crate::highstate::ENTRY,
+    #[cfg(feature = "telegram")]
+    &crate::telegram::ENTRY,
+    #[cfg(feature = "pushover")]
+    &crate::pushover::ENTRY,
+    #[cfg(feature = "hipchat")]
+    &crate::hipchat::ENTRY,
     // one line per store
 ];
 
