@@ -115,8 +115,6 @@ pub mod mongo;
 pub mod multi_returner;
 #[cfg(feature = "mysql")]
 pub mod mysql;
-// Used by the message returners (smtp, slack, ...), each behind its feature.
-#[allow(dead_code)]
 mod notify;
 pub mod options;
 mod paging;

@@ -213,3 +213,62 @@ pub async fn open_job_cache(name: &str, opts: &Map<String, Value>) -> Result<Arc
         .job_cache()
         .ok_or_else(|| ReturnerError::Invalid(format!("returner '{name}' keeps no jobs, so it cannot be a job cache")))
 }
+
+#[cfg(test)]
+mod tests {
+    /// What `sys.list_returners` prints with every store built in: Salt's names, sorted.
+    #[test]
+    #[cfg(all(
+        feature = "mysql",
+        feature = "postgres",
+        feature = "sqlite3",
+        feature = "mongo",
+        feature = "etcd",
+        feature = "couchdb",
+        feature = "elasticsearch",
+        feature = "redis",
+        feature = "memcache",
+        feature = "splunk",
+        feature = "slack",
+        feature = "slack_webhook",
+        feature = "mattermost",
+        feature = "smtp",
+        feature = "highstate",
+        feature = "telegram",
+        feature = "pushover",
+        feature = "hipchat"
+    ))]
+    fn every_returner_is_listed_sorted() {
+        assert_eq!(
+            super::builtin_names(),
+            [
+                "carbon",
+                "couchdb",
+                "elasticsearch",
+                "etcd",
+                "highstate",
+                "hipchat",
+                "local",
+                "local_cache",
+                "mattermost",
+                "memcache",
+                "mongo",
+                "mongo_return",
+                "multi_returner",
+                "mysql",
+                "pgjsonb",
+                "postgres",
+                "pushover",
+                "rawfile_json",
+                "redis",
+                "slack",
+                "slack_webhook",
+                "smtp",
+                "splunk",
+                "sqlite3",
+                "syslog",
+                "telegram",
+            ]
+        );
+    }
+}
