@@ -31,8 +31,6 @@
 # Their paths go to the env file as SALTRS_REDIS_SERVER, SALTRS_MEMCACHED, SALTRS_ETCD,
 # SALTRS_SECANTUSD, SALTRS_POUCHDB_SERVER, SALTRS_OSMEM_SERVER, SALTRS_CARBON_CACHE,
 # SALTRS_RSYSLOGD.
-# version is not already there. Their paths go to the env file as SALTRS_REDIS_SERVER,
-# SALTRS_MEMCACHED, SALTRS_ETCD, SALTRS_SECANTUSD, SALTRS_POUCHDB_SERVER, SALTRS_OSMEM_SERVER.
 # The smtp and highstate tests start aiosmtpd (Debian's python3-aiosmtpd, under Debian's
 # Python: SALTRS_AIOSMTPD_PYTHON) and render HTML in headless Chromium (SALTRS_CHROMIUM).
 #
