@@ -137,7 +137,7 @@ async fn open_version(version: &'static str) -> Option<SinkBackend> {
     Some(
         SinkBackend::new(sink, read, service.clone())
             .cutting_above(10_000)
-            .with_service(messages::Service { stand_in: service, refusal_words: "Room not found" })
+            .with_service(suite::sink::StandInService { service, refusal_words: "Room not found" })
             .with_secret(KEY),
     )
 }

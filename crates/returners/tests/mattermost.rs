@@ -13,13 +13,12 @@ mod suite;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use salt_returners::mattermost::{encode::MAX_TEXT, Mattermost, MattermostConfig};
 use salt_returners::options::Lookup;
 use salt_returners::{Event, Load, ReturnerError, Sink};
 use saltrs_testkit::stand_in::{Mode, Request, Response, StandIn};
 use serde_json::{json, Value};
-use suite::sink::{Reader, ServiceControl, SinkBackend};
+use suite::sink::{Reader, SinkBackend, StandInService};
 
 const HOOK: &str = "3tdgo8restnxiykdx88wqtxryr";
 const CHANNELS: [&str; 3] = ["town-square", "ops", "salt"];
@@ -116,19 +115,9 @@ fn read_message(text: &str, jid: &str, id: &str) -> Option<Value> {
     Some(suite::pyliteral::parse(shown).unwrap_or_else(|_| Value::String(shown.to_string())))
 }
 
-struct Control(Arc<Server>);
-
-#[async_trait]
-impl ServiceControl for Control {
-    async fn down(&self) {
-        self.0.stand_in.set_mode(Mode::Down);
-    }
-    async fn up(&self) {
-        self.0.stand_in.set_mode(Mode::Normal);
-    }
-    async fn refuse_next(&self) -> Option<String> {
-        self.0.stand_in.set_mode(Mode::RefuseNext);
-        Some("Couldn't find the channel.".into())
+impl AsRef<StandIn> for Server {
+    fn as_ref(&self) -> &StandIn {
+        &self.stand_in
     }
 }
 
@@ -140,7 +129,12 @@ async fn open() -> Option<SinkBackend> {
         let server = reader.clone();
         Box::pin(async move { server.returns(&jid, &id) })
     });
-    Some(SinkBackend::new(store, read, ()).with_service(Control(server)).with_secret(HOOK).cutting_above(MAX_TEXT))
+    Some(
+        SinkBackend::new(store, read, ())
+            .with_service(StandInService { service: server, refusal_words: "Couldn't find the channel." })
+            .with_secret(HOOK)
+            .cutting_above(MAX_TEXT),
+    )
 }
 
 sink_conformance!(mattermost, open);

@@ -135,7 +135,7 @@ async fn open() -> Option<SinkBackend> {
     Some(
         SinkBackend::new(sink, read, service.clone())
             .cutting_above(1024)
-            .with_service(messages::Service { stand_in: service, refusal_words: "user identifier is invalid" })
+            .with_service(suite::sink::StandInService { service, refusal_words: "user identifier is invalid" })
             .with_secret(TOKEN),
     )
 }

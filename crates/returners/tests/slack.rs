@@ -13,13 +13,12 @@ mod suite;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use salt_returners::options::Lookup;
 use salt_returners::slack::{encode::MAX_TEXT, Slack, SlackConfig};
 use salt_returners::{Load, ReturnerError, Sink};
 use saltrs_testkit::stand_in::{Mode, Request, Response, StandIn};
 use serde_json::{json, Map, Value};
-use suite::sink::{Reader, ServiceControl, SinkBackend};
+use suite::sink::{Reader, SinkBackend, StandInService};
 
 const TOKEN: &str = "xoxb-1234-5678-s3cretSlackToken";
 const CHANNELS: [&str; 3] = ["#general", "#salt", "C0123456"];
@@ -132,19 +131,9 @@ fn read_message(text: &str, jid: &str, id: &str) -> Option<Value> {
     Some(suite::pyliteral::parse(shown).unwrap_or_else(|e| panic!("the return line {shown:?}: {e}")))
 }
 
-struct Control(Arc<Web>);
-
-#[async_trait]
-impl ServiceControl for Control {
-    async fn down(&self) {
-        self.0.stand_in.set_mode(Mode::Down);
-    }
-    async fn up(&self) {
-        self.0.stand_in.set_mode(Mode::Normal);
-    }
-    async fn refuse_next(&self) -> Option<String> {
-        self.0.stand_in.set_mode(Mode::RefuseNext);
-        Some("channel_not_found".into())
+impl AsRef<StandIn> for Web {
+    fn as_ref(&self) -> &StandIn {
+        &self.stand_in
     }
 }
 
@@ -156,7 +145,12 @@ async fn open() -> Option<SinkBackend> {
         let web = reader.clone();
         Box::pin(async move { web.returns(&jid, &id) })
     });
-    Some(SinkBackend::new(store, read, ()).with_service(Control(web)).with_secret(TOKEN).cutting_above(MAX_TEXT))
+    Some(
+        SinkBackend::new(store, read, ())
+            .with_service(StandInService { service: web, refusal_words: "channel_not_found" })
+            .with_secret(TOKEN)
+            .cutting_above(MAX_TEXT),
+    )
 }
 
 sink_conformance!(slack, open);

@@ -12,13 +12,12 @@ mod suite;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use salt_returners::options::Lookup;
 use salt_returners::slack_webhook::{encode::MAX_RETURN, SlackWebhook, SlackWebhookConfig};
 use salt_returners::{Event, Load, ReturnerError, Sink};
 use saltrs_testkit::stand_in::{Mode, Request, Response, StandIn};
 use serde_json::{json, Value};
-use suite::sink::{Reader, ServiceControl, SinkBackend};
+use suite::sink::{Reader, SinkBackend, StandInService};
 
 const SECRET: &str = "s3cretWebhookKey0123456789";
 const HOOK_PATH: &str = "/services/T0001/B0001/s3cretWebhookKey0123456789";
@@ -112,19 +111,9 @@ fn read_payload(p: &Value, jid: &str, id: &str) -> Option<Value> {
     })
 }
 
-struct Control(Arc<Hook>);
-
-#[async_trait]
-impl ServiceControl for Control {
-    async fn down(&self) {
-        self.0.stand_in.set_mode(Mode::Down);
-    }
-    async fn up(&self) {
-        self.0.stand_in.set_mode(Mode::Normal);
-    }
-    async fn refuse_next(&self) -> Option<String> {
-        self.0.stand_in.set_mode(Mode::RefuseNext);
-        Some("channel_is_archived".into())
+impl AsRef<StandIn> for Hook {
+    fn as_ref(&self) -> &StandIn {
+        &self.stand_in
     }
 }
 
@@ -137,7 +126,12 @@ async fn open() -> Option<SinkBackend> {
         Box::pin(async move { hook.returns(&jid, &id) })
     });
     // The return's text is cut to MAX_RETURN; the title adds "Return: ".
-    Some(SinkBackend::new(store, read, ()).with_service(Control(hook)).with_secret(SECRET).cutting_above(MAX_RETURN + 8))
+    Some(
+        SinkBackend::new(store, read, ())
+            .with_service(StandInService { service: hook, refusal_words: "channel_is_archived" })
+            .with_secret(SECRET)
+            .cutting_above(MAX_RETURN + 8),
+    )
 }
 
 sink_conformance!(slack_webhook, open);

@@ -13,12 +13,11 @@ mod suite;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use salt_returners::splunk::{encode::parse_body, Splunk, SplunkConfig};
 use salt_returners::{Event, Load, ReturnerError, Sink};
 use saltrs_testkit::stand_in::{Mode, Request, Response, StandIn};
 use serde_json::{json, Map, Value};
-use suite::sink::{Reader, ServiceControl, SinkBackend};
+use suite::sink::{Reader, SinkBackend, StandInService};
 
 const TOKEN: &str = "8f2c41d0-hec-s3cret-token-7a1b";
 /// The indexes the token may write (HEC answers "Incorrect index" for others).
@@ -130,19 +129,9 @@ impl Hec {
 }
 
 /// The stand-in as the sink suite drives it.
-struct Control(Arc<Hec>);
-
-#[async_trait]
-impl ServiceControl for Control {
-    async fn down(&self) {
-        self.0.stand_in.set_mode(Mode::Down);
-    }
-    async fn up(&self) {
-        self.0.stand_in.set_mode(Mode::Normal);
-    }
-    async fn refuse_next(&self) -> Option<String> {
-        self.0.stand_in.set_mode(Mode::RefuseNext);
-        Some("Incorrect index".into())
+impl AsRef<StandIn> for Hec {
+    fn as_ref(&self) -> &StandIn {
+        &self.stand_in
     }
 }
 
@@ -154,7 +143,11 @@ async fn open() -> Option<SinkBackend> {
         let hec = reader.clone();
         Box::pin(async move { hec.returns(&jid, &id) })
     });
-    Some(SinkBackend::new(store, read, ()).with_service(Control(hec)).with_secret(TOKEN))
+    Some(
+        SinkBackend::new(store, read, ())
+            .with_service(StandInService { service: hec, refusal_words: "Incorrect index" })
+            .with_secret(TOKEN),
+    )
 }
 
 sink_conformance!(splunk, open);

@@ -105,7 +105,7 @@ async fn open() -> Option<SinkBackend> {
     Some(
         SinkBackend::new(sink, read, service.clone())
             .cutting_above(4096)
-            .with_service(messages::Service { stand_in: service, refusal_words: "Bad Request: chat not found" })
+            .with_service(suite::sink::StandInService { service, refusal_words: "Bad Request: chat not found" })
             .with_secret(TOKEN),
     )
 }

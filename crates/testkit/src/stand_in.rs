@@ -376,6 +376,13 @@ impl StandIn {
     }
 }
 
+/// So a test can hand the suite its stand-in as it is, or inside what it keeps it in.
+impl AsRef<StandIn> for StandIn {
+    fn as_ref(&self) -> &StandIn {
+        self
+    }
+}
+
 impl Drop for StandIn {
     fn drop(&mut self) {
         if let Some(task) = self.acceptor.lock().unwrap().take() {

@@ -1,15 +1,8 @@
 //! What the tests of the message returners (telegram, pushover, hipchat) share: reading Salt's
 //! text of a return (`id: ...`, `function: ...`, `function args: ...`, `jid: ...`,
-//! `return: ...` lines) back to the `return` value, and driving a stand-in service for the
-//! sink suite's outage and refusal cases.
+//! `return: ...` lines) back to the `return` value.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use saltrs_testkit::stand_in::{Mode, StandIn};
 use serde_json::{Map, Number, Value};
-
-use crate::suite::sink::ServiceControl;
 
 /// The `return` values of the messages in `texts` that are the return of `id` for `jid`, in
 /// order. A message that says it was cut gives its whole text (as the sink suite expects).
@@ -178,28 +171,6 @@ impl Parser<'_> {
                 b => out.push(b),
             }
         }
-    }
-}
-
-/// A stand-in service as the sink suite drives it: down (connections refused) and up, and a
-/// permanent refusal in the service's own words.
-pub struct Service {
-    pub stand_in: Arc<StandIn>,
-    /// Words the service's refusal holds.
-    pub refusal_words: &'static str,
-}
-
-#[async_trait]
-impl ServiceControl for Service {
-    async fn down(&self) {
-        self.stand_in.set_mode(Mode::Down);
-    }
-    async fn up(&self) {
-        self.stand_in.set_mode(Mode::Normal);
-    }
-    async fn refuse_next(&self) -> Option<String> {
-        self.stand_in.set_mode(Mode::RefuseNext);
-        Some(self.refusal_words.to_string())
     }
 }
 

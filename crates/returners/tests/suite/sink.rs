@@ -83,6 +83,30 @@ pub trait ServiceControl: Send + Sync {
     }
 }
 
+/// A stand-in service (`saltrs_testkit::stand_in`) as the suite drives it: down is its listener
+/// closed, up is normal again, a refusal is the stand-in's own answer for the next request.
+/// `S` is whatever the test keeps the stand-in in.
+#[allow(dead_code)] // the tests of the services behind a stand-in use it
+pub struct StandInService<S> {
+    pub service: Arc<S>,
+    /// Words the service's refusal holds.
+    pub refusal_words: &'static str,
+}
+
+#[async_trait]
+impl<S: AsRef<saltrs_testkit::stand_in::StandIn> + Send + Sync> ServiceControl for StandInService<S> {
+    async fn down(&self) {
+        (*self.service).as_ref().set_mode(saltrs_testkit::stand_in::Mode::Down);
+    }
+    async fn up(&self) {
+        (*self.service).as_ref().set_mode(saltrs_testkit::stand_in::Mode::Normal);
+    }
+    async fn refuse_next(&self) -> Option<String> {
+        (*self.service).as_ref().set_mode(saltrs_testkit::stand_in::Mode::RefuseNext);
+        Some(self.refusal_words.to_string())
+    }
+}
+
 /// Everything the store's code logged in this test binary, captured once for the secret case.
 fn captured_logs() -> &'static Mutex<Vec<u8>> {
     static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
