@@ -31,6 +31,11 @@
 //! - `sql`: what the SQL stores share, a dialect per database; no store imports another;
 //! - `http`: what the HTTP stores share (a client with deadlines, answers read within a bound,
 //!   statuses classified);
+//! - `notify`: Salt's text of a return for the returners that send a message, and `cut`, which
+//!   keeps a message within what the service takes and says so in it;
+//! - `delivered`: what a store that cannot ask its service what it holds (a chat, a collector, a
+//!   syslog server, a mail relay) remembers, so a batch the spool retries sends nothing twice
+//!   (`recent` does the same line by line for the stores that append: rawfile_json, local);
 //! - [`health`]: the one start-up check every daemon runs on its stores;
 //! - [`spool::Spool`]: the durable queue in front of every store (the callers own it, not the
 //!   stores).
@@ -53,7 +58,9 @@
 //! src/<name>/schema.rs  SQL stores only: Salt's DDL, and creating the missing tables
 //! tests/<name>.rs       the shared conformance suites (`tests/suite`: the sink suite, and
 //!                       the job-cache suite when it keeps jobs) against the real server,
-//!                       started by `saltrs_testkit::Server`; then what is particular to it
+//!                       started by `saltrs_testkit::Server` (or, for a service that cannot
+//!                       run here, a `saltrs_testkit::StandIn` that checks each request as
+//!                       the real API does); then what is particular to it
 //! ```
 //!
 //! A concern too big for `client.rs` gets a file named after it (`purge.rs`, memcache's `ops.rs`
