@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use salt_returners::carbon::encode::{self, jid_timestamp, Metric};
 use salt_returners::{Event, Load, ReturnerError, Sink};
 use saltrs_testkit::Server;
 use serde_json::{json, Map, Value};
-use suite::sink::{Reader, ServiceControl, SinkBackend};
+use suite::sink::{Reader, ServerService, SinkBackend};
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -117,21 +116,6 @@ fn numbers(value: &Value) -> Option<Value> {
     (!map.is_empty()).then_some(Value::Object(map))
 }
 
-/// Takes carbon-cache down (stopped: connections refused) and back on the same ports.
-struct CarbonService(Arc<Mutex<Server>>);
-
-#[async_trait]
-impl ServiceControl for CarbonService {
-    async fn down(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().stop()).await.unwrap();
-    }
-    async fn up(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().start().unwrap()).await.unwrap();
-    }
-}
-
 async fn backend(mode: &str) -> Option<SinkBackend> {
     let server = carbon().await?;
     let store = open(&server, mode, json!({"carbon.skip_on_error": true})).await;
@@ -140,7 +124,7 @@ async fn backend(mode: &str) -> Option<SinkBackend> {
         let dir = dir.clone();
         Box::pin(async move { read_back(&dir, &jid, &id) })
     });
-    Some(SinkBackend::new(store, read, server.clone()).keeping(numbers).with_service(CarbonService(server)))
+    Some(SinkBackend::new(store, read, server.clone()).keeping(numbers).with_service(ServerService(server)))
 }
 
 async fn text_mode() -> Option<SinkBackend> {

@@ -14,36 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-
 use salt_returners::highstate::Highstate;
 use salt_returners::options::Lookup;
 use salt_returners::Sink;
 use serde_json::{json, Map, Value};
 
 use mail::{Mailbox, Tls};
-use suite::sink::{ServiceControl, SinkBackend};
+use suite::sink::{ServerService, SinkBackend};
 
 const PASSWORD: &str = "hs-pass-314";
-
-/// The mail server taken down and back, and told to refuse the next mail.
-struct Relay(Arc<Mutex<saltrs_testkit::Server>>);
-
-#[async_trait]
-impl ServiceControl for Relay {
-    async fn down(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().stop()).await.unwrap();
-    }
-    async fn up(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().start().unwrap()).await.unwrap();
-    }
-    async fn refuse_next(&self) -> Option<String> {
-        self.0.lock().unwrap().smtp_refuse_next("554 5.7.1 report refused by policy (saltrs-test-refusal)").unwrap();
-        Some("saltrs-test-refusal".into())
-    }
-}
 
 /// The sink suite's store: every report mailed over STARTTLS with a login. A report is not the
 /// return (counts and states, not its value): the suite reads nothing back, and checks what
@@ -59,7 +38,12 @@ async fn highstate_backend() -> Option<SinkBackend> {
     let store = Arc::new(open(o));
     let read: suite::sink::Reader = Box::new(|_, _| Box::pin(async { Vec::new() }));
     let server = Arc::new(Mutex::new(server));
-    Some(SinkBackend::new(store, read, (server.clone(), tls)).keeping(|_| None).with_service(Relay(server)).with_secret(PASSWORD))
+    Some(
+        SinkBackend::new(store, read, (server.clone(), tls))
+            .keeping(|_| None)
+            .with_service(mail::Relay { server: ServerService(server), reply: "554 5.7.1 report refused by policy (saltrs-test-refusal)" })
+            .with_secret(PASSWORD),
+    )
 }
 
 sink_conformance!(highstate, highstate_backend);

@@ -11,7 +11,6 @@ mod mail;
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use salt_returners::options::Lookup;
 use salt_returners::smtp::Smtp;
 use salt_returners::{Event, ReturnerError, Sink};
@@ -19,7 +18,7 @@ use saltrs_testkit::{Kind, Server};
 use serde_json::{json, Map, Value};
 
 use mail::{Mailbox, Tls};
-use suite::sink::{ServiceControl, SinkBackend};
+use suite::sink::{ServerService, SinkBackend};
 
 const PASSWORD: &str = "pw-0f-the-smtp-test-9a8b";
 
@@ -35,25 +34,6 @@ fn options(server: &Server, extra: Value) -> Map<String, Value> {
 
 fn open(o: &Map<String, Value>) -> Smtp {
     Smtp::open(&Lookup::new(o)).unwrap()
-}
-
-/// The server taken down and back, and told to refuse the next mail.
-struct Relay(Arc<Mutex<Server>>);
-
-#[async_trait]
-impl ServiceControl for Relay {
-    async fn down(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().stop()).await.unwrap();
-    }
-    async fn up(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().start().unwrap()).await.unwrap();
-    }
-    async fn refuse_next(&self) -> Option<String> {
-        self.0.lock().unwrap().smtp_refuse_next("554 5.7.1 message refused by policy (saltrs-test-refusal)").unwrap();
-        Some("saltrs-test-refusal".into())
-    }
 }
 
 /// The sink suite's store: STARTTLS with a test CA and a login, as a real relay asks.
@@ -72,7 +52,7 @@ async fn smtp_backend() -> Option<SinkBackend> {
     Some(
         SinkBackend::new(store, read, (server.clone(), tls))
             .cutting_above(salt_returners::smtp::MAX_BODY_BYTES)
-            .with_service(Relay(server))
+            .with_service(mail::Relay { server: ServerService(server), reply: "554 5.7.1 message refused by policy (saltrs-test-refusal)" })
             .with_secret(PASSWORD),
     )
 }

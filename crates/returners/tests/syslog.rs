@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use salt_returners::syslog::encode::reassemble;
 use salt_returners::{Load, Sink};
 use saltrs_testkit::Server;
 use serde_json::{json, Map, Value};
-use suite::sink::{Reader, ServiceControl, SinkBackend};
+use suite::sink::{Reader, ServerService, SinkBackend};
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -74,20 +73,6 @@ fn read_back(path: &Path, jid: &str, id: &str) -> Vec<Value> {
     returns_in(path).into_iter().filter(|r| r["jid"] == jid && r["id"] == id).map(|r| r["return"].clone()).collect()
 }
 
-struct RsyslogService(Arc<Mutex<Server>>);
-
-#[async_trait]
-impl ServiceControl for RsyslogService {
-    async fn down(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().stop()).await.unwrap();
-    }
-    async fn up(&self) {
-        let s = self.0.clone();
-        tokio::task::spawn_blocking(move || s.lock().unwrap().start().unwrap()).await.unwrap();
-    }
-}
-
 async fn backend(transport: &str) -> Option<SinkBackend> {
     let server = rsyslog().await?;
     let store = open(&server, transport, json!({})).await;
@@ -96,7 +81,7 @@ async fn backend(transport: &str) -> Option<SinkBackend> {
         let path = path.clone();
         Box::pin(async move { read_back(&path, &jid, &id) })
     });
-    Some(SinkBackend::new(store, read, server.clone()).with_service(RsyslogService(server)))
+    Some(SinkBackend::new(store, read, server.clone()).with_service(ServerService(server)))
 }
 
 async fn local_socket() -> Option<SinkBackend> {

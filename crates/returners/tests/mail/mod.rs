@@ -167,3 +167,24 @@ impl Tls {
         vec!["--tls-cert".into(), path("cert.pem"), "--tls-key".into(), path("key.pem"), "--users".into(), file.display().to_string()]
     }
 }
+
+/// The mail server as the sink suite drives it: stopped and started, and told to refuse the
+/// next mail with `reply` (whose words `saltrs-test-refusal` the dead letter must hold).
+pub struct Relay {
+    pub server: crate::suite::sink::ServerService,
+    pub reply: &'static str,
+}
+
+#[async_trait::async_trait]
+impl crate::suite::sink::ServiceControl for Relay {
+    async fn down(&self) {
+        self.server.down().await
+    }
+    async fn up(&self) {
+        self.server.up().await
+    }
+    async fn refuse_next(&self) -> Option<String> {
+        self.server.0.lock().unwrap().smtp_refuse_next(self.reply).unwrap();
+        Some("saltrs-test-refusal".into())
+    }
+}

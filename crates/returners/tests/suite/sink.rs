@@ -107,6 +107,23 @@ impl<S: AsRef<saltrs_testkit::stand_in::StandIn> + Send + Sync> ServiceControl f
     }
 }
 
+/// A server the test started (`saltrs_testkit::Server`) as the suite drives it: down is the
+/// server stopped, up is it started again on the same port with its data.
+#[allow(dead_code)] // the tests of the stores that only send to a real server use it
+pub struct ServerService(pub Arc<Mutex<saltrs_testkit::Server>>);
+
+#[async_trait]
+impl ServiceControl for ServerService {
+    async fn down(&self) {
+        let s = self.0.clone();
+        tokio::task::spawn_blocking(move || s.lock().unwrap().stop()).await.unwrap();
+    }
+    async fn up(&self) {
+        let s = self.0.clone();
+        tokio::task::spawn_blocking(move || s.lock().unwrap().start().unwrap()).await.unwrap();
+    }
+}
+
 /// Everything the store's code logged in this test binary, captured once for the secret case.
 fn captured_logs() -> &'static Mutex<Vec<u8>> {
     static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
