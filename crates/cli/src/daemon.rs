@@ -213,7 +213,7 @@ async fn run_master(config: salt_config::Config, ready: &mut Ready) -> anyhow::R
 }
 
 /// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -10,3 +10,4 @@ pub mod output;
 pub mod run;
 pub mod salt;
 pub mod schema;
+pub mod swarm;

@@ -28,7 +28,7 @@ pub fn raise_open_files_limit(wanted: u64) -> u64 {
     }
     let now = target.max(before);
     if wanted > hard {
-        tracing::warn!("max_open_files is {wanted}, but the hard limit is {hard}: the master can hold at most about {hard} connections");
+        tracing::warn!("max_open_files is {wanted}, but the hard limit is {hard}; raise the hard limit (LimitNOFILE) to hold more minions");
     }
     tracing::info!("open files limit: {now} (max_open_files {wanted}, was {before})");
     now

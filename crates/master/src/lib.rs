@@ -15,6 +15,7 @@ mod publish;
 mod runner;
 mod state;
 
+pub use fds::raise_open_files_limit;
 pub use state::Master;
 
 use std::sync::Arc;
@@ -35,7 +36,9 @@ fn tighten_cachedir(cachedir: &std::path::Path) {
 
 /// Runs the master until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    fds::raise_open_files_limit(config.u64("max_open_files").unwrap_or(100_000));
+    let open_files = fds::raise_open_files_limit(config.u64("max_open_files").unwrap_or(100_000));
+    let capacity = minions::capacity(open_files);
+    tracing::info!("room for {capacity} minions (one open file each, {open_files} in all)");
     if let Some(cachedir) = config.path("cachedir") {
         tighten_cachedir(&cachedir);
     }
@@ -43,7 +46,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let listener = minions::bind(&master).await?;
     let control = client::bind(&master)?;
     tracing::info!("salt-master {} listening on {} (master id {})", salt_proto::VERSION, listener.local_addr()?, master.id());
-    let accept_minions = tokio::spawn(minions::serve(master.clone(), listener));
+    let accept_minions = tokio::spawn(minions::serve(master.clone(), listener, capacity));
     let accept_clients = tokio::spawn(client::serve(master.clone(), control));
     let key_watch = tokio::spawn(minions::watch_keys(master.clone()));
     let maintenance = tokio::spawn(jobcache::maintenance(master.clone()));

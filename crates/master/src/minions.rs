@@ -4,11 +4,11 @@
 //! Before a minion is authenticated only [`MinionMessage::Hello`] is accepted, and only in a
 //! small frame; anything else gets a `Refused` with the reason and the connection is closed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use salt_pki::KeyState;
-use salt_proto::frame::{read_frame, write_frame, FrameError, PRE_AUTH_MAX_FRAME};
+use salt_proto::frame::{read_frame, write_frame, write_frame_bytes, FrameError, PRE_AUTH_MAX_FRAME};
 use salt_proto::message::{Hello, JobReturn, MasterMessage, MinionMessage, Publish, SignedPublish};
 use salt_returners::spool::Record;
 use serde_json::{Map, Value};
@@ -26,6 +26,25 @@ const MAX_UNAUTHENTICATED: usize = 256;
 
 /// Publishes queued for one minion before it counts as unreachable.
 const OUTBOX: usize = 1024;
+/// Descriptors kept for everything but minion connections: listeners, CLI sessions, the
+/// stores' connections, spool, journal and log files.
+const DESCRIPTORS_KEPT: u64 = 512;
+/// How long a minion turned away for want of room waits before it tries again (jittered by
+/// the minion). Long enough that a swarm past the cap costs the master little.
+const BUSY_RETRY_SECS: u64 = 60;
+
+/// How many minions an open files limit lets the master hold: one descriptor each, with room
+/// kept for connections still authenticating and for the master's own files.
+pub fn capacity(open_files: u64) -> usize {
+    open_files.saturating_sub(DESCRIPTORS_KEPT + MAX_UNAUTHENTICATED as u64) as usize
+}
+
+/// What a connection's writer sends: a message for this minion alone, or a frame encoded and
+/// signed once and shared by every minion a publish goes to.
+pub(crate) enum Outgoing {
+    Message(MasterMessage),
+    Shared(Arc<[u8]>),
+}
 /// How long a pending minion waits before asking again (Salt's acceptance_wait_time).
 const PENDING_RETRY_SECS: u64 = 10;
 
@@ -38,7 +57,7 @@ pub async fn bind(master: &Master) -> anyhow::Result<TcpListener> {
     TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
-pub async fn serve(master: Arc<Master>, listener: TcpListener) {
+pub async fn serve(master: Arc<Master>, listener: TcpListener, capacity: usize) {
     let acceptor = match salt_transport::master_acceptor(master.key().pkcs8_der()) {
         Ok(a) => a,
         Err(e) => {
@@ -50,6 +69,7 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener) {
     let mut out_of_fds = false;
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
     let mut turned_away = TurnedAway::default();
+    let full = Arc::new(Mutex::new(Full::default()));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => {
@@ -81,8 +101,9 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener) {
         };
         let master = master.clone();
         let acceptor = acceptor.clone();
+        let full = full.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(master, acceptor, tcp, permit).await {
+            if let Err(e) = handle(master, acceptor, tcp, permit, capacity, full).await {
                 tracing::info!("connection from {peer} closed: {e}");
             }
         });
@@ -112,11 +133,52 @@ impl TurnedAway {
     }
 }
 
+/// One of the places for minions the descriptor limit allows, held for a connection's life.
+struct Room(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Room {
+    fn take(taken: &Arc<std::sync::atomic::AtomicUsize>, capacity: usize) -> Option<Room> {
+        use std::sync::atomic::Ordering;
+        taken.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < capacity).then_some(n + 1)).ok()?;
+        Some(Room(taken.clone()))
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Counts the minions turned away because the master is full, logged at most once a minute.
+#[derive(Default)]
+struct Full {
+    count: u64,
+    since: Option<std::time::Instant>,
+}
+
+impl Full {
+    fn one(&mut self, capacity: usize) {
+        self.count += 1;
+        let now = std::time::Instant::now();
+        if self.since.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+            tracing::error!(
+                "turned {} minion(s) away: the master holds {capacity} minions, all its open files limit allows; raise the hard limit (LimitNOFILE) and max_open_files",
+                self.count
+            );
+            self.count = 0;
+            self.since = Some(now);
+        }
+    }
+}
+
 async fn handle(
     master: Arc<Master>,
     acceptor: salt_transport::TlsAcceptor,
     tcp: TcpStream,
     unauthenticated: tokio::sync::OwnedSemaphorePermit,
+    capacity: usize,
+    full: Arc<Mutex<Full>>,
 ) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
     keepalive(&tcp);
@@ -138,6 +200,13 @@ async fn handle(
             refuse(&mut writer, &reason).await;
             return Err(anyhow::anyhow!(reason));
         }
+    };
+    // Past the cap a minion is told why and when to try again; those connected stay untouched.
+    let Some(_room) = Room::take(&master.minion_slots, capacity) else {
+        full.lock().unwrap_or_else(|e| e.into_inner()).one(capacity);
+        let reason = format!("the master holds {capacity} minions, all its open files limit allows; retrying in about {BUSY_RETRY_SECS} s");
+        let _ = write_frame(&mut writer, &MasterMessage::Busy { reason, retry_secs: BUSY_RETRY_SECS }, PRE_AUTH_MAX_FRAME).await;
+        return Ok(());
     };
     let Some(authenticating) = master.authenticating(&hello.id) else {
         let reason = format!("too many connections are authenticating as minion {} at once", hello.id);
@@ -162,7 +231,9 @@ async fn handle(
     // Jobs a previous master published to this minion before it died.
     for publish in master.journal().take_undelivered(&id, unix_millis()) {
         tracing::info!("sending job {} to minion {id} again (published before the master restarted)", publish.jid);
-        send_publish(&master, &publish);
+        if let Some(frame) = signed_publish(&master, &publish) {
+            master.send_to_each([&id], &frame);
+        }
     }
     fire_minion_start(&master, &id);
     tracing::info!("minion {id} connected");
@@ -234,7 +305,7 @@ async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut
                 // Looked up each time rather than held, so dropping the connection closes it.
                 if handle_return(master, id, ret).await {
                     if let Some(tx) = master.sender(id) {
-                        let _ = tx.send(MasterMessage::Ack { jid }).await;
+                        let _ = tx.send(Outgoing::Message(MasterMessage::Ack { jid })).await;
                     }
                 }
             }
@@ -302,9 +373,13 @@ async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
 
 /// Sends queued messages; when the queue closes (the master dropped this connection), closes
 /// the connection so the minion notices and authenticates again.
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<MasterMessage>, max: usize) {
-    while let Some(msg) = rx.recv().await {
-        if let Err(e) = write_frame(&mut writer, &msg, max).await {
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Outgoing>, max: usize) {
+    while let Some(out) = rx.recv().await {
+        let written = match out {
+            Outgoing::Message(msg) => write_frame(&mut writer, &msg, max).await,
+            Outgoing::Shared(frame) => write_frame_bytes(&mut writer, &frame, max).await,
+        };
+        if let Err(e) = written {
             tracing::info!("write to minion failed: {e}");
             return;
         }
@@ -402,23 +477,17 @@ fn keepalive(tcp: &TcpStream) {
     let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&ka);
 }
 
-/// Signs `publish` with the master key and queues it for its minion. False when the minion is
-/// not connected or its queue is full.
-pub(crate) fn send_publish(master: &Master, publish: &Publish) -> bool {
-    let Some(tx) = master.sender(&publish.minion) else { return false };
-    let payload = match salt_proto::frame::encode(publish) {
-        Ok(p) => p,
+/// `publish` signed with the master key and framed, once for every minion it goes to.
+pub(crate) fn signed_publish(master: &Master, publish: &Publish) -> Option<Arc<[u8]>> {
+    let framed = salt_proto::frame::encode(publish).and_then(|payload| {
+        let signature = master.key().sign(&payload);
+        salt_proto::frame::encode(&MasterMessage::Publish(SignedPublish { payload, signature }))
+    });
+    match framed {
+        Ok(frame) => Some(frame.into()),
         Err(e) => {
             tracing::error!("cannot encode publish {}: {e}", publish.jid);
-            return false;
-        }
-    };
-    let signature = master.key().sign(&payload);
-    match tx.try_send(MasterMessage::Publish(SignedPublish { payload, signature })) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!("cannot queue job {} for minion {}: {e}", publish.jid, publish.minion);
-            false
+            None
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::acl::{self, Caller};
 use crate::events::Event;
 use crate::journal::Entry;
-use crate::minions::{send_publish, unix_millis};
+use crate::minions::{signed_publish, unix_millis};
 use crate::Master;
 use salt_returners::spool::Record;
 
@@ -77,7 +77,7 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
 
     let jid = master.new_jid();
     let user = caller.name.clone();
-    let not_connected: Vec<String> = minions.iter().filter(|id| !master.is_connected(id)).cloned().collect();
+    let (reachable, not_connected): (Vec<String>, Vec<String>) = minions.iter().cloned().partition(|id| master.is_connected(id));
     // Subscribe before anything is sent, so no return can slip past the publisher.
     let events = master.bus().subscribe(format!("salt/job/{jid}/"), EVENT_QUEUE);
 
@@ -97,7 +97,6 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
     let load = clear_load(&jid, &user, &stored_req);
     let template = Publish {
         jid: jid.clone(),
-        minion: String::new(),
         fun: req.fun.clone(),
         arg: req.arg.clone(),
         tgt: req.tgt.clone(),
@@ -107,7 +106,6 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
         expires_at_ms: unix_millis() + master.publish_ttl.as_millis() as u64,
         kwargs: req.kwargs.clone(),
     };
-    let reachable: Vec<String> = minions.iter().filter(|m| !not_connected.contains(m)).cloned().collect();
     // On disk before anything is sent or the jid is printed: a master that dies now sends the
     // job when it comes back (see crate::journal).
     // If the journal cannot be written (a full disk), the job still goes out: refusing every
@@ -116,8 +114,14 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
     let entry = Entry { publish: template, load, minions: reachable };
     master.journal().record(&entry);
     master.store_load(Record::Load { jid: jid.clone(), load: entry.load, minions: minions.clone() });
-    for minion in &entry.minions {
-        send_publish(master, &Publish { minion: minion.clone(), ..entry.publish.clone() });
+    // One signature and one encoding for every minion (each checks the target itself).
+    if let Some(frame) = signed_publish(master, &entry.publish) {
+        let unsent = master.send_to_each(&entry.minions, &frame);
+        if !unsent.is_empty() {
+            let shown: Vec<&str> = unsent.iter().take(10).map(|id| id.as_str()).collect();
+            let more = if unsent.len() > shown.len() { format!(" and {} more", unsent.len() - shown.len()) } else { String::new() };
+            tracing::warn!("cannot queue job {jid} for {}{more}: disconnected, or their queues are full", shown.join(", "));
+        }
     }
 
     let mut published = Map::new();

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use salt_config::Config;
 use salt_pki::{AcceptPolicy, KeyPair, KeyState, KeyStore};
-use salt_proto::message::MasterMessage;
 use salt_proto::seen::RecentlySeen;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -19,6 +18,7 @@ use crate::events::EventBus;
 use crate::jobcache::SpooledStore;
 use crate::journal::Journal;
 use crate::limits::{PerKeyLimit, PerKeyPermit};
+use crate::minions::Outgoing;
 use salt_returners::spool::Record;
 
 /// Grains as the minion last reported them.
@@ -27,7 +27,7 @@ pub type Grains = Arc<Map<String, Value>>;
 /// A live minion connection: a queue to its writer task.
 pub(crate) struct Connection {
     pub(crate) serial: u64,
-    pub(crate) tx: mpsc::Sender<MasterMessage>,
+    pub(crate) tx: mpsc::Sender<Outgoing>,
 }
 
 pub struct Master {
@@ -41,6 +41,9 @@ pub struct Master {
     /// Connections authenticating as each minion id right now.
     authenticating: Arc<PerKeyLimit<String>>,
     next_serial: AtomicU64,
+    /// Minion connections past authentication's first step, counted against the capacity the
+    /// descriptor limit allows (see `minions::capacity`).
+    pub(crate) minion_slots: Arc<std::sync::atomic::AtomicUsize>,
     /// The master job cache; None with `job_cache: False`.
     job_cache: Option<SpooledStore>,
     /// `ext_job_cache`: minions return to it directly; the master stores loads there.
@@ -105,6 +108,7 @@ impl Master {
             grains: Mutex::new(HashMap::new()),
             authenticating: PerKeyLimit::new(MAX_AUTHENTICATING_PER_ID),
             next_serial: AtomicU64::new(1),
+            minion_slots: Arc::default(),
             job_cache,
             ext_job_cache,
             event_returners,
@@ -220,12 +224,21 @@ impl Master {
         ids
     }
 
-    pub(crate) fn sender(&self, id: &str) -> Option<mpsc::Sender<MasterMessage>> {
+    pub(crate) fn sender(&self, id: &str) -> Option<mpsc::Sender<Outgoing>> {
         self.lock_connections().get(id).map(|c| c.tx.clone())
     }
 
+    /// Queues one frame, encoded once, for each of `ids`, under one lock. Returns the ids it
+    /// could not be queued for (not connected, or their queue is full).
+    pub(crate) fn send_to_each<'a>(&self, ids: impl IntoIterator<Item = &'a String>, frame: &Arc<[u8]>) -> Vec<&'a String> {
+        let conns = self.lock_connections();
+        ids.into_iter()
+            .filter(|id| conns.get(id.as_str()).is_none_or(|c| c.tx.try_send(Outgoing::Shared(frame.clone())).is_err()))
+            .collect()
+    }
+
     /// Registers a new connection for `id`, replacing an older one (a reconnecting minion).
-    pub(crate) fn register(&self, id: &str, tx: mpsc::Sender<MasterMessage>) -> u64 {
+    pub(crate) fn register(&self, id: &str, tx: mpsc::Sender<Outgoing>) -> u64 {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         self.lock_connections().insert(id.to_string(), Connection { serial, tx });
         serial

@@ -1,6 +1,7 @@
 //! The minion's one connection to its master: dial out, prove who we are, then carry
 //! publishes down and returns up until the connection drops; then back off and dial again.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,8 @@ enum Ended {
     Retry(String),
     /// The key waits for acceptance; ask again after this long.
     Pending(Duration),
+    /// The master has no room for another minion (its open files limit); try again later.
+    Full { reason: String, wait: Duration },
     /// The master will never accept us (rejected, denied, refused): stop.
     Fatal(String),
 }
@@ -42,6 +45,10 @@ pub async fn run(minion: Arc<Minion>) -> anyhow::Result<()> {
             }
             Ended::Pending(wait) => {
                 tracing::warn!("The Salt Master has cached the public key for this node, this salt minion will wait for {} seconds before attempting to re-authenticate", wait.as_secs());
+                tokio::time::sleep(wait).await;
+            }
+            Ended::Full { reason, wait } => {
+                tracing::warn!("The Salt Master is full: {reason}");
                 tokio::time::sleep(wait).await;
             }
             Ended::Retry(reason) => {
@@ -113,6 +120,13 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
             return Ended::Fatal(format!("The Salt Master has denied this minion's public key: {reason}"))
         }
         Ok(Ok(MasterMessage::Refused { reason })) => return Ended::Fatal(format!("The Salt Master refused this minion: {reason}")),
+        Ok(Ok(MasterMessage::Busy { reason, retry_secs })) => {
+            // Spread over half to one and a half times the wait, so a swarm turned away does
+            // not come back at one instant.
+            let millis = retry_secs.max(1) * 1000;
+            let wait = Duration::from_millis(rand::rng().random_range(millis / 2..=millis * 3 / 2));
+            return Ended::Full { reason, wait };
+        }
         Ok(Ok(_)) => return Ended::Retry("the master answered the hello with something else".into()),
         Ok(Err(e)) => return Ended::Retry(format!("no answer to hello: {e}")),
         Err(_) => return Ended::Retry("no answer to hello in time".into()),
@@ -124,6 +138,7 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
         return Ended::Retry(format!("sending grains failed: {e}"));
     }
     minion.outbox.resend_unacked();
+    let _up = SessionUp::new(minion);
     let sender = send_returns(minion, &mut writer, max);
     let receiver = receive_publishes(minion, &mut reader, &master_pem, max);
     let reason = tokio::select! {
@@ -132,6 +147,22 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
         r = resend_when_stalled(minion) => r,
     };
     Ended::Retry(reason)
+}
+
+/// Counts this session among the sessions up for as long as it lives.
+struct SessionUp(Arc<std::sync::atomic::AtomicUsize>);
+
+impl SessionUp {
+    fn new(minion: &Minion) -> SessionUp {
+        minion.sessions_up.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SessionUp(minion.sessions_up.clone())
+    }
+}
+
+impl Drop for SessionUp {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn cache_master_key(path: &std::path::Path, der: &[u8]) -> std::io::Result<()> {
@@ -181,6 +212,7 @@ async fn resend_when_stalled(minion: &Minion) -> String {
     let min = minion.config.u64("return_retry_timer").unwrap_or(5).max(1);
     let max = minion.config.u64("return_retry_timer_max").unwrap_or(10).max(min);
     loop {
+        minion.outbox.until_awaiting_ack().await;
         let patience = Duration::from_millis(rand::rng().random_range(min * 1000..=max * 1000));
         tokio::time::sleep(patience / 2).await;
         let resent = minion.outbox.resend_if_stalled(patience);
@@ -205,7 +237,7 @@ async fn receive_publishes<R: AsyncRead + Unpin>(minion: &Arc<Minion>, reader: &
     }
 }
 
-/// A publish runs only if the master signed it, it is for us, it has not expired, and its jid
+/// A publish runs only if the master signed it, its target names us, it has not expired, and its jid
 /// is new.
 fn check_publish(minion: &Minion, signed: &SignedPublish, master_pem: &str) -> anyhow::Result<Publish> {
     if !salt_pki::verify(master_pem, &signed.payload, &signed.signature) {
@@ -213,8 +245,8 @@ fn check_publish(minion: &Minion, signed: &SignedPublish, master_pem: &str) -> a
     }
     let publish: Publish = salt_proto::frame::decode(&signed.payload).context("malformed publish")?;
     salt_proto::jid::validate_jid(&publish.jid)?;
-    if publish.minion != minion.id {
-        return Err(anyhow!("job {} is addressed to {:?}, not to this minion", publish.jid, publish.minion));
+    if !targets_us(minion, &publish)? {
+        return Err(anyhow!("job {} targets {} {}, which is not this minion", publish.jid, publish.tgt_type, publish.tgt));
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     if publish.expires_at_ms < now {
@@ -224,4 +256,15 @@ fn check_publish(minion: &Minion, signed: &SignedPublish, master_pem: &str) -> a
         return Err(anyhow!("job {} was already received (replay or duplicate)", publish.jid));
     }
     Ok(publish)
+}
+
+/// Whether the publish's target names this minion, by its id and its own grains: the master
+/// signs one publish for all the minions it targets, and each minion checks, as Salt's do.
+fn targets_us(minion: &Minion, publish: &Publish) -> anyhow::Result<bool> {
+    let tgt_type = salt_targeting::TargetType::from_str(&publish.tgt_type)
+        .map_err(|e| anyhow!("job {} has an unknown target type: {e}", publish.jid))?;
+    let delimiter = publish.kwargs.get("delimiter").and_then(serde_json::Value::as_str).unwrap_or(":");
+    let matcher = salt_targeting::Matcher::new(&publish.tgt, tgt_type, delimiter)
+        .map_err(|e| anyhow!("job {} has a target this minion cannot read: {e}", publish.jid))?;
+    Ok(matcher.matches(&minion.id, &minion.grains))
 }

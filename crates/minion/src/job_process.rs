@@ -55,7 +55,7 @@ impl JobSpec {
             publish: publish.clone(),
             minion_id: minion.id.clone(),
             grains: (*minion.grains).clone(),
-            opts: (*minion.opts).clone(),
+            opts: (*minion.opts()).clone(),
             returners: crate::jobs::builtin_returners(),
             minion_pid: std::process::id(),
             outbox: minion.outbox.dir().map(Path::to_path_buf),
@@ -395,7 +395,6 @@ mod tests {
     fn publish(fun: &str, arg: Vec<Value>) -> Publish {
         Publish {
             jid: "20261125003832838505".into(),
-            minion: "minion1".into(),
             fun: fun.into(),
             arg,
             tgt: json!("minion1"),

@@ -109,7 +109,7 @@ async fn run_in_process(minion: &Minion, publish: &Publish) -> Option<Outcome> {
         minion_id: minion.id.clone(),
         pub_data,
         grains: minion.grains.clone(),
-        opts: minion.opts.clone(),
+        opts: minion.opts(),
         returners: Arc::new(builtin_returners()),
         registry: minion.registry.clone(),
     });

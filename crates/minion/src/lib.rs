@@ -13,6 +13,7 @@ pub mod returners;
 mod saltutil;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -21,13 +22,16 @@ use salt_modules::Registry;
 
 /// Everything a running minion shares between its connection and its jobs.
 pub struct Minion {
-    pub config: Config,
+    /// The config: this minion's own, or one a swarm's minions share (see [`Shared`]).
+    pub config: Arc<Config>,
     pub id: String,
     pub key: salt_pki::KeyPair,
     pub pki_dir: PathBuf,
+    pub cachedir: PathBuf,
     pub registry: Arc<Registry>,
     pub grains: Arc<serde_json::Map<String, serde_json::Value>>,
-    pub opts: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// The config's options; [`Minion::opts`] gives them with this minion's id and directories.
+    opts: Arc<serde_json::Map<String, serde_json::Value>>,
     pub jobs: Arc<jobs::JobTable>,
     pub outbox: outbox::Outbox,
     pub proc_dir: proc_dir::ProcDir,
@@ -38,22 +42,61 @@ pub struct Minion {
     pub job_exe: Option<PathBuf>,
     /// Where jobs' returns go besides the master (`--return`, `return:`).
     pub returners: returners::MinionReturners,
+    /// The count of sessions up this minion adds to while it is connected (see [`Shared`]).
+    pub(crate) sessions_up: Arc<AtomicUsize>,
+}
+
+/// What every minion of a process shares: the config, the function table and the config's
+/// options. A minion has one to itself; the minions of a swarm (`salt-swarm`) share one, so
+/// that an idle minion costs its connection and little else.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    opts: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// How many of these minions are connected and authenticated now.
+    pub sessions_up: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        let opts = Arc::new(config.as_map().clone());
+        Shared { config: Arc::new(config), registry: Arc::new(registry()), opts, sessions_up: Arc::default() }
+    }
+
+    /// The grains the config sets (`grains:`), which override collected ones.
+    pub fn configured_grains(&self) -> serde_json::Map<String, serde_json::Value> {
+        match self.config.get("grains") {
+            Some(serde_json::Value::Object(g)) => g.clone(),
+            _ => serde_json::Map::new(),
+        }
+    }
 }
 
 impl Minion {
-    pub fn new(config: Config) -> anyhow::Result<Minion> {
+    pub fn new(mut config: Config) -> anyhow::Result<Minion> {
         let id = minion_id(&config)?;
+        // Jobs see the id in their options, as in Salt, guessed or not.
+        config.set("id", id.clone().into());
         let pki_dir = config.path("pki_dir").context("pki_dir is not set")?;
+        let cachedir = config.path("cachedir").context("cachedir is not set")?;
+        let shared = Shared::new(config);
+        let grains = Arc::new(salt_modules::grains::collect(&id, &shared.configured_grains()));
+        Minion::open(&shared, id, pki_dir, cachedir, grains)
+    }
+
+    /// A minion `id` with its key in `pki_dir` (made there the first time) and its jobs, outbox
+    /// and spools in `cachedir`.
+    pub fn open(
+        shared: &Shared,
+        id: String,
+        pki_dir: PathBuf,
+        cachedir: PathBuf,
+        grains: Arc<serde_json::Map<String, serde_json::Value>>,
+    ) -> anyhow::Result<Minion> {
+        let config = &shared.config;
         let key = salt_pki::KeyPair::load_or_generate(&pki_dir, "minion")
             .with_context(|| format!("cannot load or create the minion key in {}", pki_dir.display()))?;
-        let configured = match config.get("grains") {
-            Some(serde_json::Value::Object(g)) => g.clone(),
-            _ => serde_json::Map::new(),
-        };
-        let grains = Arc::new(salt_modules::grains::collect(&id, &configured));
         let jobs = Arc::new(jobs::JobTable::new(config.u64("minion_jid_queue_hwm").unwrap_or(100) as usize));
-        let registry = registry();
-        let cachedir = config.path("cachedir").context("cachedir is not set")?;
         // Job data (proc files, the outbox, spools) is owner-only; tighten what was left readable.
         match salt_proto::private::tighten_tree(&cachedir) {
             Ok(0) => {}
@@ -72,24 +115,40 @@ impl Minion {
             }
             Err(_) => None,
         };
-        let opts = Arc::new(config.as_map().clone());
         let outbox_dir = cachedir.join("outbox");
         let outbox = outbox::Outbox::open(&outbox_dir).with_context(|| format!("cannot open the outbox in {}", outbox_dir.display()))?;
         Ok(Minion {
-            opts: opts.clone(),
-            config,
+            config: config.clone(),
+            opts: shared.opts.clone(),
+            returners: returners::MinionReturners::new(shared.opts.clone(), cachedir.clone()),
             id,
             key,
             pki_dir,
-            registry: Arc::new(registry),
+            cachedir,
+            registry: shared.registry.clone(),
             grains,
             jobs,
             outbox,
             proc_dir,
             multiprocessing,
             job_exe,
-            returners: returners::MinionReturners::new(opts.clone(), cachedir),
+            sessions_up: shared.sessions_up.clone(),
         })
+    }
+
+    /// The options a job sees: the config's, with this minion's id and directories. Copied
+    /// only where they differ from the config's (the minions of a swarm share one config).
+    pub fn opts(&self) -> Arc<serde_json::Map<String, serde_json::Value>> {
+        let own =
+            [("id", self.id.clone()), ("pki_dir", self.pki_dir.display().to_string()), ("cachedir", self.cachedir.display().to_string())];
+        if own.iter().all(|(k, v)| self.opts.get(*k).and_then(serde_json::Value::as_str) == Some(v.as_str())) {
+            return self.opts.clone();
+        }
+        let mut opts = (*self.opts).clone();
+        for (k, v) in own {
+            opts.insert(k.into(), v.into());
+        }
+        Arc::new(opts)
     }
 }
 

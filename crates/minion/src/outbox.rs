@@ -27,6 +27,8 @@ pub struct Outbox {
     /// When the master last acknowledged a return, or the last resend (None: not yet).
     last_progress: Mutex<Option<Instant>>,
     ready: Notify,
+    /// Woken when a sent return starts waiting for its acknowledgement.
+    awaiting_ack: Notify,
     /// Where returns wait on disk until acknowledged; None keeps them in memory only.
     dir: Option<PathBuf>,
 }
@@ -112,8 +114,24 @@ impl Outbox {
         if unacked.is_empty() {
             // The wait for an acknowledgement starts now, not at the last one long ago.
             *self.last_progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            self.awaiting_ack.notify_waiters();
         }
         unacked.push(ret);
+    }
+
+    /// Waits until some sent return waits for its acknowledgement: an idle minion needs no
+    /// timer (a swarm of 50,000 would otherwise wake thousands of times a second for nothing).
+    pub async fn until_awaiting_ack(&self) {
+        loop {
+            let notified = self.awaiting_ack.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a return sent in between is not missed.
+            notified.as_mut().enable();
+            if !self.unacked.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The master has the return for `jid`.

@@ -21,7 +21,7 @@ pub const SALT_CODENAME: &str = "Argon";
 /// This implementation's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Version of our wire protocol; a peer speaking another one is refused with a clear error.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// `salt 3008.4 (Argon)`-style version line, with our own version after it.
 pub fn version_line(program: &str) -> String {

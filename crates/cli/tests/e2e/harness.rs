@@ -18,6 +18,7 @@ pub fn bin(name: &str) -> PathBuf {
         "salt-call" => env!("CARGO_BIN_EXE_salt-call"),
         "salt-run" => env!("CARGO_BIN_EXE_salt-run"),
         "salt-returner-schema" => env!("CARGO_BIN_EXE_salt-returner-schema"),
+        "salt-swarm" => env!("CARGO_BIN_EXE_salt-swarm"),
         other => panic!("unknown program {other}"),
     };
     PathBuf::from(var)
@@ -126,10 +127,32 @@ impl Cluster {
     }
 
     pub fn start_master(&mut self) {
+        self.start_master_in(Command::new(bin("salt-master")));
+    }
+
+    /// Starts the master with at most `limit` open files (soft and hard), as a host with a
+    /// low descriptor limit would.
+    pub fn start_master_with_open_files(&mut self, limit: u64) {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(bin("salt-master"));
+        // SAFETY: only setrlimit, async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.start_master_in(cmd);
+    }
+
+    fn start_master_in(&mut self, mut cmd: Command) {
         // A master killed with SIGKILL leaves its socket; wait for the new one, not that.
         let sock = self.root().join("var/run/salt/master/master.sock");
         let _ = std::fs::remove_file(&sock);
-        let child = Command::new(bin("salt-master"))
+        let child = cmd
             .env(CLUSTER_TAG, &self.tag)
             .arg("-c")
             .arg(self.etc())
@@ -145,6 +168,42 @@ impl Cluster {
 
     pub fn stop_master(&mut self) {
         self.master = None;
+    }
+
+    /// Starts `salt-swarm` with `args` after `-c <its config dir>`, its minions dialling this
+    /// master, their files under `<dir>/root-swarm`. Its standard output goes to
+    /// [`Cluster::swarm_stdout`].
+    pub fn start_swarm(&self, args: &[&str]) -> Daemon {
+        let etc = self.dir.path().join("etc-swarm");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("minion"),
+            format!(
+                "master: 127.0.0.1\nmaster_port: {}\nroot_dir: {}\nacceptance_wait_time: 1\nrecon_default: 200\nrecon_max: 1000\nlog_level_logfile: info\n",
+                self.port,
+                self.dir.path().join("root-swarm").display()
+            ),
+        )
+        .unwrap();
+        let out = std::fs::File::create(self.dir.path().join("swarm.out")).unwrap();
+        let child = Command::new(bin("salt-swarm"))
+            .env(CLUSTER_TAG, &self.tag)
+            .arg("-c")
+            .arg(&etc)
+            .args(args)
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Daemon(child)
+    }
+
+    pub fn swarm_stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("swarm.out")).unwrap_or_default()
+    }
+
+    pub fn swarm_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("root-swarm/var/log/salt/minion")).unwrap_or_default()
     }
 
     /// The config dir of minion `id`.

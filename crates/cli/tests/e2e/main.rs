@@ -14,3 +14,4 @@ mod runners;
 mod security;
 mod store_servers;
 mod stores;
+mod swarm;

@@ -122,12 +122,12 @@ async fn minion_drops_replayed_expired_forged_and_misaddressed_publishes() {
     assert!(matches!(grains, MinionMessage::Grains(ref g) if g.get("id").is_some()), "{grains:?}");
 
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    let publish = |jid: &str, minion: &str, expires_at_ms: u64| Publish {
+    // The target is the minion's own check: one signed publish goes to every minion it targets.
+    let publish = |jid: &str, tgt: &str, expires_at_ms: u64| Publish {
         jid: jid.into(),
-        minion: minion.into(),
         fun: "test.ping".into(),
         arg: vec![],
-        tgt: "*".into(),
+        tgt: tgt.into(),
         tgt_type: "glob".into(),
         ret: String::new(),
         user: "root".into(),
@@ -139,7 +139,7 @@ async fn minion_drops_replayed_expired_forged_and_misaddressed_publishes() {
         let signature = master_key.sign(&payload);
         MasterMessage::Publish(SignedPublish { payload, signature })
     };
-    let good = sign(&publish("20261125000000000001", "m1", now_ms + 60_000));
+    let good = sign(&publish("20261125000000000001", "m*", now_ms + 60_000));
     write_frame(&mut tls, &good, 1 << 20).await.unwrap();
     write_frame(&mut tls, &good, 1 << 20).await.unwrap(); // replay
     write_frame(&mut tls, &sign(&publish("20261125000000000002", "m1", now_ms - 1_000)), 1 << 20).await.unwrap();
@@ -164,7 +164,7 @@ async fn minion_drops_replayed_expired_forged_and_misaddressed_publishes() {
     // Nothing else arrives.
     assert!(tokio::time::timeout(Duration::from_millis(500), read_frame::<MinionMessage, _>(&mut tls, 1 << 20)).await.is_err());
     let log = std::fs::read_to_string(dir.path().join("root/var/log/salt/minion")).unwrap();
-    for needle in ["already received", "expired", "not to this minion", "bad signature"] {
+    for needle in ["already received", "expired", "targets glob \"other\", which is not this minion", "bad signature"] {
         assert!(log.contains(needle), "{needle} missing from the log:\n{log}");
     }
 }

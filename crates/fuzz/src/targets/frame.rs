@@ -100,7 +100,6 @@ fn sample_publish() -> Publish {
     kwargs.insert("metadata".into(), json!({"k": [1, 2.5, null]}));
     Publish {
         jid: "20261125003800067893".into(),
-        minion: "web1".into(),
         fun: "cmd.run".into(),
         arg: vec![json!("ls /"), json!({"__kwarg__": true, "cwd": "/tmp"})],
         tgt: json!("G@os:Debian and L@a,b or E@web\\d+"),
@@ -146,6 +145,7 @@ fn seeds() -> Vec<Vec<u8>> {
         framed(&MasterMessage::Rejected { reason: "rejected".into() }),
         framed(&MasterMessage::Denied { reason: "another key".into() }),
         framed(&MasterMessage::Refused { reason: "bad hello".into() }),
+        framed(&MasterMessage::Busy { reason: "full".into(), retry_secs: 60 }),
         framed(&MasterMessage::Publish(signed)),
         framed(&MasterMessage::Ack { jid: "20261125003800067893".into() }),
         framed(&ClientRequest::Publish(PublishRequest {

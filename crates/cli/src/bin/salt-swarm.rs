@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(saltrs::swarm::main(std::env::args().collect()));
+}
