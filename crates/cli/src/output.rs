@@ -32,7 +32,11 @@ pub struct OutputFlags {
 pub struct Printer {
     flags: OutputFlags,
     chosen: Option<Outputter>,
-    file_started: bool,
+    /// `--out-file`, opened at the first write and kept: a job's returns are printed one by
+    /// one, 50,000 of them at times.
+    file: Option<std::fs::File>,
+    /// Whether stdout is a terminal, asked once.
+    tty: bool,
 }
 
 impl Printer {
@@ -41,7 +45,8 @@ impl Printer {
             Some(name) => Some(name.parse::<Outputter>().map_err(|e| e.to_string())?),
             None => None,
         };
-        Ok(Printer { flags, chosen, file_started: false })
+        let tty = flags.out_file.is_none() && is_stdout_tty();
+        Ok(Printer { flags, chosen, file: None, tty })
     }
 
     /// The outputter: `--out` if given, else the return's own `out`, else `fallback`.
@@ -50,9 +55,8 @@ impl Printer {
     }
 
     pub fn options(&self) -> OutputOptions {
-        let tty = self.flags.out_file.is_none() && is_stdout_tty();
         OutputOptions {
-            color: salt_output::should_color(self.flags.force_color, self.flags.no_color, tty),
+            color: salt_output::should_color(self.flags.force_color, self.flags.no_color, self.tty),
             indent: OutputIndent::from(self.flags.out_indent),
             ..Default::default()
         }
@@ -67,14 +71,20 @@ impl Printer {
     pub fn write(&mut self, text: &str) {
         match &self.flags.out_file {
             Some(path) => {
-                let append = self.flags.out_file_append || self.file_started;
-                self.file_started = true;
-                let file = std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path);
-                match file {
-                    Ok(mut f) => {
-                        let _ = f.write_all(text.as_bytes());
+                if self.file.is_none() {
+                    let append = self.flags.out_file_append;
+                    match std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path) {
+                        Ok(f) => self.file = Some(f),
+                        Err(e) => {
+                            eprintln!("ERROR: cannot write to {}: {e}", path.display());
+                            return;
+                        }
                     }
-                    Err(e) => eprintln!("ERROR: cannot write to {}: {e}", path.display()),
+                }
+                if let Some(f) = &mut self.file {
+                    if let Err(e) = f.write_all(text.as_bytes()) {
+                        eprintln!("ERROR: cannot write to {}: {e}", path.display());
+                    }
                 }
             }
             None => {

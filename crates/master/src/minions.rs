@@ -26,6 +26,8 @@ const MAX_UNAUTHENTICATED: usize = 256;
 
 /// Publishes queued for one minion before it counts as unreachable.
 const OUTBOX: usize = 1024;
+/// How long a pending minion waits before asking again (Salt's acceptance_wait_time).
+const PENDING_RETRY_SECS: u64 = 10;
 /// Descriptors kept for everything but minion connections: listeners, CLI sessions, the
 /// stores' connections, spool, journal and log files.
 const DESCRIPTORS_KEPT: u64 = 512;
@@ -45,8 +47,6 @@ pub(crate) enum Outgoing {
     Message(MasterMessage),
     Shared(Arc<[u8]>),
 }
-/// How long a pending minion waits before asking again (Salt's acceptance_wait_time).
-const PENDING_RETRY_SECS: u64 = 10;
 
 pub async fn bind(master: &Master) -> anyhow::Result<TcpListener> {
     let cfg = master.config();

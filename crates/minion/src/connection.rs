@@ -123,7 +123,7 @@ async fn connect_once(minion: &Arc<Minion>, backoff: &mut Backoff) -> Ended {
         Ok(Ok(MasterMessage::Busy { reason, retry_secs })) => {
             // Spread over half to one and a half times the wait, so a swarm turned away does
             // not come back at one instant.
-            let millis = retry_secs.max(1) * 1000;
+            let millis = retry_secs.clamp(1, 3600) * 1000;
             let wait = Duration::from_millis(rand::rng().random_range(millis / 2..=millis * 3 / 2));
             return Ended::Full { reason, wait };
         }

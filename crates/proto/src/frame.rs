@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
 /// master's answer to it. Small, so that a peer with a throwaway key costs the master little.
 pub const PRE_AUTH_MAX_FRAME: usize = 4 * 1024;
 
+/// Frames up to this size are copied behind their length and written in one go.
+const COPIED_FRAME_MAX: usize = 64 * 1024;
+
 #[derive(Debug, Error)]
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the limit of {max} bytes (max_frame_bytes)")]
@@ -75,10 +78,38 @@ pub async fn write_frame_bytes<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u
     if bytes.len() > max {
         return Err(FrameError::TooLarge { len: bytes.len(), max });
     }
-    // Written in two parts rather than copied into one buffer: a frame may be 64 MiB.
-    writer.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
-    writer.write_all(bytes).await?;
+    let len = (bytes.len() as u32).to_be_bytes();
+    if bytes.len() <= COPIED_FRAME_MAX {
+        // One write: over TLS, one record and one system call rather than two, which counts
+        // when a publish goes to 50,000 minions.
+        let mut framed = Vec::with_capacity(4 + bytes.len());
+        framed.extend_from_slice(&len);
+        framed.extend_from_slice(bytes);
+        writer.write_all(&framed).await?;
+    } else {
+        // Written in two parts rather than copied: a frame may be 64 MiB.
+        writer.write_all(&len).await?;
+        writer.write_all(bytes).await?;
+    }
     writer.flush().await?;
+    Ok(())
+}
+
+/// Appends `msg` as one frame (length, then msgpack) to `buf`, so that many small frames go
+/// out in one write.
+pub fn append_frame<T: Serialize + ?Sized>(buf: &mut Vec<u8>, msg: &T, max: usize) -> Result<(), FrameError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    if let Err(e) = rmp_serde::encode::write_named(buf, msg) {
+        buf.truncate(start);
+        return Err(FrameError::Encode(e.to_string()));
+    }
+    let len = buf.len() - start - 4;
+    if len > max {
+        buf.truncate(start);
+        return Err(FrameError::TooLarge { len, max });
+    }
+    buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
 }
 
@@ -117,6 +148,17 @@ mod tests {
         announced_big.extend_from_slice(&[0u8; 10]);
         let err = read_frame_bytes(&mut announced_big.as_slice(), 2 << 20).await.unwrap_err();
         assert!(matches!(err, FrameError::Closed));
+
+        // Frames appended to one buffer read back one by one; one too large leaves nothing.
+        let mut many = Vec::new();
+        append_frame(&mut many, &serde_json::json!("one"), 64).unwrap();
+        append_frame(&mut many, &serde_json::json!([2]), 64).unwrap();
+        let err = append_frame(&mut many, &"x".repeat(100), 64).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { len: 102, max: 64 }), "{err}");
+        let mut reader = many.as_slice();
+        assert_eq!(read_frame::<serde_json::Value, _>(&mut reader, 64).await.unwrap(), serde_json::json!("one"));
+        assert_eq!(read_frame::<serde_json::Value, _>(&mut reader, 64).await.unwrap(), serde_json::json!([2]));
+        assert!(matches!(read_frame::<serde_json::Value, _>(&mut reader, 64).await, Err(FrameError::Closed)));
 
         let garbage = [0, 0, 0, 3, 0xc1, 0xc1, 0xc1];
         let err = read_frame::<serde_json::Value, _>(&mut garbage.as_slice(), 100).await.unwrap_err();
