@@ -92,6 +92,20 @@ pub(crate) struct Run {
     pub static_output: bool,
 }
 
+/// How many minions `request`'s target matches (for `batch_safe_limit`): the master resolves it
+/// as for a batch, which sends nothing; the batch is dropped with the connection. `None` if the
+/// master cannot say (the publish that follows reports why).
+pub(crate) async fn count_targets(request: PublishRequest, config: &Config) -> Option<usize> {
+    let mut stream = UnixStream::connect(salt_master::control_socket_path(config)).await.ok()?;
+    let max = salt_proto::frame::DEFAULT_MAX_FRAME;
+    write_frame(&mut stream, &ClientRequest::Batch(request), max).await.ok()?;
+    match read_frame::<ClientReply, _>(&mut stream, max).await.ok()? {
+        ClientReply::Published { minions, .. } => Some(minions.len()),
+        ClientReply::NoMinions { .. } => Some(0),
+        _ => None,
+    }
+}
+
 /// Which minion goes next: Salt's slot accounting. `size` places; a minion holds one from the
 /// moment its slice is sent until it returns or is given up on, and with `--batch-wait` the
 /// place stays empty that much longer.

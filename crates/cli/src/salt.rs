@@ -74,6 +74,12 @@ struct Flags {
     /// Seconds to wait after a minion of a batch returns before its place is given to the next.
     #[arg(long = "batch-wait", default_value_t = 0.0)]
     batch_wait: f64,
+    /// Run the job as a batch if it targets at least this many minions (`batch_safe_limit`).
+    #[arg(long = "batch-safe-limit")]
+    batch_safe_limit: Option<u64>,
+    /// The batch size for a job that --batch-safe-limit turns into a batch (`batch_safe_size`, 8).
+    #[arg(long = "batch-safe-size")]
+    batch_safe_size: Option<String>,
     /// Returners the minions hand their results to (comma-separated).
     #[arg(long = "return")]
     returner: Option<String>,
@@ -135,8 +141,13 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    if let Some(size) = &flags.batch {
-        let batch = match crate::batch::Options::new(size, flags.batch_wait, flags.run_async) {
+    let batch_size = match &flags.batch {
+        Some(size) => Some(size.clone()),
+        None if flags.run_async => None,
+        None => runtime.block_on(safe_limit_batch(&flags, &config)),
+    };
+    if let Some(size) = batch_size {
+        let batch = match crate::batch::Options::new(&size, flags.batch_wait, flags.run_async) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("{e}");
@@ -155,6 +166,25 @@ pub fn main(argv: Vec<String>) -> i32 {
         return runtime.block_on(crate::batch::run(request, options, &config, printer));
     }
     runtime.block_on(run(flags, config, printer))
+}
+
+/// Salt's `batch_safe_limit`: a job that would reach at least that many minions runs as a batch
+/// of `batch_safe_size` instead, and says so. Returns that size, if so.
+async fn safe_limit_batch(flags: &Flags, config: &Config) -> Option<String> {
+    let limit = flags.batch_safe_limit.or_else(|| config.u64("batch_safe_limit")).unwrap_or(0);
+    if limit <= 1 {
+        return None;
+    }
+    let targets = crate::batch::count_targets(build_request(flags).ok()?, config).await?;
+    if (targets as u64) < limit {
+        return None;
+    }
+    println!("\nNOTICE: Too many minions targeted, switching to batch execution.");
+    let size = flags
+        .batch_safe_size
+        .clone()
+        .or_else(|| config.get("batch_safe_size").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+    Some(size.unwrap_or_else(|| "8".into()))
 }
 
 /// `timeout` and `gather_job_timeout`: the flags, else the config, else Salt's defaults.

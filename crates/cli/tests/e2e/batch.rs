@@ -105,6 +105,19 @@ fn batches_share_one_jid_and_the_job_cache_lists_every_slice() {
     let all: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
     assert_eq!(all, serde_json::json!({"m1": true, "m2": true, "m3": true, "m4": true, "m5": true}));
 
+    // batch_safe_limit: a job reaching that many minions runs as a batch of batch_safe_size.
+    let r = c.salt(&["--batch-safe-limit", "5", "--batch-safe-size", "2", "*", "test.ping"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("\nNOTICE: Too many minions targeted, switching to batch execution.\n\nExecuting run on ['m1', 'm2']\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(slices(&r.stdout).concat(), FIVE);
+    let r = c.salt(&["--batch-safe-limit", "6", "*", "test.ping"]);
+    assert_eq!((r.code, slices(&r.stdout).len()), (0, 0), "under the limit, a plain publish: {}", r.stdout);
+    assert!(FIVE.iter().all(|id| r.stdout.contains(&format!("{id}:\n    True\n"))) && !r.stdout.contains("jid:"), "{}", r.stdout);
+
     // Bad sizes and empty targets, as Salt says them.
     let r = c.salt(&["-b", "x", "*", "test.ping"]);
     assert_eq!(r.code, 2);
