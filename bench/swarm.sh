@@ -24,17 +24,22 @@ IDLE_SECS=${IDLE_SECS:-10}
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-2}
 MYSQL_N=${MYSQL_N:-}
-BIN=$PWD/target/release
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+BIN=$TARGET/release
 for p in salt salt-master salt-key salt-run salt-swarm; do
   if [ ! -x "$BIN/$p" ]; then
     log "building release binaries"
-    CARGO_TARGET_DIR=$PWD/target cargo build --release -p saltrs --bins
+    CARGO_TARGET_DIR=$TARGET cargo build --release -p saltrs --bins
     break
   fi
 done
 ensure_hyperfine
 
 WORK=$(mktemp -d /tmp/bench-swarm.XXXXXX)
+# The swarm's minions keep their keys, outboxes and proc files in memory (tmpfs): a fleet has a
+# disk per minion, and one disk taking every minion's fsync in a row would measure that disk,
+# not the master. The master's own files (keys, job cache, spool) stay on the disk.
+SHM=$(mktemp -d /dev/shm/bench-swarm.XXXXXX)
 ROWS=$WORK/rows MEM_ROWS=$WORK/mem_rows
 OUT=$WORK/report
 : > "$ROWS"; : > "$MEM_ROWS"; : > "$OUT"
@@ -49,7 +54,7 @@ stop_pid() {
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  rm -rf "$WORK"
+  rm -rf "$WORK" "$SHM"
 }
 trap cleanup EXIT
 
@@ -90,7 +95,7 @@ log_level_logfile: info
 ${MASTER_EXTRA:-}
 CONF
   cat > "$dir/etc-swarm/minion" <<CONF
-root_dir: $dir/swarm
+root_dir: $SHM/n$n
 master: 127.0.0.1
 master_port: $port
 acceptance_wait_time: 2
@@ -179,7 +184,7 @@ mysql.db: $db"
   # Reuses run_size's start-up by hand: master, swarm, keys.
   mkdir -p "$dir/etc" "$dir/etc-swarm"; port=$(free_port)
   printf 'root_dir: %s\ninterface: 127.0.0.1\nret_port: %s\n%s\n' "$dir/root" "$port" "$MASTER_EXTRA" > "$dir/etc/master"
-  printf 'root_dir: %s\nmaster: 127.0.0.1\nmaster_port: %s\nacceptance_wait_time: 2\n' "$dir/swarm" "$port" > "$dir/etc-swarm/minion"
+  printf 'root_dir: %s\nmaster: 127.0.0.1\nmaster_port: %s\nacceptance_wait_time: 2\n' "$SHM/mysql" "$port" > "$dir/etc-swarm/minion"
   start_master "$dir"
   "$BIN/salt-swarm" -c "$dir/etc-swarm" -m "$n" -l quiet >"$dir/swarm.out" 2>&1 &
   SWARM_PID=$!; PIDS+=("$SWARM_PID")

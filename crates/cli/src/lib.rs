@@ -2,6 +2,7 @@
 //! libraries. `src/bin/*` are one-line wrappers around these modules so that tests and the
 //! binaries share one code path.
 
+mod batch;
 pub mod call;
 mod common;
 pub mod daemon;

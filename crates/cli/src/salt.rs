@@ -67,6 +67,19 @@ struct Flags {
     /// Print all returns at once, when every minion has answered.
     #[arg(short = 's', long = "static")]
     static_output: bool,
+    /// Run on this many minions at a time (`-b 10`), or this share of the targets (`-b 25%`),
+    /// all under one jid.
+    #[arg(short = 'b', long = "batch-size", visible_alias = "batch")]
+    batch: Option<String>,
+    /// Seconds to wait after a minion of a batch returns before its place is given to the next.
+    #[arg(long = "batch-wait", default_value_t = 0.0)]
+    batch_wait: f64,
+    /// Run the job as a batch if it targets at least this many minions (`batch_safe_limit`).
+    #[arg(long = "batch-safe-limit")]
+    batch_safe_limit: Option<u64>,
+    /// The batch size for a job that --batch-safe-limit turns into a batch (`batch_safe_size`, 8).
+    #[arg(long = "batch-safe-size")]
+    batch_safe_size: Option<String>,
     /// Returners the minions hand their results to (comma-separated).
     #[arg(long = "return")]
     returner: Option<String>,
@@ -93,9 +106,9 @@ struct Flags {
 }
 
 /// Salt's texts.
-const NO_MINIONS: &str = "No minions matched the target. No command was sent, no jid was assigned.";
+pub(crate) const NO_MINIONS: &str = "No minions matched the target. No command was sent, no jid was assigned.";
 const NOT_CONNECTED: &str = "Minion did not return. [Not connected]";
-const MASTER_DOWN: &str = "Failed to connect to the Master, is the Salt Master running?";
+pub(crate) const MASTER_DOWN: &str = "Failed to connect to the Master, is the Salt Master running?";
 
 fn no_response(jid: &str) -> String {
     format!("Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
@@ -103,7 +116,7 @@ fn no_response(jid: &str) -> String {
 
 /// What Salt 3008 prints on Ctrl-C during the wait (`salt/scripts.py` `_handle_signals`): the
 /// notice first, then the jid and the hint.
-fn ctrl_c_text(jid: &str) -> String {
+pub(crate) fn ctrl_c_text(jid: &str) -> String {
     format!("\nExiting gracefully on Ctrl-c\nThis job's jid is: {jid}\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}")
 }
 
@@ -128,7 +141,57 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let batch_size = match &flags.batch {
+        Some(size) => Some(size.clone()),
+        None if flags.run_async => None,
+        None => runtime.block_on(safe_limit_batch(&flags, &config)),
+    };
+    if let Some(size) = batch_size {
+        let batch = match crate::batch::Options::new(&size, flags.batch_wait, flags.run_async) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        };
+        let request = match build_request(&flags) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("salt: error: {e}");
+                return 2;
+            }
+        };
+        let (timeout, gather) = waits(&flags, &config);
+        let options = crate::batch::Run { batch, timeout, gather, static_output: flags.static_output };
+        return runtime.block_on(crate::batch::run(request, options, &config, printer));
+    }
     runtime.block_on(run(flags, config, printer))
+}
+
+/// Salt's `batch_safe_limit`: a job that would reach at least that many minions runs as a batch
+/// of `batch_safe_size` instead, and says so. Returns that size, if so.
+async fn safe_limit_batch(flags: &Flags, config: &Config) -> Option<String> {
+    let limit = flags.batch_safe_limit.or_else(|| config.u64("batch_safe_limit")).unwrap_or(0);
+    if limit <= 1 {
+        return None;
+    }
+    let targets = crate::batch::count_targets(build_request(flags).ok()?, config).await?;
+    if (targets as u64) < limit {
+        return None;
+    }
+    println!("\nNOTICE: Too many minions targeted, switching to batch execution.");
+    let size = flags
+        .batch_safe_size
+        .clone()
+        .or_else(|| config.get("batch_safe_size").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+    Some(size.unwrap_or_else(|| "8".into()))
+}
+
+/// `timeout` and `gather_job_timeout`: the flags, else the config, else Salt's defaults.
+fn waits(flags: &Flags, config: &Config) -> (Duration, Duration) {
+    let timeout = Duration::from_secs(flags.timeout.or_else(|| config.u64("timeout")).unwrap_or(5));
+    let gather = Duration::from_secs(flags.gather_job_timeout.or_else(|| config.u64("gather_job_timeout")).unwrap_or(10));
+    (timeout, gather)
 }
 
 fn build_request(flags: &Flags) -> Result<PublishRequest, String> {
@@ -171,10 +234,10 @@ fn build_request(flags: &Flags) -> Result<PublishRequest, String> {
 }
 
 /// One return as the CLI shows it.
-struct Shown {
-    ret: Value,
-    retcode: i64,
-    out: Option<String>,
+pub(crate) struct Shown {
+    pub ret: Value,
+    pub retcode: i64,
+    pub out: Option<String>,
 }
 
 async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
@@ -240,8 +303,7 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
         printer.write(&format!("jid: {jid}\n"));
     }
 
-    let timeout = Duration::from_secs(flags.timeout.or_else(|| config.u64("timeout")).unwrap_or(5));
-    let gather = Duration::from_secs(flags.gather_job_timeout.or_else(|| config.u64("gather_job_timeout")).unwrap_or(10));
+    let (timeout, gather) = waits(&flags, &config);
     let show_missing = flags.verbose || !flags.hide_timeout;
 
     // Frames are read by a task of their own: a read cut off by the select below (the progress
@@ -334,7 +396,7 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
 }
 
 /// Resolves at the next SIGINT; never, if the handler could not be installed.
-async fn interrupted(signal: &mut Option<tokio::signal::unix::Signal>) {
+pub(crate) async fn interrupted(signal: &mut Option<tokio::signal::unix::Signal>) {
     match signal {
         Some(s) => {
             s.recv().await;
@@ -343,7 +405,7 @@ async fn interrupted(signal: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-async fn send(writer: &mut OwnedWriteHalf, req: PublishRequest) -> Result<(), ()> {
+pub(crate) async fn send(writer: &mut OwnedWriteHalf, req: PublishRequest) -> Result<(), ()> {
     write_frame(writer, &ClientRequest::Publish(req), salt_proto::frame::DEFAULT_MAX_FRAME).await.map_err(|_| ())
 }
 
@@ -356,7 +418,7 @@ fn print_one(printer: &mut Printer, id: &str, shown: &Shown) {
 
 /// "returned / expected" on the terminal while a wait lasts more than a second; never when
 /// stdout or stderr is not a terminal.
-struct Progress {
+pub(crate) struct Progress {
     expected: usize,
     started: Instant,
     enabled: bool,
@@ -364,20 +426,20 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(expected: usize) -> Progress {
+    pub(crate) fn new(expected: usize) -> Progress {
         // SAFETY: isatty has no preconditions.
         let enabled = unsafe { libc::isatty(1) == 1 && libc::isatty(2) == 1 };
         Progress { expected, started: Instant::now(), enabled, shown: false }
     }
 
-    fn show(&mut self, returned: usize) {
+    pub(crate) fn show(&mut self, returned: usize) {
         if self.enabled && self.started.elapsed() >= Duration::from_secs(1) {
             eprint!("\r\x1b[K[{returned}/{} minions returned, {}s]", self.expected, self.started.elapsed().as_secs());
             self.shown = true;
         }
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if self.shown {
             eprint!("\r\x1b[K");
             self.shown = false;
@@ -386,7 +448,7 @@ impl Progress {
 }
 
 /// Salt's CLI wait, as a state machine driven by events and deadlines.
-struct Wait {
+pub(crate) struct Wait {
     jid: String,
     /// Connected targets that have not returned yet.
     pending: BTreeSet<String>,
@@ -408,7 +470,10 @@ struct Poll {
 
 /// Reads the master's replies into a channel until the connection ends (its error is the last
 /// item), so that waiting for the next one is cancel-safe.
-fn read_frames(mut reader: tokio::net::unix::OwnedReadHalf, max: usize) -> tokio::sync::mpsc::Receiver<Result<ClientReply, FrameError>> {
+pub(crate) fn read_frames(
+    mut reader: tokio::net::unix::OwnedReadHalf,
+    max: usize,
+) -> tokio::sync::mpsc::Receiver<Result<ClientReply, FrameError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -423,7 +488,7 @@ fn read_frames(mut reader: tokio::net::unix::OwnedReadHalf, max: usize) -> tokio
 }
 
 impl Wait {
-    fn new(jid: &str, minions: &[String], not_connected: &[String], timeout: Duration, gather: Duration) -> Wait {
+    pub(crate) fn new(jid: &str, minions: &[String], not_connected: &[String], timeout: Duration, gather: Duration) -> Wait {
         let not_connected: BTreeSet<String> = not_connected.iter().cloned().collect();
         let pending = minions.iter().filter(|m| !not_connected.contains(*m)).cloned().collect();
         Wait {
@@ -438,11 +503,11 @@ impl Wait {
         }
     }
 
-    fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.pending.is_empty()
     }
 
-    fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
@@ -450,22 +515,31 @@ impl Wait {
         self.not_connected.contains(id)
     }
 
+    /// The master said these had no connection when the job was sent: no return will come.
+    pub(crate) fn mark_not_connected(&mut self, ids: &[String]) {
+        for id in ids {
+            if self.pending.remove(id) {
+                self.not_connected.insert(id.clone());
+            }
+        }
+    }
+
     /// Minions that never returned, in id order.
-    fn missing(&self) -> Vec<String> {
+    pub(crate) fn missing(&self) -> Vec<String> {
         let mut all: Vec<String> = self.not_connected.iter().chain(self.given_up.iter()).chain(self.pending.iter()).cloned().collect();
         all.sort();
         all.dedup();
         all
     }
 
-    fn on_poll_published(&mut self, poll_jid: String) {
+    pub(crate) fn on_poll_published(&mut self, poll_jid: String) {
         if let Some(p) = &mut self.poll {
             p.jid = Some(poll_jid);
         }
     }
 
     /// A return for our job is shown; a find_job answer updates who is still running.
-    fn on_event(&mut self, tag: &str, data: Value) -> Option<(String, Shown)> {
+    pub(crate) fn on_event(&mut self, tag: &str, data: Value) -> Option<(String, Shown)> {
         let mut parts = tag.splitn(5, '/');
         let (Some("salt"), Some("job"), Some(jid), Some("ret"), Some(id)) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -493,7 +567,7 @@ impl Wait {
     }
 
     /// Called when the deadline passes: returns the minions to ask `find_job`, if any.
-    fn on_deadline(&mut self) -> Option<Vec<String>> {
+    pub(crate) fn on_deadline(&mut self) -> Option<Vec<String>> {
         match self.poll.take() {
             None => {
                 // `timeout` passed: ask the silent ones whether they are still at it.

@@ -2,6 +2,7 @@
 //! master. The socket is never exposed on the network; who may do what is decided per request
 //! from the kernel's peer credentials ([`crate::acl`]).
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::acl::Caller;
 use crate::fds::{is_out_of_descriptors, Reserve};
 use crate::limits::PerKeyLimit;
-use crate::publish::{publish, NotPublished, EVENT_QUEUE};
+use crate::publish::{publish, start_batch, Batch, NotPublished, EVENT_QUEUE};
 use crate::{control_socket_path, Master};
 
 pub fn bind(master: &Master) -> anyhow::Result<UnixListener> {
@@ -87,6 +88,8 @@ pub async fn serve(master: Arc<Master>, listener: UnixListener) {
 const MAX_SESSIONS_PER_USER: usize = 16;
 /// Replies written to a client in one go, at most.
 const REPLIES_PER_WRITE: usize = 256;
+/// Batch jobs one connection may hold open (`salt -b` runs one).
+const MAX_BATCHES_PER_SESSION: usize = 16;
 /// The largest request a `publisher_acl` user may send (root and the master's user may send
 /// up to `max_frame_bytes`; anyone else, only a request small enough to be refused politely).
 const ACL_USER_MAX_FRAME: usize = 1024 * 1024;
@@ -112,6 +115,8 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
     // client goes: a forwarder waiting for events of a job that sends no more would otherwise
     // hold the connection, its task and its bus subscription for ever.
     let mut tasks = tokio::task::JoinSet::new();
+    // The batch jobs this connection started, by jid: only they may get more slices.
+    let mut batches: HashMap<String, Batch> = HashMap::new();
     let mut write_task = tokio::spawn(async move {
         // What is queued goes out in one write: 50,000 returns are not 50,000 system calls.
         let mut queued = Vec::with_capacity(REPLIES_PER_WRITE);
@@ -154,14 +159,46 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
                     tasks.spawn(forward(p.events, tx.clone(), |_| true));
                 }
                 Err(e) => {
-                    let reply = match e {
-                        NotPublished::NoMinions(error) => ClientReply::NoMinions { error },
-                        NotPublished::Refused(reason) => ClientReply::Refused { reason },
-                        NotPublished::Invalid(message) => ClientReply::Error { message },
-                    };
-                    let _ = tx.send(reply).await;
+                    let _ = tx.send(not_published(e)).await;
                 }
             },
+            ClientRequest::Batch(req) => {
+                if batches.len() >= MAX_BATCHES_PER_SESSION {
+                    let message = format!("This connection has {MAX_BATCHES_PER_SESSION} batch jobs open already");
+                    let _ = tx.send(ClientReply::Error { message }).await;
+                    continue;
+                }
+                let reply = match start_batch(&master, &caller, req) {
+                    Ok((batch, p)) => {
+                        tasks.spawn(forward(p.events, tx.clone(), |_| true));
+                        batches.insert(p.jid.clone(), batch);
+                        ClientReply::Published { jid: p.jid, minions: p.minions, missing: p.missing, not_connected: p.not_connected }
+                    }
+                    Err(e) => not_published(e),
+                };
+                if tx.send(reply).await.is_err() {
+                    break Ok(());
+                }
+            }
+            ClientRequest::Slice { jid, minions } => {
+                // Only the connection that started a batch holds it: a jid is never sent again
+                // on anyone else's behalf.
+                let reply = match batches.get_mut(&jid) {
+                    None => {
+                        let reason =
+                            format!("Job {jid} is not a batch job this connection started; only its publisher may send it to more minions");
+                        tracing::warn!("{}: {reason}", caller.name);
+                        ClientReply::Refused { reason }
+                    }
+                    Some(batch) => match batch.send_slice(&master, &caller, &minions) {
+                        Ok(not_connected) => ClientReply::Published { jid, minions, missing: Vec::new(), not_connected },
+                        Err(e) => not_published(e),
+                    },
+                };
+                if tx.send(reply).await.is_err() {
+                    break Ok(());
+                }
+            }
             ClientRequest::Runner(req) => {
                 if let Err(reason) = crate::acl::may_run_runners(&caller) {
                     let _ = tx.send(ClientReply::Refused { reason }).await;
@@ -193,6 +230,14 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
         write_task.abort();
     }
     result
+}
+
+fn not_published(e: NotPublished) -> ClientReply {
+    match e {
+        NotPublished::NoMinions(error) => ClientReply::NoMinions { error },
+        NotPublished::Refused(reason) => ClientReply::Refused { reason },
+        NotPublished::Invalid(message) => ClientReply::Error { message },
+    }
 }
 
 /// Pumps bus events matching `keep` to the client; the session aborts it when the client goes.

@@ -59,6 +59,18 @@ impl Journal {
         use std::sync::atomic::Ordering;
         let jid = &entry.publish.jid;
         let Some(dir) = &self.dir else { return };
+        // The slices of a batch share a jid: the entry keeps every slice's minions that have
+        // not returned, not only the last slice's.
+        let earlier = self.lock().outstanding.get(jid).map(|(waiting, _)| waiting.clone());
+        let merged;
+        let entry = match earlier {
+            Some(mut waiting) => {
+                waiting.extend(entry.minions.iter().cloned());
+                merged = Entry { minions: waiting.into_iter().collect(), ..entry.clone() };
+                &merged
+            }
+            None => entry,
+        };
         match write_synced(dir, jid, entry) {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
@@ -232,6 +244,23 @@ mod tests {
         journal.returned("20261201150000000001", "a");
         assert!(file.exists());
         journal.returned("20261201150000000001", "b");
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn the_slices_of_a_batch_share_one_entry_until_every_slice_returned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(Some(tmp.path())).unwrap();
+        let jid = "20261201150000000001";
+        journal.record(&entry(jid, &["a", "b"], u64::MAX));
+        journal.returned(jid, "a");
+        journal.record(&entry(jid, &["c"], u64::MAX));
+        let file = tmp.path().join("publishes").join(jid);
+        let on_disk: Entry = salt_proto::frame::decode(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(on_disk.minions, ["b", "c"], "the first slice's b still waits");
+        journal.returned(jid, "c");
+        assert!(file.exists());
+        journal.returned(jid, "b");
         assert!(!file.exists());
     }
 

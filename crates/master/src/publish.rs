@@ -1,6 +1,7 @@
 //! Publishing a job: resolve the target, check the caller's rights, subscribe to the job's
 //! events, record the job, send each connected minion its signed copy.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -36,15 +37,35 @@ pub(crate) enum NotPublished {
     Invalid(String),
 }
 
-pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest) -> Result<Published, NotPublished> {
+/// A job whose target is resolved and whose caller may send it, with its jid: a publish sends
+/// it to every target at once, a batch slice by slice under that one jid.
+pub(crate) struct Job {
+    pub jid: String,
+    /// Every minion the target matched.
+    pub minions: Vec<String>,
+    /// Salt's `missing`: ids a list target names that have no accepted key.
+    pub missing: Vec<String>,
+    /// The request as the minions get it (with the `ext_job_cache` returner added).
+    request: PublishRequest,
+    /// The load the job cache stores (secrets redacted).
+    load: Map<String, Value>,
+    user: String,
+}
+
+pub(crate) fn publish(master: &Master, caller: &Caller, req: PublishRequest) -> Result<Published, NotPublished> {
+    let job = prepare(master, caller, req)?;
+    // Subscribe before anything is sent, so no return can slip past the publisher.
+    let events = master.bus().subscribe(format!("salt/job/{}/", job.jid), EVENT_QUEUE);
+    let not_connected = send(master, &job, &job.minions);
+    Ok(Published { jid: job.jid, minions: job.minions, missing: job.missing, not_connected, events })
+}
+
+/// Resolves the target, checks the caller's rights and assigns the jid; sends nothing.
+fn prepare(master: &Master, caller: &Caller, mut req: PublishRequest) -> Result<Job, NotPublished> {
     let tgt_type = TargetType::from_str(&req.tgt_type).map_err(|e| NotPublished::Invalid(e.to_string()))?;
     let delimiter = req.kwargs.get("delimiter").and_then(Value::as_str).unwrap_or(":").to_string();
     let matcher = Matcher::new(&req.tgt, tgt_type, &delimiter).map_err(|e| NotPublished::Invalid(format!("Invalid target: {e}")))?;
     // Rights first, so a refused caller cannot tell which minions exist from the answer.
-    let refused = |reason: String| {
-        tracing::warn!("{reason}");
-        NotPublished::Refused(reason)
-    };
     acl::may_publish_fun(master.config(), caller, &req.fun).map_err(refused)?;
     let returners: Vec<&str> = req.ret.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
     let with_options = req.kwargs.contains_key("ret_config") || req.kwargs.contains_key("ret_kwargs");
@@ -59,7 +80,6 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
     // An unreadable key directory (out of descriptors, say) is that error, not "no minions".
     let accepted = master.keys().try_list(salt_pki::KeyState::Accepted).map_err(|e| NotPublished::Invalid(e.to_string()))?;
     let minions: Vec<String> = accepted.iter().filter(|id| matcher.matches(id, &master.grains_of(id))).cloned().collect();
-    // Salt's `missing`: ids a list target names that have no accepted key.
     let missing: Vec<String> = matcher.listed_ids().unwrap_or_default().iter().filter(|id| !accepted.contains(id)).cloned().collect();
     if minions.is_empty() {
         return Err(NotPublished::NoMinions(format!("Master could not resolve minions for target {}", target_text(&req.tgt))));
@@ -72,29 +92,41 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
             req.ret = if req.ret.is_empty() { ext.to_string() } else { format!("{},{ext}", req.ret) };
         }
     }
-    // Secrets in --return_kwargs reach the minions, but never a stored load or an event.
-    let shown_kwargs = salt_returners::redact::redact_map(&req.kwargs);
-
     let jid = master.new_jid();
     let user = caller.name.clone();
-    let (reachable, not_connected): (Vec<String>, Vec<String>) = minions.iter().cloned().partition(|id| master.is_connected(id));
-    // Subscribe before anything is sent, so no return can slip past the publisher.
-    let events = master.bus().subscribe(format!("salt/job/{jid}/"), EVENT_QUEUE);
+    // Secrets in --return_kwargs reach the minions, but never a stored load or an event.
+    let mut stored_req = req.clone();
+    stored_req.kwargs = salt_returners::redact::redact_map(&req.kwargs);
+    let load = clear_load(&jid, &user, &stored_req);
+    Ok(Job { jid, minions, missing, request: req, load, user })
+}
+
+/// A refusal, logged: an operator wants to see who tried what.
+fn refused(reason: String) -> NotPublished {
+    tracing::warn!("{reason}");
+    NotPublished::Refused(reason)
+}
+
+/// Sends `job` to `to`, some or all of its minions: announces it, journals it, stores its load
+/// with `to` as its minions (the job cache merges the lists of a jid sent more than once, as
+/// Salt 3008's does for batches), and sends each connected minion its signed copy. Returns the
+/// minions of `to` that had no connection.
+fn send(master: &Master, job: &Job, to: &[String]) -> Vec<String> {
+    let req = &job.request;
+    let jid = &job.jid;
+    let (reachable, not_connected): (Vec<String>, Vec<String>) = to.iter().cloned().partition(|id| master.is_connected(id));
 
     let mut new = Map::new();
     new.insert("jid".into(), jid.clone().into());
     new.insert("tgt_type".into(), req.tgt_type.clone().into());
     new.insert("tgt".into(), req.tgt.clone());
-    new.insert("user".into(), user.clone().into());
+    new.insert("user".into(), job.user.clone().into());
     new.insert("fun".into(), req.fun.clone().into());
     new.insert("arg".into(), Value::Array(req.arg.clone()));
-    new.insert("minions".into(), minions.clone().into());
-    new.insert("missing".into(), missing.clone().into());
+    new.insert("minions".into(), to.to_vec().into());
+    new.insert("missing".into(), job.missing.clone().into());
     master.bus().fire(format!("salt/job/{jid}/new"), new);
 
-    let mut stored_req = req.clone();
-    stored_req.kwargs = shown_kwargs;
-    let load = clear_load(&jid, &user, &stored_req);
     let template = Publish {
         jid: jid.clone(),
         fun: req.fun.clone(),
@@ -102,7 +134,7 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
         tgt: req.tgt.clone(),
         tgt_type: req.tgt_type.clone(),
         ret: req.ret.clone(),
-        user: user.clone(),
+        user: job.user.clone(),
         expires_at_ms: unix_millis() + master.publish_ttl.as_millis() as u64,
         kwargs: req.kwargs.clone(),
     };
@@ -111,9 +143,9 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
     // If the journal cannot be written (a full disk), the job still goes out: refusing every
     // job would be worse than losing this one to a second fault, a master crash in the next
     // instant. The failure is logged once per outage.
-    let entry = Entry { publish: template, load, minions: reachable };
+    let entry = Entry { publish: template, load: job.load.clone(), minions: reachable };
     master.journal().record(&entry);
-    master.store_load(Record::Load { jid: jid.clone(), load: entry.load, minions: minions.clone() });
+    master.store_load(Record::Load { jid: jid.clone(), load: entry.load, minions: to.to_vec() });
     // One signature and one encoding for every minion (each checks the target itself).
     if let Some(frame) = signed_publish(master, &entry.publish) {
         let unsent = master.send_to_each(&entry.minions, &frame);
@@ -125,16 +157,58 @@ pub(crate) fn publish(master: &Master, caller: &Caller, mut req: PublishRequest)
     }
 
     let mut published = Map::new();
-    published.insert("fun".into(), req.fun.into());
-    published.insert("arg".into(), Value::Array(req.arg));
-    published.insert("tgt".into(), req.tgt);
+    published.insert("fun".into(), req.fun.clone().into());
+    published.insert("arg".into(), Value::Array(req.arg.clone()));
+    published.insert("tgt".into(), req.tgt.clone());
     published.insert("jid".into(), jid.clone().into());
-    published.insert("ret".into(), req.ret.into());
-    published.insert("tgt_type".into(), req.tgt_type.into());
-    published.insert("user".into(), user.into());
+    published.insert("ret".into(), req.ret.clone().into());
+    published.insert("tgt_type".into(), req.tgt_type.clone().into());
+    published.insert("user".into(), job.user.clone().into());
     master.bus().fire(format!("salt/job/{jid}/publish"), published);
+    not_connected
+}
 
-    Ok(Published { jid, minions, missing, not_connected, events })
+/// A batch job (`salt -b`) a connection started: Salt 3008 sends every slice of a batch under
+/// one jid. The connection that started it holds it, so no one else can send it (or anything
+/// under its jid) to more minions.
+pub(crate) struct Batch {
+    job: Job,
+    /// Targets the job has not been sent to yet: a slice may name only these, so each minion
+    /// gets the job once.
+    unsent: HashSet<String>,
+}
+
+/// Starts a batch: what [`publish`] does, except sending. `not_connected` in the answer are the
+/// targets without a connection now (Salt's batch pings first and leaves those out).
+pub(crate) fn start_batch(master: &Master, caller: &Caller, req: PublishRequest) -> Result<(Batch, Published), NotPublished> {
+    let job = prepare(master, caller, req)?;
+    let events = master.bus().subscribe(format!("salt/job/{}/", job.jid), EVENT_QUEUE);
+    let not_connected: Vec<String> = job.minions.iter().filter(|id| !master.is_connected(id)).cloned().collect();
+    let published = Published { jid: job.jid.clone(), minions: job.minions.clone(), missing: job.missing.clone(), not_connected, events };
+    let unsent = job.minions.iter().cloned().collect();
+    Ok((Batch { job, unsent }, published))
+}
+
+impl Batch {
+    /// Sends the job to `minions`, targets it has not been sent to; returns those not connected.
+    /// The caller's rights are checked again for these minions (as for any publish).
+    pub(crate) fn send_slice(&mut self, master: &Master, caller: &Caller, minions: &[String]) -> Result<Vec<String>, NotPublished> {
+        if minions.is_empty() {
+            return Err(NotPublished::Invalid(format!("a slice of batch job {} names no minion", self.job.jid)));
+        }
+        let mut seen = HashSet::new();
+        if let Some(bad) = minions.iter().find(|id| !self.unsent.contains(*id) || !seen.insert(id.as_str())) {
+            return Err(NotPublished::Invalid(format!(
+                "{bad} is not a target of batch job {} that the job has not been sent to yet",
+                self.job.jid
+            )));
+        }
+        acl::may_publish(master.config(), caller, &self.job.request.fun, minions).map_err(refused)?;
+        for id in minions {
+            self.unsent.remove(id);
+        }
+        Ok(send(master, &self.job, minions))
+    }
 }
 
 /// The publish load as Salt's master stores it (`jids.load`): cmd, tgt, fun, arg, tgt_type, ret,

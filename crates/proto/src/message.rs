@@ -176,6 +176,13 @@ impl Publish {
 pub enum ClientRequest {
     /// Publish a job and stream its return events back on this connection.
     Publish(PublishRequest),
+    /// Start a batch job (`salt -b`): the master resolves the target and checks the caller's
+    /// rights as for a publish, assigns the jid every slice goes out under, and streams that
+    /// jid's events; it sends nothing until a [`ClientRequest::Slice`] names the minions.
+    Batch(PublishRequest),
+    /// Send the batch job `jid` to `minions`, a part of its targets. Only the connection that
+    /// started the batch may: a jid is never reused by anyone else.
+    Slice { jid: String, minions: Vec<String> },
     /// Run a runner (`jobs.list_jobs`, `manage.up`, ...) on the master.
     Runner(RunnerRequest),
     /// Stream every event whose tag matches `tagmatch` (an fnmatch glob) until the caller hangs up.
@@ -207,7 +214,8 @@ pub struct PublishRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum ClientReply {
-    /// The job went out. `minions` are all the targeted ones; `missing`, as in Salt, the ids a
+    /// The job went out (for [`ClientRequest::Batch`]: it may go out; for a slice: `minions`
+    /// are the slice's). `minions` are all the targeted ones; `missing`, as in Salt, the ids a
     /// list target named that have no accepted key; `not_connected`, the targeted minions that
     /// had no connection, so no copy of the job could reach them.
     Published {
