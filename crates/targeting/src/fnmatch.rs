@@ -107,7 +107,7 @@ fn class_ranges(body: &[char]) -> Vec<(char, char)> {
 
 /// A glob parsed once, to be matched against many names.
 #[derive(Clone)]
-pub(crate) struct Glob {
+pub struct Glob {
     pattern: String,
     toks: Vec<Tok>,
     /// Every token but `*` takes exactly one character, so a shorter name cannot match.
@@ -115,7 +115,7 @@ pub(crate) struct Glob {
 }
 
 impl Glob {
-    pub(crate) fn new(pattern: &str) -> Glob {
+    pub fn new(pattern: &str) -> Glob {
         let pat: Vec<char> = pattern.chars().collect();
         let toks = tokenize(&pat);
         let min_len = toks.iter().filter(|t| **t != Tok::Star).count();
@@ -128,7 +128,7 @@ impl Glob {
     }
 
     /// `fnmatch.fnmatch(name, pattern)` on POSIX (no case folding).
-    pub(crate) fn matches(&self, name: &str) -> bool {
+    pub fn matches(&self, name: &str) -> bool {
         let toks = &self.toks;
         let s: Vec<char> = name.chars().collect();
         // Without this, a 64 KiB target such as `*?*?*?...` cost len(name) * 64 Ki steps for
