@@ -78,9 +78,12 @@ fn prepare(master: &Master, caller: &Caller, mut req: PublishRequest) -> Result<
         salt_proto::nesting::check(&format!("keyword argument {name} is"), value).map_err(NotPublished::Invalid)?;
     }
     // An unreadable key directory (out of descriptors, say) is that error, not "no minions".
-    let accepted = master.keys().try_list(salt_pki::KeyState::Accepted).map_err(|e| NotPublished::Invalid(e.to_string()))?;
-    let minions: Vec<String> = accepted.iter().filter(|id| matcher.matches(id, &master.grains_of(id))).cloned().collect();
-    let missing: Vec<String> = matcher.listed_ids().unwrap_or_default().iter().filter(|id| !accepted.contains(id)).cloned().collect();
+    let accepted = master.accepted_ids().map_err(|e| NotPublished::Invalid(e.to_string()))?;
+    let minions = master.minions_matching(&matcher, &accepted);
+    // Salt's `missing`: ids a list target names that have no accepted key.
+    let listed = matcher.listed_ids().unwrap_or_default();
+    let known: HashSet<&str> = if listed.is_empty() { Default::default() } else { accepted.iter().map(String::as_str).collect() };
+    let missing: Vec<String> = listed.iter().filter(|id| !known.contains(id.as_str())).cloned().collect();
     if minions.is_empty() {
         return Err(NotPublished::NoMinions(format!("Master could not resolve minions for target {}", target_text(&req.tgt))));
     }

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use salt_config::Config;
 use salt_pki::{AcceptPolicy, KeyPair, KeyState, KeyStore};
 use salt_proto::seen::RecentlySeen;
+use salt_targeting::Matcher;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -38,6 +39,8 @@ pub struct Master {
     bus: EventBus,
     connections: Mutex<HashMap<String, Connection>>,
     grains: Mutex<HashMap<String, Grains>>,
+    /// The last listing of the accepted keys, with the directory's mtime it was taken at.
+    accepted_listing: Mutex<Option<(SystemTime, Arc<Vec<String>>)>>,
     /// Connections authenticating as each minion id right now.
     authenticating: Arc<PerKeyLimit<String>>,
     next_serial: AtomicU64,
@@ -106,6 +109,7 @@ impl Master {
             bus: EventBus::default(),
             connections: Mutex::new(HashMap::new()),
             grains: Mutex::new(HashMap::new()),
+            accepted_listing: Mutex::new(None),
             authenticating: PerKeyLimit::new(MAX_AUTHENTICATING_PER_ID),
             next_serial: AtomicU64::new(1),
             minion_slots: Arc::default(),
@@ -210,6 +214,27 @@ impl Master {
         AcceptPolicy { auto_accept: self.config.bool("auto_accept").unwrap_or(false), autosign_patterns }
     }
 
+    /// The accepted ids, sorted as salt-key sorts them, for a publish to resolve its target
+    /// over. Listing and sorting 50,000 keys costs more than matching them, so the listing is
+    /// kept while the directory's mtime stays the same (salt-key's moves and the master's own
+    /// writes all change it). As git does with its index, a listing taken within a second of
+    /// the last change is not kept: a second change in the same clock tick could leave the
+    /// mtime as it was. An unreadable directory is an error, not "no minions".
+    pub fn accepted_ids(&self) -> std::io::Result<Arc<Vec<String>>> {
+        let dir = self.keys.pki_dir().join(KeyState::Accepted.dir_name());
+        let changed = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
+        let mut cache = self.accepted_listing.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(changed), Some((seen, ids))) = (changed, cache.as_ref()) {
+            if *seen == changed {
+                return Ok(ids.clone());
+            }
+        }
+        let ids = Arc::new(self.keys.try_list(KeyState::Accepted)?);
+        let settled = changed.filter(|c| SystemTime::now().duration_since(*c).is_ok_and(|age| age >= Duration::from_secs(1)));
+        *cache = settled.map(|c| (c, ids.clone()));
+        Ok(ids)
+    }
+
     pub fn accepted_minions(&self) -> Vec<String> {
         self.keys.list(KeyState::Accepted)
     }
@@ -262,6 +287,18 @@ impl Master {
         }
     }
 
+    /// The ids of `accepted` that `matcher` selects, with the grains the master holds (an id it
+    /// has none for is matched against no grains, so a grain term does not select it). One lock
+    /// for the whole pass and no copy of any map: a target over 50,000 minions is one walk.
+    pub fn minions_matching(&self, matcher: &Matcher, accepted: &[String]) -> Vec<String> {
+        let none = Map::new();
+        if !matcher.uses_grains() {
+            return accepted.iter().filter(|id| matcher.matches(id, &none)).cloned().collect();
+        }
+        let grains = self.lock_grains();
+        accepted.iter().filter(|id| matcher.matches(id, grains.get(id.as_str()).map_or(&none, |g| g))).cloned().collect()
+    }
+
     pub fn grains_of(&self, id: &str) -> Grains {
         self.lock_grains().get(id).cloned().unwrap_or_default()
     }
@@ -272,8 +309,9 @@ impl Master {
         self.lock_grains().contains_key(id)
     }
 
-    pub(crate) fn store_grains(&self, id: &str, grains: Map<String, Value>) {
-        let grains = Arc::new(grains);
+    /// Keeps what minion `id` reported as its grains, in memory and in its `data.p`.
+    pub fn store_grains(&self, id: &str, grains: Map<String, Value>) {
+        let grains = Arc::new(compact(grains));
         if let Some(dir) = self.minion_data_dir(id) {
             let data = serde_json::json!({ "grains": &*grains });
             let write = salt_proto::private::create_dir_all(&dir).and_then(|_| {
@@ -304,8 +342,10 @@ impl Master {
                 continue;
             }
             let data = std::fs::read(entry.path().join("data.p")).ok().and_then(|b| rmp_serde::from_slice::<Value>(&b).ok());
-            if let Some(Value::Object(g)) = data.and_then(|d| d.get("grains").cloned()) {
-                grains.insert(id, Arc::new(g));
+            if let Some(Value::Object(mut data)) = data {
+                if let Some(Value::Object(g)) = data.remove("grains") {
+                    grains.insert(id, Arc::new(compact(g)));
+                }
             }
         }
     }
@@ -315,5 +355,71 @@ impl Master {
     }
     fn lock_grains(&self) -> std::sync::MutexGuard<'_, HashMap<String, Grains>> {
         self.grains.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `map` rebuilt with every map, list and string at its exact size. Decoding grows them by
+/// doubling, and the master holds the grains of every minion it knows (50,000 of them).
+fn compact(map: Map<String, Value>) -> Map<String, Value> {
+    fn value(v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(compact(m)),
+            Value::Array(items) => Value::Array(items.into_iter().map(value).collect::<Vec<_>>().into_boxed_slice().into_vec()),
+            Value::String(mut s) => {
+                s.shrink_to_fit();
+                Value::String(s)
+            }
+            other => other,
+        }
+    }
+    let mut out = Map::with_capacity(map.len());
+    for (mut k, v) in map {
+        k.shrink_to_fit();
+        out.insert(k, value(v));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    async fn master(dir: &std::path::Path) -> Master {
+        let yaml = format!(
+            "id: m\nroot_dir: {d}\npki_dir: {d}/pki\ncachedir: {d}/cache\nsock_dir: {d}/run\njob_cache: False\n",
+            d = dir.display()
+        );
+        Master::new(Config::from_yaml_str(salt_config::Role::Master, &yaml, "test").unwrap()).await.unwrap()
+    }
+
+    fn set_mtime(dir: &std::path::Path, at: SystemTime) {
+        std::fs::File::open(dir).unwrap().set_modified(at).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_accepted_listing_is_reused_only_while_the_directory_is_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = master(tmp.path()).await;
+        let dir = tmp.path().join("pki/minions");
+        std::fs::write(dir.join("b"), "k").unwrap();
+        // Changed just now: listed every time, never kept.
+        assert_eq!(*m.accepted_ids().unwrap(), ["b"]);
+        std::fs::write(dir.join("A"), "k").unwrap();
+        assert_eq!(*m.accepted_ids().unwrap(), ["A", "b"]);
+
+        let settled = SystemTime::now() - Duration::from_secs(10);
+        set_mtime(&dir, settled);
+        assert_eq!(*m.accepted_ids().unwrap(), ["A", "b"]);
+        // The same mtime: the kept listing answers (the new file is not seen, which is how we
+        // know the listing was kept).
+        std::fs::write(dir.join("c"), "k").unwrap();
+        set_mtime(&dir, settled);
+        assert_eq!(*m.accepted_ids().unwrap(), ["A", "b"]);
+        // Any other mtime: listed again.
+        set_mtime(&dir, settled + Duration::from_secs(1));
+        assert_eq!(*m.accepted_ids().unwrap(), ["A", "b", "c"]);
+        std::fs::remove_file(dir.join("b")).unwrap();
+        assert_eq!(*m.accepted_ids().unwrap(), ["A", "c"]);
     }
 }

@@ -6,9 +6,12 @@
 //! fnmatch glob or, for PCRE, `re.match`. A list value matches if any element matches. Salt
 //! also lower-cases PCRE patterns, so `\D` becomes `\d`; we do the same so results agree.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use serde_json::{Map, Value};
 
-use crate::fnmatch::fnmatch;
+use crate::fnmatch::Glob;
 use crate::pcre::{self, RegexCache};
 use crate::pystr::py_str;
 use crate::TargetError;
@@ -22,10 +25,59 @@ const VALIDATE_CANDIDATES: usize = 64;
 
 #[derive(Debug, Clone)]
 pub(crate) struct GrainPattern {
-    expr: String,
-    delimiter: String,
+    /// The target split once at its delimiters, asked about every minion.
+    plan: Plan,
     /// `Some` for `grain_pcre`.
     regex: Option<RegexCache>,
+}
+
+/// `key:sub:value` split at every delimiter, with each tail's lower-cased value pattern made
+/// when first needed and kept: a target over 50,000 minions splits, lower-cases and parses its
+/// glob once, not once per minion.
+#[derive(Debug, Clone)]
+struct Plan {
+    expr: String,
+    /// The pieces between delimiters.
+    pieces: Vec<String>,
+    /// Where each piece starts in `expr`, so "the pieces from idx on, joined" is a slice of it:
+    /// joining them for every idx made a target with 10,000 delimiters cost a second per
+    /// minion (found by salt-fuzz).
+    starts: Vec<usize>,
+    /// The value pattern of the tail from piece idx on, for each idx.
+    values: Vec<OnceLock<ValuePattern>>,
+}
+
+impl Plan {
+    fn new(expr: &str, delimiter: &str) -> Plan {
+        let pieces: Vec<String> = expr.split(delimiter).map(str::to_owned).collect();
+        let starts = std::iter::once(0).chain(expr.match_indices(delimiter).map(|(i, d)| i + d.len())).collect();
+        let values = (0..pieces.len()).map(|_| OnceLock::new()).collect();
+        Plan { expr: expr.to_owned(), pieces, starts, values }
+    }
+
+    fn tail(&self, idx: usize) -> &str {
+        &self.expr[self.starts[idx]..]
+    }
+
+    fn value_pattern(&self, idx: usize, regex: bool) -> &ValuePattern {
+        self.values[idx].get_or_init(|| ValuePattern::new(self.tail(idx), regex))
+    }
+}
+
+/// A value pattern as `_match` uses it: lower-cased, and for a glob, parsed.
+#[derive(Debug, Clone)]
+struct ValuePattern {
+    lower: String,
+    /// `None` for `grain_pcre` (the regex cache holds the compiled form).
+    glob: Option<Glob>,
+}
+
+impl ValuePattern {
+    fn new(pattern: &str, regex: bool) -> ValuePattern {
+        let lower = pattern.to_lowercase();
+        let glob = (!regex).then(|| Glob::new(&lower));
+        ValuePattern { lower, glob }
+    }
 }
 
 impl GrainPattern {
@@ -42,12 +94,12 @@ impl GrainPattern {
         if pcre {
             validate_regex(expr, delimiter)?;
         }
-        Ok(GrainPattern { expr: expr.to_owned(), delimiter: delimiter.to_owned(), regex: pcre.then(RegexCache::default) })
+        Ok(GrainPattern { plan: Plan::new(expr, delimiter), regex: pcre.then(RegexCache::default) })
     }
 
     pub(crate) fn matches(&self, grains: &Map<String, Value>) -> bool {
         let mut m = Match { regex: self.regex.as_ref(), budget: STEP_BUDGET };
-        m.subdict(grains, &self.expr, &self.delimiter)
+        m.spend() && m.subdict_plan(grains, &self.plan)
     }
 }
 
@@ -95,41 +147,43 @@ impl Match<'_> {
         if !self.spend() {
             return false;
         }
-        let splits: Vec<&str> = expr.split(delimiter).collect();
-        // Where each piece starts, so "the pieces from idx on, joined" is a slice of `expr`:
-        // joining them for every idx made a target with 10,000 delimiters cost a second per
-        // minion (found by salt-fuzz).
-        let starts: Vec<usize> = std::iter::once(0).chain(expr.match_indices(delimiter).map(|(i, d)| i + d.len())).collect();
-        if splits.len() == 1 {
+        self.subdict_plan(data, &Plan::new(expr, delimiter))
+    }
+
+    /// [`Match::subdict`] with the expression already split (the caller spent the call's step).
+    fn subdict_plan(&mut self, data: &Map<String, Value>, plan: &Plan) -> bool {
+        if plan.pieces.len() == 1 {
             return false;
         }
-        for idx in (1..splits.len()).rev() {
+        for idx in (1..plan.pieces.len()).rev() {
             // Each split costs a traversal, so it is charged too.
             if !self.spend() {
                 return false;
             }
-            let keys = &splits[..idx];
-            if keys == ["*"] {
+            let keys = &plan.pieces[..idx];
+            if idx == 1 && keys[0] == "*" {
                 // `*:...` matches against the whole mapping with the whole expression, which
                 // `dict_match` reads as "any top-level value".
-                if !data.is_empty() && self.dict_match(data, expr) {
+                if !data.is_empty() && self.dict_match(data, &plan.expr) {
                     return true;
                 }
                 continue;
             }
-            let matchstr = &expr[starts[idx]..];
+            let matchstr = plan.tail(idx);
             let found = match traverse(data, keys) {
                 // Salt's "not found" default is `{}`, so a genuinely empty mapping is skipped too.
                 None => continue,
                 Some(Value::Object(map)) if map.is_empty() => continue,
                 Some(found) => found,
             };
+            let regex = self.regex.is_some();
             let hit = match found {
                 Value::Object(map) => self.dict_match(map, matchstr),
                 Value::Array(items) => items.iter().any(|member| {
-                    matches!(member, Value::Object(map) if self.dict_match(map, matchstr)) || self.value_match(member, matchstr)
+                    matches!(member, Value::Object(map) if self.dict_match(map, matchstr))
+                        || self.value_match(member, plan.value_pattern(idx, regex))
                 }),
-                scalar => self.value_match(scalar, matchstr),
+                scalar => self.value_match(scalar, plan.value_pattern(idx, regex)),
             };
             if hit {
                 return true;
@@ -155,8 +209,8 @@ impl Match<'_> {
             for value in target.values() {
                 let hit = match value {
                     Value::Object(map) => self.dict_match(map, pattern),
-                    Value::Array(items) => items.iter().any(|item| self.value_match(item, pattern)),
-                    scalar => self.value_match(scalar, pattern),
+                    Value::Array(items) => items.iter().any(|item| self.value_match_str(item, pattern)),
+                    scalar => self.value_match_str(scalar, pattern),
                 };
                 if hit {
                     return true;
@@ -167,28 +221,37 @@ impl Match<'_> {
     }
 
     /// `_match(target, pattern)`: case-insensitive glob or `re.match` on `str(value)`.
-    fn value_match(&mut self, value: &Value, pattern: &str) -> bool {
+    fn value_match(&mut self, value: &Value, pattern: &ValuePattern) -> bool {
         if !self.spend() {
             return false;
         }
-        let text = py_str(value).to_lowercase();
-        let pattern = pattern.to_lowercase();
-        match self.regex {
-            Some(cache) => cache.is_match(&pattern, &text),
-            None => fnmatch(&text, &pattern),
+        // A string already in lower case (most grain values) is matched as it is.
+        let text = match value {
+            Value::String(s) if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(s.as_str()),
+            other => Cow::Owned(py_str(other).to_lowercase()),
+        };
+        match (&pattern.glob, self.regex) {
+            (Some(glob), _) => glob.matches(&text),
+            (None, Some(cache)) => cache.is_match(&pattern.lower, &text),
+            (None, None) => false,
         }
+    }
+
+    /// [`Match::value_match`] with a pattern met once (under a `*:` wildcard).
+    fn value_match_str(&mut self, value: &Value, pattern: &str) -> bool {
+        self.value_match(value, &ValuePattern::new(pattern, self.regex.is_some()))
     }
 }
 
 /// `traverse_dict_and_list(data, key, default={})`: `None` stands for the default.
 /// In lists a numeric key is an index (negative counts from the end); any other key is looked
 /// up in the first embedded mapping that has it.
-fn traverse<'a>(data: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
+fn traverse<'a>(data: &'a Map<String, Value>, keys: &[String]) -> Option<&'a Value> {
     let (first, rest) = keys.split_first()?;
-    let mut ptr = data.get(*first)?;
+    let mut ptr = data.get(first)?;
     for key in rest {
         ptr = match ptr {
-            Value::Object(map) => map.get(*key)?,
+            Value::Object(map) => map.get(key)?,
             Value::Array(items) => match py_int(key) {
                 Some(idx) => {
                     let len = items.len() as i128;
@@ -198,7 +261,7 @@ fn traverse<'a>(data: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value
                     }
                     &items[idx as usize]
                 }
-                None => items.iter().filter_map(Value::as_object).find_map(|m| m.get(*key))?,
+                None => items.iter().filter_map(Value::as_object).find_map(|m| m.get(key))?,
             },
             // Indexing a string or number raises TypeError in Python: the default.
             _ => return None,

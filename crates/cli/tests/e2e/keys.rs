@@ -135,3 +135,36 @@ fn a_second_key_for_a_pending_id_is_denied_as_pending() {
         "{\n    \"minions_pre\": [\n        \"minion1\"\n    ],\n    \"minions_rejected\": [],\n    \"minions\": [],\n    \"minions_denied\": [\n        \"minion1\"\n    ]\n}\n"
     );
 }
+
+/// The salt-key program over many pending keys (its stdout is buffered): every key listed once
+/// as Salt's key outputter sorts (byte order), then one line per accepted key in the order of
+/// Salt's `dict_match` (case-insensitive); `-L` in byte order again.
+#[test]
+fn salt_key_accepts_and_lists_many_keys_in_salts_order() {
+    let c = Cluster::new("");
+    let pre = c.master_pki().join("minions_pre");
+    std::fs::create_dir_all(&pre).unwrap();
+    let pem = salt_pki::KeyPair::generate().unwrap().public_pem().to_string();
+    let mut ids: Vec<String> = (0..2_000).map(|i| if i % 3 == 0 { format!("Web-{i:04}") } else { format!("web-{i:04}") }).collect();
+    for id in &ids {
+        std::fs::write(pre.join(id), &pem).unwrap();
+    }
+    ids.sort();
+    let bytewise = ids.clone();
+    ids.sort_by_key(|id| (id.to_lowercase(), id.clone()));
+
+    let r = c.salt_key(&["-A", "-y"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut want = String::from("The following keys are going to be accepted:\nUnaccepted Keys:\n");
+    for id in &bytewise {
+        want.push_str(&format!("{id}\n"));
+    }
+    for id in &ids {
+        want.push_str(&format!("Key for minion {id} accepted.\n"));
+    }
+    assert_eq!(r.stdout, want);
+
+    let listed = c.salt_key(&["-L"]);
+    let want = format!("Accepted Keys:\n{}\nDenied Keys:\nUnaccepted Keys:\nRejected Keys:\n", bytewise.join("\n"));
+    assert_eq!(listed.stdout, want);
+}

@@ -24,7 +24,14 @@ use crate::store::{KeyMatches, KeyState, KeyStore};
 pub fn run(argv: Vec<String>) -> i32 {
     let stdout = io::stdout();
     let tty = stdout.is_terminal();
-    run_with(argv, &mut io::stdin().lock(), &mut stdout.lock(), &mut io::stderr().lock(), tty)
+    // Buffered: `-A` of 50,000 keys prints 100,000 lines, one write(2) each through the
+    // line-buffered stdout. The prompt and anything said on stderr flush it first.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let code = run_with(argv, &mut io::stdin().lock(), &mut out, &mut io::stderr().lock(), tty);
+    match out.flush() {
+        Ok(()) => code,
+        Err(_) => 1,
+    }
 }
 
 /// [`run`] with explicit streams; `tty` says whether stdout is a terminal (colours on).
@@ -70,6 +77,7 @@ pub fn run_with(argv: Vec<String>, input: &mut dyn BufRead, out: &mut dyn Write,
     match execute(&cli.command(), &settings, &store, &mut io) {
         Ok(()) => 0,
         Err(e) => {
+            let _ = io.out.flush();
             let _ = writeln!(io.err, "Error: {e}");
             1
         }
@@ -263,7 +271,7 @@ impl Action {
 
 fn execute(cmd: &Command, s: &Settings, store: &KeyStore, io: &mut Io<'_>) -> Result<(), Box<dyn std::error::Error>> {
     match cmd {
-        Command::List(arg) => display(&list_status(store, arg), s, io),
+        Command::List(arg) => display(list_status(store, arg), s, io),
         Command::Print(glob) => {
             let mut data = Map::new();
             for (state, ids) in store.name_match(glob).iter() {
@@ -274,9 +282,9 @@ fn execute(cmd: &Command, s: &Settings, store: &KeyStore, io: &mut Io<'_>) -> Re
                 }
                 data.insert(state.dir_name().to_string(), Value::Object(texts));
             }
-            display(&data, s, io)
+            display(data, s, io)
         }
-        Command::Finger(glob) => display(&finger(store, glob, &s.hash_type)?, s, io),
+        Command::Finger(glob) => display(finger(store, glob, &s.hash_type)?, s, io),
         Command::Accept(glob) => act(Action::Accept, glob, s, store, io),
         Command::Reject(glob) => act(Action::Reject, glob, s, store, io),
         Command::Delete(glob) => act(Action::Delete, glob, s, store, io),
@@ -388,7 +396,7 @@ fn act(action: Action, glob: &str, s: &Settings, store: &KeyStore, io: &mut Io<'
         return Ok(());
     }
     writeln!(io.out, "The following keys are going to be {}:", action.past())?;
-    display(shown.to_json().as_object().expect("an object"), s, io)?;
+    display(shown.to_json(), s, io)?;
     if !s.yes {
         let (prompt, default_yes) = match action {
             Action::Delete => ("Proceed? [N/y] ", false),
@@ -419,6 +427,7 @@ fn act(action: Action, glob: &str, s: &Settings, store: &KeyStore, io: &mut Io<'
     let report = match action {
         Action::Accept => {
             let outcome = store.accept_matches(&shown, inc_rej, s.include_denied)?;
+            io.out.flush()?;
             for id in &outcome.invalid {
                 writeln!(io.err, "Unable to accept invalid key for {id}.")?;
             }
@@ -440,7 +449,7 @@ fn act(action: Action, glob: &str, s: &Settings, store: &KeyStore, io: &mut Io<'
 
 /// Salt's `display_output(data, "key", opts)`: the `key` outputter unless `--out` names another;
 /// an unknown name falls back to nested with Salt's log line, as `get_printout` does.
-fn display(data: &Map<String, Value>, s: &Settings, io: &mut Io<'_>) -> Result<(), Box<dyn std::error::Error>> {
+fn display(data: impl Into<Value>, s: &Settings, io: &mut Io<'_>) -> Result<(), Box<dyn std::error::Error>> {
     let outputter = match s.out.as_deref() {
         None => Outputter::Key,
         Some(name) => name.parse::<Outputter>().or_else(|_| {
@@ -448,7 +457,7 @@ fn display(data: &Map<String, Value>, s: &Settings, io: &mut Io<'_>) -> Result<(
         })?,
     };
     let opts = OutputOptions { color: s.color, indent: OutputIndent::from(s.out_indent), ..OutputOptions::default() };
-    let text = salt_output::render(outputter, &Value::Object(data.clone()), &opts);
+    let text = salt_output::render(outputter, &data.into(), &opts);
     io.out.write_all(text.as_bytes())?;
     Ok(())
 }
