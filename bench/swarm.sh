@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-SIZES=${SIZES:-1000 5000 10000}
+SIZES=${SIZES-1000 5000 10000}
 PINGS=${PINGS:-5}
 IDLE_SECS=${IDLE_SECS:-10}
 RUNS=${RUNS:-10}
@@ -126,17 +126,19 @@ CONF
   echo "| $n | swarm RSS per idle minion | $(awk -v r="$srss" -v n="$n" 'BEGIN { printf "%.1f KiB (%.0f MiB in all)", r / n, r / 1024 }') |" >> "$OUT"
   echo "| $n | CPU over ${IDLE_SECS} s idle: master, swarm | $(elapsed "$c0" "$c1") s, $(elapsed "$s0" "$s1") s |" >> "$OUT"
 
-  local walls="" cpus="" got
+  local walls="" cpus="" scpus="" got
   for i in $(seq 1 "$PINGS"); do
-    c0=$(cpu_secs "$MASTER_PID"); t0=$(now)
+    c0=$(cpu_secs "$MASTER_PID"); s0=$(cpu_secs "$SWARM_PID"); t0=$(now)
     "$BIN/salt" -c "$dir/etc" '*' test.ping --out txt > "$dir/ping.out" 2>&1 || true
-    t1=$(now); c1=$(cpu_secs "$MASTER_PID")
+    t1=$(now); c1=$(cpu_secs "$MASTER_PID"); s1=$(cpu_secs "$SWARM_PID")
+    scpus="$scpus $(elapsed "$s0" "$s1")"
     got=$(grep -c ': True$' "$dir/ping.out" || true)
     [ "$got" -eq "$n" ] || { log "test.ping: $got of $n returned"; tail -3 "$dir/ping.out" >&2; }
     walls="$walls $(elapsed "$t0" "$t1")"; cpus="$cpus $(elapsed "$c0" "$c1")"
   done
   echo "| $n | salt '*' test.ping, every one returned (wall; of $PINGS:$walls s) | min $(tr ' ' '\n' <<<"$walls" | sort -n | sed -n 2p) s, median $(tr ' ' '\n' <<<"$walls" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') s |" >> "$OUT"
   echo "| $n | master CPU in each test.ping (s:$cpus) | median $(tr ' ' '\n' <<<"$cpus" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') s |" >> "$OUT"
+  echo "| $n | swarm CPU in each test.ping (s:$scpus) | median $(tr ' ' '\n' <<<"$scpus" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') s |" >> "$OUT"
 
   jid=$("$BIN/salt-run" -c "$dir/etc" jobs.list_jobs --out json 2>/dev/null | python3 -c 'import json,sys; print(max(json.load(sys.stdin)))')
   sleep 2
@@ -170,12 +172,14 @@ done
 if [ -n "$MYSQL_N" ]; then
   : "${SALTRS_TEST_MYSQL_HOST:?run eval \"\$(bash scripts/services.sh env)\" first}"
   db=saltrs_bench_swarm
-  mariadb -h "$SALTRS_TEST_MYSQL_HOST" -P "$SALTRS_TEST_MYSQL_PORT" -uroot -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"
+  # A login of its own, as an operator would give the master.
+  mariadb -h "$SALTRS_TEST_MYSQL_HOST" -P "$SALTRS_TEST_MYSQL_PORT" -uroot -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db;
+    CREATE USER IF NOT EXISTS 'saltrs_bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON $db.* TO 'saltrs_bench'@'%'"
   MASTER_EXTRA="master_job_cache: mysql
 mysql.host: $SALTRS_TEST_MYSQL_HOST
 mysql.port: $SALTRS_TEST_MYSQL_PORT
-mysql.user: root
-mysql.pass: ''
+mysql.user: saltrs_bench
+mysql.pass: bench
 mysql.db: $db"
   # The schema, as an operator would create it.
   "$BIN/salt-returner-schema" mysql 2>/dev/null | mariadb -h "$SALTRS_TEST_MYSQL_HOST" -P "$SALTRS_TEST_MYSQL_PORT" -uroot "$db" || true
