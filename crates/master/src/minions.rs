@@ -68,8 +68,8 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener, capacity: usize) 
     let reserve = crate::fds::Reserve::new();
     let mut out_of_fds = false;
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
-    let mut turned_away = TurnedAway::default();
-    let full = Arc::new(Mutex::new(Full::default()));
+    let mut turned_away = Tally::default();
+    let full = Arc::new(Mutex::new(Tally::default()));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => {
@@ -95,7 +95,11 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener, capacity: usize) 
             }
         };
         let Ok(permit) = unauthenticated.clone().try_acquire_owned() else {
-            turned_away.one();
+            if let Some(n) = turned_away.one() {
+                tracing::warn!(
+                    "closed {n} new connection(s): {MAX_UNAUTHENTICATED} connections are already authenticating (a reconnect storm, or a flood)"
+                );
+            }
             drop(tcp);
             continue;
         };
@@ -110,26 +114,24 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener, capacity: usize) 
     }
 }
 
-/// Counts the connections closed for want of an unauthenticated slot, logged at most once a
-/// minute rather than once each.
+/// Connections closed for one reason, logged at most once a minute with how many, rather than
+/// once each (a reconnect storm, or a flood, would fill the log).
 #[derive(Default)]
-struct TurnedAway {
+struct Tally {
     count: u64,
     since: Option<std::time::Instant>,
 }
 
-impl TurnedAway {
-    fn one(&mut self) {
+impl Tally {
+    /// Counts one; the count to log when a minute has passed since the last line.
+    fn one(&mut self) -> Option<u64> {
         self.count += 1;
         let now = std::time::Instant::now();
-        if self.since.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-            tracing::warn!(
-                "closed {} new connection(s): {MAX_UNAUTHENTICATED} connections are already authenticating (a reconnect storm, or a flood)",
-                self.count
-            );
-            self.count = 0;
-            self.since = Some(now);
+        if self.since.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60)) {
+            return None;
         }
+        self.since = Some(now);
+        Some(std::mem::take(&mut self.count))
     }
 }
 
@@ -150,35 +152,13 @@ impl Drop for Room {
     }
 }
 
-/// Counts the minions turned away because the master is full, logged at most once a minute.
-#[derive(Default)]
-struct Full {
-    count: u64,
-    since: Option<std::time::Instant>,
-}
-
-impl Full {
-    fn one(&mut self, capacity: usize) {
-        self.count += 1;
-        let now = std::time::Instant::now();
-        if self.since.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-            tracing::error!(
-                "turned {} minion(s) away: the master holds {capacity} minions, all its open files limit allows; raise the hard limit (LimitNOFILE) and max_open_files",
-                self.count
-            );
-            self.count = 0;
-            self.since = Some(now);
-        }
-    }
-}
-
 async fn handle(
     master: Arc<Master>,
     acceptor: salt_transport::TlsAcceptor,
     tcp: TcpStream,
     unauthenticated: tokio::sync::OwnedSemaphorePermit,
     capacity: usize,
-    full: Arc<Mutex<Full>>,
+    full: Arc<Mutex<Tally>>,
 ) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
     keepalive(&tcp);
@@ -203,7 +183,11 @@ async fn handle(
     };
     // Past the cap a minion is told why and when to try again; those connected stay untouched.
     let Some(_room) = Room::take(&master.minion_slots, capacity) else {
-        full.lock().unwrap_or_else(|e| e.into_inner()).one(capacity);
+        if let Some(n) = full.lock().unwrap_or_else(|e| e.into_inner()).one() {
+            tracing::error!(
+                "turned {n} minion(s) away: the master holds {capacity} minions, all its open files limit allows; raise the hard limit (LimitNOFILE) and max_open_files"
+            );
+        }
         let reason = format!("the master holds {capacity} minions, all its open files limit allows; retrying in about {BUSY_RETRY_SECS} s");
         let _ = write_frame(&mut writer, &MasterMessage::Busy { reason, retry_secs: BUSY_RETRY_SECS }, PRE_AUTH_MAX_FRAME).await;
         return Ok(());
