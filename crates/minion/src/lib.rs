@@ -32,6 +32,9 @@ pub struct Minion {
     pub grains: Arc<serde_json::Map<String, serde_json::Value>>,
     /// The config's options; [`Minion::opts`] gives them with this minion's id and directories.
     opts: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// Whether those options name another minion's id or directories (a swarm's minions share
+    /// one config), so that each job needs its own copy. Found once, at open.
+    opts_are_shared: bool,
     pub jobs: Arc<jobs::JobTable>,
     pub outbox: outbox::Outbox,
     pub proc_dir: proc_dir::ProcDir,
@@ -119,6 +122,9 @@ impl Minion {
         let outbox = outbox::Outbox::open(&outbox_dir).with_context(|| format!("cannot open the outbox in {}", outbox_dir.display()))?;
         Ok(Minion {
             config: config.clone(),
+            opts_are_shared: !own_options(&id, &pki_dir, &cachedir)
+                .iter()
+                .all(|(k, v)| shared.opts.get(*k).and_then(serde_json::Value::as_str) == Some(v.as_str())),
             opts: shared.opts.clone(),
             returners: returners::MinionReturners::new(shared.opts.clone(), cachedir.clone()),
             id,
@@ -139,17 +145,20 @@ impl Minion {
     /// The options a job sees: the config's, with this minion's id and directories. Copied
     /// only where they differ from the config's (the minions of a swarm share one config).
     pub fn opts(&self) -> Arc<serde_json::Map<String, serde_json::Value>> {
-        let own =
-            [("id", self.id.clone()), ("pki_dir", self.pki_dir.display().to_string()), ("cachedir", self.cachedir.display().to_string())];
-        if own.iter().all(|(k, v)| self.opts.get(*k).and_then(serde_json::Value::as_str) == Some(v.as_str())) {
+        if !self.opts_are_shared {
             return self.opts.clone();
         }
         let mut opts = (*self.opts).clone();
-        for (k, v) in own {
+        for (k, v) in own_options(&self.id, &self.pki_dir, &self.cachedir) {
             opts.insert(k.into(), v.into());
         }
         Arc::new(opts)
     }
+}
+
+/// The options that are a minion's own: its id and directories.
+fn own_options(id: &str, pki_dir: &std::path::Path, cachedir: &std::path::Path) -> [(&'static str, String); 3] {
+    [("id", id.to_string()), ("pki_dir", pki_dir.display().to_string()), ("cachedir", cachedir.display().to_string())]
 }
 
 /// The function table of a minion or job process: the built-in modules plus the saltutil
