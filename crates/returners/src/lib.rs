@@ -188,6 +188,23 @@ pub enum Capability {
 }
 
 impl Capability {
+    /// Every call, in the order above.
+    pub const ALL: &[Capability] = &[
+        Capability::Returner,
+        Capability::EventReturn,
+        Capability::PrepJid,
+        Capability::SaveLoad,
+        Capability::SaveMinions,
+        Capability::GetLoad,
+        Capability::GetJid,
+        Capability::GetJids,
+        Capability::GetFun,
+        Capability::GetMinions,
+        Capability::CleanOldJobs,
+        Capability::UpdateEndtime,
+        Capability::GetEndtime,
+    ];
+
     /// Salt's name for the call, used in error messages.
     pub fn salt_name(self) -> &'static str {
         match self {

@@ -40,23 +40,7 @@ use crate::{Capability, Event, JobCache, JobQuery, JobSummary, Load, Rejection, 
 pub const NAME: &str = "multi_returner";
 
 /// Every call a store can have: which ones this one has depends on its parts.
-const ANY_CALL: &[Capability] = &[
-    Capability::Returner,
-    Capability::EventReturn,
-    Capability::PrepJid,
-    Capability::SaveLoad,
-    Capability::SaveMinions,
-    Capability::GetLoad,
-    Capability::GetJid,
-    Capability::GetJids,
-    Capability::GetFun,
-    Capability::GetMinions,
-    Capability::CleanOldJobs,
-    Capability::UpdateEndtime,
-    Capability::GetEndtime,
-];
-
-pub static ENTRY: Entry = Entry { name: NAME, calls: ANY_CALL, open: |lookup| open(lookup).boxed(), schema: None };
+pub static ENTRY: Entry = Entry { name: NAME, calls: Capability::ALL, open: |lookup| open(lookup).boxed(), schema: None };
 
 async fn open(lookup: &Lookup<'_>) -> Result<Store> {
     let config = MultiConfig::from_lookup(lookup)?;
