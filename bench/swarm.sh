@@ -83,8 +83,10 @@ start_master() {
   log "the master did not start"; cat "$dir/master.out" >&2; return 1
 }
 
-run_size() {
-  local n=$1 dir=$WORK/n$1 port t0 t1 c0 c1 s0 s1 i jid
+# start_cluster N DIR: a master (config under DIR, $MASTER_EXTRA appended) and a swarm of N
+# minions dialling it; returns once their N keys wait in minions_pre (not yet accepted).
+start_cluster() {
+  local n=$1 dir=$2 port
   mkdir -p "$dir/etc" "$dir/etc-swarm"
   port=$(free_port)
   cat > "$dir/etc/master" <<CONF
@@ -95,7 +97,7 @@ log_level_logfile: info
 ${MASTER_EXTRA:-}
 CONF
   cat > "$dir/etc-swarm/minion" <<CONF
-root_dir: $SHM/n$n
+root_dir: $SHM/$(basename "$dir")
 master: 127.0.0.1
 master_port: $port
 acceptance_wait_time: 2
@@ -108,6 +110,11 @@ CONF
   local pre=$dir/root/etc/salt/pki/master/minions_pre
   for _ in $(seq 1 3000); do [ "$(ls "$pre" 2>/dev/null | wc -l)" -ge "$n" ] && break; sleep 0.2; done
   log "$n: keys pending: $(ls "$pre" | wc -l)"
+}
+
+run_size() {
+  local n=$1 dir=$WORK/n$1 t0 t1 c0 c1 s0 s1 i jid
+  start_cluster "$n" "$dir"
 
   t0=$(now); "$BIN/salt-key" -c "$dir/etc" -A -y >/dev/null; t1=$(now)
   echo "| $n | salt-key -A -y ($n pending) | $(elapsed "$t0" "$t1") s |" >> "$OUT"
@@ -148,6 +155,9 @@ CONF
   # Restart: the reconnect storm, spread by the minions' back-off.
   local log=$dir/root/var/log/salt/master mark
   stop_pid "$MASTER_PID"
+  # The swarm reports its count at most once a second: wait until it has seen the master go,
+  # or its last line would still say all are up.
+  for _ in $(seq 1 100); do [ "$(sessions_up "$dir/swarm.out")" != "$n" ] && break; sleep 0.1; done
   mark=$(wc -l < "$log")
   t0=$(now)
   start_master "$dir"
@@ -185,14 +195,7 @@ mysql.db: $db"
   "$BIN/salt-returner-schema" mysql 2>/dev/null | mariadb -h "$SALTRS_TEST_MYSQL_HOST" -P "$SALTRS_TEST_MYSQL_PORT" -uroot "$db" || true
   n=$MYSQL_N dir=$WORK/mysql
   log "mysql: $n minions"
-  # Reuses run_size's start-up by hand: master, swarm, keys.
-  mkdir -p "$dir/etc" "$dir/etc-swarm"; port=$(free_port)
-  printf 'root_dir: %s\ninterface: 127.0.0.1\nret_port: %s\n%s\n' "$dir/root" "$port" "$MASTER_EXTRA" > "$dir/etc/master"
-  printf 'root_dir: %s\nmaster: 127.0.0.1\nmaster_port: %s\nacceptance_wait_time: 2\n' "$SHM/mysql" "$port" > "$dir/etc-swarm/minion"
-  start_master "$dir"
-  "$BIN/salt-swarm" -c "$dir/etc-swarm" -m "$n" -l quiet >"$dir/swarm.out" 2>&1 &
-  SWARM_PID=$!; PIDS+=("$SWARM_PID")
-  for _ in $(seq 1 3000); do [ "$(ls "$dir/root/etc/salt/pki/master/minions_pre" 2>/dev/null | wc -l)" -ge "$n" ] && break; sleep 0.2; done
+  start_cluster "$n" "$dir"
   "$BIN/salt-key" -c "$dir/etc" -A -y >/dev/null
   wait_sessions "$dir/swarm.out" "$n" 3000
   sleep 3
