@@ -60,16 +60,30 @@ pub struct Master {
     spool_failing: std::sync::atomic::AtomicBool,
     /// Publishes not yet returned by all their minions, on disk (see [`crate::journal`]).
     journal: Journal,
-    /// (jid, minion) of the returns received lately: one sent again fires no second event.
-    returns_seen: Mutex<RecentlySeen<(String, String)>>,
+    /// (jid, minion) of the returns received lately: one sent again fires no second event and
+    /// is stored once.
+    returns_seen: Mutex<RecentlySeen<(String, String), ReturnSeen>>,
+}
+
+/// What the master did with a return it received lately, for when the minion sends it again
+/// (the acknowledgement was late or lost, or the master could not spool it).
+#[derive(Debug, Clone)]
+pub(crate) enum ReturnSeen {
+    /// Its event was fired with these `_stamp` and `ts`, and it is not on disk yet: a copy sent
+    /// again is spooled with the same stamps, so the stores' (jid, id, full_ret) check sees one
+    /// return, not two.
+    Fired { stamp: Value, ts: Value },
+    /// In the job cache's spool: a copy sent again is only acknowledged.
+    Spooled,
 }
 
 /// Connections authenticating as the same minion id at once.
 const MAX_AUTHENTICATING_PER_ID: usize = 2;
 
-/// How many (jid, minion) returns the master remembers; a minion sends a return again within
-/// seconds (a lost acknowledgement, a reconnect, a master that could not store it).
-const RETURNS_REMEMBERED: usize = 50_000;
+/// How many (jid, minion) returns the master remembers (about 100 bytes each); a minion sends a
+/// return again within seconds or minutes (a late or lost acknowledgement, a reconnect, a master
+/// that could not store it), and two jobs to 50,000 minions fit.
+const RETURNS_REMEMBERED: usize = 100_000;
 
 impl Master {
     /// Loads keys and opens the job cache and the other returners the config names; a returner
@@ -167,9 +181,18 @@ impl Master {
         result
     }
 
-    /// False if the return of `id` for `jid` was received lately (this one is sent again).
-    pub(crate) fn first_sight_of_return(&self, jid: &str, id: &str) -> bool {
-        self.returns_seen.lock().unwrap_or_else(|e| e.into_inner()).first_sight(&(jid.to_string(), id.to_string()))
+    /// What became of the return of `id` for `jid` if it was received lately (this one is sent
+    /// again).
+    pub(crate) fn return_seen(&self, jid: &str, id: &str) -> Option<ReturnSeen> {
+        self.lock_returns_seen().get(&(jid.to_string(), id.to_string())).cloned()
+    }
+
+    pub(crate) fn note_return(&self, jid: &str, id: &str, seen: ReturnSeen) {
+        self.lock_returns_seen().insert((jid.to_string(), id.to_string()), seen);
+    }
+
+    fn lock_returns_seen(&self) -> std::sync::MutexGuard<'_, RecentlySeen<(String, String), ReturnSeen>> {
+        self.returns_seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every sink, for maintenance and shutdown.

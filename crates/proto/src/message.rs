@@ -54,23 +54,28 @@ impl JobReturn {
     /// The return load as Salt's master stores and fires it (`salt/job/<jid>/ret/<id>`), in
     /// Salt's key order: `cmd, id, success, return, retcode, jid, fun, fun_args, user, ...`.
     pub fn to_load(&self) -> Map<String, Value> {
+        self.clone().into_load()
+    }
+
+    /// [`JobReturn::to_load`], taking the return's parts rather than copying them.
+    pub fn into_load(self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("cmd".into(), "_return".into());
-        m.insert("id".into(), self.id.clone().into());
+        m.insert("id".into(), self.id.into());
         m.insert("success".into(), self.success.into());
-        m.insert("return".into(), self.ret.clone());
+        m.insert("return".into(), self.ret);
         m.insert("retcode".into(), self.retcode.into());
-        m.insert("jid".into(), self.jid.clone().into());
-        m.insert("fun".into(), self.fun.clone().into());
-        m.insert("fun_args".into(), Value::Array(self.fun_args.clone()));
-        if let Some(user) = &self.user {
-            m.insert("user".into(), user.clone().into());
+        m.insert("jid".into(), self.jid.into());
+        m.insert("fun".into(), self.fun.into());
+        m.insert("fun_args".into(), Value::Array(self.fun_args));
+        if let Some(user) = self.user {
+            m.insert("user".into(), user.into());
         }
-        if let Some(out) = &self.out {
-            m.insert("out".into(), out.clone().into());
+        if let Some(out) = self.out {
+            m.insert("out".into(), out.into());
         }
-        if let Some(md) = &self.metadata {
-            m.insert("metadata".into(), md.clone());
+        if let Some(md) = self.metadata {
+            m.insert("metadata".into(), md);
         }
         m
     }
@@ -249,10 +254,28 @@ pub enum ClientReply {
     },
 }
 
+/// [`ClientReply::Event`] built from borrowed parts, encoding to the same bytes: the master
+/// sends one event to every client watching its job without copying the event's data for each.
+#[derive(Debug, Serialize)]
+#[serde(tag = "reply", rename = "event")]
+pub struct EventReply<'a> {
+    pub tag: &'a str,
+    pub data: &'a Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::frame::{decode, encode};
+
+    #[test]
+    fn a_borrowed_event_reply_encodes_as_the_owned_one() {
+        let data = serde_json::json!({"id": "m1", "return": {"a": [1, 2.5, null]}, "_stamp": "x"});
+        let owned = ClientReply::Event { tag: "salt/job/1/ret/m1".into(), data: data.clone() };
+        let borrowed = EventReply { tag: "salt/job/1/ret/m1", data: &data };
+        assert_eq!(encode(&borrowed).unwrap(), encode(&owned).unwrap());
+        assert_eq!(decode::<ClientReply>(&encode(&borrowed).unwrap()).unwrap(), owned);
+    }
 
     #[test]
     fn messages_round_trip_through_msgpack() {

@@ -525,3 +525,63 @@ fn return_local_prints_on_the_minions_standard_output() {
     let printed = c.minion_stdout("minion1");
     assert!(printed.lines().any(|l| l == want), "wanted {want}, the minion printed {printed}");
 }
+
+/// A minion sends a return again when the master's acknowledgement is late (a master busy with
+/// 10,000 returns) or lost. The master used to stamp the copy anew, so `full_ret` differed and
+/// MariaDB got a second row for one (jid, minion). One row, whatever the copies.
+#[test]
+fn a_return_sent_again_is_stored_once() {
+    use salt_proto::frame::{read_frame, write_frame};
+    use salt_proto::message::{Hello, JobReturn, MasterMessage, MinionMessage};
+
+    let Some(db) = Db::create("resend") else { return };
+    let mut c = Cluster::new(&format!("master_job_cache: mysql\n{}", db.config(db.port)));
+    c.start_master();
+    // A minion of our own making, whose key the master has accepted.
+    let keys = tempfile::tempdir().unwrap();
+    let key = salt_pki::KeyPair::load_or_generate(keys.path(), "minion").unwrap();
+    std::fs::write(c.master_pki().join("minions/resender"), key.public_pem()).unwrap();
+    let ret = MinionMessage::Return(JobReturn {
+        id: "resender".into(),
+        jid: "20261202051500123456".into(),
+        fun: "test.ping".into(),
+        fun_args: vec![],
+        ret: true.into(),
+        retcode: 0,
+        success: true,
+        user: None,
+        out: None,
+        metadata: None,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // Three copies: two on one connection, the third after a reconnect, each acknowledged.
+    for copies in [2, 1] {
+        runtime.block_on(async {
+            let pin = std::sync::Arc::new(salt_transport::MasterPin::new(None, None));
+            let connector = salt_transport::minion_connector(key.pkcs8_der(), "resender", pin).unwrap();
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", c.port)).await.unwrap();
+            let mut tls = connector.connect(salt_transport::server_name(), tcp).await.unwrap();
+            let hello = MinionMessage::Hello(Hello { protocol: salt_proto::PROTOCOL_VERSION, id: "resender".into() });
+            write_frame(&mut tls, &hello, 1 << 20).await.unwrap();
+            let welcome: MasterMessage = read_frame(&mut tls, 1 << 20).await.unwrap();
+            assert!(matches!(welcome, MasterMessage::Welcome { .. }), "{welcome:?}");
+            write_frame(&mut tls, &MinionMessage::Grains(Default::default()), 1 << 20).await.unwrap();
+            for _ in 0..copies {
+                write_frame(&mut tls, &ret, 1 << 20).await.unwrap();
+                loop {
+                    let reply = tokio::time::timeout(Duration::from_secs(20), read_frame::<MasterMessage, _>(&mut tls, 1 << 20));
+                    match reply.await.expect("an acknowledgement within 20 s").unwrap() {
+                        MasterMessage::Ack { jid } if jid == "20261202051500123456" => break,
+                        _ => continue,
+                    }
+                }
+                // Let the spool deliver the copy before the next one comes.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+    let sql = "SELECT COUNT(*) FROM salt_returns WHERE jid = '20261202051500123456'";
+    assert_eq!(db.wait_count(sql, 1, Duration::from_secs(20)), 1);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(db.sql(sql).trim(), "1", "one row for one (jid, minion)");
+}
