@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use salt_proto::frame::{append_frame, read_frame, write_frame, FrameError, PRE_AUTH_MAX_FRAME};
-use salt_proto::message::{ClientReply, ClientRequest};
+use salt_proto::message::{ClientReply, ClientRequest, EventReply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
@@ -94,6 +94,19 @@ const MAX_BATCHES_PER_SESSION: usize = 16;
 /// up to `max_frame_bytes`; anyone else, only a request small enough to be refused politely).
 const ACL_USER_MAX_FRAME: usize = 1024 * 1024;
 
+/// What a session's writer sends: a reply of its own, or an event of the bus as it was fired
+/// (shared with every other subscriber, never copied).
+enum ToClient {
+    Reply(ClientReply),
+    Event(Arc<crate::events::Event>),
+}
+
+impl From<ClientReply> for ToClient {
+    fn from(reply: ClientReply) -> ToClient {
+        ToClient::Reply(reply)
+    }
+}
+
 /// Sends one reply to a client this master will not serve, then closes; never waits long.
 async fn answer_and_close(mut stream: UnixStream, reply: ClientReply) {
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), write_frame(&mut stream, &reply, 64 * 1024)).await;
@@ -101,7 +114,7 @@ async fn answer_and_close(mut stream: UnixStream, reply: ClientReply) {
 
 async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> anyhow::Result<()> {
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<ClientReply>(EVENT_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<ToClient>(EVENT_QUEUE);
     let max = master.max_frame;
     // What the caller may send is decided from its credentials before any request is read.
     let max_request = if caller.is_privileged() {
@@ -123,8 +136,12 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
         let mut buf = Vec::new();
         while rx.recv_many(&mut queued, REPLIES_PER_WRITE).await > 0 {
             buf.clear();
-            for reply in queued.drain(..) {
-                if let Err(e) = append_frame(&mut buf, &reply, max) {
+            for out in queued.drain(..) {
+                let appended = match &out {
+                    ToClient::Reply(reply) => append_frame(&mut buf, reply, max),
+                    ToClient::Event(event) => append_frame(&mut buf, &EventReply { tag: &event.tag, data: &event.data }, max),
+                };
+                if let Err(e) = appended {
                     // Too large for the client to read: it gets the reason instead.
                     let _ = append_frame(&mut buf, &ClientReply::Error { message: e.to_string() }, max);
                 }
@@ -144,7 +161,7 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
             Ok(r) => r,
             Err(FrameError::Closed) => break Ok(()),
             Err(e) => {
-                let _ = tx.send(ClientReply::Error { message: e.to_string() }).await;
+                let _ = tx.send(ClientReply::Error { message: e.to_string() }.into()).await;
                 break Err(e.into());
             }
         };
@@ -153,19 +170,19 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
                 Ok(p) => {
                     let reply =
                         ClientReply::Published { jid: p.jid, minions: p.minions, missing: p.missing, not_connected: p.not_connected };
-                    if tx.send(reply).await.is_err() {
+                    if tx.send(reply.into()).await.is_err() {
                         break Ok(());
                     }
                     tasks.spawn(forward(p.events, tx.clone(), |_| true));
                 }
                 Err(e) => {
-                    let _ = tx.send(not_published(e)).await;
+                    let _ = tx.send(not_published(e).into()).await;
                 }
             },
             ClientRequest::Batch(req) => {
                 if batches.len() >= MAX_BATCHES_PER_SESSION {
                     let message = format!("This connection has {MAX_BATCHES_PER_SESSION} batch jobs open already");
-                    let _ = tx.send(ClientReply::Error { message }).await;
+                    let _ = tx.send(ClientReply::Error { message }.into()).await;
                     continue;
                 }
                 let reply = match start_batch(&master, &caller, req) {
@@ -176,7 +193,7 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
                     }
                     Err(e) => not_published(e),
                 };
-                if tx.send(reply).await.is_err() {
+                if tx.send(reply.into()).await.is_err() {
                     break Ok(());
                 }
             }
@@ -195,13 +212,13 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
                         Err(e) => not_published(e),
                     },
                 };
-                if tx.send(reply).await.is_err() {
+                if tx.send(reply.into()).await.is_err() {
                     break Ok(());
                 }
             }
             ClientRequest::Runner(req) => {
                 if let Err(reason) = crate::acl::may_run_runners(&caller) {
-                    let _ = tx.send(ClientReply::Refused { reason }).await;
+                    let _ = tx.send(ClientReply::Refused { reason }.into()).await;
                     continue;
                 }
                 // A runner may take a while (jobs.active waits for minions): do not block this
@@ -209,12 +226,12 @@ async fn session(master: Arc<Master>, stream: UnixStream, caller: Caller) -> any
                 let (master, tx, user) = (master.clone(), tx.clone(), caller.name.clone());
                 tasks.spawn(async move {
                     let reply = crate::runner::run(&master, &user, req).await;
-                    let _ = tx.send(reply).await;
+                    let _ = tx.send(reply.into()).await;
                 });
             }
             ClientRequest::Events { tagmatch } => {
                 if let Err(reason) = crate::acl::may_run_runners(&caller) {
-                    let _ = tx.send(ClientReply::Refused { reason }).await;
+                    let _ = tx.send(ClientReply::Refused { reason }.into()).await;
                     continue;
                 }
                 let events = master.bus().subscribe("", EVENT_QUEUE);
@@ -241,13 +258,12 @@ fn not_published(e: NotPublished) -> ClientReply {
 }
 
 /// Pumps bus events matching `keep` to the client; the session aborts it when the client goes.
-async fn forward(mut events: mpsc::Receiver<Arc<crate::events::Event>>, tx: mpsc::Sender<ClientReply>, keep: impl Fn(&str) -> bool) {
+async fn forward(mut events: mpsc::Receiver<Arc<crate::events::Event>>, tx: mpsc::Sender<ToClient>, keep: impl Fn(&str) -> bool) {
     while let Some(event) = events.recv().await {
         if !keep(&event.tag) {
             continue;
         }
-        let reply = ClientReply::Event { tag: event.tag.clone(), data: event.data.clone() };
-        if tx.send(reply).await.is_err() {
+        if tx.send(ToClient::Event(event)).await.is_err() {
             break;
         }
     }
