@@ -371,8 +371,9 @@ async fn run(flags: Flags, config: Config, mut printer: Printer) -> i32 {
     // Ids a list target named that have no accepted key (Salt's `missing`) can never return; they
     // are not waited for. As in Salt 3008, they come last, as minions that did not respond, even
     // with --hide-timeout, and count as retcode 1; Salt's --static output leaves them out.
-    if !flags.static_output {
-        for id in missing.iter().filter(|id| !minions.contains(id)) {
+    if !flags.static_output && !missing.is_empty() {
+        let targeted: std::collections::HashSet<&String> = minions.iter().collect();
+        for id in missing.iter().filter(|id| !targeted.contains(id)) {
             let shown = Shown { ret: Value::String(no_response(&jid)), retcode: 1, out: Some("no_return".into()) };
             print_one(&mut printer, id, &shown);
             results.push((id.clone(), shown));

@@ -90,7 +90,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     config.set("multiprocessing", Value::Bool(false));
     // One descriptor per minion, and a few for the swarm itself.
     let needed = flags.minions as u64 + DESCRIPTORS_KEPT;
-    let open_files = salt_master::raise_open_files_limit(needed);
+    let open_files = salt_master::raise_open_files_limit(needed, &format!("salt-swarm -m {}", flags.minions));
     if open_files < needed {
         eprintln!(
             "salt-swarm: error: {} minions need about {needed} open files, and this process may have {open_files}; \

@@ -6,8 +6,9 @@ use std::fs::File;
 use std::sync::Mutex;
 
 /// Raises the soft `RLIMIT_NOFILE` towards `wanted` (never past the hard limit) and logs the
-/// figure the master runs with. Returns the soft limit in force.
-pub fn raise_open_files_limit(wanted: u64) -> u64 {
+/// figure the process runs with; `wanted_by` names what asks for it (the master's
+/// `max_open_files`, a swarm's size). Returns the soft limit in force.
+pub fn raise_open_files_limit(wanted: u64, wanted_by: &str) -> u64 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
@@ -28,9 +29,9 @@ pub fn raise_open_files_limit(wanted: u64) -> u64 {
     }
     let now = target.max(before);
     if wanted > hard {
-        tracing::warn!("max_open_files is {wanted}, but the hard limit is {hard}; raise the hard limit (LimitNOFILE) to hold more minions");
+        tracing::warn!("{wanted_by} asks for {wanted} open files, but the hard limit is {hard}; raise the hard limit (LimitNOFILE) to hold more minions");
     }
-    tracing::info!("open files limit: {now} (max_open_files {wanted}, was {before})");
+    tracing::info!("open files limit: {now} ({wanted_by} asks for {wanted}, was {before})");
     now
 }
 

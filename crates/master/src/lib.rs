@@ -36,7 +36,7 @@ fn tighten_cachedir(cachedir: &std::path::Path) {
 
 /// Runs the master until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    let open_files = fds::raise_open_files_limit(config.u64("max_open_files").unwrap_or(100_000));
+    let open_files = fds::raise_open_files_limit(config.u64("max_open_files").unwrap_or(100_000), "max_open_files");
     let capacity = minions::capacity(open_files);
     tracing::info!("room for {capacity} minions (one open file each, {open_files} in all)");
     if let Some(cachedir) = config.path("cachedir") {
