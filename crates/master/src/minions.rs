@@ -163,55 +163,13 @@ async fn handle(
     capacity: usize,
     full: Arc<Mutex<Tally>>,
 ) -> anyhow::Result<()> {
-    let _ = tcp.set_nodelay(true);
-    keepalive(&tcp);
-    let tls = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(tcp)).await.map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
-    let peer_key = salt_transport::peer_public_key(tls.get_ref().1.peer_certificates()).ok_or_else(|| anyhow::anyhow!("no client key"))?;
-    let (mut reader, mut writer) = tokio::io::split(tls);
-
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<MinionMessage, _>(&mut reader, PRE_AUTH_MAX_FRAME)).await {
-        Err(_) => return Err(anyhow::anyhow!("no hello within {HELLO_TIMEOUT:?}")),
-        Ok(Ok(MinionMessage::Hello(h))) => h,
-        Ok(Ok(other)) => {
-            let reason = format!("expected hello before anything else, got {}", kind(&other));
-            refuse(&mut writer, &reason).await;
-            return Err(anyhow::anyhow!(reason));
-        }
-        Ok(Err(FrameError::Closed)) => return Ok(()),
-        Ok(Err(e)) => {
-            let reason = format!("bad first message: {e}");
-            refuse(&mut writer, &reason).await;
-            return Err(anyhow::anyhow!(reason));
-        }
-    };
-    // Past the cap a minion is told why and when to try again; those connected stay untouched.
-    let Some(_room) = Room::take(&master.minion_slots, capacity) else {
-        if let Some(n) = full.lock().unwrap_or_else(|e| e.into_inner()).one() {
-            tracing::error!(
-                "turned {n} minion(s) away: the master holds {capacity} minions, all its open files limit allows; raise the hard limit (LimitNOFILE) and max_open_files"
-            );
-        }
-        let reason = format!("the master holds {capacity} minions, all its open files limit allows; retrying in about {BUSY_RETRY_SECS} s");
-        let _ = write_frame(&mut writer, &MasterMessage::Busy { reason, retry_secs: BUSY_RETRY_SECS }, PRE_AUTH_MAX_FRAME).await;
+    // The handshake's state is several KiB and needed once: boxed, it is freed when the minion
+    // is in, rather than held in the task for the connection's life (50,000 of them).
+    let Some(Admitted { id, mut reader, writer, grains, _room }) =
+        Box::pin(admit(&master, acceptor, tcp, unauthenticated, capacity, full)).await?
+    else {
         return Ok(());
     };
-    let Some(authenticating) = master.authenticating(&hello.id) else {
-        let reason = format!("too many connections are authenticating as minion {} at once", hello.id);
-        refuse(&mut writer, &reason).await;
-        return Err(anyhow::anyhow!(reason));
-    };
-    let Some(id) = authenticate(&master, &hello, &peer_key, &mut writer).await? else {
-        return Ok(());
-    };
-    // Authenticated: the minion's first message is its grains, in a frame of normal size.
-    let grains = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<MinionMessage, _>(&mut reader, master.max_frame)).await {
-        Ok(Ok(MinionMessage::Grains(grains))) => grains,
-        Ok(Ok(other)) => return Err(anyhow::anyhow!("minion {id} sent {} before its grains", kind(&other))),
-        Ok(Err(e)) => return Err(anyhow::anyhow!("minion {id}: {e}")),
-        Err(_) => return Err(anyhow::anyhow!("minion {id} sent no grains within {HELLO_TIMEOUT:?}")),
-    };
-    drop((unauthenticated, authenticating));
-
     let (tx, rx) = mpsc::channel(OUTBOX);
     let serial = master.register(&id, tx);
     master.store_grains(&id, grains);
@@ -231,6 +189,79 @@ async fn handle(
     writer_task.abort();
     tracing::info!("minion {id} disconnected");
     result
+}
+
+type TlsReader = tokio::io::ReadHalf<salt_transport::ServerTlsStream<TcpStream>>;
+type TlsWriter = tokio::io::WriteHalf<salt_transport::ServerTlsStream<TcpStream>>;
+
+/// A minion that authenticated and sent its grains, holding its place under the cap.
+struct Admitted {
+    id: String,
+    reader: TlsReader,
+    writer: TlsWriter,
+    grains: Map<String, Value>,
+    _room: Room,
+}
+
+/// The TLS handshake, the hello, the cap, the key check and the grains. None when the minion
+/// was answered and may not go on (pending, rejected, the master full).
+async fn admit(
+    master: &Master,
+    acceptor: salt_transport::TlsAcceptor,
+    tcp: TcpStream,
+    unauthenticated: tokio::sync::OwnedSemaphorePermit,
+    capacity: usize,
+    full: Arc<Mutex<Tally>>,
+) -> anyhow::Result<Option<Admitted>> {
+    let _ = tcp.set_nodelay(true);
+    keepalive(&tcp);
+    let tls = tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(tcp)).await.map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
+    let peer_key = salt_transport::peer_public_key(tls.get_ref().1.peer_certificates()).ok_or_else(|| anyhow::anyhow!("no client key"))?;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<MinionMessage, _>(&mut reader, PRE_AUTH_MAX_FRAME)).await {
+        Err(_) => return Err(anyhow::anyhow!("no hello within {HELLO_TIMEOUT:?}")),
+        Ok(Ok(MinionMessage::Hello(h))) => h,
+        Ok(Ok(other)) => {
+            let reason = format!("expected hello before anything else, got {}", kind(&other));
+            refuse(&mut writer, &reason).await;
+            return Err(anyhow::anyhow!(reason));
+        }
+        Ok(Err(FrameError::Closed)) => return Ok(None),
+        Ok(Err(e)) => {
+            let reason = format!("bad first message: {e}");
+            refuse(&mut writer, &reason).await;
+            return Err(anyhow::anyhow!(reason));
+        }
+    };
+    // Past the cap a minion is told why and when to try again; those connected stay untouched.
+    let Some(room) = Room::take(&master.minion_slots, capacity) else {
+        if let Some(n) = full.lock().unwrap_or_else(|e| e.into_inner()).one() {
+            tracing::error!(
+                "turned {n} minion(s) away: the master holds {capacity} minions, all its open files limit allows; raise the hard limit (LimitNOFILE) and max_open_files"
+            );
+        }
+        let reason = format!("the master holds {capacity} minions, all its open files limit allows; retrying in about {BUSY_RETRY_SECS} s");
+        let _ = write_frame(&mut writer, &MasterMessage::Busy { reason, retry_secs: BUSY_RETRY_SECS }, PRE_AUTH_MAX_FRAME).await;
+        return Ok(None);
+    };
+    let Some(authenticating) = master.authenticating(&hello.id) else {
+        let reason = format!("too many connections are authenticating as minion {} at once", hello.id);
+        refuse(&mut writer, &reason).await;
+        return Err(anyhow::anyhow!(reason));
+    };
+    let Some(id) = authenticate(master, &hello, &peer_key, &mut writer).await? else {
+        return Ok(None);
+    };
+    // Authenticated: the minion's first message is its grains, in a frame of normal size.
+    let grains = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<MinionMessage, _>(&mut reader, master.max_frame)).await {
+        Ok(Ok(MinionMessage::Grains(grains))) => grains,
+        Ok(Ok(other)) => return Err(anyhow::anyhow!("minion {id} sent {} before its grains", kind(&other))),
+        Ok(Err(e)) => return Err(anyhow::anyhow!("minion {id}: {e}")),
+        Err(_) => return Err(anyhow::anyhow!("minion {id} sent no grains within {HELLO_TIMEOUT:?}")),
+    };
+    drop((unauthenticated, authenticating));
+    Ok(Some(Admitted { id, reader, writer, grains, _room: room }))
 }
 
 /// Checks the hello and the key; answers the minion. Returns the id when it may go on.
@@ -290,7 +321,9 @@ async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut
             Ok(MinionMessage::Return(ret)) => {
                 let jid = ret.jid.clone();
                 // Looked up each time rather than held, so dropping the connection closes it.
-                if handle_return(master, id, ret).await {
+                // Boxed: its state is needed only while a return is handled, not for the
+                // connection's life.
+                if Box::pin(handle_return(master, id, ret)).await {
                     if let Some(tx) = master.sender(id) {
                         let _ = tx.send(Outgoing::Message(Box::new(MasterMessage::Ack { jid }))).await;
                     }
