@@ -21,9 +21,16 @@ use crate::Master;
 
 /// Time a peer has to finish the TLS handshake and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections that have not yet authenticated, at once; past this a new connection is closed
-/// at once (a minion retries with back-off). Each costs a TLS session and a hello-sized buffer.
+/// Connections that have not yet authenticated, at once. Each costs a TLS session and a
+/// hello-sized buffer.
 const MAX_UNAUTHENTICATED: usize = 256;
+/// New connections that may wait for one of those turns. After a master restart the whole
+/// fleet dials back within seconds: waiting a moment costs a minion less than being closed and
+/// backing off for up to `recon_max`. Past these, a new connection is closed at once.
+const MAX_WAITING_TO_AUTHENTICATE: usize = 4096;
+/// How long a connection waits for its turn: well within a minion's 10 s to finish its TLS
+/// handshake, so it is closed (and retries) rather than timing out on its own.
+const AUTHENTICATION_TURN_WAIT: Duration = Duration::from_secs(5);
 
 /// Publishes queued for one minion before it counts as unreachable.
 const OUTBOX: usize = 1024;
@@ -71,7 +78,8 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener, capacity: usize) 
     let reserve = crate::fds::Reserve::new();
     let mut out_of_fds = false;
     let unauthenticated = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
-    let mut turned_away = Tally::default();
+    let waiting = Arc::new(tokio::sync::Semaphore::new(MAX_WAITING_TO_AUTHENTICATE));
+    let turned_away = Arc::new(Mutex::new(Tally::default()));
     let full = Arc::new(Mutex::new(Tally::default()));
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -97,23 +105,33 @@ pub async fn serve(master: Arc<Master>, listener: TcpListener, capacity: usize) 
                 continue;
             }
         };
-        let Ok(permit) = unauthenticated.clone().try_acquire_owned() else {
-            if let Some(n) = turned_away.one() {
-                tracing::warn!(
-                    "closed {n} new connection(s): {MAX_UNAUTHENTICATED} connections are already authenticating (a reconnect storm, or a flood)"
-                );
-            }
+        let Ok(in_line) = waiting.clone().try_acquire_owned() else {
+            turn_away(&turned_away);
             drop(tcp);
             continue;
         };
-        let master = master.clone();
-        let acceptor = acceptor.clone();
-        let full = full.clone();
+        let (master, acceptor, full) = (master.clone(), acceptor.clone(), full.clone());
+        let (unauthenticated, turned_away) = (unauthenticated.clone(), turned_away.clone());
         tokio::spawn(async move {
+            let Ok(Ok(permit)) = tokio::time::timeout(AUTHENTICATION_TURN_WAIT, unauthenticated.acquire_owned()).await else {
+                turn_away(&turned_away);
+                return;
+            };
+            drop(in_line);
             if let Err(e) = handle(master, acceptor, tcp, permit, capacity, full).await {
                 tracing::info!("connection from {peer} closed: {e}");
             }
         });
+    }
+}
+
+/// Counts a new connection closed for want of a turn to authenticate; logs now and then.
+fn turn_away(turned_away: &Mutex<Tally>) {
+    if let Some(n) = turned_away.lock().unwrap_or_else(|e| e.into_inner()).one() {
+        tracing::warn!(
+            "closed {n} new connection(s) that found no turn to authenticate ({MAX_UNAUTHENTICATED} at once, \
+             {MAX_WAITING_TO_AUTHENTICATE} more waiting up to {AUTHENTICATION_TURN_WAIT:?}): a reconnect storm, or a flood"
+        );
     }
 }
 

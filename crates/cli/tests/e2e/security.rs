@@ -168,3 +168,25 @@ async fn minion_drops_replayed_expired_forged_and_misaddressed_publishes() {
         assert!(log.contains(needle), "{needle} missing from the log:\n{log}");
     }
 }
+
+/// After a master restart the fleet dials back at once. A connection that finds every turn to
+/// authenticate taken (256 peers in their handshakes) waits for one rather than being closed
+/// (which would send the minion into its back-off for up to `recon_max`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_waits_for_a_turn_to_authenticate() {
+    let mut c = Cluster::new("");
+    c.start_master();
+    let port = c.port;
+    // 256 peers that never finish their TLS handshake hold every turn.
+    let mut stalled = Vec::new();
+    for _ in 0..256 {
+        stalled.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let probe = tokio::spawn(hello_reply(port, "latecomer"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!probe.is_finished(), "the latecomer was answered while every turn was taken");
+    drop(stalled);
+    let reply = tokio::time::timeout(Duration::from_secs(10), probe).await.expect("an answer once turns are free").unwrap();
+    assert_eq!(reply, MasterMessage::Pending { retry_secs: 10 });
+}
