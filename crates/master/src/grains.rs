@@ -6,9 +6,11 @@
 //! holding it, and a minion's grains are a row of (grain, value) numbers in the order it reported
 //! them. A grain term that one top-level grain decides (nearly all: `G@os:Debian`,
 //! `P@osrelease:1[12]`, `S@10.0.0.0/8`; not `G@*:x`) is asked once per distinct value of that
-//! grain, when a minion holding the value is first met, and each minion then costs a look in its
-//! row. The matcher's semantics are untouched: it is asked the same questions about the same
-//! values, only not again for a value it has answered already.
+//! grain, when a minion holding the value is first met. Which value each minion holds is read
+//! from a column of that grain's value numbers by minion, made when a target first reads the
+//! grain and kept up to date as grains arrive: reading it from 50,000 rows scattered in memory
+//! cost more than the matching. The matcher's semantics are untouched: it is asked the same
+//! questions about the same values, only not again for a value it has answered already.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -24,12 +26,44 @@ type ValueId = u32;
 
 #[derive(Default)]
 pub(crate) struct GrainStore {
+    /// Each minion's number, the index of its row (a minion keeps it for good).
+    slots: HashMap<String, u32>,
     /// Each minion's top-level grains in the order it reported them.
-    rows: HashMap<String, Box<[(KeyId, ValueId)]>>,
+    rows: Vec<Box<[(KeyId, ValueId)]>>,
     /// The values of each grain, by [`KeyId`]; a grain no minion holds any more is free for reuse.
     keys: Vec<KeyValues>,
     key_ids: HashMap<Arc<str>, KeyId>,
     free_keys: Vec<KeyId>,
+    /// The row of each id of the accepted listing last matched over, kept while the listing
+    /// and the set of minions stay the same: looking 50,000 ids up in `slots` for every
+    /// target cost more than matching them.
+    aligned: Option<Aligned>,
+    /// The value of a grain for every minion, by slot, for the grains targets read lately.
+    columns: HashMap<KeyId, Column>,
+    /// Counts the targets matched, to know which column was used least lately.
+    clock: u64,
+}
+
+/// Columns kept at most: 50,000 minions' column is 200 KB.
+const MAX_COLUMNS: usize = 64;
+
+/// In a [`Column`], a minion that does not have the grain.
+const ABSENT: ValueId = ValueId::MAX;
+
+struct Column {
+    /// By slot: the minion's value of the grain, or [`ABSENT`].
+    values: Vec<ValueId>,
+    /// The `clock` of the last target that read it.
+    used: u64,
+}
+
+struct Aligned {
+    /// The listing (held, so that a new listing is never at the same address).
+    ids: Arc<Vec<String>>,
+    /// How many minions had grains when it was made.
+    minions: usize,
+    /// By position in `ids`: its slot, if it has grains.
+    slots: Vec<Option<u32>>,
 }
 
 /// The distinct values of one top-level grain.
@@ -168,39 +202,79 @@ impl GrainStore {
                 (key, self.keys[key as usize].hold(value))
             })
             .collect();
-        let old = match self.rows.get_mut(id) {
-            Some(slot) => Some(std::mem::replace(slot, row)),
-            None => self.rows.insert(id.to_string(), row),
+        let slot = match self.slots.get(id) {
+            Some(&slot) => {
+                let old = std::mem::replace(&mut self.rows[slot as usize], row);
+                self.release(&old);
+                slot
+            }
+            None => {
+                self.slots.insert(id.to_string(), self.rows.len() as u32);
+                self.rows.push(row);
+                (self.rows.len() - 1) as u32
+            }
         };
-        if let Some(old) = old {
-            self.release(&old);
+        let (rows, columns) = (&self.rows, &mut self.columns);
+        for (&key, column) in columns.iter_mut() {
+            column.values.resize(rows.len(), ABSENT);
+            column.values[slot as usize] = value_in(&rows[slot as usize], key).unwrap_or(ABSENT);
         }
     }
 
     pub(crate) fn contains(&self, id: &str) -> bool {
-        self.rows.contains_key(id)
+        self.slots.contains_key(id)
     }
 
     /// Minion `id`'s grains as it reported them (a copy).
     pub(crate) fn get(&self, id: &str) -> Option<Map<String, Value>> {
-        let row = self.rows.get(id)?;
+        let row = &self.rows[*self.slots.get(id)? as usize];
         Some(row.iter().map(|&(key, value)| (self.keys[key as usize].name.to_string(), self.value(key, value).clone())).collect())
     }
 
     /// The ids of `ids` that `matcher` selects, each minion matched with the grains held for it
     /// (one without any is matched against no grains, so a grain term does not select it).
-    pub(crate) fn matching(&self, matcher: &Matcher, ids: &[String]) -> Vec<String> {
-        let mut terms: Vec<TermAnswers> = matcher.grain_terms().iter().map(|term| TermAnswers::new(self, term)).collect();
+    pub(crate) fn matching(&mut self, matcher: &Matcher, ids: &Arc<Vec<String>>) -> Vec<String> {
+        self.align(ids);
+        self.clock += 1;
+        let keys: Vec<KeyId> = matcher.grain_terms().iter().filter_map(|term| self.key_ids.get(term.key()?).copied()).collect();
+        for key in keys {
+            self.make_column(key);
+        }
+        let store = &*self;
+        let slots = &store.aligned.as_ref().expect("aligned just now").slots;
+        let mut terms: Vec<TermAnswers> = matcher.grain_terms().iter().map(|term| TermAnswers::new(store, term)).collect();
         ids.iter()
-            .filter(|id| {
-                let mut row = None;
-                matcher.matches_by(id, |i| {
-                    let row: &[(KeyId, ValueId)] = row.get_or_insert_with(|| self.rows.get(id.as_str()).map_or(&[][..], |r| &r[..]));
-                    terms[i].answer(self, row)
-                })
-            })
-            .cloned()
+            .zip(slots)
+            .filter(|(id, &slot)| matcher.matches_by(id, |i| terms[i].answer(store, slot)))
+            .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Makes sure grain `key` has a column, marked used now, if it can: the column used least
+    /// lately makes room for it, unless the target being matched reads them all (its other
+    /// grains are then read from the rows).
+    fn make_column(&mut self, key: KeyId) {
+        if let Some(column) = self.columns.get_mut(&key) {
+            column.used = self.clock;
+            return;
+        }
+        if self.columns.len() >= MAX_COLUMNS {
+            match self.columns.iter().filter(|(_, c)| c.used < self.clock).min_by_key(|(_, c)| c.used) {
+                Some((&oldest, _)) => self.columns.remove(&oldest),
+                None => return,
+            };
+        }
+        let values = self.rows.iter().map(|row| value_in(row, key).unwrap_or(ABSENT)).collect();
+        self.columns.insert(key, Column { values, used: self.clock });
+    }
+
+    /// Makes `aligned` give the slot of each of `ids`.
+    fn align(&mut self, ids: &Arc<Vec<String>>) {
+        let current = self.aligned.as_ref().is_some_and(|a| Arc::ptr_eq(&a.ids, ids) && a.minions == self.slots.len());
+        if !current {
+            let slots = ids.iter().map(|id| self.slots.get(id.as_str()).copied()).collect();
+            self.aligned = Some(Aligned { ids: ids.clone(), minions: self.slots.len(), slots });
+        }
     }
 
     fn key_id(&mut self, name: String) -> KeyId {
@@ -228,6 +302,7 @@ impl GrainStore {
             let values = &mut self.keys[key as usize];
             values.release(value);
             if values.is_unused() {
+                self.columns.remove(&key);
                 self.key_ids.remove(&values.name);
                 self.keys[key as usize] = KeyValues::default();
                 self.free_keys.push(key);
@@ -240,6 +315,11 @@ impl GrainStore {
     }
 }
 
+/// The value of grain `key` in `row`.
+fn value_in(row: &[(KeyId, ValueId)], key: KeyId) -> Option<ValueId> {
+    row.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
+}
+
 /// One minion's row read as grains, for a term that may read any of them (`G@*:x`).
 struct RowGrains<'a> {
     store: &'a GrainStore,
@@ -249,7 +329,7 @@ struct RowGrains<'a> {
 impl Grains for RowGrains<'_> {
     fn get(&self, name: &str) -> Option<&Value> {
         let key = *self.store.key_ids.get(name)?;
-        self.row.iter().find(|(k, _)| *k == key).map(|&(k, v)| self.store.value(k, v))
+        value_in(self.row, key).map(|v| self.store.value(key, v))
     }
     fn values(&self) -> impl Iterator<Item = &Value> {
         self.row.iter().map(|&(k, v)| self.store.value(k, v))
@@ -260,36 +340,50 @@ impl Grains for RowGrains<'_> {
 }
 
 /// How one grain term of a target is answered for each minion.
-enum TermAnswers<'t> {
+enum TermAnswers<'s> {
     /// The term reads one top-level grain: its answer for each value of that grain, found when
     /// first needed.
     ByValue {
-        term: &'t GrainTerm,
-        /// None when no minion holds that grain.
-        key: Option<KeyId>,
-        /// By [`ValueId`] of the key: unknown yet, or the answer.
+        term: &'s GrainTerm,
+        /// The grain's number and its column if it has one; None when no minion holds that
+        /// grain.
+        key: Option<(KeyId, Option<&'s [ValueId]>)>,
+        /// By [`ValueId`] of the grain: unknown yet, or the answer.
         answers: Vec<Option<bool>>,
         /// The answer for a minion without that grain.
         without: bool,
     },
     /// The term may read any grain: asked about each minion's whole row.
-    Whole(&'t GrainTerm),
+    Whole(&'s GrainTerm),
 }
 
-impl<'t> TermAnswers<'t> {
-    fn new(store: &GrainStore, term: &'t GrainTerm) -> TermAnswers<'t> {
+impl<'s> TermAnswers<'s> {
+    /// For a term whose grain has a column, if any minion holds it (see `make_column`).
+    fn new(store: &'s GrainStore, term: &'s GrainTerm) -> TermAnswers<'s> {
         let Some(name) = term.key() else { return TermAnswers::Whole(term) };
-        let key = store.key_ids.get(name).copied();
-        let answers = key.map_or(0, |k| store.keys[k as usize].values.len());
+        let key = store.key_ids.get(name).map(|&k| (k, store.columns.get(&k).map(|c| &c.values[..])));
+        let answers = key.map_or(0, |(k, _)| store.keys[k as usize].values.len());
         TermAnswers::ByValue { term, key, answers: vec![None; answers], without: term.matches_value(None) }
     }
 
-    fn answer(&mut self, store: &GrainStore, row: &[(KeyId, ValueId)]) -> bool {
+    /// The answer for the minion in `slot` (None: a minion without grains).
+    fn answer(&mut self, store: &GrainStore, slot: Option<u32>) -> bool {
         match self {
-            TermAnswers::Whole(term) => term.matches(&RowGrains { store, row }),
+            TermAnswers::Whole(term) => {
+                let row = slot.map_or(&[][..], |slot| &store.rows[slot as usize][..]);
+                term.matches(&RowGrains { store, row })
+            }
             TermAnswers::ByValue { term, key, answers, without } => {
-                let Some(&(key, value)) = key.and_then(|key| row.iter().find(|(k, _)| *k == key)) else { return *without };
-                *answers[value as usize].get_or_insert_with(|| term.matches_value(Some(store.value(key, value))))
+                let Some((key, column)) = *key else { return *without };
+                let value = match (slot, column) {
+                    (None, _) => ABSENT,
+                    (Some(slot), Some(column)) => column[slot as usize],
+                    (Some(slot), None) => value_in(&store.rows[slot as usize], key).unwrap_or(ABSENT),
+                };
+                match value {
+                    ABSENT => *without,
+                    value => *answers[value as usize].get_or_insert_with(|| term.matches_value(Some(store.value(key, value)))),
+                }
             }
         }
     }
@@ -396,12 +490,17 @@ mod tests {
         fleet.iter().filter(|(id, g)| matcher.matches(id, g.as_ref().unwrap_or(&none))).map(|(id, _)| id.to_string()).collect()
     }
 
-    fn assert_same_as_walk(store: &GrainStore, fleet: &[(&'static str, Option<Map<String, Value>>)]) {
-        let ids: Vec<String> = fleet.iter().map(|(id, _)| id.to_string()).collect();
+    /// `ids` are the fleet's, in its order: one listing for several calls, as the master's
+    /// accepted listing is.
+    fn assert_same_as_walk(store: &mut GrainStore, fleet: &[(&'static str, Option<Map<String, Value>>)], ids: &Arc<Vec<String>>) {
         for &(tgt, tgt_type, delimiter) in TARGETS {
             let matcher = Matcher::new(&json!(tgt), tgt_type, delimiter).unwrap();
-            assert_eq!(store.matching(&matcher, &ids), walk(fleet, &matcher), "{tgt_type} {tgt:?}");
+            assert_eq!(store.matching(&matcher, ids), walk(fleet, &matcher), "{tgt_type} {tgt:?}");
         }
+    }
+
+    fn ids_of(fleet: &[(&'static str, Option<Map<String, Value>>)]) -> Arc<Vec<String>> {
+        Arc::new(fleet.iter().map(|(id, _)| id.to_string()).collect())
     }
 
     fn store_of(fleet: &[(&'static str, Option<Map<String, Value>>)]) -> GrainStore {
@@ -417,17 +516,20 @@ mod tests {
     #[test]
     fn indexed_targets_select_what_the_walk_selects() {
         let fleet = fleet();
-        let store = store_of(&fleet);
-        assert_same_as_walk(&store, &fleet);
+        let mut store = store_of(&fleet);
+        assert_same_as_walk(&mut store, &fleet, &ids_of(&fleet));
         // Not vacuous: the table has targets that select some minions and not others.
         let m = Matcher::new(&json!("os:Debian"), TargetType::Grain, ":").unwrap();
-        assert_eq!(store.matching(&m, &["web1".into(), "web2".into(), "db2".into(), "bare".into()]), ["web1", "db2"]);
+        let some = Arc::new(vec!["web1".into(), "web2".into(), "db2".into(), "bare".into()]);
+        assert_eq!(store.matching(&m, &some), ["web1", "db2"]);
     }
 
     #[test]
     fn grains_reported_again_replace_the_old_ones() {
         let mut fleet = fleet();
         let mut store = store_of(&fleet);
+        let ids = ids_of(&fleet);
+        assert_same_as_walk(&mut store, &fleet, &ids);
         // web1 moves to Ubuntu and drops grains; db1 takes web2's grains; bare reports at last;
         // Web3 reports nothing any more (an empty map).
         let web2 = fleet[1].1.clone();
@@ -439,7 +541,7 @@ mod tests {
             let (id, g) = &fleet[i];
             store.insert(id, g.clone().unwrap());
         }
-        assert_same_as_walk(&store, &fleet);
+        assert_same_as_walk(&mut store, &fleet, &ids);
         for (id, g) in &fleet {
             assert_eq!(store.get(id), g.clone(), "{id}");
         }
@@ -468,5 +570,38 @@ mod tests {
         assert_eq!(store.keys.len(), 4, "the freed grain's number was reused");
         assert_eq!(store.get("m0").unwrap(), map(json!({"os": "Debian", "id": "m0", "locale": {"b": 2, "a": 1}})));
         assert!(store.get("nobody").is_none());
+    }
+
+    #[test]
+    fn a_column_follows_the_grains_and_goes_with_its_grain() {
+        let mut store = GrainStore::default();
+        let ids = Arc::new(vec!["m1".to_string(), "m2".to_string()]);
+        let selected =
+            |store: &mut GrainStore, tgt: &str| store.matching(&Matcher::new(&json!(tgt), TargetType::Grain, ":").unwrap(), &ids);
+        store.insert("m1", map(json!({"only_m1": true})));
+        assert_eq!(selected(&mut store, "only_m1:true"), ["m1"]);
+        // The grain is gone with m1's new grains, and its number goes to the next new grain.
+        store.insert("m1", map(json!({"os": "Debian"})));
+        store.insert("m2", map(json!({"new": true})));
+        assert_eq!(store.keys.len(), 2, "the grain's number was reused");
+        assert_eq!(selected(&mut store, "new:true"), ["m2"]);
+        assert!(selected(&mut store, "only_m1:true").is_empty());
+        store.insert("m1", map(json!({"os": "Ubuntu", "new": true})));
+        assert_eq!(selected(&mut store, "new:true"), ["m1", "m2"]);
+        assert!(selected(&mut store, "os:Debian").is_empty());
+    }
+
+    #[test]
+    fn a_target_reading_more_grains_than_there_are_columns() {
+        let grains = |n: usize| map(Value::Object((0..MAX_COLUMNS + 10).map(|k| (format!("g{k}"), json!(k % (n + 1) == 0))).collect()));
+        let fleet: Vec<(&'static str, Option<Map<String, Value>>)> = vec![("a", Some(grains(0))), ("b", Some(grains(1))), ("c", None)];
+        let mut store = store_of(&fleet);
+        let ids = ids_of(&fleet);
+        let every = (0..MAX_COLUMNS + 10).map(|k| format!("G@g{k}:true")).collect::<Vec<_>>();
+        for tgt in [every.join(" and "), every.join(" or "), format!("not ( {} )", every.join(" and "))] {
+            let matcher = Matcher::new(&json!(tgt), TargetType::Compound, ":").unwrap();
+            assert_eq!(store.matching(&matcher, &ids), walk(&fleet, &matcher), "{tgt}");
+        }
+        assert_eq!(store.columns.len(), MAX_COLUMNS);
     }
 }

@@ -288,7 +288,7 @@ impl Master {
     /// The ids of `accepted` that `matcher` selects, with the grains the master holds (an id it
     /// has none for is matched against no grains, so a grain term does not select it). One lock
     /// for the whole pass; see [`GrainStore::matching`] for why it does not read every map.
-    pub fn minions_matching(&self, matcher: &Matcher, accepted: &[String]) -> Vec<String> {
+    pub fn minions_matching(&self, matcher: &Matcher, accepted: &Arc<Vec<String>>) -> Vec<String> {
         if !matcher.uses_grains() {
             return accepted.iter().filter(|id| matcher.matches_without_grains(id)).cloned().collect();
         }

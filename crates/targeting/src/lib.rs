@@ -189,6 +189,9 @@ pub(crate) enum Expr {
     Or(Vec<Expr>),
 }
 
+/// Lists up to this long are searched, longer ones hashed.
+const SHORT_LIST: usize = 8;
+
 impl Expr {
     pub(crate) fn list(ids: Vec<String>) -> Expr {
         let set = ids.iter().cloned().collect();
@@ -201,6 +204,8 @@ impl Expr {
             Expr::Nothing => false,
             Expr::Glob(glob) => glob.matches(minion_id),
             Expr::Pcre(re) => re.is_match(minion_id),
+            // Comparing with a few ids costs less than hashing the id (once per minion).
+            Expr::List { ids, .. } if ids.len() <= SHORT_LIST => ids.iter().any(|id| id == minion_id),
             Expr::List { set, .. } => set.contains(minion_id),
             Expr::Grains(term) => grain_term(*term),
             Expr::Not(inner) => !inner.eval(minion_id, grain_term),
