@@ -268,12 +268,23 @@ impl GrainStore {
         self.columns.insert(key, Column { values, used: self.clock });
     }
 
-    /// Makes `aligned` give the slot of each of `ids`.
+    /// Makes `aligned` give the slot of each of `ids`. A minion keeps its slot, so for the same
+    /// listing only the ids that had no grains are looked up again when minions were added.
     fn align(&mut self, ids: &Arc<Vec<String>>) {
-        let current = self.aligned.as_ref().is_some_and(|a| Arc::ptr_eq(&a.ids, ids) && a.minions == self.slots.len());
-        if !current {
-            let slots = ids.iter().map(|id| self.slots.get(id.as_str()).copied()).collect();
-            self.aligned = Some(Aligned { ids: ids.clone(), minions: self.slots.len(), slots });
+        let minions = self.slots.len();
+        match &mut self.aligned {
+            Some(a) if Arc::ptr_eq(&a.ids, ids) => {
+                if a.minions != minions {
+                    for (id, slot) in ids.iter().zip(&mut a.slots).filter(|(_, slot)| slot.is_none()) {
+                        *slot = self.slots.get(id.as_str()).copied();
+                    }
+                    a.minions = minions;
+                }
+            }
+            _ => {
+                let slots = ids.iter().map(|id| self.slots.get(id.as_str()).copied()).collect();
+                self.aligned = Some(Aligned { ids: ids.clone(), minions, slots });
+            }
         }
     }
 
