@@ -558,6 +558,54 @@ mod tests {
         }
     }
 
+    /// Grains drawn from small pools, so minions share values, with grains missing, extra and
+    /// in varied orders; `seed` steps a linear congruential generator.
+    fn drawn_grains(seed: &mut u64) -> Map<String, Value> {
+        let mut next = |n: u64| {
+            *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (*seed >> 33) % n
+        };
+        let pools: [(&str, Vec<Value>); 7] = [
+            ("os", vec![json!("Debian"), json!("debian"), json!("Ubuntu"), json!("Rocky")]),
+            ("osrelease", vec![json!("12"), json!("11"), json!(12), json!(12.0)]),
+            ("roles", vec![json!(["web"]), json!(["web", "db"]), json!([]), json!([{"name": "db"}])]),
+            ("locale", vec![json!({"lang": "en_US", "enc": "UTF-8"}), json!({"enc": "UTF-8", "lang": "en_US"}), json!({})]),
+            ("ipv4", vec![json!(["10.0.0.1"]), json!(["10.0.1.1", "127.0.0.1"]), json!("10.0.0.9")]),
+            ("zero", vec![json!(0.0), json!(-0.0), json!(0), json!(null), json!(false)]),
+            ("Debian", vec![json!(true), json!("x")]),
+        ];
+        let mut grains = Map::new();
+        for (key, pool) in &pools {
+            if next(5) > 0 {
+                grains.insert(key.to_string(), pool[next(pool.len() as u64) as usize].clone());
+            }
+        }
+        if next(2) == 0 {
+            grains = grains.into_iter().rev().collect();
+        }
+        grains
+    }
+
+    #[test]
+    fn drawn_fleets_reporting_again_and_again_select_what_the_walk_selects() {
+        let names: Vec<&'static str> = (0..200).map(|i| &*Box::leak(format!("{}{i}", ["web", "db"][i % 2]).into_boxed_str())).collect();
+        let mut fleet: Vec<(&'static str, Option<Map<String, Value>>)> = names.iter().map(|&id| (id, None)).collect();
+        let ids = ids_of(&fleet);
+        let mut store = GrainStore::default();
+        let mut seed = 7;
+        for round in 0..4 {
+            // Each round about half the fleet reports (again); some minions never do.
+            for (i, (id, grains)) in fleet.iter_mut().enumerate() {
+                if i % 10 != 9 && (i + round) % 2 == 0 {
+                    let drawn = drawn_grains(&mut seed);
+                    store.insert(id, drawn.clone());
+                    *grains = Some(drawn);
+                }
+            }
+            assert_same_as_walk(&mut store, &fleet, &ids);
+        }
+    }
+
     #[test]
     fn a_value_is_held_once_and_forgotten_with_its_last_holder() {
         let mut store = GrainStore::default();

@@ -19,6 +19,10 @@
 //! Pillar (`I@`, `J@`), nodegroup (`N@`) and range (`R@`) targets are not supported and are
 //! reported as errors rather than silently matching nothing.
 //!
+//! A caller holding the grains of many minions can answer the grain terms itself
+//! ([`Matcher::grain_terms`], [`Matcher::matches_by`]): most read one top-level grain, so a term
+//! needs asking once per distinct value of that grain, not once per minion (the master does this).
+//!
 //! An empty target matches no minion and is not an error, unlike an expression that cannot be
 //! parsed. Targets longer than [`MAX_TARGET_BYTES`] are refused.
 
@@ -582,6 +586,30 @@ mod tests {
         assert!(m.matches_without_grains("web9"));
         assert!(!m.matches_without_grains("db9"));
         assert!(Matcher::new(&json!("S@10.0.0.0/8"), TargetType::Compound, ":").unwrap().uses_grains());
+    }
+
+    #[test]
+    fn grain_terms_answered_by_value_select_what_the_grains_select() {
+        for tgt in ["G@os:Debian and web*", "P@os:(debian|centos) or G@roles:cache", "S@10.0.0.0/24 or not G@env:prod", "G@*:Debian"] {
+            let m = Matcher::new(&json!(tgt), TargetType::Compound, ":").unwrap();
+            assert!(!m.grain_terms().is_empty());
+            for (id, g) in minions() {
+                let by_value = m.matches_by(id, |i| {
+                    let term = &m.grain_terms()[i];
+                    match term.key() {
+                        Some(key) => term.matches_value(g.get(key)),
+                        None => term.matches(&g),
+                    }
+                });
+                assert_eq!(by_value, m.matches(id, &g), "{tgt} on {id}");
+            }
+        }
+        let keys = |tgt: &str| {
+            let m = Matcher::new(&json!(tgt), TargetType::Compound, ":").unwrap();
+            m.grain_terms().iter().map(|t| t.key().map(str::to_owned)).collect::<Vec<_>>()
+        };
+        assert_eq!(keys("G@os:Debian and S@::1 or G|@a|b:c or web*"), [Some("os".into()), Some("ipv6".into()), Some("a".into())]);
+        assert_eq!(keys("G@*:Debian or L@a"), [None]);
     }
 
     #[test]
