@@ -400,7 +400,7 @@ impl<'s> TermAnswers<'s> {
     }
 }
 
-/// `map` rebuilt with every map, list and string at its exact size. Decoding grows them by
+/// `v` rebuilt with every map, list and string at its exact size. Decoding grows them by
 /// doubling, and the master holds the grains of every minion it knows (50,000 of them).
 fn compact_value(v: Value) -> Value {
     match v {

@@ -287,7 +287,7 @@ impl Master {
 
     /// The ids of `accepted` that `matcher` selects, with the grains the master holds (an id it
     /// has none for is matched against no grains, so a grain term does not select it). One lock
-    /// for the whole pass; see [`GrainStore::matching`] for why it does not read every map.
+    /// for the whole pass, which reads no minion's whole grains (the `grains` module says how).
     pub fn minions_matching(&self, matcher: &Matcher, accepted: &Arc<Vec<String>>) -> Vec<String> {
         if !matcher.uses_grains() {
             return accepted.iter().filter(|id| matcher.matches_without_grains(id)).cloned().collect();
