@@ -104,7 +104,7 @@ targets() {
   local n=$1 dir=$DATA/targets-$n
   mkdir -p "$dir"
   "$BIN/bench_targeting" "$n" "$dir" >> "$ROWS"
-  tail -n4 "$ROWS" >&2
+  tail -n8 "$ROWS" >&2
 }
 
 # returns N: a local_cache holding 1,000 jobs plus one with N returns, filled once through the

@@ -7,6 +7,7 @@ pub mod client;
 mod event_return;
 pub mod events;
 mod fds;
+mod grains;
 mod jobcache;
 mod journal;
 mod limits;

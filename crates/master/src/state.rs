@@ -16,14 +16,12 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::events::EventBus;
+use crate::grains::GrainStore;
 use crate::jobcache::SpooledStore;
 use crate::journal::Journal;
 use crate::limits::{PerKeyLimit, PerKeyPermit};
 use crate::minions::Outgoing;
 use salt_returners::spool::Record;
-
-/// Grains as the minion last reported them.
-pub type Grains = Arc<Map<String, Value>>;
 
 /// A live minion connection: a queue to its writer task.
 pub(crate) struct Connection {
@@ -38,7 +36,7 @@ pub struct Master {
     keys: KeyStore,
     bus: EventBus,
     connections: Mutex<HashMap<String, Connection>>,
-    grains: Mutex<HashMap<String, Grains>>,
+    grains: Mutex<GrainStore>,
     /// The last listing of the accepted keys, with the directory's mtime it was taken at.
     accepted_listing: Mutex<Option<(SystemTime, Arc<Vec<String>>)>>,
     /// Connections authenticating as each minion id right now.
@@ -122,7 +120,7 @@ impl Master {
             keys,
             bus: EventBus::default(),
             connections: Mutex::new(HashMap::new()),
-            grains: Mutex::new(HashMap::new()),
+            grains: Mutex::default(),
             accepted_listing: Mutex::new(None),
             authenticating: PerKeyLimit::new(MAX_AUTHENTICATING_PER_ID),
             next_serial: AtomicU64::new(1),
@@ -312,31 +310,29 @@ impl Master {
 
     /// The ids of `accepted` that `matcher` selects, with the grains the master holds (an id it
     /// has none for is matched against no grains, so a grain term does not select it). One lock
-    /// for the whole pass and no copy of any map: a target over 50,000 minions is one walk.
-    pub fn minions_matching(&self, matcher: &Matcher, accepted: &[String]) -> Vec<String> {
-        let none = Map::new();
+    /// for the whole pass, which reads no minion's whole grains (the `grains` module says how).
+    pub fn minions_matching(&self, matcher: &Matcher, accepted: &Arc<Vec<String>>) -> Vec<String> {
         if !matcher.uses_grains() {
-            return accepted.iter().filter(|id| matcher.matches(id, &none)).cloned().collect();
+            return accepted.iter().filter(|id| matcher.matches_without_grains(id)).cloned().collect();
         }
-        let grains = self.lock_grains();
-        accepted.iter().filter(|id| matcher.matches(id, grains.get(id.as_str()).map_or(&none, |g| g))).cloned().collect()
+        self.lock_grains().matching(matcher, accepted)
     }
 
-    pub fn grains_of(&self, id: &str) -> Grains {
-        self.lock_grains().get(id).cloned().unwrap_or_default()
+    /// The grains minion `id` last reported (a copy; empty if it never did).
+    pub fn grains_of(&self, id: &str) -> Map<String, Value> {
+        self.lock_grains().get(id).unwrap_or_default()
     }
 
     /// Whether we have ever seen this minion's data (Salt's `minion_data_cache`), which is what
     /// lets the CLI say "[Not connected]" rather than "[No response]".
     pub fn has_minion_data(&self, id: &str) -> bool {
-        self.lock_grains().contains_key(id)
+        self.lock_grains().contains(id)
     }
 
     /// Keeps what minion `id` reported as its grains, in memory and in its `data.p`.
     pub fn store_grains(&self, id: &str, grains: Map<String, Value>) {
-        let grains = Arc::new(compact(grains));
         if let Some(dir) = self.minion_data_dir(id) {
-            let data = serde_json::json!({ "grains": &*grains });
+            let data = serde_json::json!({ "grains": &grains });
             let write = salt_proto::private::create_dir_all(&dir).and_then(|_| {
                 let tmp = dir.join("data.p.tmp");
                 salt_proto::private::write(&tmp, &rmp_serde::to_vec_named(&data).unwrap_or_default())?;
@@ -346,7 +342,7 @@ impl Master {
                 tracing::warn!("cannot cache grains of {id} in {}: {e}", dir.display());
             }
         }
-        self.lock_grains().insert(id.to_string(), grains);
+        self.lock_grains().insert(id, grains);
     }
 
     fn minion_data_dir(&self, id: &str) -> Option<PathBuf> {
@@ -367,7 +363,7 @@ impl Master {
             let data = std::fs::read(entry.path().join("data.p")).ok().and_then(|b| rmp_serde::from_slice::<Value>(&b).ok());
             if let Some(Value::Object(mut data)) = data {
                 if let Some(Value::Object(g)) = data.remove("grains") {
-                    grains.insert(id, Arc::new(compact(g)));
+                    grains.insert(&id, g);
                 }
             }
         }
@@ -376,31 +372,9 @@ impl Master {
     fn lock_connections(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connection>> {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
-    fn lock_grains(&self) -> std::sync::MutexGuard<'_, HashMap<String, Grains>> {
+    fn lock_grains(&self) -> std::sync::MutexGuard<'_, GrainStore> {
         self.grains.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// `map` rebuilt with every map, list and string at its exact size. Decoding grows them by
-/// doubling, and the master holds the grains of every minion it knows (50,000 of them).
-fn compact(map: Map<String, Value>) -> Map<String, Value> {
-    fn value(v: Value) -> Value {
-        match v {
-            Value::Object(m) => Value::Object(compact(m)),
-            Value::Array(items) => Value::Array(items.into_iter().map(value).collect::<Vec<_>>().into_boxed_slice().into_vec()),
-            Value::String(mut s) => {
-                s.shrink_to_fit();
-                Value::String(s)
-            }
-            other => other,
-        }
-    }
-    let mut out = Map::with_capacity(map.len());
-    for (mut k, v) in map {
-        k.shrink_to_fit();
-        out.insert(k, value(v));
-    }
-    out
 }
 
 #[cfg(test)]

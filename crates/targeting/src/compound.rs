@@ -15,7 +15,7 @@ use std::vec::IntoIter;
 use crate::fnmatch::Glob;
 use crate::grains::GrainPattern;
 use crate::ipcidr::IpTarget;
-use crate::{list_ids, pcre, Expr, TargetError};
+use crate::{grain_term, ip_term, list_ids, pcre, Expr, GrainTerm, TargetError};
 
 /// Parenthesis nesting limit; Python's parser gives up at a similar depth, and it keeps our
 /// recursive parser and evaluator far from the stack limit.
@@ -68,12 +68,13 @@ impl Item<'_> {
     }
 }
 
-/// Parses the words of a compound target (already split on whitespace).
-pub(crate) fn parse(words: &[&str]) -> Result<Expr, TargetError> {
+/// Parses the words of a compound target (already split on whitespace); its grain terms go to
+/// `terms`.
+pub(crate) fn parse(words: &[&str], terms: &mut Vec<GrainTerm>) -> Result<Expr, TargetError> {
     if words.is_empty() {
         return Ok(Expr::Nothing);
     }
-    let items = tokenize(words)?;
+    let items = tokenize(words, terms)?;
     let mut parser = Parser { items: items.into_iter().peekable(), last: None, depth: 0 };
     let expr = parser.parse_or()?;
     match parser.items.next() {
@@ -90,12 +91,12 @@ fn err(msg: String) -> TargetError {
 }
 
 /// Salt's word loop: classify each word, reject leading binary operators, insert implicit `and`s.
-fn tokenize<'w>(words: &[&'w str]) -> Result<Vec<Item<'w>>, TargetError> {
+fn tokenize<'w>(words: &[&'w str], terms: &mut Vec<GrainTerm>) -> Result<Vec<Item<'w>>, TargetError> {
     let mut items: Vec<Item<'w>> = Vec::with_capacity(words.len());
     for (i, &word) in words.iter().enumerate() {
         let pos = i + 1;
         let Some(op) = Op::from_word(word) else {
-            items.push(Item { tok: Tok::Term(parse_term(word, pos)?), pos, word });
+            items.push(Item { tok: Tok::Term(parse_term(word, pos, terms)?), pos, word });
             continue;
         };
         match items.last().map(|last| &last.tok) {
@@ -119,7 +120,7 @@ fn tokenize<'w>(words: &[&'w str]) -> Result<Vec<Item<'w>>, TargetError> {
 }
 
 /// One target word: `X@pattern`, `X<delim>@pattern` or a bare glob.
-fn parse_term(word: &str, pos: usize) -> Result<Expr, TargetError> {
+fn parse_term(word: &str, pos: usize, terms: &mut Vec<GrainTerm>) -> Result<Expr, TargetError> {
     let Some((engine, delimiter, pattern)) = split_engine(word) else {
         return Ok(Expr::Glob(Glob::new(word)));
     };
@@ -128,11 +129,11 @@ fn parse_term(word: &str, pos: usize) -> Result<Expr, TargetError> {
     let delimiter = delimiter.map(String::from);
     let delimiter = delimiter.as_deref().unwrap_or(crate::DEFAULT_DELIMITER);
     match engine {
-        'G' => GrainPattern::new(pattern, delimiter, false).map(Expr::Grain).map_err(context),
-        'P' => GrainPattern::new(pattern, delimiter, true).map(Expr::Grain).map_err(context),
+        'G' => GrainPattern::new(pattern, delimiter, false).map(|p| grain_term(terms, p)).map_err(context),
+        'P' => GrainPattern::new(pattern, delimiter, true).map(|p| grain_term(terms, p)).map_err(context),
         'L' => Ok(Expr::list(list_ids(pattern.split(',')))),
         'E' => pcre::compile(pattern).map(Expr::Pcre).map_err(|e| err(format!("word {pos} '{word}': invalid regular expression: {e}"))),
-        'S' => IpTarget::parse(pattern).map(Expr::Ipcidr).map_err(context),
+        'S' => IpTarget::parse(pattern).map(|t| ip_term(terms, t)).map_err(context),
         'I' | 'J' => Err(unsupported("pillar (I@/J@)")),
         'N' => Err(unsupported("nodegroup (N@)")),
         'R' => Err(unsupported("range (R@)")),
@@ -269,24 +270,27 @@ mod tests {
         }
     }
 
-    /// Renders the parsed tree so precedence is visible in the tests.
-    fn show(expr: &Expr) -> String {
+    /// Renders the parsed tree so precedence is visible in the tests: a grain term shows as
+    /// `G`, an ipcidr term (which reads `ipv4`) as `S`.
+    fn show(expr: &Expr, terms: &[GrainTerm]) -> String {
+        let all = |v: &[Expr]| v.iter().map(|e| show(e, terms)).collect::<Vec<_>>().join(",");
         match expr {
             Expr::Nothing => "nothing".into(),
             Expr::Glob(g) => g.pattern().to_owned(),
             Expr::Pcre(_) => "E".into(),
             Expr::List { .. } => "L".into(),
-            Expr::Grain(_) => "G".into(),
-            Expr::Ipcidr(_) => "S".into(),
-            Expr::Not(e) => format!("not({})", show(e)),
-            Expr::And(v) => format!("and({})", v.iter().map(show).collect::<Vec<_>>().join(",")),
-            Expr::Or(v) => format!("or({})", v.iter().map(show).collect::<Vec<_>>().join(",")),
+            Expr::Grains(i) if terms[*i].key() == Some("ipv4") => "S".into(),
+            Expr::Grains(_) => "G".into(),
+            Expr::Not(e) => format!("not({})", show(e, terms)),
+            Expr::And(v) => format!("and({})", all(v)),
+            Expr::Or(v) => format!("or({})", all(v)),
         }
     }
 
     fn parse_str(text: &str) -> Result<String, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
-        parse(&words).map(|e| show(&e)).map_err(|e| e.to_string())
+        let mut terms = Vec::new();
+        parse(&words, &mut terms).map(|e| show(&e, &terms)).map_err(|e| e.to_string())
     }
 
     #[test]

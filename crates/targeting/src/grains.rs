@@ -97,9 +97,58 @@ impl GrainPattern {
         Ok(GrainPattern { plan: Plan::new(expr, delimiter), regex: pcre.then(RegexCache::default) })
     }
 
-    pub(crate) fn matches(&self, grains: &Map<String, Value>) -> bool {
+    pub(crate) fn matches<G: Grains + ?Sized>(&self, grains: &G) -> bool {
         let mut m = Match { regex: self.regex.as_ref(), budget: STEP_BUDGET };
         m.spend() && m.subdict_plan(grains, &self.plan)
+    }
+
+    /// The top-level grain whose value alone decides the match: the first key (`os` in
+    /// `os:Debian`, `a` in `a:b:c`), unless it is `*`, which Salt reads as "any top-level
+    /// value" (see [`Match::subdict_plan`]). Every other path starts with a lookup of that key.
+    pub(crate) fn key(&self) -> Option<&str> {
+        let first = self.plan.pieces[0].as_str();
+        (first != "*").then_some(first)
+    }
+}
+
+/// A minion's top-level grains as the matcher reads them. A [`Map`] is one; the master keeps
+/// its minions' grains in a compact, shared form and lets the matcher read them through this.
+pub trait Grains {
+    /// The value of the top-level grain `key`.
+    fn get(&self, key: &str) -> Option<&Value>;
+    /// Every top-level value, in the minion's order (a `*:` wildcard looks at each in turn).
+    fn values(&self) -> impl Iterator<Item = &Value>;
+    fn is_empty(&self) -> bool;
+}
+
+impl Grains for Map<String, Value> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        Map::get(self, key)
+    }
+    fn values(&self) -> impl Iterator<Item = &Value> {
+        Map::values(self)
+    }
+    fn is_empty(&self) -> bool {
+        Map::is_empty(self)
+    }
+}
+
+/// Grains of which only one top-level grain is known: what a term whose answer depends on
+/// that grain alone (see [`GrainPattern::key`]) needs to be asked.
+pub(crate) struct OneGrain<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: Option<&'a Value>,
+}
+
+impl Grains for OneGrain<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.value.filter(|_| key == self.key)
+    }
+    fn values(&self) -> impl Iterator<Item = &Value> {
+        self.value.into_iter()
+    }
+    fn is_empty(&self) -> bool {
+        self.value.is_none()
     }
 }
 
@@ -143,7 +192,7 @@ impl Match<'_> {
     }
 
     /// `subdict_match(data, expr, delimiter)`.
-    fn subdict(&mut self, data: &Map<String, Value>, expr: &str, delimiter: &str) -> bool {
+    fn subdict<G: Grains + ?Sized>(&mut self, data: &G, expr: &str, delimiter: &str) -> bool {
         if !self.spend() {
             return false;
         }
@@ -151,7 +200,7 @@ impl Match<'_> {
     }
 
     /// [`Match::subdict`] with the expression already split (the caller spent the call's step).
-    fn subdict_plan(&mut self, data: &Map<String, Value>, plan: &Plan) -> bool {
+    fn subdict_plan<G: Grains + ?Sized>(&mut self, data: &G, plan: &Plan) -> bool {
         if plan.pieces.len() == 1 {
             return false;
         }
@@ -194,7 +243,7 @@ impl Match<'_> {
 
     /// `_dict_match(target, pattern)`: a key that exists, a deeper `sub:value`, or with a `*:`
     /// prefix, any value anywhere below. Salt hard-codes `:` here whatever the delimiter.
-    fn dict_match(&mut self, target: &Map<String, Value>, pattern: &str) -> bool {
+    fn dict_match<G: Grains + ?Sized>(&mut self, target: &G, pattern: &str) -> bool {
         if !self.spend() {
             return false;
         }
@@ -202,7 +251,7 @@ impl Match<'_> {
             Some(rest) => (true, rest),
             None => (false, pattern),
         };
-        if pattern == "*" || target.contains_key(pattern) || self.subdict(target, pattern, ":") {
+        if pattern == "*" || target.get(pattern).is_some() || self.subdict(target, pattern, ":") {
             return true;
         }
         if wildcard {
@@ -246,7 +295,7 @@ impl Match<'_> {
 /// `traverse_dict_and_list(data, key, default={})`: `None` stands for the default.
 /// In lists a numeric key is an index (negative counts from the end); any other key is looked
 /// up in the first embedded mapping that has it.
-fn traverse<'a>(data: &'a Map<String, Value>, keys: &[String]) -> Option<&'a Value> {
+fn traverse<'a, G: Grains + ?Sized>(data: &'a G, keys: &[String]) -> Option<&'a Value> {
     let (first, rest) = keys.split_first()?;
     let mut ptr = data.get(first)?;
     for key in rest {
@@ -332,6 +381,40 @@ mod tests {
         .clone()
     }
 
+    /// The answer from the pattern's key alone (None for a pattern without one): what the
+    /// master's index asks instead of the whole grains.
+    fn matches_by_key(pattern: &GrainPattern, grains: &Map<String, Value>) -> Option<bool> {
+        let key = pattern.key()?;
+        Some(pattern.matches(&OneGrain { key, value: grains.get(key) }))
+    }
+
+    #[test]
+    fn a_pattern_with_a_key_reads_that_grain_only() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("os:Debian", ":", Some("os")),
+            ("nested:a:b:c:deep", ":", Some("nested")),
+            ("*:Debian", ":", None),
+            ("*:a:b", ":", None),
+            ("**:x", ":", Some("**")),
+            ("os|Debian", "|", Some("os")),
+            ("os:x|y", "|", Some("os:x")),
+            (":x", ":", Some("")),
+        ];
+        for &(expr, delim, want) in cases {
+            assert_eq!(GrainPattern::new(expr, delim, false).unwrap().key(), want, "{expr}");
+        }
+        // Whatever the other grains are, a pattern with a key answers from that grain alone.
+        let mut other = grains();
+        other.insert("os".into(), json!("Ubuntu"));
+        other.retain(|k, _| k == "os" || k == "roles");
+        for expr in ["os:Ubuntu", "os:Debian", "roles:web", "kernel:*", "*:Ubuntu"] {
+            let pattern = GrainPattern::new(expr, ":", false).unwrap();
+            if let Some(by_key) = matches_by_key(&pattern, &other) {
+                assert_eq!(by_key, pattern.matches(&other), "{expr}");
+            }
+        }
+    }
+
     #[test]
     fn glob_table() {
         // (expression, delimiter, expected): Salt 3007 subdict_match results.
@@ -402,6 +485,7 @@ mod tests {
         for &(expr, delim, want) in cases {
             let pattern = GrainPattern::new(expr, delim, false).unwrap();
             assert_eq!(pattern.matches(&grains()), want, "G@{expr} (delimiter {delim:?})");
+            assert_eq!(matches_by_key(&pattern, &grains()), Some(want).filter(|_| pattern.key().is_some()), "G@{expr} by key");
         }
     }
 
@@ -424,6 +508,7 @@ mod tests {
         for &(expr, want) in cases {
             let pattern = GrainPattern::new(expr, ":", true).unwrap();
             assert_eq!(pattern.matches(&grains()), want, "P@{expr}");
+            assert_eq!(matches_by_key(&pattern, &grains()), Some(want), "P@{expr} by key");
         }
     }
 

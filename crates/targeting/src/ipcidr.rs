@@ -3,8 +3,9 @@
 
 use std::net::IpAddr;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::grains::Grains;
 use crate::TargetError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +36,8 @@ impl IpTarget {
         Ok(IpTarget::Net { base, prefix })
     }
 
-    fn grain(&self) -> &'static str {
+    /// The grain this target reads: `ipv4` or `ipv6`, by the family of its address.
+    pub(crate) fn grain(&self) -> &'static str {
         let base = match self {
             IpTarget::Addr(a) | IpTarget::Net { base: a, .. } => a,
         };
@@ -46,7 +48,7 @@ impl IpTarget {
         }
     }
 
-    pub(crate) fn matches(&self, grains: &Map<String, Value>) -> bool {
+    pub(crate) fn matches<G: Grains + ?Sized>(&self, grains: &G) -> bool {
         let addrs: Vec<IpAddr> = match grains.get(self.grain()) {
             Some(Value::Array(items)) => items.iter().filter_map(parse_grain_addr).collect(),
             Some(single) => parse_grain_addr(single).into_iter().collect(),

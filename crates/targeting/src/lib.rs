@@ -19,6 +19,10 @@
 //! Pillar (`I@`, `J@`), nodegroup (`N@`) and range (`R@`) targets are not supported and are
 //! reported as errors rather than silently matching nothing.
 //!
+//! A caller holding the grains of many minions can answer the grain terms itself
+//! ([`Matcher::grain_terms`], [`Matcher::matches_by`]): most read one top-level grain, so a term
+//! needs asking once per distinct value of that grain, not once per minion (the master does this).
+//!
 //! An empty target matches no minion and is not an error, unlike an expression that cannot be
 //! parsed. Targets longer than [`MAX_TARGET_BYTES`] are refused.
 
@@ -36,8 +40,10 @@ use std::str::FromStr;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use crate::grains::GrainPattern;
+use crate::grains::{GrainPattern, OneGrain};
 use crate::ipcidr::IpTarget;
+
+pub use crate::grains::Grains;
 
 /// The largest target expression accepted, in bytes (for an array: its strings plus one
 /// separator each).
@@ -122,6 +128,49 @@ impl TargetError {
 pub struct Matcher {
     tgt_type: TargetType,
     expr: Expr,
+    /// The terms that read grains, numbered by [`Expr::Grains`].
+    terms: Vec<GrainTerm>,
+}
+
+/// A term of a target that reads grains: `grain`, `grain_pcre` or `ipcidr` (`G@`, `P@`, `S@`).
+///
+/// Most terms read one top-level grain only ([`GrainTerm::key`]), so a master holding many
+/// minions that share grain values can ask such a term once per distinct value
+/// ([`GrainTerm::matches_value`]) rather than once per minion.
+#[derive(Debug, Clone)]
+pub struct GrainTerm(Term);
+
+#[derive(Debug, Clone)]
+enum Term {
+    Pattern(GrainPattern),
+    Ip(IpTarget),
+}
+
+impl GrainTerm {
+    /// Does a minion with these grains match this term?
+    pub fn matches<G: Grains + ?Sized>(&self, grains: &G) -> bool {
+        match &self.0 {
+            Term::Pattern(pattern) => pattern.matches(grains),
+            Term::Ip(target) => target.matches(grains),
+        }
+    }
+
+    /// The top-level grain whose value alone decides this term (`os` for `G@os:Debian`, `ipv4`
+    /// for `S@10.0.0.0/8`); None when the term may read any grain (`G@*:Debian`).
+    pub fn key(&self) -> Option<&str> {
+        match &self.0 {
+            Term::Pattern(pattern) => pattern.key(),
+            Term::Ip(target) => Some(target.grain()),
+        }
+    }
+
+    /// For a term with a [`GrainTerm::key`]: does a minion whose grain of that name has this
+    /// value (None: it has no such grain) match? The same answer as [`GrainTerm::matches`] on
+    /// any grains holding that value under that key.
+    pub fn matches_value(&self, value: Option<&Value>) -> bool {
+        debug_assert!(self.key().is_some(), "a term that reads every grain is asked about one");
+        self.matches(&OneGrain { key: self.key().unwrap_or_default(), value })
+    }
 }
 
 /// The parsed form of a target; compound targets are trees of the others.
@@ -137,12 +186,15 @@ pub(crate) enum Expr {
         ids: Vec<String>,
         set: HashSet<String>,
     },
-    Grain(GrainPattern),
-    Ipcidr(IpTarget),
+    /// A grain, grain_pcre or ipcidr term: its index in [`Matcher`]'s terms.
+    Grains(usize),
     Not(Box<Expr>),
     And(Vec<Expr>),
     Or(Vec<Expr>),
 }
+
+/// Lists up to this long are searched, longer ones hashed.
+const SHORT_LIST: usize = 8;
 
 impl Expr {
     pub(crate) fn list(ids: Vec<String>) -> Expr {
@@ -150,30 +202,33 @@ impl Expr {
         Expr::List { ids, set }
     }
 
-    /// `grains: None` means the master has no grains for this minion; grain terms then count
-    /// as matching (see [`Matcher::matches_without_grains`]).
-    fn eval(&self, minion_id: &str, grains: Option<&Map<String, Value>>) -> bool {
+    /// `grain_term(i)` answers the grain term numbered `i`.
+    fn eval(&self, minion_id: &str, grain_term: &mut impl FnMut(usize) -> bool) -> bool {
         match self {
             Expr::Nothing => false,
             Expr::Glob(glob) => glob.matches(minion_id),
             Expr::Pcre(re) => re.is_match(minion_id),
+            // Comparing with a few ids costs less than hashing the id (once per minion).
+            Expr::List { ids, .. } if ids.len() <= SHORT_LIST => ids.iter().any(|id| id == minion_id),
             Expr::List { set, .. } => set.contains(minion_id),
-            Expr::Grain(pattern) => grains.is_none_or(|g| pattern.matches(g)),
-            Expr::Ipcidr(target) => grains.is_none_or(|g| target.matches(g)),
-            Expr::Not(inner) => !inner.eval(minion_id, grains),
-            Expr::And(terms) => terms.iter().all(|t| t.eval(minion_id, grains)),
-            Expr::Or(terms) => terms.iter().any(|t| t.eval(minion_id, grains)),
+            Expr::Grains(term) => grain_term(*term),
+            Expr::Not(inner) => !inner.eval(minion_id, grain_term),
+            Expr::And(terms) => terms.iter().all(|t| t.eval(minion_id, grain_term)),
+            Expr::Or(terms) => terms.iter().any(|t| t.eval(minion_id, grain_term)),
         }
     }
+}
 
-    fn uses_grains(&self) -> bool {
-        match self {
-            Expr::Grain(_) | Expr::Ipcidr(_) => true,
-            Expr::Not(inner) => inner.uses_grains(),
-            Expr::And(terms) | Expr::Or(terms) => terms.iter().any(Expr::uses_grains),
-            Expr::Nothing | Expr::Glob(_) | Expr::Pcre(_) | Expr::List { .. } => false,
-        }
-    }
+/// Adds a grain term to `terms` and returns the expression that refers to it.
+pub(crate) fn grain_term(terms: &mut Vec<GrainTerm>, pattern: GrainPattern) -> Expr {
+    terms.push(GrainTerm(Term::Pattern(pattern)));
+    Expr::Grains(terms.len() - 1)
+}
+
+/// [`grain_term`] for an `ipcidr` term.
+pub(crate) fn ip_term(terms: &mut Vec<GrainTerm>, target: IpTarget) -> Expr {
+    terms.push(GrainTerm(Term::Ip(target)));
+    Expr::Grains(terms.len() - 1)
 }
 
 /// Trimmed, non-empty ids from the pieces of a list target.
@@ -215,6 +270,7 @@ impl Matcher {
             return Err(TargetError::new(format!("target expression is {size} bytes, over the {MAX_TARGET_BYTES}-byte limit")));
         }
 
+        let mut terms = Vec::new();
         let expr = match (tgt, tgt_type) {
             (Value::Null, _) => Expr::Nothing,
             (Value::String(s), _) if s.is_empty() => Expr::Nothing,
@@ -229,34 +285,51 @@ impl Matcher {
                 if tgt_type == TargetType::List {
                     Expr::list(list_ids(words))
                 } else {
-                    compound::parse(&words)?
+                    compound::parse(&words, &mut terms)?
                 }
             }
-            (Value::String(s), tgt_type) => Self::parse_str(s, tgt_type, delimiter)?,
+            (Value::String(s), tgt_type) => Self::parse_str(s, tgt_type, delimiter, &mut terms)?,
             (other, tgt_type) => {
                 return Err(TargetError::new(format!("{tgt_type} target must be a string, not {}", json_kind(other))));
             }
         };
-        Ok(Matcher { tgt_type, expr })
+        Ok(Matcher { tgt_type, expr, terms })
     }
 
-    fn parse_str(s: &str, tgt_type: TargetType, delimiter: &str) -> Result<Expr, TargetError> {
+    fn parse_str(s: &str, tgt_type: TargetType, delimiter: &str, terms: &mut Vec<GrainTerm>) -> Result<Expr, TargetError> {
         Ok(match tgt_type {
             TargetType::Glob => Expr::Glob(fnmatch::Glob::new(s)),
             TargetType::Pcre => {
                 Expr::Pcre(pcre::compile(s).map_err(|e| TargetError::new(format!("pcre target '{s}': invalid regular expression: {e}")))?)
             }
             TargetType::List => Expr::list(list_ids(s.split(','))),
-            TargetType::Grain => Expr::Grain(GrainPattern::new(s, delimiter, false)?),
-            TargetType::GrainPcre => Expr::Grain(GrainPattern::new(s, delimiter, true)?),
-            TargetType::Ipcidr => Expr::Ipcidr(IpTarget::parse(s)?),
-            TargetType::Compound => compound::parse(&split_words(s))?,
+            TargetType::Grain => grain_term(terms, GrainPattern::new(s, delimiter, false)?),
+            TargetType::GrainPcre => grain_term(terms, GrainPattern::new(s, delimiter, true)?),
+            TargetType::Ipcidr => ip_term(terms, IpTarget::parse(s)?),
+            TargetType::Compound => compound::parse(&split_words(s), terms)?,
         })
     }
 
     /// Does the minion with this id and these grains match?
     pub fn matches(&self, minion_id: &str, grains: &Map<String, Value>) -> bool {
-        self.expr.eval(minion_id, Some(grains))
+        self.matches_in(minion_id, grains)
+    }
+
+    /// [`Matcher::matches`] for grains held in another form than a [`Map`].
+    pub fn matches_in<G: Grains + ?Sized>(&self, minion_id: &str, grains: &G) -> bool {
+        self.matches_by(minion_id, |term| self.terms[term].matches(grains))
+    }
+
+    /// Does the minion with this id match, when `grain_term(i)` answers the grain term `i` of
+    /// [`Matcher::grain_terms`] for it? For a caller that answers grain terms from an index of
+    /// its own (it is asked only about the terms the answer depends on, in no fixed order).
+    pub fn matches_by(&self, minion_id: &str, mut grain_term: impl FnMut(usize) -> bool) -> bool {
+        self.expr.eval(minion_id, &mut grain_term)
+    }
+
+    /// The terms of this target that read grains, in the order [`Matcher::matches_by`] numbers them.
+    pub fn grain_terms(&self) -> &[GrainTerm] {
+        &self.terms
     }
 
     /// Salt's "greedy" answer for a minion whose grains the master does not have (not yet in
@@ -264,12 +337,12 @@ impl Matcher {
     /// targeted and decides for itself, while `not G@...` still excludes it. Id-only targets
     /// answer exactly as [`Matcher::matches`].
     pub fn matches_without_grains(&self, minion_id: &str) -> bool {
-        self.expr.eval(minion_id, None)
+        self.matches_by(minion_id, |_| true)
     }
 
     /// Whether the answer depends on grains (a grain, grain_pcre or ipcidr target or term).
     pub fn uses_grains(&self) -> bool {
-        self.expr.uses_grains()
+        !self.terms.is_empty()
     }
 
     pub fn tgt_type(&self) -> TargetType {
@@ -513,6 +586,30 @@ mod tests {
         assert!(m.matches_without_grains("web9"));
         assert!(!m.matches_without_grains("db9"));
         assert!(Matcher::new(&json!("S@10.0.0.0/8"), TargetType::Compound, ":").unwrap().uses_grains());
+    }
+
+    #[test]
+    fn grain_terms_answered_by_value_select_what_the_grains_select() {
+        for tgt in ["G@os:Debian and web*", "P@os:(debian|centos) or G@roles:cache", "S@10.0.0.0/24 or not G@env:prod", "G@*:Debian"] {
+            let m = Matcher::new(&json!(tgt), TargetType::Compound, ":").unwrap();
+            assert!(!m.grain_terms().is_empty());
+            for (id, g) in minions() {
+                let by_value = m.matches_by(id, |i| {
+                    let term = &m.grain_terms()[i];
+                    match term.key() {
+                        Some(key) => term.matches_value(g.get(key)),
+                        None => term.matches(&g),
+                    }
+                });
+                assert_eq!(by_value, m.matches(id, &g), "{tgt} on {id}");
+            }
+        }
+        let keys = |tgt: &str| {
+            let m = Matcher::new(&json!(tgt), TargetType::Compound, ":").unwrap();
+            m.grain_terms().iter().map(|t| t.key().map(str::to_owned)).collect::<Vec<_>>()
+        };
+        assert_eq!(keys("G@os:Debian and S@::1 or G|@a|b:c or web*"), [Some("os".into()), Some("ipv6".into()), Some("a".into())]);
+        assert_eq!(keys("G@*:Debian or L@a"), [None]);
     }
 
     #[test]
