@@ -338,10 +338,15 @@ async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut
         match read_frame::<MinionMessage, _>(reader, master.max_frame).await {
             Ok(MinionMessage::Return(ret)) => {
                 let jid = ret.jid.clone();
-                // Looked up each time rather than held, so dropping the connection closes it.
-                // Boxed: its state is needed only while a return is handled, not for the
-                // connection's life.
-                if Box::pin(handle_return(master, id, ret)).await {
+                let acknowledge = match take_return(master, id, ret) {
+                    Taken::Acknowledge => true,
+                    // Boxed: the spooling's state is needed only while a return is spooled, not
+                    // for the connection's life (and under 1 KiB, which glibc serves without
+                    // consolidating its free lists, as it does for each larger request).
+                    Taken::Spool(records) => Box::pin(spool_return(master, id, &jid, records)).await,
+                };
+                if acknowledge {
+                    // Looked up each time rather than held, so dropping the connection closes it.
                     if let Some(tx) = master.sender(id) {
                         let _ = tx.send(Outgoing::Message(Box::new(MasterMessage::Ack { jid }))).await;
                     }
@@ -355,17 +360,24 @@ async fn read_loop<R: AsyncRead + Unpin>(master: &Master, id: &str, reader: &mut
     }
 }
 
+/// What to do with a return the master has taken in.
+enum Taken {
+    /// Acknowledge it: dropped as invalid, or stored already (a copy sent again).
+    Acknowledge,
+    /// Spool these records, then acknowledge it.
+    Spool(Vec<Record>),
+}
+
 /// A return enters the system here: checked, fired as `salt/job/<jid>/ret/<id>` (the CLI is a
-/// subscriber), then spooled for the job cache. True when the master has it on disk (or keeps
-/// none) and may acknowledge it; nothing here waits on the store itself.
-async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
+/// subscriber), and made into the records to spool for the job cache.
+fn take_return(master: &Master, id: &str, mut ret: JobReturn) -> Taken {
     if ret.id != id {
         tracing::warn!("minion {id} sent a return claiming to be from {:?}; dropped", ret.id);
-        return true;
+        return Taken::Acknowledge;
     }
     if let Err(e) = salt_proto::jid::validate_jid(&ret.jid) {
         tracing::warn!("minion {id} sent a return with {e}; dropped");
-        return true;
+        return Taken::Acknowledge;
     }
     // Minions cut a return nested too deep to be read back from a store; so does the master,
     // for one that did not.
@@ -380,7 +392,7 @@ async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
     let stored = match master.return_seen(&jid, id) {
         Some(ReturnSeen::Spooled) => {
             tracing::debug!("return of job {jid} from {id} received again; it is stored already");
-            return true;
+            return Taken::Acknowledge;
         }
         None => {
             let mut load = ret.into_load();
@@ -409,8 +421,14 @@ async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
     let mut records = vec![Record::Return { ret: stored }];
     if master.config().bool("job_cache_store_endtime").unwrap_or(false) {
         let time = salt_proto::jid::jid_to_time(&master.new_jid());
-        records.push(Record::Endtime { jid: jid.clone(), time });
+        records.push(Record::Endtime { jid, time });
     }
+    Taken::Spool(records)
+}
+
+/// Spools a return's records. True when the master has them on disk (or keeps no job cache) and
+/// may acknowledge the return; nothing here waits on the store itself.
+async fn spool_return(master: &Master, id: &str, jid: &str, records: Vec<Record>) -> bool {
     for record in records {
         if let Err(e) = master.store_return(record).await {
             // Not acknowledged: the minion sends it again (store_return has logged the failure).
@@ -418,8 +436,8 @@ async fn handle_return(master: &Master, id: &str, mut ret: JobReturn) -> bool {
             return false;
         }
     }
-    master.note_return(&jid, id, ReturnSeen::Spooled);
-    master.journal().returned(&jid, id);
+    master.note_return(jid, id, ReturnSeen::Spooled);
+    master.journal().returned(jid, id);
     true
 }
 
