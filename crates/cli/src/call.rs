@@ -90,7 +90,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         minion_id: id.clone(),
         pub_data,
         grains: Arc::new(salt_modules::grains::collect(&id, &configured)),
-        opts: Arc::new(config.as_map().clone()),
+        opts: config.as_map().clone().into(),
         returners: Arc::new(salt_returners::builtin_names().into_iter().map(str::to_string).collect()),
         registry: registry.clone(),
     });

@@ -6,7 +6,8 @@
 //! authentication, publish verification, replay window and outbox, running the same connection
 //! code as `salt-minion`. What they share is what a host shares: the config, the function
 //! table and the host's grains (each with its own `id`). Jobs run in-process (Salt's
-//! `multiprocessing: False`): a real minion would fork each job.
+//! `multiprocessing: False`): a real minion would fork each job. Returns wait for the master's
+//! acknowledgement in memory: a real minion also keeps them on disk, to survive its restart.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -29,7 +30,9 @@ use serde_json::Value;
         and runs the same connection code as salt-minion. Its id is <name>-<n>, n from 0. Keys and \
         caches live in <root_dir>/swarm/<id>/ and are kept for the next start, so keys the master \
         accepted stay valid. Jobs run inside this process (multiprocessing: False), where a real \
-        minion would fork one process per job. SIGTERM or Ctrl-C stops every session and exits 0."
+        minion would fork one process per job; returns wait for the master's acknowledgement in \
+        memory, where a real minion also keeps them on disk. SIGTERM or Ctrl-C stops every session \
+        and exits 0."
 )]
 struct Flags {
     /// The minion configuration directory the swarm's minions share (master, master_port, root_dir, ...).
@@ -115,7 +118,9 @@ pub fn main(argv: Vec<String>) -> i32 {
 async fn run(flags: Flags, config: salt_config::Config) -> anyhow::Result<()> {
     let root = config.path("root_dir").unwrap_or_else(|| PathBuf::from("/")).join("swarm");
     salt_proto::private::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let shared = Arc::new(Shared::new(config));
+    let mut shared = Shared::new(config);
+    shared.returns_on_disk = false;
+    let shared = Arc::new(shared);
     let first_id = format!("{}-{}", flags.name, flags.first);
     let host_grains = Arc::new(salt_modules::grains::collect(&first_id, &shared.configured_grains()));
 

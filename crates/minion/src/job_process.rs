@@ -55,8 +55,8 @@ impl JobSpec {
             publish: publish.clone(),
             minion_id: minion.id.clone(),
             grains: (*minion.grains).clone(),
-            opts: (*minion.opts()).clone(),
-            returners: crate::jobs::builtin_returners(),
+            opts: minion.opts().to_map(),
+            returners: (*crate::jobs::builtin_returners()).clone(),
             minion_pid: std::process::id(),
             outbox: minion.outbox.dir().map(Path::to_path_buf),
         }
@@ -180,7 +180,7 @@ pub async fn execute(spec: JobSpec) -> Outcome {
         minion_id: spec.minion_id,
         pub_data: spec.publish.to_pub_data(),
         grains: Arc::new(spec.grains),
-        opts: Arc::new(spec.opts),
+        opts: spec.opts.into(),
         returners: Arc::new(spec.returners),
         registry: registry.clone(),
     });

@@ -1,13 +1,17 @@
 //! How a publish becomes a return. Each job runs concurrently with the others: by default in
 //! a process of its own ([`crate::job_process`], Salt's `multiprocessing: True`), so a crash
-//! or a kill ends that job only; with `multiprocessing: False` as a task of the minion.
-//! Either way `cachedir/proc/<jid>` names the job while it runs.
+//! or a kill ends that job only; with `multiprocessing: False` in a task of the minion.
+//! Either way `cachedir/proc/<jid>` names the job while it runs (an in-process job done in
+//! one step has none: see [`run_in_process`]).
 //!
 //! [`JobTable`] keeps the jids seen recently (a replayed publish is dropped). In threads mode
-//! the process also knows how to abort each running task ([`abort_task`]).
+//! the process also knows how to abort each running job ([`abort_task`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::task::Poll;
+
+use futures::future::{abortable, AbortHandle};
 
 use salt_modules::{JobContext, Outcome};
 use salt_proto::message::{JobReturn, Publish};
@@ -31,24 +35,29 @@ impl JobTable {
     }
 }
 
-/// Threads-mode jobs of this process by jid. Process-wide because the saltutil functions,
-/// plain `fn`s run by the registry, must reach it; jids are unique, so sharing is safe.
-static TASKS: LazyLock<Mutex<HashMap<String, tokio::task::AbortHandle>>> = LazyLock::new(Default::default);
+/// Threads-mode jobs of this process by minion id and jid. Process-wide because the saltutil
+/// functions, plain `fn`s run by the registry, must reach it; keyed by the minion too because
+/// the minions of a swarm run the same jid side by side.
+static TASKS: LazyLock<Mutex<HashMap<(String, String), AbortHandle>>> = LazyLock::new(Default::default);
 
-fn tasks() -> std::sync::MutexGuard<'static, HashMap<String, tokio::task::AbortHandle>> {
+fn tasks() -> std::sync::MutexGuard<'static, HashMap<(String, String), AbortHandle>> {
     TASKS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Is the threads-mode job `jid` still running in this process?
-pub fn task_running(jid: &str) -> bool {
-    tasks().get(jid).is_some_and(|h| !h.is_finished())
+fn task_key(minion_id: &str, jid: &str) -> (String, String) {
+    (minion_id.to_string(), jid.to_string())
 }
 
-/// Aborts the threads-mode job `jid` (what a signal does to a job process); false if it is
-/// not running.
-pub fn abort_task(jid: &str) -> bool {
-    match tasks().get(jid) {
-        Some(h) if !h.is_finished() => {
+/// Is the threads-mode job `jid` of minion `minion_id` still running in this process?
+pub fn task_running(minion_id: &str, jid: &str) -> bool {
+    tasks().get(&task_key(minion_id, jid)).is_some_and(|h| !h.is_aborted())
+}
+
+/// Aborts the threads-mode job `jid` of minion `minion_id` (what a signal does to a job
+/// process); false if it is not running.
+pub fn abort_task(minion_id: &str, jid: &str) -> bool {
+    match tasks().get(&task_key(minion_id, jid)) {
+        Some(h) if !h.is_aborted() => {
             h.abort();
             true
         }
@@ -56,12 +65,12 @@ pub fn abort_task(jid: &str) -> bool {
     }
 }
 
-pub(crate) fn track_task(jid: &str, handle: tokio::task::AbortHandle) {
-    tasks().insert(jid.to_string(), handle);
+pub(crate) fn track_task(minion_id: &str, jid: &str, handle: AbortHandle) {
+    tasks().insert(task_key(minion_id, jid), handle);
 }
 
-pub(crate) fn untrack_task(jid: &str) {
-    tasks().remove(jid);
+pub(crate) fn untrack_task(minion_id: &str, jid: &str) {
+    tasks().remove(&task_key(minion_id, jid));
 }
 
 /// Runs one job in its own task, so a slow job never holds up another, and queues its return.
@@ -69,9 +78,10 @@ pub(crate) fn untrack_task(jid: &str) {
 pub fn spawn(minion: Arc<Minion>, publish: Publish) {
     tokio::spawn(async move {
         tracing::info!("Executing command {} with jid {}", publish.fun, publish.jid);
-        let outcome = match (&minion.job_exe, minion.multiprocessing) {
-            (Some(exe), true) => crate::job_process::run(&minion, &publish, exe).await,
-            _ => run_in_process(&minion, &publish).await,
+        let job_exe = minion.job_exe.as_ref().filter(|_| minion.multiprocessing);
+        let outcome = match job_exe {
+            Some(exe) => crate::job_process::run(&minion, &publish, exe).await,
+            None => run_in_process(&minion, &publish).await,
         };
         let Some(outcome) = outcome else {
             tracing::info!("job {} was killed; it has no return", publish.jid);
@@ -79,7 +89,11 @@ pub fn spawn(minion: Arc<Minion>, publish: Publish) {
         };
         let ret = job_return(&minion.id, &publish, outcome);
         // As Salt's minion: first to the master, then to each returner the job names.
-        minion.outbox.push(ret.clone());
+        if job_exe.is_some() {
+            minion.outbox.push_from_job_process(ret.clone());
+        } else {
+            minion.outbox.push(ret.clone());
+        }
         minion.returners.hand_over(&ret, &publish.ret, &publish.kwargs);
     });
 }
@@ -100,37 +114,43 @@ pub(crate) fn job_return(minion_id: &str, publish: &Publish, outcome: Outcome) -
     }
 }
 
-/// `multiprocessing: False`: the job is a task of the minion, its proc file carries the
-/// minion's pid, and `saltutil.kill_job` aborts the task. `None` when it was aborted.
+/// `multiprocessing: False`: the job runs in the minion's task for it, its proc file carries
+/// the minion's pid, and `saltutil.kill_job` aborts it. `None` when it was aborted.
 async fn run_in_process(minion: &Minion, publish: &Publish) -> Option<Outcome> {
-    let pub_data = publish.to_pub_data();
     let ctx = Arc::new(JobContext {
         jid: publish.jid.clone(),
         minion_id: minion.id.clone(),
-        pub_data,
+        pub_data: publish.to_pub_data(),
         grains: minion.grains.clone(),
         opts: minion.opts(),
-        returners: Arc::new(builtin_returners()),
+        returners: builtin_returners(),
         registry: minion.registry.clone(),
     });
-    let registry = minion.registry.clone();
-    let (fun, arg) = (publish.fun.clone(), publish.arg.clone());
-    let task = tokio::spawn(async move { registry.execute(ctx, &fun, &arg).await });
+    let (job, abort) = abortable(minion.registry.execute(ctx.clone(), &publish.fun, &publish.arg));
+    let mut job = std::pin::pin!(job);
+    // A job done at its first poll (`test.ping`, `grains.item`, ...) ran in one step: to any
+    // reader it is a job that ended before the reader looked, so it needs no proc file (which
+    // would cost more than the job). Only a job that waits on something gets one.
+    if let Poll::Ready(result) = futures::poll!(job.as_mut()) {
+        return result.ok();
+    }
     // Tracked before the proc file exists, so a reader never prunes the file as stale.
-    track_task(&publish.jid, task.abort_handle());
-    if let Err(e) = minion.proc_dir.write(&publish.jid, &publish.to_pub_data(), std::process::id()) {
+    track_task(&minion.id, &publish.jid, abort);
+    if let Err(e) = minion.proc_dir.write(&publish.jid, &ctx.pub_data, std::process::id()) {
         tracing::warn!("cannot write the proc file of job {}: {e}", publish.jid);
     }
-    let result = task.await;
-    untrack_task(&publish.jid);
+    let result = job.await;
+    untrack_task(&minion.id, &publish.jid);
     minion.proc_dir.remove(&publish.jid);
-    // `execute` contains panics itself, so an error here is the abort.
+    // An error is the abort.
     result.ok()
 }
 
-/// What `sys.list_returners` lists: every returner built in.
-pub(crate) fn builtin_returners() -> Vec<String> {
-    salt_returners::builtin_names().into_iter().map(str::to_string).collect()
+/// What `sys.list_returners` lists: every returner built in (made once, shared by every job).
+pub(crate) fn builtin_returners() -> Arc<Vec<String>> {
+    static NAMES: LazyLock<Arc<Vec<String>>> =
+        LazyLock::new(|| Arc::new(salt_returners::builtin_names().into_iter().map(str::to_string).collect()));
+    NAMES.clone()
 }
 
 #[cfg(test)]
@@ -138,17 +158,24 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn abort_stops_a_tracked_task() {
+    async fn abort_stops_a_tracked_job_of_that_minion_only() {
         let (jid, other) = ("20261125003832830001", "20261125003832830002");
-        let task = tokio::spawn(async { tokio::time::sleep(std::time::Duration::from_secs(1000)).await });
-        track_task(jid, task.abort_handle());
-        assert!(task_running(jid));
-        assert!(!task_running(other));
-        assert!(!abort_task(other));
-        assert!(abort_task(jid));
-        assert!(task.await.unwrap_err().is_cancelled());
-        assert!(!task_running(jid));
-        assert!(!abort_task(jid), "already finished");
-        untrack_task(jid);
+        let (job, handle) = abortable(tokio::time::sleep(std::time::Duration::from_secs(1000)));
+        track_task("m1", jid, handle);
+        // A swarm's second minion runs the same jid.
+        let (_twin, twin_handle) = abortable(std::future::pending::<()>());
+        track_task("m2", jid, twin_handle);
+        assert!(task_running("m1", jid));
+        assert!(!task_running("m1", other));
+        assert!(!abort_task("m1", other));
+        assert!(abort_task("m1", jid));
+        assert!(job.await.is_err(), "aborted");
+        assert!(!task_running("m1", jid));
+        assert!(!abort_task("m1", jid), "already aborted");
+        assert!(task_running("m2", jid), "the other minion's job runs on");
+        untrack_task("m1", jid);
+        assert!(task_running("m2", jid), "untracked for m1 only");
+        untrack_task("m2", jid);
+        assert!(!task_running("m2", jid));
     }
 }

@@ -12,13 +12,13 @@ pub mod process_tree;
 pub mod returners;
 mod saltutil;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use anyhow::Context;
 use salt_config::Config;
-use salt_modules::Registry;
+use salt_modules::{Opts, Registry};
 
 /// Everything a running minion shares between its connection and its jobs.
 pub struct Minion {
@@ -30,11 +30,8 @@ pub struct Minion {
     pub cachedir: PathBuf,
     pub registry: Arc<Registry>,
     pub grains: Arc<serde_json::Map<String, serde_json::Value>>,
-    /// The config's options; [`Minion::opts`] gives them with this minion's id and directories.
-    opts: Arc<serde_json::Map<String, serde_json::Value>>,
-    /// Whether those options name another minion's id or directories (a swarm's minions share
-    /// one config), so that each job needs its own copy. Found once, at open.
-    opts_are_shared: bool,
+    /// The options its jobs see: the config's, with this minion's id and directories.
+    opts: Opts,
     pub jobs: Arc<jobs::JobTable>,
     pub outbox: outbox::Outbox,
     pub proc_dir: proc_dir::ProcDir,
@@ -58,12 +55,33 @@ pub struct Shared {
     opts: Arc<serde_json::Map<String, serde_json::Value>>,
     /// How many of these minions are connected and authenticated now.
     pub sessions_up: Arc<AtomicUsize>,
+    /// Whether a return is also kept on disk (`cachedir/outbox`) until the master has it, so
+    /// that it survives a restart of the minion. A swarm keeps them in memory only: writing and
+    /// removing a file was a third of its CPU per job, and what the master sees (each return
+    /// sent, kept until acknowledged, sent again after a reconnect) is the same.
+    pub returns_on_disk: bool,
 }
 
 impl Shared {
     pub fn new(config: Config) -> Shared {
         let opts = Arc::new(config.as_map().clone());
-        Shared { config: Arc::new(config), registry: Arc::new(registry()), opts, sessions_up: Arc::default() }
+        Shared { config: Arc::new(config), registry: Arc::new(registry()), opts, sessions_up: Arc::default(), returns_on_disk: true }
+    }
+
+    /// The options of minion `id`: the config's, with the id and directories laid over them
+    /// where they differ (the minions of a swarm share one config).
+    fn opts_of(&self, id: &str, pki_dir: &Path, cachedir: &Path) -> Opts {
+        let own: serde_json::Map<String, serde_json::Value> =
+            [("id", id.to_string()), ("pki_dir", pki_dir.display().to_string()), ("cachedir", cachedir.display().to_string())]
+                .into_iter()
+                .filter(|(k, v)| self.opts.get(*k).and_then(serde_json::Value::as_str) != Some(v.as_str()))
+                .map(|(k, v)| (k.to_string(), v.into()))
+                .collect();
+        if own.is_empty() {
+            self.opts.clone().into()
+        } else {
+            Opts::with_own(self.opts.clone(), own)
+        }
     }
 
     /// The grains the config sets (`grains:`), which override collected ones.
@@ -118,14 +136,15 @@ impl Minion {
             }
             Err(_) => None,
         };
-        let outbox_dir = cachedir.join("outbox");
-        let outbox = outbox::Outbox::open(&outbox_dir).with_context(|| format!("cannot open the outbox in {}", outbox_dir.display()))?;
+        let outbox = if shared.returns_on_disk {
+            let dir = cachedir.join("outbox");
+            outbox::Outbox::open(&dir).with_context(|| format!("cannot open the outbox in {}", dir.display()))?
+        } else {
+            outbox::Outbox::default()
+        };
         Ok(Minion {
             config: config.clone(),
-            opts_are_shared: !own_options(&id, &pki_dir, &cachedir)
-                .iter()
-                .all(|(k, v)| shared.opts.get(*k).and_then(serde_json::Value::as_str) == Some(v.as_str())),
-            opts: shared.opts.clone(),
+            opts: shared.opts_of(&id, &pki_dir, &cachedir),
             returners: returners::MinionReturners::new(shared.opts.clone(), cachedir.clone()),
             id,
             key,
@@ -142,23 +161,10 @@ impl Minion {
         })
     }
 
-    /// The options a job sees: the config's, with this minion's id and directories. Copied
-    /// only where they differ from the config's (the minions of a swarm share one config).
-    pub fn opts(&self) -> Arc<serde_json::Map<String, serde_json::Value>> {
-        if !self.opts_are_shared {
-            return self.opts.clone();
-        }
-        let mut opts = (*self.opts).clone();
-        for (k, v) in own_options(&self.id, &self.pki_dir, &self.cachedir) {
-            opts.insert(k.into(), v.into());
-        }
-        Arc::new(opts)
+    /// The options a job sees: the config's, with this minion's id and directories.
+    pub fn opts(&self) -> Opts {
+        self.opts.clone()
     }
-}
-
-/// The options that are a minion's own: its id and directories.
-fn own_options(id: &str, pki_dir: &std::path::Path, cachedir: &std::path::Path) -> [(&'static str, String); 3] {
-    [("id", id.to_string()), ("pki_dir", pki_dir.display().to_string()), ("cachedir", cachedir.display().to_string())]
 }
 
 /// The function table of a minion or job process: the built-in modules plus the saltutil

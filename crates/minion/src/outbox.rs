@@ -61,15 +61,32 @@ impl Outbox {
         self.dir.as_deref()
     }
 
-    /// Queues a job's return, keeping it on disk unless its job process already did.
+    /// Queues the return of a job that ran in this process, keeping it on disk first.
     pub fn push(&self, ret: JobReturn) {
         if let Some(dir) = &self.dir {
+            self.keep_or_log(dir, &ret);
+        }
+        self.enqueue(ret);
+    }
+
+    /// Queues the return of a job process, which kept it on disk itself ([`keep`]); kept here
+    /// only if it could not.
+    pub fn push_from_job_process(&self, ret: JobReturn) {
+        if let Some(dir) = &self.dir {
             if !dir.join(&ret.jid).exists() {
-                if let Err(e) = keep(dir, &ret) {
-                    tracing::error!("outbox: cannot keep the return of job {} on disk: {e}", ret.jid);
-                }
+                self.keep_or_log(dir, &ret);
             }
         }
+        self.enqueue(ret);
+    }
+
+    fn keep_or_log(&self, dir: &Path, ret: &JobReturn) {
+        if let Err(e) = keep(dir, ret) {
+            tracing::error!("outbox: cannot keep the return of job {} on disk: {e}", ret.jid);
+        }
+    }
+
+    fn enqueue(&self, ret: JobReturn) {
         self.lock().push_back(ret);
         self.ready.notify_one();
     }
@@ -292,11 +309,11 @@ mod tests {
         assert!(!dir.path().join(jid).exists());
         assert!(o.adopt(jid).is_none(), "acknowledged");
         assert!(o.adopt("../../etc/passwd").is_none());
-        // push() does not write again what the job process kept.
+        // push_from_job_process() does not write again what the job process kept.
         keep(dir.path(), &ret("20261125000000000004")).unwrap();
         let before = std::fs::metadata(dir.path().join("20261125000000000004")).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        o.push(ret("20261125000000000004"));
+        o.push_from_job_process(ret("20261125000000000004"));
         assert_eq!(std::fs::metadata(dir.path().join("20261125000000000004")).unwrap().modified().unwrap(), before);
     }
 

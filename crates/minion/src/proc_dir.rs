@@ -26,7 +26,7 @@ impl ProcDir {
     }
 
     /// The proc dir of the minion whose options these are (`opts["cachedir"]`).
-    pub fn from_opts(opts: &Map<String, Value>) -> Option<ProcDir> {
+    pub fn from_opts(opts: &salt_modules::Opts) -> Option<ProcDir> {
         opts.get("cachedir").and_then(Value::as_str).map(|c| ProcDir::new(Path::new(c)))
     }
 
@@ -52,9 +52,16 @@ impl ProcDir {
             }
         }
         let bytes = salt_proto::frame::encode(&data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        salt_proto::private::create_dir_all(&self.dir)?;
         let tmp = self.dir.join(format!(".{jid}.tmp"));
-        salt_proto::private::write(&tmp, &bytes)?;
+        // The directory is made at start ([`ProcDir::clean_stale`]); made again only if it was
+        // removed since, not looked for on every job.
+        if let Err(e) = salt_proto::private::write(&tmp, &bytes) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            salt_proto::private::create_dir_all(&self.dir)?;
+            salt_proto::private::write(&tmp, &bytes)?;
+        }
         std::fs::rename(&tmp, &path)
     }
 

@@ -19,9 +19,9 @@ use crate::process_tree;
 /// Is the job in a proc file still running? Threads-mode jobs (the file names this very
 /// minion process) are checked in the task table; job processes by pid and cmdline (the
 /// pid-reuse guard).
-fn alive(pid: u32, jid: &str) -> bool {
+fn alive(minion_id: &str, pid: u32, jid: &str) -> bool {
     if is_this_minion(pid) {
-        jobs::task_running(jid)
+        jobs::task_running(minion_id, jid)
     } else {
         job_process_alive(pid, jid)
     }
@@ -64,17 +64,22 @@ pub fn register(registry: &mut Registry) {
 /// or signals itself, as in Salt).
 struct Jobs<'a> {
     dir: ProcDir,
+    minion_id: &'a str,
     own_jid: &'a str,
 }
 
 impl<'a> Jobs<'a> {
     fn of(ctx: &'a JobContext) -> Result<Jobs<'a>, ModuleError> {
         let dir = ProcDir::from_opts(&ctx.opts).ok_or_else(|| ModuleError::CommandExecution("the minion has no cachedir".into()))?;
-        Ok(Jobs { dir, own_jid: &ctx.jid })
+        Ok(Jobs { dir, minion_id: &ctx.minion_id, own_jid: &ctx.jid })
     }
 
     fn running(&self) -> Vec<Map<String, Value>> {
-        self.dir.running(alive).into_iter().filter(|j| j.get("jid").and_then(Value::as_str) != Some(self.own_jid)).collect()
+        self.dir
+            .running(|pid, jid| alive(self.minion_id, pid, jid))
+            .into_iter()
+            .filter(|j| j.get("jid").and_then(Value::as_str) != Some(self.own_jid))
+            .collect()
     }
 
     fn find(&self, jid: &str) -> Option<Map<String, Value>> {
@@ -93,7 +98,7 @@ impl<'a> Jobs<'a> {
         };
         if is_this_minion(pid) {
             // A job of this very process (threads mode): stop its task instead.
-            return Ok(if sig == 0 || jobs::abort_task(jid) { sent } else { not_running() });
+            return Ok(if sig == 0 || jobs::abort_task(self.minion_id, jid) { sent } else { not_running() });
         }
         match process_tree::signal_tree(pid, sig) {
             Ok(()) => Ok(sent),
@@ -330,8 +335,8 @@ mod tests {
             minion_id: "minion1".into(),
             pub_data: Map::new(),
             grains: Arc::new(Map::new()),
-            opts: Arc::new(json!({"cachedir": cachedir}).as_object().unwrap().clone()),
-            returners: Arc::new(crate::jobs::builtin_returners()),
+            opts: json!({"cachedir": cachedir}).as_object().unwrap().clone().into(),
+            returners: crate::jobs::builtin_returners(),
             registry: registry.clone(),
         });
         registry.execute(ctx, fun, arg.as_array().unwrap()).await
@@ -415,7 +420,7 @@ mod tests {
         let jid = "20261125003832838506";
         // A threads-mode entry (the minion's pid) whose task is not in the table.
         dir.write(jid, &pub_data(jid, "test.sleep"), std::process::id()).unwrap();
-        let jobs = Jobs { dir: dir.clone(), own_jid: "20261125009999999999" };
+        let jobs = Jobs { dir: dir.clone(), minion_id: "minion1", own_jid: "20261125009999999999" };
         // Readers prune it as not running, so a signal finds nothing.
         assert_eq!(jobs.signal(jid, 15).unwrap(), "");
         assert!(!dir.path().join(jid).exists());
@@ -426,16 +431,16 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ProcDir::new(tmp.path());
         let jid = "20261125003832838507";
-        let task = tokio::spawn(async { tokio::time::sleep(Duration::from_secs(1000)).await });
-        jobs::track_task(jid, task.abort_handle());
+        let (job, abort) = futures::future::abortable(tokio::time::sleep(Duration::from_secs(1000)));
+        jobs::track_task("minion1", jid, abort);
         dir.write(jid, &pub_data(jid, "test.sleep"), std::process::id()).unwrap();
         let pid = std::process::id();
         let listed = call(tmp.path(), "saltutil.running", json!([])).await;
         assert_eq!(listed.ret[0]["jid"], json!(jid));
         let out = call(tmp.path(), "saltutil.term_job", json!([jid])).await;
         assert_eq!(out.ret, json!(format!("Signal 15 sent to job {jid} at pid {pid}")));
-        assert!(task.await.unwrap_err().is_cancelled(), "the task was aborted and this process lives");
-        jobs::untrack_task(jid);
+        assert!(job.await.is_err(), "the job was aborted and this process lives");
+        jobs::untrack_task("minion1", jid);
         assert_eq!(call(tmp.path(), "saltutil.find_job", json!([jid])).await.ret, json!({}));
     }
 

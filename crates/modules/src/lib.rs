@@ -4,8 +4,9 @@
 //! The minion calls [`Registry::execute`] for every job and `salt-call --local` calls it
 //! directly. `execute` does what Salt's `Minion._thread_return` does around the function call:
 //! it turns the publish `arg` list into positional and keyword arguments, runs the function in
-//! its own task (so a panic cannot take the minion down), and turns the result or the error into
-//! the `return` / `retcode` / `success` / `out` fields of the job return, with Salt's texts.
+//! a future whose panic is caught (so it cannot take the minion down), and turns the result or
+//! the error into the `return` / `retcode` / `success` / `out` fields of the job return, with
+//! Salt's texts.
 //!
 //! Each function binds its own arguments with a Python-like [`Signature`], so a wrong call
 //! produces the same `TypeError`-style text that Salt's minion reports.
@@ -42,11 +43,53 @@ pub struct JobContext {
     pub pub_data: Map<String, Value>,
     pub grains: Arc<Map<String, Value>>,
     /// The minion configuration.
-    pub opts: Arc<Map<String, Value>>,
+    pub opts: Opts,
     /// Names of the returners this minion has (for `sys.list_returners`).
     pub returners: Arc<Vec<String>>,
     /// The function table (for `sys.list_functions`, `sys.doc`, `sys.list_modules`).
     pub registry: Arc<Registry>,
+}
+
+/// The minion's options as a job sees them (Salt's `__opts__`): a map that the minions of one
+/// process may share (a swarm's), with the few keys that are each minion's own (its id and
+/// directories) laid over it. A job then costs two reference counts, not a copy of a map of
+/// several hundred options.
+#[derive(Debug, Clone, Default)]
+pub struct Opts {
+    shared: Arc<Map<String, Value>>,
+    own: Option<Arc<Map<String, Value>>>,
+}
+
+impl Opts {
+    /// `shared` with `own` laid over it.
+    pub fn with_own(shared: Arc<Map<String, Value>>, own: Map<String, Value>) -> Opts {
+        Opts { shared, own: Some(Arc::new(own)) }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.own.as_ref().and_then(|own| own.get(key)).or_else(|| self.shared.get(key))
+    }
+
+    /// All the options in one map (a job process is handed its own copy).
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut map = (*self.shared).clone();
+        if let Some(own) = &self.own {
+            map.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        map
+    }
+}
+
+impl From<Arc<Map<String, Value>>> for Opts {
+    fn from(shared: Arc<Map<String, Value>>) -> Opts {
+        Opts { shared, own: None }
+    }
+}
+
+impl From<Map<String, Value>> for Opts {
+    fn from(map: Map<String, Value>) -> Opts {
+        Arc::new(map).into()
+    }
 }
 
 /// What a job produced, as Salt's minion records it.
@@ -100,5 +143,5 @@ pub enum ModuleError {
 }
 
 /// The signature every registered function has. Handlers are plain `fn`s so the table is
-/// `Copy` and cheap to share; the future they return runs in its own task.
+/// `Copy` and cheap to share; [`Registry::execute`] catches a panic of the future they return.
 pub type Handler = fn(Arc<JobContext>, Args) -> futures::future::BoxFuture<'static, Result<Returned, ModuleError>>;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use serde_json::Value;
 
 use crate::{Args, Handler, JobContext, ModuleError, Outcome, Returned};
@@ -69,23 +70,21 @@ impl Registry {
     }
 
     /// Run `fun` with the publish `arg` list (positional values, kwargs as trailing dicts
-    /// carrying `"__kwarg__": true`). Never panics: a panicking function is contained in its
-    /// own task and reported as Salt reports an exception. Dropping the returned future
-    /// aborts the function (and `cmd.*` then kills its process group).
+    /// carrying `"__kwarg__": true`). Never panics: a panic of the function is caught and
+    /// reported as Salt reports an exception. Dropping the returned future aborts the function
+    /// (and `cmd.*` then kills its process group).
     pub async fn execute(&self, ctx: Arc<JobContext>, fun: &str, arg: &[Value]) -> Outcome {
         let Some(entry) = self.entries.get(fun).copied() else {
             return self.missing(fun);
         };
         let args = Args::from_publish(arg);
-        // The handler is called inside the task so a panic before its first await is
-        // contained too.
-        let mut task = AbortOnDrop(tokio::spawn(async move { (entry.handler)(ctx, args).await }));
-        let result = match task.await_result().await {
+        // Run in the caller's task (a task of its own would cost more than `test.ping`); the
+        // handler is called inside the caught future so a panic before its first await is
+        // caught too.
+        let call = std::panic::AssertUnwindSafe(async move { (entry.handler)(ctx, args).await });
+        let result = match call.catch_unwind().await {
             Ok(r) => r,
-            Err(join) => {
-                let msg = if join.is_panic() { panic_message(join.into_panic()) } else { "the job was cancelled".to_string() };
-                Err(ModuleError::Exception(msg))
-            }
+            Err(panic) => Err(ModuleError::Exception(panic_message(panic))),
         };
         match result {
             Ok(returned) => success_outcome(returned),
@@ -151,25 +150,9 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     format!("panic: {msg}")
 }
 
-/// Aborts the function's task if the caller stops waiting (job killed, minion shutting down).
-struct AbortOnDrop(tokio::task::JoinHandle<Result<Returned, ModuleError>>);
-
-impl AbortOnDrop {
-    async fn await_result(&mut self) -> Result<Result<Returned, ModuleError>, tokio::task::JoinError> {
-        (&mut self.0).await
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use futures::FutureExt;
     use serde_json::{json, Map};
 
     /// A context for tests: jid and pub data as a `salt '*' <fun>` publish would carry.
@@ -183,7 +166,7 @@ pub(crate) mod tests {
             minion_id: "minion1".into(),
             pub_data: pub_data.as_object().unwrap().clone(),
             grains: Arc::new(crate::grains::collect("minion1", &Map::new())),
-            opts: Arc::new(opts),
+            opts: opts.into(),
             returners: Arc::new(vec!["local_cache".into(), "mysql".into(), "local".into(), "syslog".into()]),
             registry: Arc::new(registry),
         })

@@ -112,3 +112,28 @@ fn a_swarm_past_its_own_descriptor_limit_refuses_to_start() {
     assert!(stderr.contains("200 minions need about 264 open files, and this process may have 100"), "{stderr}");
     assert!(!dir.path().join("swarm").exists(), "nothing started");
 }
+
+/// The minions of a swarm run the same jid side by side in one process: a job killed on one
+/// is killed there only, and each of the others still finds its own running.
+#[test]
+fn a_job_killed_on_one_swarm_minion_runs_on_for_the_others() {
+    let mut c = Cluster::new("auto_accept: True");
+    c.start_master();
+    let _swarm = c.start_swarm(&["-m", "3", "--name", "tw"]);
+    sessions_up(&c, 3, 3);
+    let r = c.salt(&["*", "cmd.run", "sleep 1005", "--async"]);
+    let jid = r.stdout.trim().strip_prefix("Executed command with job ID: ").unwrap_or_else(|| panic!("{}", r.stdout)).to_string();
+    let running = |id: &str| {
+        let r = c.salt(&[id, "saltutil.find_job", &jid, "--out", "json"]);
+        serde_json::from_str::<serde_json::Value>(&r.stdout).is_ok_and(|v| v[id]["jid"] == jid.as_str())
+    };
+    for id in ["tw-0", "tw-1", "tw-2"] {
+        wait_for(|| running(id), Duration::from_secs(20), "the job on each minion");
+    }
+    let r = c.salt(&["tw-1", "saltutil.kill_job", &jid]);
+    assert!(r.stdout.contains(&format!("Signal 9 sent to job {jid}")), "{}{}", r.stdout, r.stderr);
+    wait_for(|| !running("tw-1"), Duration::from_secs(10), "the killed job to end");
+    assert!(running("tw-0") && running("tw-2"), "the others' jobs run on");
+    let r = c.salt(&["*", "saltutil.kill_job", &jid, "--out", "json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
