@@ -102,23 +102,30 @@ tree_mem() {
   echo "$rss $pss_sum $n"
 }
 
+# CPU seconds of all minions (the trees of MINION_PIDS).
+minions_cpu_secs() {
+  local p
+  for p in "${MINION_PIDS[@]}"; do tree_cpu_secs "$p"; echo; done | awk '{ t += $1 } END { printf "%.2f", t }'
+}
+
 # all_answer N CLI_DIR CONF: polls '*' test.ping (-t $RESTART_T) until all N answer, at most
-# 300 s; prints how many answered the last poll.
+# 300 s; prints how many answered the last poll, and the number of polls.
 all_answer() {
-  local n=$1 cli=$2 conf=$3 got=0 start
+  local n=$1 cli=$2 conf=$3 got=0 start polls=0
   start=$(date +%s)
   while [ $(($(date +%s) - start)) -lt 300 ]; do
+    polls=$((polls + 1))
     got=$(count_true "$cli/salt" -c "$conf" '*' test.ping --out txt -t "$RESTART_T")
     [ "$got" -eq "$n" ] && break
     sleep 0.2
   done
-  echo "$got"
+  echo "$got $polls"
 }
 
 # measure FLEET N CLI_DIR CONF: the measures, on a fleet whose master is $MASTER_PID (its process
 # tree) and whose minions are the trees of MINION_PIDS; restart_<FLEET> restarts its master.
 measure() {
-  local fleet=$1 n=$2 cli=$3 conf=$4 c0 c1 rss pss_kb procs got jid load0
+  local fleet=$1 n=$2 cli=$3 conf=$4 c0 c1 m0 m1 rss pss_kb procs got jid load0
   load0=$(load1)
   wait_answers "$n" 1 "$cli/salt" -c "$conf" '*' test.ping --out txt
 
@@ -134,13 +141,14 @@ measure() {
   record "$n" minion_pss "$fleet" "$(awk -v r="$pss_kb" -v n="$n" 'BEGIN { printf "%.2f", r / 1024 / n }')"
   record "$n" minion_procs "$fleet" "$procs"
 
-  c0=$(tree_cpu_secs "$MASTER_PID")
+  c0=$(tree_cpu_secs "$MASTER_PID"); m0=$(minions_cpu_secs)
   time_cmd "$fleet, $n minions: salt '*' test.ping" "$cli/salt" -c "$conf" '*' test.ping
-  c1=$(tree_cpu_secs "$MASTER_PID")
+  c1=$(tree_cpu_secs "$MASTER_PID"); m1=$(minions_cpu_secs)
   record "$n" ping_mean "$fleet" "$(last_row 2)"
   record "$n" ping_median "$fleet" "$(last_row 3)"
   record "$n" ping_cli_cpu "$fleet" "$(last_row 7)"
   record "$n" ping_master_cpu "$fleet" "$(awk -v a="$c0" -v b="$c1" -v k="$((WARMUP + RUNS))" 'BEGIN { printf "%.1f", (b - a) * 1000 / k }')"
+  record "$n" ping_minions_cpu "$fleet" "$(awk -v a="$m0" -v b="$m1" -v k="$((WARMUP + RUNS))" 'BEGIN { printf "%.1f", (b - a) * 1000 / k }')"
   got=$(count_true "$cli/salt" -c "$conf" '*' test.ping --out txt)
   [ "$got" -eq "$n" ] || note "$fleet, $n: a test.ping after the timed runs got $got of $n answers"
 
@@ -153,12 +161,14 @@ measure() {
   time_cmd "$fleet, $n minions: salt-run jobs.lookup_jid (test.ping)" "$cli/salt-run" -c "$conf" jobs.lookup_jid "$jid"
   record "$n" lookup "$fleet" "$(last_row 2)"
 
-  local t1
+  local t1 polls
   "restart_$fleet"
-  got=$(all_answer "$n" "$cli" "$conf")
+  read -r got polls < <(all_answer "$n" "$cli" "$conf")
   t1=$(now)
   [ "$got" -eq "$n" ] || note "$fleet, $n: after the master's restart only $got of $n answered within 300 s"
   record "$n" restart "$fleet" "$(elapsed "$RESTARTED_AT" "$t1")"
+  record "$n" restart_polls "$fleet" "$polls"
+  record "$n" restart_up "$fleet" "$(elapsed "$RESTARTED_AT" "$MASTER_UP_AT")"
   record "$n" load "$fleet" "$load0 → $(load1)"
 }
 
@@ -188,7 +198,8 @@ salt_fleet() {
   for i in $(seq 1 "$n"); do MINION_PIDS+=("$(cat "$BASE/root/minion$i/var/run/salt-minion.pid")"); done
 }
 
-# Stops the master's whole tree and starts it again; sets RESTARTED_AT to the time of the start.
+# Stops the master's whole tree and starts it again; sets RESTARTED_AT to the time of the start
+# and MASTER_UP_AT to when its event socket is there.
 restart_salt() {
   local p tree
   tree=$(pid_tree "$MASTER_PID")
@@ -197,8 +208,12 @@ restart_salt() {
     for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
+  local sock=$BASE/root/master/var/run/salt/master/master_event_pub.ipc
+  rm -f "$sock"
   RESTARTED_AT=$(now)
   "$VENV/bin/salt-master" -c "$ETC" -d >&2
+  for _ in $(seq 1 600); do [ -S "$sock" ] && break; sleep 0.1; done
+  MASTER_UP_AT=$(now)
 }
 
 # --- ours -------------------------------------------------------------------------------------
@@ -258,6 +273,7 @@ restart_ours() {
   stop_pid "$MASTER_PID"
   RESTARTED_AT=$(now)
   start_master "$OUR_DIR"
+  MASTER_UP_AT=$(now)
 }
 restart_swarm() { restart_ours; }
 
@@ -310,7 +326,7 @@ path, n, idle, restart_t = sys.argv[1:5]
 pings, hz = int(sys.argv[5]), int(sys.argv[6])
 # The kernel reports CPU time in ticks: a CPU figure of 0 means less than one tick over the runs.
 tick_ms = 1000 / hz
-resolution = {"ping_master_cpu": tick_ms / pings, "idle_cpu": tick_ms / int(idle)}
+resolution = {"ping_master_cpu": tick_ms / pings, "ping_minions_cpu": tick_ms / pings, "idle_cpu": tick_ms / int(idle)}
 vals = {}
 for line in open(path):
     size, key, fleet, value = line.rstrip("\n").split("|")
@@ -320,6 +336,7 @@ rows = [
     ("ping_mean", "`salt '*' test.ping`, all returned: wall mean (ms)", True),
     ("ping_median", "`salt '*' test.ping`: wall median (ms)", True),
     ("ping_master_cpu", "master CPU per test.ping, its idle CPU included (ms; Salt: all its processes)", True),
+    ("ping_minions_cpu", f"all {n} minions' CPU per test.ping (ms; Salt: a forked process per job included)", True),
     ("ping_cli_cpu", "the `salt` CLI's own CPU per test.ping (ms)", True),
     ("idle_cpu", f"master CPU with {n} idle minions (ms per s, over {idle} s)", True),
     ("master_rss", f"master RSS, {n} idle minions (MiB; Salt: VmRSS summed over its processes)", True),
@@ -331,6 +348,8 @@ rows = [
     ("key_list", "`salt-key -L`, mean (ms)", True),
     ("lookup", f"`salt-run jobs.lookup_jid` of a test.ping ({n} returns), mean (ms)", True),
     ("restart", f"master restarted with {n} connected: s until all answer (polls of -t {restart_t})", True),
+    ("restart_up", "… of which until the restarted master's socket is up (s)", True),
+    ("restart_polls", "… test.ping polls it took, the last one answered by all", False),
     ("load", "load average (1 min) at the fleet's start → end", False),
 ]
 def ratio(a, b, res):
