@@ -12,6 +12,7 @@
 #   - `salt '*' test.ping` until every minion returned: hyperfine (bench/lib.sh time_cmd), after
 #     checking that all N answer; and the master's CPU over those runs (for Salt summed over all
 #     its processes: it forks workers), per ping
+#   - the minions' CPU (all N summed) over the same runs, and the `salt` CLI's own (hyperfine)
 #   - the master's CPU and RSS with N idle minions, and the minions' RSS per minion
 #   - `salt-key -L`, and `salt-run jobs.lookup_jid <jid>` of a '*' test.ping job
 #   - the master restarted with N connected: seconds from its start until a '*' test.ping
@@ -20,10 +21,11 @@
 # All on loopback, on free ports, under a throw-away directory; everything is stopped on exit.
 # Every root dir (masters' and minions') is on the same disk, under $WORK.
 #
-#   bash bench/scale-salt.sh                          # SIZES="10 25 50" RUNS=10 WARMUP=2
+#   bash bench/scale-salt.sh                          # SIZES="10 25 50"
 #   SIZES="10" RUNS=5 BIN=/path/to/release bash bench/scale-salt.sh
 #
-# Knobs: SIZES, RUNS, WARMUP, IDLE_SECS (10: quiet before reading CPU and memory), RESTART_T (2),
+# Knobs: SIZES; RUNS, WARMUP, IDLE_SECS as in bench/lib.sh (30, 3, 5: the idle master's CPU is read
+# over IDLE_SECS after IDLE_SECS of quiet, its memory after that); RESTART_T (2),
 # BIN (our release binaries; default ${CARGO_TARGET_DIR:-target}/release, built if missing),
 # SALT_VENV (/var/tmp/real-salt-bench/venv, installed by real-salt.sh if missing),
 # SALT_MINION_MIB (150: memory a real Salt minion is given when checking a size fits).
@@ -32,9 +34,6 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 SIZES=${SIZES:-10 25 50}
-RUNS=${RUNS:-10}
-WARMUP=${WARMUP:-2}
-IDLE_SECS=${IDLE_SECS:-10}
 RESTART_T=${RESTART_T:-2}
 SALT_MINION_MIB=${SALT_MINION_MIB:-150}
 REAL_SALT_SH=${REAL_SALT_SH:-/work/shared/tools/real-salt.sh}
