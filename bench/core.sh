@@ -49,33 +49,6 @@ MASTER_PID=$!
 PIDS+=("$MASTER_PID")
 for _ in $(seq 1 200); do [ -S "$WORK/master/var/run/salt/master/master.sock" ] && break; sleep 0.1; done
 
-# start_minions FIRST LAST: starts minion<FIRST>..minion<LAST>, accepts their keys, and waits until
-# all minions started so far answer a '*' test.ping.
-start_minions() {
-  local i id
-  for i in $(seq "$1" "$2"); do
-    id=minion$i
-    mkdir -p "$WORK/etc-$id"
-    cat > "$WORK/etc-$id/minion" <<CONF
-id: $id
-root_dir: $WORK/root-$id
-master: 127.0.0.1
-master_port: $PORT
-acceptance_wait_time: 1
-CONF
-    "$BIN/salt-minion" -c "$WORK/etc-$id" -l quiet >"$WORK/$id.out" 2>&1 &
-    PIDS+=("$!")
-    eval "PID_$id=$!"
-  done
-  local want=$(( $2 - $1 + 1 ))
-  for _ in $(seq 1 200); do
-    [ "$("$BIN/salt-key" -c "$ETC" -l un 2>/dev/null | grep -c '^minion')" -ge "$want" ] && break
-    sleep 0.1
-  done
-  "$BIN/salt-key" -c "$ETC" -A -y >/dev/null
-  wait_answers "$2" 60 "$BIN/salt" -c "$ETC" '*' test.ping --out txt -t 2
-}
-
 # ping N: the timed command, after checking that it really gets N answers (a timing of a job that
 # waited for a missing minion would measure the timeout instead).
 ping() {

@@ -107,6 +107,90 @@ wait_answers() {
   return 1
 }
 
+# stop_pid PID: SIGTERM, up to 30 s to exit, then SIGKILL.
+stop_pid() {
+  local p=$1
+  kill -TERM "$p" 2>/dev/null || return 0
+  for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null || true
+}
+
+# CPU seconds (user+system) a process has used so far.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/"$1"/stat; }
+# The same over PID and all its descendants, counting also the children they have reaped
+# (fields 16, 17): Salt's master forks workers, its minion a process per job.
+tree_cpu_secs() {
+  local p
+  for p in $(pid_tree "$1"); do cat /proc/"$p"/stat 2>/dev/null || true; done \
+    | awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 + $16 + $17 } END { printf "%.2f", t / hz }'
+}
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# start_master DIR: our release master ($BIN) with config DIR/etc and root_dir DIR/root, output
+# appended to DIR/master.out; returns once its control socket is up. Sets MASTER_PID, adds to PIDS.
+start_master() {
+  local dir=$1
+  rm -f "$dir/root/var/run/salt/master/master.sock"
+  "$BIN/salt-master" -c "$dir/etc" -l quiet >>"$dir/master.out" 2>&1 &
+  MASTER_PID=$!
+  PIDS+=("$MASTER_PID")
+  for _ in $(seq 1 300); do [ -S "$dir/root/var/run/salt/master/master.sock" ] && return 0; sleep 0.1; done
+  log "the master did not start"; cat "$dir/master.out" >&2; return 1
+}
+
+# start_minions FIRST LAST: our release minions minion<FIRST>..minion<LAST> ($BIN), each with its
+# own config and root dir under ${MINION_DIR:-$WORK}, dialling 127.0.0.1:$PORT; accepts their keys
+# on the master configured in $ETC and waits until all minions started so far answer a '*'
+# test.ping. Sets PID_minion<i>, adds to PIDS.
+start_minions() {
+  local i id dir=${MINION_DIR:-$WORK}
+  for i in $(seq "$1" "$2"); do
+    id=minion$i
+    mkdir -p "$dir/etc-$id"
+    cat > "$dir/etc-$id/minion" <<CONF
+id: $id
+root_dir: $dir/root-$id
+master: 127.0.0.1
+master_port: $PORT
+acceptance_wait_time: 1
+CONF
+    "$BIN/salt-minion" -c "$dir/etc-$id" -l quiet >"$dir/$id.out" 2>&1 &
+    PIDS+=("$!")
+    eval "PID_$id=$!"
+  done
+  local want=$(( $2 - $1 + 1 ))
+  for _ in $(seq 1 600); do
+    [ "$("$BIN/salt-key" -c "$ETC" -l un 2>/dev/null | grep -c '^minion')" -ge "$want" ] && break
+    sleep 0.1
+  done
+  "$BIN/salt-key" -c "$ETC" -A -y >/dev/null
+  wait_answers "$2" 60 "$BIN/salt" -c "$ETC" '*' test.ping --out txt -t 2
+}
+
+# start_real_salt_minions FIRST LAST: real Salt minions minion<FIRST>..minion<LAST> from $VENV,
+# next to the master and minion1 that /work/shared/tools/real-salt.sh set up under $BASE (configs
+# in $ETC/<id>, roots in $BASE/root/<id>, where its `stop` finds them), on $RET_PORT/$PUB_PORT.
+# They daemonize; the master (auto_accept: True) accepts them. Does not wait for them.
+start_real_salt_minions() {
+  local i id
+  for i in $(seq "$1" "$2"); do
+    id=minion$i
+    mkdir -p "$ETC/$id"
+    # The same settings real-salt.sh gives minion1 (minus the unused mysql.* keys).
+    cat > "$ETC/$id/minion" <<EOF
+root_dir: $BASE/root/$id
+id: $id
+master: 127.0.0.1
+master_port: $RET_PORT
+publish_port: $PUB_PORT
+user: root
+log_level_logfile: info
+EOF
+    "$VENV/bin/salt-minion" -c "$ETC/$id" -d
+  done
+}
+
 # Prints the two tables collected in $ROWS and $MEM_ROWS under the heading $1.
 print_tables() {
   echo

@@ -59,21 +59,7 @@ rss_row "master, 1 minion connected" "$MASTER_PID"
 rss_row "minion (minion1)" "$(minion_pid minion1)"
 
 log "starting minion2..minion10"
-for i in $(seq 2 10); do
-  id=minion$i
-  mkdir -p "$ETC/$id"
-  # The same settings real-salt.sh gives minion1 (minus the unused mysql.* keys).
-  cat > "$ETC/$id/minion" <<EOF
-root_dir: $BASE/root/$id
-id: $id
-master: 127.0.0.1
-master_port: $RET_PORT
-publish_port: $PUB_PORT
-user: root
-log_level_logfile: info
-EOF
-  "$VENV/bin/salt-minion" -c "$ETC/$id" -d
-done
+start_real_salt_minions 2 10
 # The master has auto_accept: True; the minions only need time to start and authenticate.
 wait_answers 10 120 "$SALT" -c "$ETC" '*' test.ping --out txt -t 5
 

@@ -45,12 +45,6 @@ OUT=$WORK/report
 : > "$ROWS"; : > "$MEM_ROWS"; : > "$OUT"
 PIDS=()
 
-stop_pid() {
-  local p=$1
-  kill -TERM "$p" 2>/dev/null || return 0
-  for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-}
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
@@ -58,10 +52,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# CPU seconds (user+system) a process has used so far.
-cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/"$1"/stat; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # The last "<up>/<total> sessions up" the swarm printed.
 sessions_up() { grep -o '[0-9]*/[0-9]* sessions up' "$1" | tail -1 | cut -d/ -f1; }
 wait_sessions() {
@@ -71,16 +61,6 @@ wait_sessions() {
     sleep 0.2
   done
   log "only $(sessions_up "$file") of $want sessions came up"; return 1
-}
-
-start_master() {
-  local dir=$1
-  rm -f "$dir/root/var/run/salt/master/master.sock"
-  "$BIN/salt-master" -c "$dir/etc" -l quiet >>"$dir/master.out" 2>&1 &
-  MASTER_PID=$!
-  PIDS+=("$MASTER_PID")
-  for _ in $(seq 1 300); do [ -S "$dir/root/var/run/salt/master/master.sock" ] && return 0; sleep 0.1; done
-  log "the master did not start"; cat "$dir/master.out" >&2; return 1
 }
 
 # start_cluster N DIR: a master (config under DIR, $MASTER_EXTRA appended) and a swarm of N
