@@ -16,13 +16,14 @@
 #                                               # (SALTRS_TEST_MYSQL_HOST/PORT: scripts/services.sh env)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# This bench's own defaults, set before lib.sh sets its (lib.sh keeps what is already set).
+IDLE_SECS=${IDLE_SECS:-10}
+RUNS=${RUNS:-10}
+WARMUP=${WARMUP:-2}
 . bench/lib.sh
 
 SIZES=${SIZES-1000 5000 10000}
 PINGS=${PINGS:-5}
-IDLE_SECS=${IDLE_SECS:-10}
-RUNS=${RUNS:-10}
-WARMUP=${WARMUP:-2}
 MYSQL_N=${MYSQL_N:-}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 BIN=$TARGET/release
