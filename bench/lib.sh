@@ -159,13 +159,20 @@ CONF
     PIDS+=("$!")
     eval "PID_$id=$!"
   done
-  local want=$(( $2 - $1 + 1 ))
+  accept_pending minion $(( $2 - $1 + 1 )) "$2"
+}
+
+# accept_pending PREFIX PENDING ANSWERING: once PENDING keys of ids starting with PREFIX wait
+# (up to 60 s), accepts every pending key on the master configured in $ETC, then waits until
+# ANSWERING minions answer a '*' test.ping.
+accept_pending() {
+  local prefix=$1 pending=$2 answering=$3
   for _ in $(seq 1 600); do
-    [ "$("$BIN/salt-key" -c "$ETC" -l un 2>/dev/null | grep -c '^minion')" -ge "$want" ] && break
+    [ "$("$BIN/salt-key" -c "$ETC" -l un 2>/dev/null | grep -c "^$prefix")" -ge "$pending" ] && break
     sleep 0.1
   done
   "$BIN/salt-key" -c "$ETC" -A -y >/dev/null
-  wait_answers "$2" 60 "$BIN/salt" -c "$ETC" '*' test.ping --out txt -t 2
+  wait_answers "$answering" 60 "$BIN/salt" -c "$ETC" '*' test.ping --out txt -t 2
 }
 
 # start_real_salt_minions FIRST LAST: real Salt minions minion<FIRST>..minion<LAST> from $VENV,

@@ -260,12 +260,7 @@ CONF
   "$BIN/salt-swarm" -c "$OUR_DIR/etc-swarm" -m "$n" -l quiet > "$OUR_DIR/swarm.out" 2>&1 &
   MINION_PIDS=("$!")
   PIDS+=("$!")
-  for _ in $(seq 1 600); do
-    [ "$("$BIN/salt-key" -c "$ETC" -l un 2>/dev/null | grep -c '^swarm-')" -ge "$n" ] && break
-    sleep 0.1
-  done
-  "$BIN/salt-key" -c "$ETC" -A -y > /dev/null
-  wait_answers "$n" 60 "$BIN/salt" -c "$ETC" '*' test.ping --out txt -t 2
+  accept_pending swarm- "$n" "$n"
 }
 
 restart_ours() {
