@@ -92,21 +92,7 @@ our_master() {
 our_publish() {
   local dir=$WORK/publish-$1
   our_master "$dir" "job_cache: $1"
-  mkdir -p "$dir/etc-minion1"
-  cat > "$dir/etc-minion1/minion" <<CONF
-id: minion1
-root_dir: $dir/root-minion1
-master: 127.0.0.1
-master_port: $PORT
-acceptance_wait_time: 1
-CONF
-  "$BIN/salt-minion" -c "$dir/etc-minion1" -l quiet >"$dir/minion1.out" 2>&1 &
-  PIDS+=("$!")
-  for _ in $(seq 1 200); do
-    "$BIN/salt-key" -c "$ETC" -l un 2>/dev/null | grep -q '^minion1$' && break; sleep 0.1
-  done
-  "$BIN/salt-key" -c "$ETC" -A -y >/dev/null
-  wait_answers 1 60 "$BIN/salt" -c "$ETC" '*' test.ping --out txt -t 2
+  MINION_DIR=$dir start_minions 1 1
   time_cmd "ours: salt '*' test.ping, 1 minion, job_cache: $1" "$BIN/salt" -c "$ETC" '*' test.ping
   stop_all
 }
