@@ -496,3 +496,20 @@ impl Outage {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// What a minion sends for a `test.ping` of job `jid`, for tests that speak the protocol
+/// themselves.
+pub fn ping_return(id: &str, jid: &str) -> salt_proto::message::JobReturn {
+    salt_proto::message::JobReturn {
+        id: id.into(),
+        jid: jid.into(),
+        fun: "test.ping".into(),
+        fun_args: vec![],
+        ret: true.into(),
+        retcode: 0,
+        success: true,
+        user: None,
+        out: None,
+        metadata: None,
+    }
+}

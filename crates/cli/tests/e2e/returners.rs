@@ -532,7 +532,7 @@ fn return_local_prints_on_the_minions_standard_output() {
 #[test]
 fn a_return_sent_again_is_stored_once() {
     use salt_proto::frame::{read_frame, write_frame};
-    use salt_proto::message::{Hello, JobReturn, MasterMessage, MinionMessage};
+    use salt_proto::message::{Hello, MasterMessage, MinionMessage};
 
     let Some(db) = Db::create("resend") else { return };
     let mut c = Cluster::new(&format!("master_job_cache: mysql\n{}", db.config(db.port)));
@@ -541,18 +541,7 @@ fn a_return_sent_again_is_stored_once() {
     let keys = tempfile::tempdir().unwrap();
     let key = salt_pki::KeyPair::load_or_generate(keys.path(), "minion").unwrap();
     std::fs::write(c.master_pki().join("minions/resender"), key.public_pem()).unwrap();
-    let ret = MinionMessage::Return(JobReturn {
-        id: "resender".into(),
-        jid: "20261202051500123456".into(),
-        fun: "test.ping".into(),
-        fun_args: vec![],
-        ret: true.into(),
-        retcode: 0,
-        success: true,
-        user: None,
-        out: None,
-        metadata: None,
-    });
+    let ret = MinionMessage::Return(ping_return("resender", "20261202051500123456"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // Three copies: two on one connection, the third after a reconnect, each acknowledged.
     for copies in [2, 1] {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use salt_proto::frame::{read_frame, write_frame};
-use salt_proto::message::{Hello, JobReturn, MasterMessage, MinionMessage, Publish, SignedPublish};
+use salt_proto::message::{Hello, MasterMessage, MinionMessage, Publish, SignedPublish};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -37,18 +37,7 @@ async fn hostile_peers_get_clear_errors_and_change_nothing() {
 
     // A return before any hello.
     let mut tls = tls_to(port).await;
-    let ret = MinionMessage::Return(JobReturn {
-        id: "minion1".into(),
-        jid: "20261125003800067893".into(),
-        fun: "test.ping".into(),
-        fun_args: vec![],
-        ret: true.into(),
-        retcode: 0,
-        success: true,
-        user: None,
-        out: None,
-        metadata: None,
-    });
+    let ret = MinionMessage::Return(ping_return("minion1", "20261125003800067893"));
     write_frame(&mut tls, &ret, 1 << 20).await.unwrap();
     match read_frame::<MasterMessage, _>(&mut tls, 1 << 20).await.unwrap() {
         MasterMessage::Refused { reason } => assert!(reason.contains("expected hello"), "{reason}"),
